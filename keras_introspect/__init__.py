@@ -1,0 +1,46 @@
+"""keras_introspect: what did this CNN learn, layer by layer?
+
+Importing the package is cheap: TensorFlow, Keras, scikit-learn and
+matplotlib are imported only when a name that needs them is first used.
+The package sets no environment variable and no Keras backend.
+
+Example:
+    >>> import keras_introspect as ki
+    >>> intro = ki.Introspector(model)            # doctest: +SKIP
+    >>> intro.summary()                           # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import importlib
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it (imported on first access, PEP 562)
+_LAZY = {
+    "Introspector": "keras_introspect.model.introspector",
+    "LayerInfo": "keras_introspect.model.introspector",
+    "ReceptiveField": "keras_introspect.model.receptive_field",
+    "Tap": "keras_introspect.model.tap",
+    "TapModel": "keras_introspect.model.submodel",
+    "load_model": "keras_introspect.model.io",
+    "LayerActivations": "keras_introspect.cluster.layer_activations",
+    "exceptions": "keras_introspect.exceptions",
+    "datasets": "keras_introspect.datasets",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str):
+    module_name = _LAZY.get(name)
+    if module_name is None:
+        raise AttributeError(f"module 'keras_introspect' has no attribute {name!r}")
+    module = importlib.import_module(module_name)
+    value = module if module_name.endswith("." + name) else getattr(module, name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list:
+    return sorted(set(globals()) | set(_LAZY))

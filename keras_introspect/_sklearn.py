@@ -1,0 +1,36 @@
+"""scikit-learn glue shared by the estimators that wrap a Keras model.
+
+Private scikit-learn helpers are used here only, so a change in scikit-learn
+needs one fix.
+"""
+
+from __future__ import annotations
+
+from sklearn.base import clone
+
+
+class ModelEstimatorMixin:
+    """For estimators whose `model` parameter is a Keras model.
+
+    - `clone` shares the Keras model instead of deep-copying it (the
+      estimators never change the model, and copying one is slow and loses
+      compiled state);
+    - pickling drops the private caches of compiled TensorFlow functions,
+      which are rebuilt on first use.
+    """
+
+    _transient = ("_introspector",)
+
+    def __sklearn_clone__(self):
+        params = self.get_params(deep=False)
+        params = {k: v if k == "model" else clone(v, safe=False) for k, v in params.items()}
+        return type(self)(**params)
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        for key in self._transient:
+            state.pop(key, None)
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)

@@ -1,0 +1,72 @@
+"""Input checks shared by every public entry point.
+
+Messages follow the Keras wording: "Expected ... Received: name=value".
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from keras_introspect.exceptions import UnsupportedBackendError
+
+
+def check_backend() -> None:
+    """Raise `UnsupportedBackendError` unless Keras runs on TensorFlow."""
+    import keras
+
+    backend = keras.backend.backend()
+    if backend != "tensorflow":
+        raise UnsupportedBackendError(
+            "keras_introspect needs the TensorFlow backend of Keras 3 (it uses "
+            "tf.GradientTape and tf.function). Set KERAS_BACKEND=tensorflow before "
+            f"importing keras. Received: keras.backend.backend()={backend!r}"
+        )
+
+
+def check_model(model, name: str = "model") -> None:
+    """Raise `TypeError` unless `model` is a Keras 3 model."""
+    import keras
+
+    if not isinstance(model, keras.Model):
+        raise TypeError(
+            f"Expected `{name}` to be a keras.Model (Keras 3). "
+            f"Received: {name}={model!r} of type {type(model).__name__}"
+        )
+
+
+def check_positive_int(value, name: str) -> int:
+    """Return `value` as int if it is an integer >= 1, else raise `ValueError`."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"Expected `{name}` to be an integer >= 1. Received: {name}={value!r}")
+    return int(value)
+
+
+def check_verbose(verbose) -> int:
+    """Return `verbose` if it is 0, 1 or 2 (Keras convention), else raise."""
+    if isinstance(verbose, bool):
+        verbose = int(verbose)
+    if verbose not in (0, 1, 2):
+        raise ValueError(f"Expected `verbose` in (0, 1, 2). Received: verbose={verbose!r}")
+    return int(verbose)
+
+
+def check_one_of(value, name: str, options) -> None:
+    """Raise `ValueError` unless `value` is one of `options`."""
+    if value not in options:
+        raise ValueError(
+            f"Expected `{name}` to be one of {list(options)}. Received: {name}={value!r}"
+        )
+
+
+def check_finite(array: np.ndarray, name: str = "x") -> None:
+    """Raise `ValueError` if a floating array holds NaN or infinity."""
+    if np.issubdtype(array.dtype, np.complexfloating):
+        raise ValueError(f"Complex data not supported. Received: {name} of dtype {array.dtype}")
+    if np.issubdtype(array.dtype, np.floating) and not np.isfinite(array).all():
+        n_bad = int(array.size - np.isfinite(array).sum())
+        raise ValueError(
+            f"Input contains NaN or infinity ({n_bad} values). Expected finite "
+            f"values in `{name}`. Received: {name} with shape {array.shape}"
+        )

@@ -1,0 +1,518 @@
+"""`Introspector`: every layer of a Keras 3 model, its activations and fields."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import keras
+import numpy as np
+
+from keras_introspect._data import Batches, InputSpec
+from keras_introspect._validation import (
+    check_backend,
+    check_model,
+    check_one_of,
+    check_verbose,
+)
+from keras_introspect.exceptions import ModelNotBuiltError
+from keras_introspect.model import receptive_field as rf
+from keras_introspect.model._instrument import first_input, recording
+from keras_introspect.model.selectors import select, select_one
+from keras_introspect.model.tap import Tap
+
+
+@dataclass(frozen=True)
+class LayerInfo:
+    """One entry of the flat layer list.
+
+    Attributes:
+        path: names from the outer model down, joined by "/" (layer names may
+            contain dots, never slashes).
+        name: the layer's own name.
+        type: class name, e.g. "Conv2D".
+        layer: the `keras.layers.Layer` object (shared with the model).
+        depth: nesting depth (0 for layers of the outer model).
+        is_container: whether the layer holds other layers (a nested model).
+        input_of: for an `InputLayer`, `(container, position)`: the layer stands
+            for that input of the container; `None` otherwise.
+        output_shape: static output shape with batch axis `None` (a list for
+            layers with several outputs); `None` until analysed or if unused.
+        n_params: number of weights.
+        receptive_field: `ReceptiveField`, or `None` when undefined.
+        receptive_field_reason: why `receptive_field` is `None`.
+        channel_axis: axis of channels in the output (1 for channels_first).
+        n_calls: how often the layer runs in one forward pass.
+    """
+
+    path: str
+    name: str
+    type: str
+    layer: object = dataclasses.field(repr=False)
+    depth: int = 0
+    is_container: bool = False
+    input_of: tuple | None = dataclasses.field(default=None, repr=False)
+    output_shape: object = None
+    n_params: int = 0
+    receptive_field: rf.ReceptiveField | None = None
+    receptive_field_reason: str | None = None
+    channel_axis: int = -1
+    n_calls: int = 0
+
+
+def _children(layer) -> list:
+    if isinstance(layer, keras.Model):
+        return list(layer.layers)
+    return list(layer._flatten_layers(include_self=False, recursive=False))
+
+
+def _input_layers(container) -> dict:
+    """`{id(InputLayer): position}` for a Functional container."""
+    try:
+        inputs = container.inputs or []
+    except (AttributeError, ValueError):
+        return {}
+    out = {}
+    for position, tensor in enumerate(keras.tree.flatten(inputs)):
+        history = getattr(tensor, "_keras_history", None)
+        if history is not None:
+            out[id(history[0])] = position
+    return out
+
+
+def _channel_axis(layer) -> int:
+    if getattr(layer, "data_format", None) == "channels_first":
+        return 1
+    axis = getattr(layer, "axis", None)
+    return 1 if axis == 1 and type(layer).__name__ == "BatchNormalization" else -1
+
+
+def _walk(model) -> list:
+    infos, seen = [], {id(model)}
+
+    def visit(container, prefix: str, depth: int):
+        inputs = _input_layers(container)
+        for layer in _children(container):
+            if id(layer) in seen:
+                continue
+            seen.add(id(layer))
+            children = _children(layer)
+            position = inputs.get(id(layer))
+            infos.append(
+                LayerInfo(
+                    path=prefix + layer.name,
+                    name=layer.name,
+                    type=type(layer).__name__,
+                    layer=layer,
+                    depth=depth,
+                    is_container=bool(children),
+                    input_of=(container, position) if position is not None else None,
+                    channel_axis=_channel_axis(layer),
+                )
+            )
+            if children:
+                visit(layer, prefix + layer.name + "/", depth + 1)
+
+    visit(model, "", 0)
+    return infos
+
+
+def _shape(outputs):
+    import tensorflow as tf
+
+    flat = tf.nest.flatten(outputs)
+    shapes = [tuple(t.shape) for t in flat if hasattr(t, "shape")]
+    return shapes[0] if len(shapes) == 1 else shapes
+
+
+class Introspector:
+    """A flat view of every layer of a Keras 3 model, nested models expanded.
+
+    It resolves layer selectors, builds sub-models and taps (activations of
+    inner layers and the model output from one differentiable forward pass),
+    computes receptive fields and streams activations over datasets. It never
+    changes the model: no layer is rebuilt, re-wired or re-compiled.
+
+    Args:
+        model: a built `keras.Model` (Sequential, Functional, nested at any
+            depth, multi-input/-output, or subclassed). A Sequential or
+            subclassed model that was never built is built from `input_shape`
+            (as calling it would).
+        input_shape: shape of one sample without batch axis, e.g. `(32, 32, 3)`,
+            or a list of shapes for several inputs. Needed for models that were
+            never built, and for the layer table of subclassed models.
+
+    Raises:
+        ModelNotBuiltError: the model was never built and `input_shape` is None.
+        UnsupportedBackendError: Keras does not run on TensorFlow.
+
+    Example:
+        >>> import keras, keras_introspect as ki
+        >>> model = keras.Sequential([keras.Input((8, 8, 1)),
+        ...     keras.layers.Conv2D(2, 3, name="conv"), keras.layers.Flatten(name="flat")])
+        >>> intro = ki.Introspector(model)
+        >>> intro.layer_paths
+        ['conv', 'flat']
+        >>> intro.receptive_field("conv")
+        ReceptiveField(size=(3, 3), stride=(1, 1), offset=(0, 0), input_index=0)
+        >>> acts = intro.activations(np.zeros((5, 8, 8, 1)), layers="conv")
+        >>> acts["conv"].shape
+        (5, 6, 6, 2)
+    """
+
+    def __init__(self, model, input_shape=None):
+        check_backend()
+        check_model(model)
+        self.model = model
+        self.input_shape = input_shape
+        self._given_specs = self._specs_from(input_shape)
+        self._build_if_needed()
+        self._entries = _walk(model)
+        self._analysed = None
+        self._compiled = {}
+        self.trace_count = 0
+        """Number of times a compiled function was traced (for diagnostics)."""
+
+    # ----------------------------------------------------------------- specs
+    def _specs_from(self, input_shape):
+        if input_shape is None:
+            return None
+        shapes = input_shape
+        if not (
+            isinstance(shapes, (list, tuple)) and shapes and isinstance(shapes[0], (list, tuple))
+        ):
+            shapes = [shapes]
+        try:
+            return [
+                InputSpec((None, *(None if d is None else int(d) for d in s)), "float32")
+                for s in shapes
+            ]
+        except (TypeError, ValueError) as err:
+            raise ValueError(
+                "Expected `input_shape` as a tuple of ints per input, without batch "
+                f"axis, e.g. (32, 32, 3). Received: input_shape={input_shape!r}"
+            ) from err
+
+    def _model_specs(self):
+        try:
+            inputs = self.model.inputs
+        except (AttributeError, ValueError):
+            inputs = None
+        if inputs:
+            return [InputSpec(tuple(t.shape), str(t.dtype)) for t in keras.tree.flatten(inputs)]
+        shapes = getattr(self.model, "_build_shapes_dict", None)
+        if shapes and len(shapes) == 1:
+            shape = next(iter(shapes.values()))
+            if shape and isinstance(shape[0], (int, type(None))):
+                return [InputSpec((None, *shape[1:]), "float32")]
+        return None
+
+    def _build_if_needed(self):
+        model = self.model
+        if model.built:
+            known = self._model_specs()
+            given = self._given_specs
+            if (
+                given
+                and known
+                and (
+                    len(given) != len(known)
+                    or any(
+                        k is not None and k != g
+                        for gs, ks in zip(given, known, strict=True)
+                        for g, k in zip(gs.shape, ks.shape, strict=False)
+                    )
+                    or any(len(g.shape) != len(k.shape) for g, k in zip(given, known, strict=True))
+                )
+            ):
+                raise ValueError(
+                    f"Expected `input_shape` to match the model's inputs "
+                    f"{[k.shape[1:] for k in known]}. Received: input_shape={self.input_shape!r}"
+                )
+            return
+        if self._given_specs is None:
+            raise ModelNotBuiltError(
+                f"Model {model.name!r} was never built, so its layers have no weights "
+                "or shapes yet. Pass `input_shape` (one sample, no batch axis), e.g. "
+                "Introspector(model, input_shape=(32, 32, 3)), or call the model on "
+                "data first"
+            )
+        zeros = [np.zeros((1, *s.shape[1:]), "float32") for s in self._given_specs]
+        model(zeros[0] if len(zeros) == 1 else zeros, training=False)
+
+    @property
+    def input_specs(self) -> list | None:
+        """Expected shape (batch first) and dtype of each model input, if known."""
+        return self._given_specs or self._model_specs()
+
+    # ---------------------------------------------------------------- layers
+    @property
+    def layer_paths(self) -> list:
+        """Paths of all layers, nested models expanded, in model order."""
+        return [info.path for info in self._entries]
+
+    @property
+    def layers(self) -> list:
+        """`LayerInfo` of all layers, with shapes and receptive fields."""
+        return self._analyse()
+
+    def select(self, selector) -> list:
+        """`LayerInfo` of every layer matched by `selector` (see module docs)."""
+        return select(selector, self._analyse() if self._analysed else self._entries)
+
+    def layer(self, selector) -> LayerInfo:
+        """`LayerInfo` of the one layer matched by `selector`."""
+        return select_one(selector, self._analyse())
+
+    def _analyse(self) -> list:
+        """Trace the model once to read output shapes and receptive fields."""
+        if self._analysed is not None:
+            return self._analysed
+        import tensorflow as tf
+
+        specs = self.input_specs
+        if specs is None:
+            raise ValueError(
+                f"Cannot tell the input shape of model {self.model.name!r} (a "
+                "subclassed model). Pass `input_shape` to Introspector"
+            )
+        by_layer = {id(info.layer): info for info in self._entries}
+        inputs_of = {}
+        for info in self._entries:
+            if info.input_of is not None:
+                inputs_of.setdefault(id(info.input_of[0]), []).append(info)
+        results = {info.path: {"calls": 0} for info in self._entries}
+        fields = {}
+
+        def field_of(tensor):
+            while True:
+                found = fields.get(tensor.ref())
+                if found is not None:
+                    return found
+                op = getattr(tensor, "op", None)
+                if op is None or op.type not in ("Cast", "Identity") or not list(op.inputs):
+                    return None
+                tensor = op.inputs[0]
+
+        def on_call(layer, args, kwargs, outputs):
+            ins = [t for t in tf.nest.flatten(first_input(args, kwargs)) if tf.is_tensor(t)]
+            for child in inputs_of.get(id(layer), ()):
+                tensor = ins[child.input_of[1]]
+                results[child.path].update(
+                    calls=1, shape=tuple(tensor.shape), field=field_of(tensor)
+                )
+            outs = [t for t in tf.nest.flatten(outputs) if tf.is_tensor(t)]
+            result = results[by_layer[id(layer)].path]
+            result["calls"] += 1
+            if result["calls"] > 1 or not outs:
+                return
+            known = field_of(outs[0])
+            if known is None:
+                known = rf.propagate(
+                    layer,
+                    [field_of(t) for t in ins],
+                    [tuple(t.shape) for t in ins],
+                    tuple(outs[0].shape),
+                )
+                for t in outs:
+                    fields.setdefault(t.ref(), known)
+            result.update(shape=_shape(outputs), field=known)
+
+        def forward(*inputs):
+            for i, tensor in enumerate(inputs):
+                fields[tensor.ref()] = (
+                    rf.input_field(tensor.shape.rank - 2, i)
+                    if tensor.shape.rank >= 3
+                    else rf.Undefined(f"input {i} has no spatial axes")
+                )
+            for info in self._entries:
+                if info.input_of is not None and info.input_of[0] is self.model:
+                    tensor = inputs[info.input_of[1]]
+                    results[info.path].update(
+                        calls=1, shape=tuple(tensor.shape), field=fields[tensor.ref()]
+                    )
+            self.model(inputs[0] if len(inputs) == 1 else list(inputs), training=False)
+            return tf.constant(0)
+
+        signature = [tf.TensorSpec(s.shape, s.dtype) for s in specs]
+        with recording([info.layer for info in self._entries], on_call):
+            tf.function(forward, autograph=False).get_concrete_function(*signature)
+        analysed = []
+        for info in self._entries:
+            result = results[info.path]
+            field = result.get("field")
+            reason = None
+            if result["calls"] == 0:
+                reason = "not called in the forward pass"
+            elif field is None:
+                reason = "its input comes from an operation outside any layer"
+            elif isinstance(field, rf.Undefined):
+                reason = field.reason
+            analysed.append(
+                dataclasses.replace(
+                    info,
+                    output_shape=result.get("shape"),
+                    n_params=int(info.layer.count_params()) if info.layer.built else 0,
+                    receptive_field=field if isinstance(field, rf.ReceptiveField) else None,
+                    receptive_field_reason=reason,
+                    n_calls=result["calls"],
+                )
+            )
+        self._analysed = analysed
+        return analysed
+
+    def summary(self, print_fn=None) -> None:
+        """Print the layer table: path, type, output shape, weights, receptive field."""
+        print_fn = print_fn or print
+        rows = [("#", "path", "type", "output shape", "params", "receptive field")]
+        for index, info in enumerate(self._analyse()):
+            field = info.receptive_field
+            if field is not None:
+                text = "x".join(map(str, field.size)) + " /" + "x".join(map(str, field.stride))
+            else:
+                text = "-"
+            shape = str(info.output_shape).replace("None", "?") if info.output_shape else "-"
+            rows.append(
+                (
+                    str(index),
+                    "  " * info.depth + info.path.rsplit("/", 1)[-1] if info.depth else info.path,
+                    info.type,
+                    shape,
+                    f"{info.n_params:,}",
+                    text,
+                )
+            )
+        widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
+        line = lambda r: "  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip()  # noqa: E731
+        print_fn(
+            f'Model "{self.model.name}" - {len(rows) - 1} layers '
+            "(receptive field: size /stride in input pixels)"
+        )
+        print_fn(line(rows[0]))
+        print_fn("-" * len(line(rows[0])))
+        for row in rows[1:]:
+            print_fn(line(row))
+
+    # ------------------------------------------------------- fields, models
+    def receptive_field(self, selector, strict: bool = False):
+        """Receptive field of a layer's units in input pixels.
+
+        Args:
+            selector: one layer.
+            strict: raise `ValueError` with the reason instead of returning None.
+
+        Returns:
+            `ReceptiveField(size, stride, offset)`, or `None` where undefined
+            (after Flatten/Dense, global pooling, resizing); the reason is in
+            `layer(selector).receptive_field_reason`.
+        """
+        info = self.layer(selector)
+        if info.receptive_field is None and strict:
+            raise ValueError(
+                f"Layer {info.path!r} has no receptive field: {info.receptive_field_reason}"
+            )
+        return info.receptive_field
+
+    def tap(self, layers) -> Tap:
+        """A differentiable `Tap` returning `(activations, model_output)`."""
+        return Tap(self.model, self.select(layers))
+
+    def submodel(self, layers) -> keras.Model:
+        """A `keras.Model` from the model inputs to the output(s) of `layers`.
+
+        The sub-model shares the weights of the model (nothing is copied) and
+        works for layers inside nested models. Its output is one tensor for one
+        layer, a list for several.
+        """
+        from keras_introspect.model.submodel import TapModel
+
+        return TapModel(self.model, self.tap(layers))
+
+    # ----------------------------------------------------------- activations
+    def _compiled_fn(self, infos, pooling, signature):
+        import tensorflow as tf
+
+        key = (tuple(i.path for i in infos), pooling, repr(signature))
+        fn = self._compiled.get(key)
+        if fn is not None:
+            return fn
+        tap = Tap(self.model, infos)
+
+        def run(inputs):
+            self.trace_count += 1
+            activations, _ = tap(inputs)
+            if pooling is None:
+                return activations
+            return [_pool(a, info, pooling) for a, info in zip(activations, infos, strict=True)]
+
+        fn = tf.function(run, input_signature=[signature], autograph=False)
+        self._compiled[key] = fn
+        return fn
+
+    def activations(self, x, layers, batch_size: int = 32, verbose: int = 0, pooling=None) -> dict:
+        """Activations of `layers` for every sample of `x`, streamed in batches.
+
+        Args:
+            x: images: numpy array or tf tensor `(n, ...)` (a single sample
+                without batch axis is accepted), a list/dict of them for
+                multi-input models, a `tf.data.Dataset` or `PyDataset`
+                (yielding `x` or `(x, y)`), or a generator of batches.
+            layers: layer selector(s).
+            batch_size: samples per forward pass; results do not depend on it.
+            verbose: 0 silent, 1 progress bar, 2 one line at the end.
+            pooling: `None`, `"avg"` or `"max"` over the spatial axes (done
+                on the device, so only `(n, channels)` is kept in memory).
+
+        Returns:
+            `{path: np.ndarray}` with arrays of shape `(n, *layer_output_shape)`
+            (or `(n, channels)` when pooled), in the order of `layers`.
+        """
+        import tensorflow as tf
+
+        check_one_of(pooling, "pooling", (None, "avg", "max"))
+        verbose = check_verbose(verbose)
+        infos = self.select(layers)
+        batches = Batches(x, batch_size, self.input_specs)
+        progbar = keras.utils.Progbar(batches.n_batches, verbose=verbose, unit_name="batch")
+        out, parts, start = None, None, 0
+        fn = None
+        for step, batch in enumerate(batches):
+            if fn is None:
+                signature = tf.nest.map_structure(
+                    lambda a: tf.TensorSpec((None, *a.shape[1:]), tf.as_dtype(a.dtype)),
+                    batch,
+                )
+                fn = self._compiled_fn(infos, pooling, signature)
+            values = [np.asarray(v) for v in fn(batch)]
+            n = values[0].shape[0]
+            if batches.n_samples is not None:
+                if out is None:
+                    out = [np.empty((batches.n_samples, *v.shape[1:]), v.dtype) for v in values]
+                for target, v in zip(out, values, strict=True):
+                    target[start : start + n] = v
+            else:
+                parts = parts or [[] for _ in values]
+                for part, v in zip(parts, values, strict=True):
+                    part.append(v)
+            start += n
+            progbar.update(step + 1)
+        if out is None:
+            out = [np.concatenate(p) for p in parts]
+        return {info.path: v for info, v in zip(infos, out, strict=True)}
+
+    def __repr__(self) -> str:
+        return f"<Introspector model={self.model.name!r} layers={len(self._entries)}>"
+
+
+def _pool(tensor, info, pooling):
+    import tensorflow as tf
+
+    rank = tensor.shape.rank
+    if rank is None or rank < 3:
+        raise ValueError(
+            f"Expected a layer with spatial axes for pooling={pooling!r}. Received: "
+            f"layer {info.path!r} with output shape {tuple(tensor.shape)}"
+        )
+    axes = list(range(2, rank)) if info.channel_axis == 1 else list(range(1, rank - 1))
+    reduce = tf.reduce_mean if pooling == "avg" else tf.reduce_max
+    return reduce(tensor, axis=axes)

@@ -1,0 +1,153 @@
+"""Layer selectors: how users name layers, everywhere in keras_introspect.
+
+A selector is a path (`"mobilenetv2_0.35_64/Conv1"`), a `LayerInfo`, a layer name, a unique
+suffix of a path, an index into the flat layer list (negative too), a
+`keras.layers.Layer`, a class name (`"Conv2D"`), one of the groups `"all"`,
+`"conv"`, `"pool"`, `"dense"`, a regular expression matched against paths, or
+a list of any of these.
+"""
+
+from __future__ import annotations
+
+import difflib
+import numbers
+import re
+
+from keras_introspect.exceptions import AmbiguousLayerError, LayerNotFoundError
+
+_GROUPS = {
+    "conv": (
+        "Conv1D",
+        "Conv2D",
+        "Conv3D",
+        "DepthwiseConv1D",
+        "DepthwiseConv2D",
+        "SeparableConv1D",
+        "SeparableConv2D",
+        "Conv1DTranspose",
+        "Conv2DTranspose",
+        "Conv3DTranspose",
+    ),
+    "pool": (
+        "MaxPooling1D",
+        "MaxPooling2D",
+        "MaxPooling3D",
+        "AveragePooling1D",
+        "AveragePooling2D",
+        "AveragePooling3D",
+        "GlobalAveragePooling1D",
+        "GlobalAveragePooling2D",
+        "GlobalAveragePooling3D",
+        "GlobalMaxPooling1D",
+        "GlobalMaxPooling2D",
+        "GlobalMaxPooling3D",
+    ),
+    "dense": ("Dense", "EinsumDense"),
+}
+_REGEX_CHARS = set(".^$*+?{}[]|()\\")
+
+
+def _is_leaf(info) -> bool:
+    return not info.is_container and info.type != "InputLayer"
+
+
+def _in_group(info, group: str) -> bool:
+    if group == "all":
+        return _is_leaf(info)
+    names = {cls.__name__ for cls in type(info.layer).__mro__}
+    return _is_leaf(info) and bool(names & set(_GROUPS[group]))
+
+
+def _not_found(selector, infos, why: str = "") -> LayerNotFoundError:
+    candidates = [i.path for i in infos] + [i.name for i in infos]
+    close = difflib.get_close_matches(str(selector), candidates, n=5, cutoff=0.5)
+    hint = f" Closest valid names: {close}." if close else ""
+    first = [i.path for i in infos[:8]]
+    return LayerNotFoundError(
+        f"No layer matches {selector!r}{why}.{hint} Expected a layer path or name "
+        f"(e.g. {first}), an index in [-{len(infos)}, {len(infos) - 1}], a class name, "
+        "'all', 'conv', 'pool', 'dense' or a regular expression"
+    )
+
+
+def _select_one_item(selector, infos) -> list:
+    import keras
+
+    if hasattr(selector, "path") and hasattr(selector, "layer"):  # a LayerInfo
+        selector = selector.path
+    if isinstance(selector, keras.layers.Layer):
+        found = [i for i in infos if i.layer is selector]
+        if not found:
+            raise _not_found(
+                getattr(selector, "name", selector),
+                infos,
+                " (layer object not in this model)",
+            )
+        return found[:1]
+    if isinstance(selector, numbers.Integral) and not isinstance(selector, bool):
+        if not -len(infos) <= selector < len(infos):
+            raise LayerNotFoundError(
+                f"Expected a layer index in [-{len(infos)}, {len(infos) - 1}]. "
+                f"Received: index={selector}"
+            )
+        return [infos[selector]]
+    if not isinstance(selector, str):
+        raise TypeError(
+            "Expected a layer selector (str, int, keras.layers.Layer or a list of "
+            f"them). Received: {selector!r} of type {type(selector).__name__}"
+        )
+    for match in (
+        lambda i: i.path == selector,
+        lambda i: i.name == selector,
+        lambda i: i.path.endswith("/" + selector),
+    ):
+        found = [i for i in infos if match(i)]
+        if len(found) == 1:
+            return found
+        if found:
+            raise AmbiguousLayerError(
+                f"{selector!r} names {len(found)} layers: {[i.path for i in found]}. "
+                "Use the full path"
+            )
+    if selector in _GROUPS or selector == "all":
+        return [i for i in infos if _in_group(i, selector)]
+    found = [i for i in infos if i.type == selector]
+    if found:
+        return found
+    if _REGEX_CHARS & set(selector):
+        try:
+            pattern = re.compile(selector)
+        except re.error:
+            pattern = None
+        if pattern is not None:
+            found = [i for i in infos if pattern.fullmatch(i.path)]
+            if found:
+                return found
+    raise _not_found(selector, infos)
+
+
+def select(selector, infos) -> list:
+    """All layers matched by `selector` (in model order for groups, else as given)."""
+    items = selector if isinstance(selector, (list, tuple)) else [selector]
+    if not items:
+        raise ValueError("Expected at least one layer selector. Received: an empty list")
+    out, seen = [], set()
+    for item in items:
+        for info in _select_one_item(item, infos):
+            if info.path not in seen:
+                seen.add(info.path)
+                out.append(info)
+    if not out:
+        raise _not_found(selector, infos, " (the group is empty in this model)")
+    return out
+
+
+def select_one(selector, infos):
+    """The single layer matched by `selector`; raise if it matches several."""
+    found = select(selector, infos)
+    if len(found) > 1:
+        raise AmbiguousLayerError(
+            f"Expected {selector!r} to name one layer. Received a selector matching "
+            f"{len(found)} layers: {[i.path for i in found][:10]}"
+        )
+    return found[0]

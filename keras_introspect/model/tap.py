@@ -1,0 +1,75 @@
+"""A differentiable forward pass that also returns inner activations."""
+
+from __future__ import annotations
+
+from keras_introspect.exceptions import SharedLayerError
+from keras_introspect.model._instrument import first_input, recording
+
+
+class Tap:
+    """Run a model once and return the outputs of chosen layers with its output.
+
+    The activations are tensors of the same forward pass as the model output,
+    so `tape.gradient(output, activation)` works. A `Tap` can be called
+    eagerly or inside a `tf.function` / `tf.GradientTape`; it never changes
+    the model. Obtain one from `Introspector.tap(...)`.
+
+    Args:
+        model: the Keras model.
+        infos: the `LayerInfo` of each layer to tap.
+
+    Example:
+        >>> tap = ki.Introspector(model).tap(["conv1", "dense"])  # doctest: +SKIP
+        >>> with tf.GradientTape() as tape:                        # doctest: +SKIP
+        ...     (conv1, dense), output = tap(x)
+        >>> grads = tape.gradient(output[:, 3], conv1)            # doctest: +SKIP
+    """
+
+    def __init__(self, model, infos):
+        self.model = model
+        self.infos = list(infos)
+        self.paths = [info.path for info in self.infos]
+
+    def __call__(self, inputs, training: bool = False):
+        """Return `(activations, output)`; `activations` follows `self.paths`."""
+        import tensorflow as tf
+
+        captured = {path: [] for path in self.paths}
+        watched = {}  # id(layer) -> [(info, input position or None)]
+        for info in self.infos:
+            if info.input_of is None:
+                watched.setdefault(id(info.layer), []).append((info, None))
+            elif info.input_of[0] is not self.model:
+                watched.setdefault(id(info.input_of[0]), []).append((info, info.input_of[1]))
+
+        def on_call(layer, args, kwargs, outputs):
+            for info, position in watched.get(id(layer), ()):
+                if position is None:
+                    captured[info.path].append(outputs)
+                else:
+                    captured[info.path].append(tf.nest.flatten(first_input(args, kwargs))[position])
+
+        layers = [info.layer for info in self.infos if info.input_of is None]
+        layers += [info.input_of[0] for info in self.infos if info.input_of is not None]
+        with recording([layer for layer in layers if layer is not self.model], on_call):
+            output = self.model(inputs, training=training)
+        activations = []
+        for info in self.infos:
+            if info.input_of is not None and info.input_of[0] is self.model:
+                activations.append(tf.nest.flatten(inputs)[info.input_of[1]])
+                continue
+            calls = captured[info.path]
+            if not calls:
+                raise ValueError(
+                    f"Layer {info.path!r} was not called in the forward pass of "
+                    f"{self.model.name!r}, so it has no activation to return"
+                )
+            if len(calls) > 1:
+                raise SharedLayerError(
+                    f"Layer {info.path!r} is called {len(calls)} times in one forward "
+                    "pass (a shared layer); its activation is ambiguous. Tap a layer "
+                    "that is called once, e.g. the layer just after it in the branch "
+                    "you mean"
+                )
+            activations.append(calls[0])
+        return activations, output
