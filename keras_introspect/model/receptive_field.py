@@ -21,6 +21,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from keras_introspect.model import _kinds as kinds
+
 
 @dataclass(frozen=True)
 class ReceptiveField:
@@ -114,43 +116,21 @@ _POINTWISE = {
     "UnitNormalization",
 }
 _MERGE = {"Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate"}
-_CONV = {
-    "Conv1D",
-    "Conv2D",
-    "Conv3D",
-    "DepthwiseConv1D",
-    "DepthwiseConv2D",
-    "SeparableConv1D",
-    "SeparableConv2D",
-}
-_POOL = {
-    "MaxPooling1D",
-    "MaxPooling2D",
-    "MaxPooling3D",
-    "AveragePooling1D",
-    "AveragePooling2D",
-    "AveragePooling3D",
-}
+_CONV = kinds.CONV
+_POOL = kinds.POOL
 # Layers after which no output unit has a local field.
 _MIXING = {
     "Flatten": "flattens all positions into one vector",
     "Reshape": "reshapes away the spatial grid",
     "Permute": "permutes axes",
-    "GlobalAveragePooling1D": "pools over all positions",
-    "GlobalAveragePooling2D": "pools over all positions",
-    "GlobalAveragePooling3D": "pools over all positions",
-    "GlobalMaxPooling1D": "pools over all positions",
-    "GlobalMaxPooling2D": "pools over all positions",
-    "GlobalMaxPooling3D": "pools over all positions",
     "GroupNormalization": "normalises over all positions",
     "Resizing": "resamples the pixel grid",
     "UpSampling1D": "resamples the pixel grid",
     "UpSampling2D": "resamples the pixel grid",
     "UpSampling3D": "resamples the pixel grid",
-    "Conv1DTranspose": "is a transposed convolution (fractional stride)",
-    "Conv2DTranspose": "is a transposed convolution (fractional stride)",
-    "Conv3DTranspose": "is a transposed convolution (fractional stride)",
 }
+_MIXING.update(dict.fromkeys(kinds.GLOBAL_POOL, "pools over all positions"))
+_MIXING.update(dict.fromkeys(kinds.TRANSPOSED_CONV, "is a transposed convolution"))
 _PADDING = {"ZeroPadding1D", "ZeroPadding2D", "ZeroPadding3D"}
 _CROPPING = {"Cropping1D", "Cropping2D", "Cropping3D"}
 

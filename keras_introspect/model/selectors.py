@@ -14,35 +14,12 @@ import numbers
 import re
 
 from keras_introspect.exceptions import AmbiguousLayerError, LayerNotFoundError
+from keras_introspect.model import _kinds as kinds
 
 _GROUPS = {
-    "conv": (
-        "Conv1D",
-        "Conv2D",
-        "Conv3D",
-        "DepthwiseConv1D",
-        "DepthwiseConv2D",
-        "SeparableConv1D",
-        "SeparableConv2D",
-        "Conv1DTranspose",
-        "Conv2DTranspose",
-        "Conv3DTranspose",
-    ),
-    "pool": (
-        "MaxPooling1D",
-        "MaxPooling2D",
-        "MaxPooling3D",
-        "AveragePooling1D",
-        "AveragePooling2D",
-        "AveragePooling3D",
-        "GlobalAveragePooling1D",
-        "GlobalAveragePooling2D",
-        "GlobalAveragePooling3D",
-        "GlobalMaxPooling1D",
-        "GlobalMaxPooling2D",
-        "GlobalMaxPooling3D",
-    ),
-    "dense": ("Dense", "EinsumDense"),
+    "conv": kinds.CONV | kinds.TRANSPOSED_CONV,
+    "pool": kinds.POOL | kinds.GLOBAL_POOL,
+    "dense": kinds.DENSE,
 }
 _REGEX_CHARS = set(".^$*+?{}[]|()\\")
 
@@ -55,7 +32,7 @@ def _in_group(info, group: str) -> bool:
     if group == "all":
         return _is_leaf(info)
     names = {cls.__name__ for cls in type(info.layer).__mro__}
-    return _is_leaf(info) and bool(names & set(_GROUPS[group]))
+    return _is_leaf(info) and bool(names & _GROUPS[group])
 
 
 def _not_found(selector, infos, why: str = "") -> LayerNotFoundError:

@@ -1,0 +1,35 @@
+"""Families of Keras layer classes, by class name (one list for the whole package)."""
+
+CONV = frozenset(
+    {
+        "Conv1D",
+        "Conv2D",
+        "Conv3D",
+        "DepthwiseConv1D",
+        "DepthwiseConv2D",
+        "SeparableConv1D",
+        "SeparableConv2D",
+    }
+)
+TRANSPOSED_CONV = frozenset({"Conv1DTranspose", "Conv2DTranspose", "Conv3DTranspose"})
+POOL = frozenset(
+    {
+        "MaxPooling1D",
+        "MaxPooling2D",
+        "MaxPooling3D",
+        "AveragePooling1D",
+        "AveragePooling2D",
+        "AveragePooling3D",
+    }
+)
+GLOBAL_POOL = frozenset(
+    {
+        "GlobalAveragePooling1D",
+        "GlobalAveragePooling2D",
+        "GlobalAveragePooling3D",
+        "GlobalMaxPooling1D",
+        "GlobalMaxPooling2D",
+        "GlobalMaxPooling3D",
+    }
+)
+DENSE = frozenset({"Dense", "EinsumDense"})
