@@ -130,18 +130,31 @@ _MIXING = {
     "UpSampling3D": "resamples the pixel grid",
 }
 _MIXING.update(dict.fromkeys(kinds.GLOBAL_POOL, "pools over all positions"))
-_MIXING.update(dict.fromkeys(kinds.TRANSPOSED_CONV, "is a transposed convolution"))
+_MIXING.update(
+    dict.fromkeys(kinds.TRANSPOSED_CONV, "is a transposed convolution (fractional stride)")
+)
 _PADDING = {"ZeroPadding1D", "ZeroPadding2D", "ZeroPadding3D"}
 _CROPPING = {"Cropping1D", "Cropping2D", "Cropping3D"}
+
+
+# Every class name some rule below handles.
+_RULED = frozenset(
+    _POINTWISE
+    | _MERGE
+    | _CONV
+    | _POOL
+    | _PADDING
+    | _CROPPING
+    | set(_MIXING)
+    | {"Dense", "Softmax", "LayerNormalization"}
+)
 
 
 def _kind(layer) -> str | None:
     """The first class name in the MRO that a rule exists for."""
     for cls in type(layer).__mro__:
         name = cls.__name__
-        if name in _POINTWISE | _MERGE | _CONV | _POOL | _PADDING | _CROPPING:
-            return name
-        if name in ("Dense", "Softmax", "LayerNormalization") or name in _MIXING:
+        if name in _RULED:
             return name
     return None
 
