@@ -1,13 +1,13 @@
-"""Record what layers receive and return during one forward pass.
+"""Record (and, for backward rules, wrap) layer calls during one forward pass.
 
 Keras 3 runs every layer through `Layer.__call__`, which ends in `self.call`.
-While a `recording` block is open, `call` of the chosen layers is shadowed by
-an instance attribute that forwards to the original and reports the call.
-The block restores the layers exactly on exit, so the user's model is left as
-it was; it is meant to be open only while a forward pass is traced, so compiled
-functions carry no trace of it. This works the same for Sequential, Functional,
-nested and subclassed models, and needs no graph surgery (which, in Keras 3,
-would add inbound nodes to the user's layers).
+While a `patching` block is open, `call` of the chosen layers is shadowed by
+an instance attribute that forwards to the original. The block restores the
+layers exactly on exit, so the user's model is left as it was; it is meant to
+be open only while a forward pass is traced, so compiled functions carry no
+trace of it. This works the same for Sequential, Functional, nested and
+subclassed models, and needs no graph surgery (which, in Keras 3, would add
+inbound nodes to the user's layers).
 """
 
 from __future__ import annotations
@@ -18,16 +18,30 @@ import threading
 _LOCK = threading.RLock()
 
 
-def _recorder(layer, inner, on_call):
-    def call(*args, **kwargs):
-        outputs = inner(*args, **kwargs)
-        on_call(layer, args, kwargs, outputs)
-        return outputs
-
-    return call
-
-
 @contextlib.contextmanager
+def patching(wrappers):
+    """Within the block, each layer's `call` is `wrap(layer, original_call)`.
+
+    Args:
+        wrappers: `(layer, wrap)` pairs; several wrappers of one layer are
+            composed in the order given (the first one is innermost).
+    """
+    with _LOCK:
+        saved = {}
+        try:
+            for layer, wrap in wrappers:
+                if id(layer) not in saved:
+                    saved[id(layer)] = (layer, "call" in layer.__dict__, layer.__dict__.get("call"))
+                object.__setattr__(layer, "call", wrap(layer, layer.call))
+            yield
+        finally:
+            for layer, had_own, previous in reversed(saved.values()):
+                if had_own:
+                    object.__setattr__(layer, "call", previous)
+                else:
+                    object.__delattr__(layer, "call")
+
+
 def recording(layers, on_call):
     """Within the block, `on_call(layer, args, kwargs, outputs)` follows each call.
 
@@ -35,24 +49,32 @@ def recording(layers, on_call):
         layers: the layers to watch (duplicates are watched once).
         on_call: callback invoked after each call of a watched layer.
     """
-    with _LOCK:
-        saved = []
-        try:
-            seen = set()
-            for layer in layers:
-                if id(layer) in seen:
-                    continue
-                seen.add(id(layer))
-                had_own = "call" in layer.__dict__
-                saved.append((layer, had_own, layer.__dict__.get("call")))
-                object.__setattr__(layer, "call", _recorder(layer, layer.call, on_call))
-            yield
-        finally:
-            for layer, had_own, previous in reversed(saved):
-                if had_own:
-                    object.__setattr__(layer, "call", previous)
-                else:
-                    object.__delattr__(layer, "call")
+
+    def wrap(layer, inner):
+        def call(*args, **kwargs):
+            outputs = inner(*args, **kwargs)
+            on_call(layer, args, kwargs, outputs)
+            return outputs
+
+        return call
+
+    unique = {id(layer): layer for layer in layers}
+    return patching([(layer, wrap) for layer in unique.values()])
+
+
+@contextlib.contextmanager
+def swapped_attribute(layer, name: str, value):
+    """Shadow `layer.<name>` with `value` for the block (Keras tracking bypassed)."""
+    had_own = name in layer.__dict__
+    previous = layer.__dict__.get(name)
+    object.__setattr__(layer, name, value)
+    try:
+        yield
+    finally:
+        if had_own:
+            object.__setattr__(layer, name, previous)
+        else:
+            object.__delattr__(layer, name)
 
 
 def first_input(args, kwargs):

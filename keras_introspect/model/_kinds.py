@@ -33,3 +33,7 @@ GLOBAL_POOL = frozenset(
     }
 )
 DENSE = frozenset({"Dense", "EinsumDense"})
+# Rectifying non-linearities that guided backprop / deconvnet rules act on:
+# stand-alone layers, and names of `activation=` functions.
+RECTIFIER_LAYERS = frozenset({"ReLU", "LeakyReLU", "ELU", "PReLU"})
+RECTIFIER_ACTIVATIONS = frozenset({"relu", "relu6", "leaky_relu", "elu"})

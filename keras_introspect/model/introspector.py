@@ -283,6 +283,7 @@ class Introspector:
                 inputs_of.setdefault(id(info.input_of[0]), []).append(info)
         results = {info.path: {"calls": 0} for info in self._entries}
         fields = {}
+        output_shapes = []
 
         def field_of(tensor):
             while True:
@@ -331,7 +332,8 @@ class Introspector:
                     results[info.path].update(
                         calls=1, shape=tuple(tensor.shape), field=fields[tensor.ref()]
                     )
-            self.model(inputs[0] if len(inputs) == 1 else list(inputs), training=False)
+            output = self.model(inputs[0] if len(inputs) == 1 else list(inputs), training=False)
+            output_shapes.extend(tuple(t.shape) for t in tf.nest.flatten(output))
             return tf.constant(0)
 
         signature = [tf.TensorSpec(s.shape, s.dtype) for s in specs]
@@ -358,8 +360,15 @@ class Introspector:
                     n_calls=result["calls"],
                 )
             )
+        self._output_shapes = output_shapes
         self._analysed = analysed
         return analysed
+
+    @property
+    def output_shapes(self) -> list:
+        """Static shape (batch axis `None`) of each model output, in order."""
+        self._analyse()
+        return list(self._output_shapes)
 
     def summary(self, print_fn=None) -> None:
         """Print the layer table: path, type, output shape, weights, receptive field."""
@@ -413,9 +422,16 @@ class Introspector:
             )
         return info.receptive_field
 
-    def tap(self, layers) -> Tap:
-        """A differentiable `Tap` returning `(activations, model_output)`."""
-        return Tap(self.model, self.select(layers))
+    def tap(self, layers, backward: str | None = None) -> Tap:
+        """A differentiable `Tap` returning `(activations, model_output)`.
+
+        Args:
+            layers: layer selector(s); may be `[]` for the output only.
+            backward: `None`, `"guided"` or `"deconvnet"`: gradient rule for
+                rectifiers (see `keras_introspect.model.backward`).
+        """
+        infos = self.select(layers) if not (isinstance(layers, list) and not layers) else []
+        return Tap(self.model, infos, backward, [info.layer for info in self._entries])
 
     def submodel(self, layers) -> keras.Model:
         """A `keras.Model` from the model inputs to the output(s) of `layers`.

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from keras_introspect.exceptions import SharedLayerError
-from keras_introspect.model._instrument import first_input, recording
+from keras_introspect.model import backward as backward_rules
+from keras_introspect.model._instrument import first_input, patching, recording
 
 
 class Tap:
@@ -17,6 +18,9 @@ class Tap:
     Args:
         model: the Keras model.
         infos: the `LayerInfo` of each layer to tap.
+        backward: `None`, or a rule of `keras_introspect.model.backward`
+            ("guided", "deconvnet") applied to the rectifiers in `layers`.
+        layers: every layer of the model (needed with `backward`).
 
     Example:
         >>> tap = ki.Introspector(model).tap(["conv1", "dense"])  # doctest: +SKIP
@@ -25,10 +29,12 @@ class Tap:
         >>> grads = tape.gradient(output[:, 3], conv1)            # doctest: +SKIP
     """
 
-    def __init__(self, model, infos):
+    def __init__(self, model, infos, backward: str | None = None, layers=()):
         self.model = model
         self.infos = list(infos)
         self.paths = [info.path for info in self.infos]
+        self.backward = backward
+        self._rules = [] if backward is None else backward_rules.wrappers(layers, backward)
 
     def __call__(self, inputs, training: bool = False):
         """Return `(activations, output)`; `activations` follows `self.paths`."""
@@ -51,7 +57,10 @@ class Tap:
 
         layers = [info.layer for info in self.infos if info.input_of is None]
         layers += [info.input_of[0] for info in self.infos if info.input_of is not None]
-        with recording([layer for layer in layers if layer is not self.model], on_call):
+        with (
+            patching(self._rules),
+            recording([layer for layer in layers if layer is not self.model], on_call),
+        ):
             output = self.model(inputs, training=training)
         activations = []
         for info in self.infos:
@@ -73,3 +82,31 @@ class Tap:
                 )
             activations.append(calls[0])
         return activations, output
+
+
+def pre_activation(tensor):
+    """The logits behind a softmax or sigmoid output, else `tensor` itself.
+
+    Keras attaches the logits to the outputs of its softmax and sigmoid
+    (`_keras_logits`); otherwise the graph is followed back through casts
+    and identities to a Softmax/Sigmoid op. Works on tensors of a traced
+    (`tf.function`) forward pass.
+    """
+    current = tensor
+    for _ in range(8):
+        logits = getattr(current, "_keras_logits", None)
+        if logits is not None:
+            return logits
+        op = getattr(current, "op", None)
+        if op is None:
+            return tensor
+        try:
+            op_type = op.type
+        except AttributeError:  # eager tensors have no op
+            return tensor
+        if op_type in ("Softmax", "Sigmoid"):
+            return op.inputs[0]
+        if op_type not in ("Cast", "Identity") or not list(op.inputs):
+            return tensor
+        current = op.inputs[0]
+    return tensor

@@ -82,14 +82,16 @@ def test_in_a_pipeline_on_digits():
     from keras_introspect.datasets import digits
 
     x, y = digits()
+    keras.utils.set_random_seed(0)  # an untrained model: its features depend on the seed
     model = build_demo_model()
     pipe = make_pipeline(
-        ki.LayerActivations(model, layer="pool1", pooling="avg"),
+        ki.LayerActivations(model, layer="pool1", pooling="max"),
         LogisticRegression(max_iter=2000),
     )
     pipe.fit(x[:600], y[:600])
-    # Even an untrained conv stack gives features well above chance (0.1).
-    assert pipe.score(x[600:900], y[600:900]) > 0.3
+    # Even an untrained conv stack gives features well above chance (0.1):
+    # 0.61-0.65 over seeds 0-3.
+    assert pipe.score(x[600:900], y[600:900]) > 0.4
 
 
 def test_bad_arguments(built_models):

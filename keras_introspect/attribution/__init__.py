@@ -1,0 +1,26 @@
+"""Attribution maps: which input pixels matter for a class, filter or neuron."""
+
+from keras_introspect.attribution.deconvnet import Deconvnet
+from keras_introspect.attribution.gradcam import GradCAM, GradCAMPlusPlus
+from keras_introspect.attribution.gradient_input import GradientInput
+from keras_introspect.attribution.guided_backprop import GuidedBackprop
+from keras_introspect.attribution.integrated_gradients import IntegratedGradients
+from keras_introspect.attribution.maps import AttributionMaps
+from keras_introspect.attribution.occlusion import Occlusion
+from keras_introspect.attribution.saliency import Saliency
+from keras_introspect.attribution.smoothgrad import SmoothGrad, SquareGrad, VarGrad
+
+__all__ = [
+    "AttributionMaps",
+    "Deconvnet",
+    "GradCAM",
+    "GradCAMPlusPlus",
+    "GradientInput",
+    "GuidedBackprop",
+    "IntegratedGradients",
+    "Occlusion",
+    "Saliency",
+    "SmoothGrad",
+    "SquareGrad",
+    "VarGrad",
+]

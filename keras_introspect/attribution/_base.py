@@ -1,0 +1,371 @@
+"""Base classes of the attribution methods: one loop, one compiled step each.
+
+`Attribution` owns what every method shares: the model's `Introspector`, the
+bound target, streaming the images in fixed-size chunks (the last one padded,
+so nothing is traced twice), the progress bar and the channel reduction.
+`GradientMethod` is the family whose maps come from gradients of the target
+with respect to the image, possibly averaged over "draws" (noisy copies for
+SmoothGrad, points on a path for Integrated Gradients); every (image, draw,
+target) triple is one row of a single batched forward/backward pass.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from keras_introspect._data import Batches
+from keras_introspect._validation import (
+    check_backend,
+    check_model,
+    check_one_of,
+    check_positive_int,
+    check_verbose,
+)
+from keras_introspect.exceptions import KerasIntrospectWarning
+from keras_introspect.targets import BoundTarget, as_target
+
+REDUCTIONS = ("max", "sum", "abs_sum", None)
+
+
+def reduce_channels(maps: np.ndarray, how) -> np.ndarray:
+    """Reduce the last (channel) axis: max of |.|, sum, sum of |.|, or keep it."""
+    if how is None:
+        return maps
+    if how == "max":
+        return np.abs(maps).max(axis=-1)
+    if how == "sum":
+        return maps.sum(axis=-1)
+    return np.abs(maps).sum(axis=-1)
+
+
+def _leaves(batch):
+    """`(list of arrays, pack)` for one batch of a single- or multi-input model."""
+    if isinstance(batch, dict):
+        keys = list(batch)
+        return [batch[k] for k in keys], lambda leaves: dict(zip(keys, leaves, strict=True))
+    if isinstance(batch, (list, tuple)):
+        return list(batch), list
+    return [batch], lambda leaves: leaves[0]
+
+
+def _pad(leaves: list, size: int) -> list:
+    n = leaves[0].shape[0]
+    if n == size:
+        return leaves
+    return [np.concatenate([a, np.repeat(a[-1:], size - n, axis=0)]) for a in leaves]
+
+
+class Attribution:
+    """Base of all attribution methods: `Method(model, target, ...).explain(x)`.
+
+    Args:
+        model: a Keras 3 model (any kind `Introspector` handles).
+        target: what to explain: a `keras_introspect.targets` object, a
+            class index, or a callable on the model output.
+        batch_size: rows per forward pass; one row is one (image, draw,
+            target) triple, so it bounds memory. Results do not depend on it.
+        verbose: 0 silent, 1 progress bar, 2 one line at the end.
+        input_index: which model input holds the images (default: the first
+            input with spatial axes); other inputs are held fixed.
+    """
+
+    _uses_channels = True
+
+    def __init__(self, model, target, *, batch_size=32, verbose=0, input_index=None):
+        check_model(model)
+        self.model = model
+        self.target = as_target(target)
+        self.batch_size = check_positive_int(batch_size, "batch_size")
+        self.verbose = check_verbose(verbose)
+        self.input_index = input_index
+        self._intro = None
+        self._bound = None
+        self._fns = {}
+        self.trace_count = 0
+        """Number of compiled steps traced so far (a diagnostic; see tests)."""
+
+    # ------------------------------------------------------------ set-up
+    def _introspector(self):
+        if self._intro is None:
+            check_backend()
+            from keras_introspect.model.introspector import Introspector
+
+            self._intro = Introspector(self.model)
+            self._bound = BoundTarget(self.target, self._intro)
+        return self._intro
+
+    def _image_input(self, specs) -> int:
+        if self.input_index is not None:
+            if not (isinstance(self.input_index, int) and 0 <= self.input_index < len(specs)):
+                raise ValueError(
+                    f"Expected `input_index` in [0, {len(specs) - 1}]. "
+                    f"Received: input_index={self.input_index!r}"
+                )
+            index = self.input_index
+        else:
+            ranks = [len(s.shape) for s in specs]
+            index = next((i for i, r in enumerate(ranks) if r == 4), None)
+            if index is None:
+                index = next((i for i, r in enumerate(ranks) if r >= 3), None)
+            if index is None:
+                raise ValueError(
+                    "Expected a model input with spatial axes (images). Received: inputs "
+                    f"of shapes {[s.shape for s in specs]}"
+                )
+        if len(specs[index].shape) < 3:
+            raise ValueError(
+                f"Expected input {index} to have spatial axes. Received: shape {specs[index].shape}"
+            )
+        return index
+
+    def _plan(self, n_samples, n_draws: int, n_outputs: int) -> tuple:
+        """Images per step `b` and draws per step `m` so b*m*K rows fit batch_size."""
+        per_image = n_draws * n_outputs
+        if per_image <= self.batch_size:
+            b, m = max(1, self.batch_size // per_image), n_draws
+        else:
+            b, m = 1, min(n_draws, max(1, self.batch_size // n_outputs))
+        if n_samples is not None:
+            b = min(b, n_samples)
+        return b, m
+
+    # ------------------------------------------------------------ public
+    def explain(self, x, batch_size: int | None = None, verbose: int | None = None):
+        """Attribution maps for the images in `x`.
+
+        Args:
+            x: images `(n, H, W, C)` as a numpy array or tf tensor (one image
+                without batch axis is accepted), a list/dict of arrays for a
+                multi-input model, a `tf.data.Dataset`, `PyDataset` or a
+                generator of batches (`x` or `(x, y)`).
+            batch_size: overrides the constructor's `batch_size`.
+            verbose: overrides the constructor's `verbose`.
+
+        Returns:
+            float32 array `(n, H, W)` (`(n, H, W, C)` when channels are kept;
+            `(n, K, ...)` for a target with K channels).
+        """
+        saved = self.batch_size, self.verbose
+        try:
+            if batch_size is not None:
+                self.batch_size = check_positive_int(batch_size, "batch_size")
+            if verbose is not None:
+                self.verbose = check_verbose(verbose)
+            return self._explain(x)
+        finally:
+            self.batch_size, self.verbose = saved
+
+    __call__ = explain
+
+    def _explain(self, x):
+        import keras
+
+        intro = self._introspector()
+        self._check_options()
+        specs = intro.input_specs
+        image = self._image_input(specs)
+        batches = Batches(x, self.batch_size, specs)
+        self._bound.check_n_samples(batches.n_samples)
+        chunks = self._chunks(batches)
+        progbar = keras.utils.Progbar(self._n_steps(batches), verbose=self.verbose)
+        parts, start = [], 0
+        self._signal = False
+        for leaves, pack, n_valid in chunks:
+            params = self._bound.params(start, n_valid)
+            params = np.concatenate([params, np.repeat(params[-1:], len(leaves[0]) - n_valid, 0)])
+            maps = self._explain_chunk(leaves, pack, image, params, start, progbar)
+            parts.append(maps[:n_valid])
+            start += n_valid
+        self._bound.check_n_samples(start)
+        out = np.concatenate(parts)
+        if self._bound.n_outputs == 1:
+            out = out[:, 0]
+        if not (self._signal or np.any(out)):
+            warnings.warn(
+                f"Every attribution of {type(self).__name__} for {self.target!r} is zero. "
+                "The target may not depend on the input (a dead filter, a saturated "
+                "probability: try logits=True), or gradients underflowed (float16 "
+                "models: compare with a float32 copy).",
+                KerasIntrospectWarning,
+                stacklevel=3,
+            )
+        return out
+
+    def _n_steps(self, batches):
+        return None
+
+    def _check_options(self) -> None:
+        """Validate method options (called once the model is known)."""
+
+    def _chunks(self, batches):
+        """Fixed-size image chunks `(leaves, pack, n_valid)`; the last is padded."""
+        b, _ = self._chunk_plan(batches.n_samples)
+        pending, pack = [], None
+        for batch in batches:
+            leaves, pack = _leaves(batch)
+            pending.append(leaves)
+            while sum(len(p[0]) for p in pending) >= b:
+                merged = [np.concatenate(parts) for parts in zip(*pending, strict=True)]
+                yield [a[:b] for a in merged], pack, b
+                rest = [a[b:] for a in merged]
+                pending = [rest] if len(rest[0]) else []
+        if pending:
+            merged = [np.concatenate(parts) for parts in zip(*pending, strict=True)]
+            yield _pad(merged, b), pack, len(merged[0])
+
+    def _chunk_plan(self, n_samples):
+        raise NotImplementedError
+
+    def _explain_chunk(self, leaves, pack, image, params, start, progbar):
+        raise NotImplementedError
+
+    def _compiled(self, key, build):
+        fn = self._fns.get(key)
+        if fn is None:
+            fn = build()
+            self._fns[key] = fn
+        return fn
+
+    def __repr__(self):
+        return f"{type(self).__name__}(model={self.model.name!r}, target={self.target!r})"
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state.update(_intro=None, _bound=None, _fns={})
+        return state
+
+
+class GradientMethod(Attribution):
+    """Family of methods built on gradients of the target w.r.t. the image.
+
+    A subclass sets `_n_draws`, and may override `_perturb` (the image of
+    each draw, on the device), `_draws` (per-draw ids, values and weights,
+    on the host), `_statistics` (what is summed over draws) and `_finish`
+    (the map from the summed statistics).
+
+    Args:
+        reduce_channels: ``"max"`` (max of absolute values over the colour
+            channels, Simonyan et al.), ``"sum"``, ``"abs_sum"``, or `None`
+            to keep the channel axis.
+    """
+
+    _backward = None  # a rule of keras_introspect.model.backward
+
+    def __init__(self, model, target, *, reduce_channels="max", **kwargs):
+        super().__init__(model, target, **kwargs)
+        check_one_of(reduce_channels, "reduce_channels", REDUCTIONS)
+        self.reduce_channels = reduce_channels
+
+    _n_draws = 1
+
+    def _draws(self) -> tuple:
+        """`(ids int32, values float32, weights float32)` of all draws."""
+        n = self._n_draws
+        return np.arange(n, dtype=np.int32), np.zeros(n, np.float32), np.ones(n, np.float32)
+
+    def _perturb(self, images, image_ids, draw_ids, draw_values):
+        """Images of every draw: `(b, ...)` -> `(b, m, ...)` on the device."""
+        import tensorflow as tf
+
+        return tf.expand_dims(images, 1)
+
+    def _statistics(self, grads, weights, images):
+        """Per-chunk sums over draws: grads `(b, m, K, ...)`, weights `(m,)`."""
+        import tensorflow as tf
+
+        w = tf.reshape(weights, [1, -1] + [1] * (grads.shape.rank - 2))
+        return [tf.reduce_sum(grads * w, axis=1)]
+
+    def _finish(self, stats, images):
+        """Map `(b, K, H, W, C)` from the summed statistics (numpy)."""
+        return stats[0]
+
+    def _chunk_plan(self, n_samples):
+        return self._plan(n_samples, self._n_draws, self._bound.n_outputs)
+
+    def _n_steps(self, batches):
+        if batches.n_samples is None:
+            return None
+        b, m = self._chunk_plan(batches.n_samples)
+        return -(-batches.n_samples // b) * -(-self._n_draws // m)
+
+    def _step_fn(self, b: int, m: int, leaves: list, pack, image: int):
+        import tensorflow as tf
+
+        bound = self._bound
+        K = bound.n_outputs
+        tap = self._intro.tap(bound.paths or [], backward=self._backward)
+        signature = [tf.TensorSpec(a.shape, tf.as_dtype(a.dtype)) for a in leaves]
+        signature += [
+            tf.TensorSpec((b * K, len(bound.leaves)), tf.int32),
+            tf.TensorSpec((b,), tf.int32),
+            tf.TensorSpec((m,), tf.int32),
+            tf.TensorSpec((m,), tf.float32),
+            tf.TensorSpec((m,), tf.float32),
+        ]
+        n_leaves = len(leaves)
+
+        def step(*args):
+            self.trace_count += 1
+            inputs, (params, image_ids, draw_ids, draw_values, weights) = (
+                list(args[:n_leaves]),
+                args[n_leaves:],
+            )
+            x = inputs[image]
+            perturbed = self._perturb(x, image_ids, draw_ids, draw_values)  # (b, m, ...)
+            rows = tf.reshape(
+                tf.repeat(tf.expand_dims(perturbed, 2), K, axis=2), [b * m * K, *x.shape[1:]]
+            )
+            rows_inputs = [
+                rows if i == image else tf.repeat(t, m * K, axis=0)  # other inputs held fixed
+                for i, t in enumerate(inputs)
+            ]
+            rows_params = tf.reshape(
+                tf.broadcast_to(tf.reshape(params, [b, 1, K, -1]), [b, m, K, len(bound.leaves)]),
+                [b * m * K, len(bound.leaves)],
+            )
+            with tf.GradientTape() as tape:
+                tape.watch(rows)
+                activations, output = tap(pack(rows_inputs))
+                score = bound.score(
+                    dict(zip(bound.paths, activations, strict=True)),
+                    tf.nest.flatten(output),
+                    rows_params,
+                )
+            grads = tf.cast(tape.gradient(score, rows), tf.float32)
+            grads = tf.reshape(grads, [b, m, K, *x.shape[1:]])
+            return self._statistics(grads, weights, tf.cast(x, tf.float32))
+
+        return tf.function(step, input_signature=signature, autograph=False)
+
+    def _explain_chunk(self, leaves, pack, image, params, start, progbar):
+        b = len(leaves[0])
+        _, m = self._chunk_plan(None)
+        ids, values, weights = self._draws()
+        n_draws = len(ids)
+        m = min(m, n_draws)
+        key = (b, m, tuple((a.shape, a.dtype.str) for a in leaves))
+        fn = self._compiled(key, lambda: self._step_fn(b, m, leaves, pack, image))
+        image_ids = np.arange(start, start + b, dtype=np.int32)
+        expanded = self._bound.expand(params)
+        totals = None
+        for first in range(0, n_draws, m):
+            sl = slice(first, first + m)
+            d_ids, d_values, d_w = ids[sl], values[sl], weights[sl]
+            if len(d_ids) < m:  # pad the draws with zero weight
+                pad = m - len(d_ids)
+                d_ids = np.concatenate([d_ids, np.repeat(d_ids[-1:], pad)])
+                d_values = np.concatenate([d_values, np.repeat(d_values[-1:], pad)])
+                d_w = np.concatenate([d_w, np.zeros(pad, np.float32)])
+            stats = fn(*leaves, expanded, image_ids, d_ids, d_values, d_w)
+            stats = [np.asarray(s) for s in stats]
+            totals = (
+                stats if totals is None else [t + s for t, s in zip(totals, stats, strict=True)]
+            )
+            progbar.add(1)
+        self._signal = self._signal or bool(np.any(totals[-1]))
+        x = leaves[image].astype(np.float32)
+        maps = self._finish(totals, x[:, None])
+        return reduce_channels(maps, self.reduce_channels).astype(np.float32, copy=False)

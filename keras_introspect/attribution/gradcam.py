@@ -1,0 +1,162 @@
+"""Grad-CAM (Selvaraju et al. 2017) and Grad-CAM++ (Chattopadhay et al. 2018)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from keras_introspect.attribution._base import Attribution
+
+
+class GradCAM(Attribution):
+    """Class activation map from a layer's feature maps weighted by gradients.
+
+    `relu(sum_c w_c A_c)` with `A` the feature maps of `layer` and `w_c` the
+    spatial mean of `d score / d A_c`. The backward pass only goes down to
+    `layer`. Works for any layer with two spatial axes, also inside a nested
+    backbone, and for any target (a class, or a filter of a later layer).
+
+    Args:
+        model: a Keras 3 model.
+        target: a `keras_introspect.targets` object, class index or callable.
+        layer: layer selector; default: the last layer with two spatial axes.
+        upsample: resize the map bilinearly to the input resolution
+            (`False`: the raw map at the layer's resolution).
+        batch_size, verbose, input_index: as `Saliency`.
+
+    Returns (from `explain(x)`):
+        float32 `(n, H, W)` (or `(n, h, w)` at layer resolution).
+
+    Example:
+        >>> import numpy as np, keras, keras_introspect as ki
+        >>> model = keras.Sequential([keras.Input((8, 8, 1)),
+        ...     keras.layers.Conv2D(4, 3, name="conv"), keras.layers.GlobalAveragePooling2D(),
+        ...     keras.layers.Dense(2)])
+        >>> ki.GradCAM(model, 1, layer="conv").explain(np.ones((2, 8, 8, 1))).shape
+        (2, 8, 8)
+    """
+
+    def __init__(self, model, target, layer=None, *, upsample=True, **kwargs):
+        super().__init__(model, target, **kwargs)
+        self.layer = layer
+        self.upsample = bool(upsample)
+
+    def _layer_info(self):
+        intro = self._intro
+        if self.layer is not None:
+            info = intro.layer(self.layer)
+        else:
+            spatial = [
+                i
+                for i in intro.layers
+                if not i.is_container
+                and i.input_of is None
+                and isinstance(i.output_shape, tuple)
+                and len(i.output_shape) == 4
+            ]
+            if not spatial:
+                raise ValueError(
+                    f"Model {self.model.name!r} has no layer with two spatial axes for "
+                    f"{type(self).__name__}"
+                )
+            info = spatial[-1]
+        if not isinstance(info.output_shape, tuple) or len(info.output_shape) != 4:
+            raise ValueError(
+                f"Expected a layer with two spatial axes, output (batch, h, w, channels), "
+                f"for {type(self).__name__}. Received: layer {info.path!r} with output "
+                f"shape {info.output_shape}"
+            )
+        return info
+
+    def _check_options(self):
+        self.layer_path_ = self._layer_info().path
+
+    def _weights(self, grads, activations):
+        import tensorflow as tf
+
+        return tf.reduce_mean(grads, axis=[1, 2])
+
+    def _chunk_plan(self, n_samples):
+        return self._plan(n_samples, 1, self._bound.n_outputs)
+
+    def _step_fn(self, b, leaves, pack, image):
+        import tensorflow as tf
+
+        bound = self._bound
+        K = bound.n_outputs
+        info = self._layer_info()
+        paths = [*bound.paths, info.path]
+        tap = self._intro.tap(paths)
+        size = leaves[image].shape[1:3]
+        signature = [tf.TensorSpec(a.shape, tf.as_dtype(a.dtype)) for a in leaves]
+        signature.append(tf.TensorSpec((b * K, len(bound.leaves)), tf.int32))
+        n_leaves = len(leaves)
+
+        def step(*args):
+            self.trace_count += 1
+            inputs, params = list(args[:n_leaves]), args[n_leaves]
+            rows = [tf.repeat(t, K, axis=0) for t in inputs]
+            with tf.GradientTape() as tape:
+                activations, output = tap(pack(rows))
+                feature = activations[-1]
+                tape.watch(feature)
+                score = bound.score(
+                    dict(zip(paths, activations, strict=True)), tf.nest.flatten(output), params
+                )
+            grads = tape.gradient(score, feature)
+            if grads is None:
+                raise ValueError(
+                    f"The target {self.target!r} does not depend on layer {info.path!r}; "
+                    f"{type(self).__name__} needs a layer before the target's layer"
+                )
+            grads = tf.cast(grads, tf.float32)
+            feature = tf.cast(feature, tf.float32)
+            if info.channel_axis == 1:
+                grads = tf.transpose(grads, [0, 2, 3, 1])
+                feature = tf.transpose(feature, [0, 2, 3, 1])
+            weights = self._weights(grads, feature)
+            cam = tf.nn.relu(tf.einsum("bhwc,bc->bhw", feature, weights))
+            if self.upsample:
+                cam = tf.image.resize(cam[..., None], size, method="bilinear")[..., 0]
+            return tf.reshape(cam, [b, K, *cam.shape[1:]]), tf.reduce_any(grads != 0)
+
+        return tf.function(step, input_signature=signature, autograph=False)
+
+    def _explain_chunk(self, leaves, pack, image, params, start, progbar):
+        b = len(leaves[0])
+        key = (b, tuple((a.shape, a.dtype.str) for a in leaves))
+        fn = self._compiled(key, lambda: self._step_fn(b, leaves, pack, image))
+        maps, signal = fn(*leaves, self._bound.expand(params))
+        self._signal = self._signal or bool(signal)
+        progbar.add(1)
+        return np.asarray(maps)
+
+    def _n_steps(self, batches):
+        if batches.n_samples is None:
+            return None
+        return -(-batches.n_samples // self._chunk_plan(batches.n_samples)[0])
+
+
+class GradCAMPlusPlus(GradCAM):
+    """Grad-CAM++: positive gradients weighted per position (Chattopadhay et al. 2018).
+
+    `w_c = sum_ij a_ij relu(g_ij)` with
+    `a_ij = g_ij^2 / (2 g_ij^2 + sum_kl A_kl g_ij^3)` (the closed form of the
+    paper for an exponential of the score). Arguments as `GradCAM`.
+
+    Example:
+        >>> import numpy as np, keras, keras_introspect as ki
+        >>> model = keras.Sequential([keras.Input((8, 8, 1)),
+        ...     keras.layers.Conv2D(4, 3, name="conv"), keras.layers.GlobalAveragePooling2D(),
+        ...     keras.layers.Dense(2)])
+        >>> ki.GradCAMPlusPlus(model, 0).explain(np.ones((1, 8, 8, 1))).shape
+        (1, 8, 8)
+    """
+
+    def _weights(self, grads, activations):
+        import tensorflow as tf
+
+        g2 = grads * grads
+        total = tf.reduce_sum(activations, axis=[1, 2], keepdims=True)
+        denominator = 2.0 * g2 + total * g2 * grads
+        alpha = tf.math.divide_no_nan(g2, denominator)
+        return tf.reduce_sum(alpha * tf.nn.relu(grads), axis=[1, 2])

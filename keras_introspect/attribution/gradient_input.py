@@ -1,0 +1,24 @@
+"""Gradient times input (Shrikumar et al. 2016)."""
+
+from __future__ import annotations
+
+from keras_introspect.attribution._base import GradientMethod
+
+
+class GradientInput(GradientMethod):
+    """Gradient of the target multiplied element-wise by the input.
+
+    For a linear score `w . x` this is each pixel's additive contribution
+    `w_i * x_i`. Arguments as `Saliency`; with ``reduce_channels="sum"`` the
+    map sums the contributions over colour channels.
+
+    Example:
+        >>> import numpy as np, keras, keras_introspect as ki
+        >>> model = keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Flatten(),
+        ...                           keras.layers.Dense(2)])
+        >>> ki.GradientInput(model, 0, reduce_channels="sum").explain(np.ones((1, 4, 4, 1))).shape
+        (1, 4, 4)
+    """
+
+    def _finish(self, stats, images):
+        return stats[0] * images

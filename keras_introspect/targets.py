@@ -1,0 +1,523 @@
+"""What is explained or optimized: one scalar score per image.
+
+A target is computed from one forward pass of the model (see
+`Introspector.tap`): a class score, a layer's whole output, one channel
+(filter) of a layer, one neuron (channel and position), a plain callable on
+the model output, or a weighted sum of those. A feature map is reduced to a
+scalar by an aggregation, ``"max"``, ``"sum"`` or ``"mean"``: this is the
+aggregation extension of gradient saliency to intermediate filters
+(Kalmeijer 2016, eqs. 3.4-3.7).
+
+Every attribution and optimization method takes these objects; an integer is
+read as `Class(index)` and a callable as `Score(fn)`.
+
+Example:
+    >>> from keras_introspect import targets
+    >>> t = targets.Class(3) + 0.5 * targets.Channel("conv2", 4)
+    >>> t
+    Class(3) + 0.5 * Channel('conv2', 4, aggregate='max')
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Sequence
+
+import numpy as np
+
+AGGREGATES = ("max", "sum", "mean")
+
+
+def _check_aggregate(aggregate) -> str:
+    if aggregate not in AGGREGATES:
+        raise ValueError(
+            f"Expected `aggregate` to be one of {list(AGGREGATES)}. "
+            f"Received: aggregate={aggregate!r}"
+        )
+    return aggregate
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _check_index(value, size: int, what: str) -> int:
+    if not _is_int(value):
+        raise TypeError(f"Expected {what} to be an integer. Received: {value!r}")
+    if not -size <= value < size:
+        raise ValueError(
+            f"Expected {what} in the range [0, {size - 1}] (or negative from the end). "
+            f"Received: {value}"
+        )
+    return int(value) % size
+
+
+class Target:
+    """Base class of targets: a scalar per image. Supports `+`, `-`, `*` by numbers."""
+
+    def __add__(self, other):
+        if isinstance(other, numbers.Number) and other == 0:
+            return self  # so that sum(targets) works
+        return Sum(_terms(self) + _terms(other))
+
+    def __radd__(self, other):
+        if isinstance(other, numbers.Number) and other == 0:
+            return self
+        return Sum(_terms(other) + _terms(self))
+
+    def __mul__(self, weight):
+        if not isinstance(weight, numbers.Real) or isinstance(weight, bool):
+            return NotImplemented
+        return Sum([(float(weight) * w, t) for w, t in _terms(self)])
+
+    __rmul__ = __mul__
+
+    def __truediv__(self, weight):
+        if not isinstance(weight, numbers.Real) or isinstance(weight, bool) or weight == 0:
+            return NotImplemented
+        return self * (1.0 / weight)
+
+    def __neg__(self):
+        return self * -1.0
+
+    def __sub__(self, other):
+        return self + (-1.0) * as_target(other)
+
+    def __rsub__(self, other):
+        return as_target(other) + (-1.0) * self
+
+    # Overridden by leaves -----------------------------------------------
+    layer = None
+
+    def _bind(self, intro):
+        raise NotImplementedError
+
+
+def _terms(target) -> list:
+    if isinstance(target, Sum):
+        return list(target.terms)
+    if isinstance(target, Target):
+        return [(1.0, target)]
+    raise TypeError(
+        f"Expected a keras_introspect target (Class, Channel, Neuron, Layer, Score). "
+        f"Received: {target!r} of type {type(target).__name__}"
+    )
+
+
+class Class(Target):
+    """The score of one class: a logit by default.
+
+    Args:
+        index: class index, or a sequence with one class index per image
+            (e.g. the labels, or the predicted classes).
+        logits: when the model ends in a softmax or sigmoid, explain its
+            input (the pre-activation logit) instead of the probability.
+            Probabilities saturate, so their gradients vanish for confident
+            predictions (Simonyan et al. 2014 use the unnormalised score).
+        output: which model output, for models with several outputs.
+
+    Example:
+        >>> Class(281)
+        Class(281)
+        >>> Class([0, 2, 1], logits=False)
+        Class([0, 2, 1], logits=False)
+    """
+
+    def __init__(self, index, logits: bool = True, output: int = 0):
+        if isinstance(index, str) or not (
+            _is_int(index) or isinstance(index, (Sequence, np.ndarray))
+        ):
+            raise TypeError(
+                "Expected `index` to be a class index or a sequence of one index per "
+                f"image. Received: index={index!r}"
+            )
+        self.index = index if _is_int(index) else [int(i) for i in np.asarray(index).ravel()]
+        if not _is_int(index) and not self.index:
+            raise ValueError("Expected at least one class index. Received: index=[]")
+        self.logits = bool(logits)
+        self.output = output
+
+    def __repr__(self):
+        extra = "" if self.logits else ", logits=False"
+        extra += "" if self.output == 0 else f", output={self.output}"
+        return f"Class({self.index!r}{extra})"
+
+    def _bind(self, intro):
+        shapes = intro.output_shapes
+        output = _check_index(self.output, len(shapes), "`output` (model output)")
+        shape = shapes[output]
+        if len(shape) != 2:
+            raise ValueError(
+                f"Class targets need a model output of shape (batch, classes). Received: "
+                f"output {output} with shape {shape}; use targets.Score(fn) for other outputs"
+            )
+        n_classes = shape[1]
+        indices = [self.index] if _is_int(self.index) else self.index
+        for i in indices:
+            _check_index(i, n_classes, "class index")
+        indices = [i % n_classes for i in indices]
+        logits = self.logits
+
+        def score(activations, outputs, column):
+            import tensorflow as tf
+
+            from keras_introspect.model.tap import pre_activation
+
+            out = outputs[output]
+            if logits:
+                out = pre_activation(out)
+            return tf.gather(tf.cast(out, tf.float32), column, axis=1, batch_dims=1)
+
+        per_image = None if _is_int(self.index) else np.asarray(indices, np.int32)
+        return _Leaf(self, None, score, constant=indices[0], per_image=per_image)
+
+
+class _LayerTarget(Target):
+    """A target computed from the output of one layer."""
+
+    def _info(self, intro):
+        info = intro.layer(self.layer)
+        if isinstance(info.output_shape, list) or info.output_shape is None:
+            raise ValueError(
+                f"Expected a layer with one output tensor. Received: layer {info.path!r} "
+                f"with output shape {info.output_shape}"
+            )
+        return info
+
+
+def _channels_last(tensor, channel_axis: int):
+    import tensorflow as tf
+
+    rank = tensor.shape.rank
+    if channel_axis == 1 and rank > 2:
+        tensor = tf.transpose(tensor, [0, *range(2, rank), 1])
+    return tf.cast(tensor, tf.float32)
+
+
+def _reduce(tensor, aggregate: str):
+    import tensorflow as tf
+
+    if tensor.shape.rank == 1:
+        return tensor
+    axes = list(range(1, tensor.shape.rank))
+    return {"max": tf.reduce_max, "sum": tf.reduce_sum, "mean": tf.reduce_mean}[aggregate](
+        tensor, axis=axes
+    )
+
+
+class Channel(_LayerTarget):
+    """One channel (filter, feature map) of a layer, aggregated to a scalar.
+
+    For a convolutional layer the feature map of the filter is reduced over
+    its positions by `aggregate` (Kalmeijer 2016: "max" is less distracting,
+    "sum" gives more detail); for a dense layer the channel is one unit.
+
+    Args:
+        layer: layer selector (name, path, index, `keras.layers.Layer`).
+        index: channel index; a sequence of indices or ``"all"`` explains
+            every listed channel in one call (the maps get an extra axis of
+            one entry per channel, in the order given).
+        aggregate: ``"max"``, ``"sum"`` or ``"mean"`` over the positions.
+
+    Example:
+        >>> Channel("conv2", 4, aggregate="sum")
+        Channel('conv2', 4, aggregate='sum')
+    """
+
+    def __init__(self, layer, index, aggregate: str = "max"):
+        self.layer = layer
+        if not (_is_int(index) or index == "all" or isinstance(index, (Sequence, np.ndarray))):
+            raise TypeError(
+                "Expected `index` to be a channel index, a sequence of them or 'all'. "
+                f"Received: index={index!r}"
+            )
+        if isinstance(index, (Sequence, np.ndarray)) and not isinstance(index, str):
+            index = [int(i) for i in np.asarray(index).ravel()]
+            if not index:
+                raise ValueError("Expected at least one channel index. Received: index=[]")
+        self.index = index
+        self.aggregate = _check_aggregate(aggregate)
+
+    def __repr__(self):
+        return f"Channel({self.layer!r}, {self.index!r}, aggregate={self.aggregate!r})"
+
+    def _bind(self, intro):
+        info = self._info(intro)
+        n_channels = info.output_shape[info.channel_axis]
+        if n_channels is None:
+            raise ValueError(f"Layer {info.path!r} has an unknown number of channels")
+        if self.index == "all":
+            many = list(range(n_channels))
+        elif isinstance(self.index, list):
+            many = [_check_index(i, n_channels, f"channel of {info.path!r}") for i in self.index]
+        else:
+            many = None
+        constant = (
+            0
+            if many is not None
+            else _check_index(self.index, n_channels, f"channel of {info.path!r}")
+        )
+        aggregate, axis = self.aggregate, info.channel_axis
+
+        def score(activation, outputs, column):
+            import tensorflow as tf
+
+            a = _channels_last(activation, axis)
+            return _reduce(tf.gather(a, column, axis=-1, batch_dims=1), aggregate)
+
+        return _Leaf(self, info.path, score, constant=constant, many=many)
+
+
+class Neuron(_LayerTarget):
+    """One unit of a layer: a channel at one spatial position.
+
+    Args:
+        layer: layer selector.
+        channel: channel index.
+        position: spatial index, e.g. `(row, col)` for a 2-D feature map.
+
+    Example:
+        >>> Neuron("conv2", 4, (3, 5))
+        Neuron('conv2', 4, (3, 5))
+    """
+
+    def __init__(self, layer, channel, position):
+        self.layer = layer
+        self.channel = channel
+        self.position = (
+            tuple(position) if isinstance(position, (Sequence, np.ndarray)) else (position,)
+        )
+
+    def __repr__(self):
+        return f"Neuron({self.layer!r}, {self.channel!r}, {self.position!r})"
+
+    def _bind(self, intro):
+        info = self._info(intro)
+        shape = list(info.output_shape[1:])
+        axis = info.channel_axis
+        n_channels = shape.pop(axis if axis == -1 else 0)
+        channel = _check_index(self.channel, n_channels, f"channel of {info.path!r}")
+        if len(self.position) != len(shape):
+            raise ValueError(
+                f"Expected a position with {len(shape)} coordinate(s) for layer "
+                f"{info.path!r} (spatial shape {tuple(shape)}). Received: position={self.position}"
+            )
+        position = tuple(
+            _check_index(p, n, f"position[{i}] of {info.path!r}")
+            for i, (p, n) in enumerate(zip(self.position, shape, strict=True))
+        )
+
+        def score(activation, outputs, column):
+            import tensorflow as tf
+
+            a = _channels_last(activation, axis)
+            a = a[(slice(None), *position)]
+            return tf.gather(a, column, axis=-1, batch_dims=1)
+
+        return _Leaf(self, info.path, score, constant=channel, position=position)
+
+
+class Layer(_LayerTarget):
+    """The whole output of a layer, aggregated over all its units.
+
+    Args:
+        layer: layer selector.
+        aggregate: ``"max"``, ``"sum"`` or ``"mean"``.
+
+    Example:
+        >>> Layer("conv2", aggregate="mean")
+        Layer('conv2', aggregate='mean')
+    """
+
+    def __init__(self, layer, aggregate: str = "mean"):
+        self.layer = layer
+        self.aggregate = _check_aggregate(aggregate)
+
+    def __repr__(self):
+        return f"Layer({self.layer!r}, aggregate={self.aggregate!r})"
+
+    def _bind(self, intro):
+        info = self._info(intro)
+        aggregate = self.aggregate
+
+        def score(activation, outputs, column):
+            import tensorflow as tf
+
+            return _reduce(tf.cast(activation, tf.float32), aggregate)
+
+        return _Leaf(self, info.path, score, constant=0)
+
+
+class Score(Target):
+    """A custom score: `fn(output) -> (batch,)` on the model output.
+
+    For regression heads, detection scores, or any other scalar. `output`
+    is the model output tensor (a list for multi-output models); `fn` must
+    use TensorFlow / `keras.ops` operations so it can be differentiated and
+    compiled.
+
+    Example:
+        >>> import keras
+        >>> t = Score(lambda y: keras.ops.sum(y[:, :2], axis=1), name="first two")
+        >>> t
+        Score('first two')
+    """
+
+    def __init__(self, fn, name: str | None = None):
+        if not callable(fn):
+            raise TypeError(f"Expected `fn` to be callable. Received: fn={fn!r}")
+        self.fn = fn
+        self.name = name or getattr(fn, "__name__", "score")
+
+    def __repr__(self):
+        return f"Score({self.name!r})"
+
+    def _bind(self, intro):
+        fn, name = self.fn, self.name
+
+        def score(activations, outputs, column):
+            import tensorflow as tf
+
+            value = tf.cast(fn(outputs[0] if len(outputs) == 1 else list(outputs)), tf.float32)
+            if value.shape.rank == 2 and value.shape[1] == 1:
+                value = value[:, 0]
+            if value.shape.rank != 1:
+                raise ValueError(
+                    f"Expected the score {name!r} to return one value per image, shape "
+                    f"(batch,). Received: shape {tuple(value.shape)}"
+                )
+            return value
+
+        return _Leaf(self, None, score, constant=0)
+
+
+class Sum(Target):
+    """A weighted sum of targets; built by `+`, `-` and `*` on targets."""
+
+    def __init__(self, terms):
+        self.terms = [(float(w), t) for w, t in terms]
+        for _, t in self.terms:
+            if isinstance(t, Sum) or not isinstance(t, Target):
+                raise TypeError(f"Expected leaf targets in a Sum. Received: {t!r}")
+
+    def __repr__(self):
+        parts = []
+        for w, t in self.terms:
+            text = repr(t) if w == 1 else f"{w:g} * {t!r}"
+            parts.append(text)
+        return " + ".join(parts)
+
+    def _bind(self, intro):
+        raise TypeError("Sum is bound through bind()")
+
+
+def as_target(target) -> Target:
+    """Normalise what users pass as a target: a `Target`, a class index or a callable."""
+    if isinstance(target, Target):
+        return target
+    if _is_int(target):
+        return Class(int(target))
+    if callable(target):
+        return Score(target)
+    raise TypeError(
+        "Expected a target: a class index, a keras_introspect.targets object "
+        f"(Class, Channel, Neuron, Layer, Score, or a sum of them) or a callable. "
+        f"Received: target={target!r}"
+    )
+
+
+class _Leaf:
+    """A bound leaf target: its layer path and a TensorFlow score function."""
+
+    def __init__(self, target, path, score, constant=0, per_image=None, many=None, position=None):
+        self.target = target
+        self.path = path
+        self.score = score
+        self.constant = constant
+        self.per_image = per_image
+        self.many = many
+        self.position = position
+
+
+class BoundTarget:
+    """A target resolved against one model; used inside compiled functions.
+
+    Each leaf owns one integer column of a `params` matrix (its class or
+    channel index per row), so per-image classes and several channels in one
+    call need no re-tracing.
+
+    Attributes:
+        paths: layers whose activations the score needs (tap these).
+        leaves: the bound leaves, in order.
+        n_outputs: how many scores per image (> 1 for `Channel(..., "all")`).
+        output_labels: the channel indices behind those scores.
+    """
+
+    def __init__(self, target, intro):
+        target = as_target(target)
+        self.target = target
+        self.leaves = [(w, t._bind(intro)) for w, t in _terms(target)]
+        self.paths = list(dict.fromkeys(leaf.path for _, leaf in self.leaves if leaf.path))
+        many = [(i, leaf) for i, (_, leaf) in enumerate(self.leaves) if leaf.many is not None]
+        if len(many) > 1:
+            raise ValueError(
+                "Expected at most one term with several channels in a sum of targets. "
+                f"Received: {target!r}"
+            )
+        self._many = many[0] if many else None
+        self.n_outputs = len(many[0][1].many) if many else 1
+        self.output_labels = list(many[0][1].many) if many else None
+        per_image = [leaf.per_image for _, leaf in self.leaves if leaf.per_image is not None]
+        self.n_per_image = min((len(p) for p in per_image), default=None)
+
+    @property
+    def neuron(self):
+        """The only leaf when the target is a single `Neuron`, else `None`."""
+        if len(self.leaves) == 1 and self.leaves[0][1].position is not None:
+            return self.leaves[0][1]
+        return None
+
+    def check_n_samples(self, n: int | None) -> None:
+        """Raise if per-image class indices do not match the number of images."""
+        if n is not None and self.n_per_image is not None and self.n_per_image != n:
+            raise ValueError(
+                f"Expected one class index per image ({n} images). Received: "
+                f"{self.n_per_image} indices in {self.target!r}"
+            )
+
+    def params(self, start: int, n: int) -> np.ndarray:
+        """`(n, n_leaves)` int32 columns for images `start ... start + n - 1`."""
+        out = np.empty((n, len(self.leaves)), np.int32)
+        for j, (_, leaf) in enumerate(self.leaves):
+            if leaf.per_image is None:
+                out[:, j] = leaf.constant
+                continue
+            part = leaf.per_image[start : start + n]
+            if len(part) < n:
+                raise ValueError(
+                    f"Expected one class index per image. Received: "
+                    f"{len(leaf.per_image)} indices in {self.target!r} for more images"
+                )
+            out[:, j] = part
+        return out
+
+    def expand(self, params: np.ndarray) -> np.ndarray:
+        """Repeat each row `n_outputs` times, one row per listed channel."""
+        if self._many is None:
+            return params
+        column, leaf = self._many
+        out = np.repeat(params, self.n_outputs, axis=0)
+        out[:, column] = np.tile(np.asarray(leaf.many, np.int32), len(params))
+        return out
+
+    def score(self, activations: dict, outputs, params):
+        """`(rows,)` float32 scores from tapped activations and model outputs."""
+        import tensorflow as tf
+
+        total = None
+        for j, (weight, leaf) in enumerate(self.leaves):
+            source = activations[leaf.path] if leaf.path else None
+            value = leaf.score(source, outputs, params[:, j])
+            value = value if weight == 1 else weight * value
+            total = value if total is None else total + value
+        return tf.reshape(total, [-1])

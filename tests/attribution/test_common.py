@@ -1,0 +1,96 @@
+"""One contract for every attribution method (the Xplique-style common test)."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from conftest import sample_input
+
+import keras_introspect as ki
+
+T = ki.targets
+
+METHODS = {
+    "saliency": lambda m, t: ki.Saliency(m, t),
+    "gradient_input": lambda m, t: ki.GradientInput(m, t),
+    "smoothgrad": lambda m, t: ki.SmoothGrad(m, t, samples=3, seed=5),
+    "vargrad": lambda m, t: ki.VarGrad(m, t, samples=3, seed=5),
+    "integrated_gradients": lambda m, t: ki.IntegratedGradients(m, t, steps=4),
+    "gradcam": lambda m, t: ki.GradCAM(m, t),
+    "gradcam++": lambda m, t: ki.GradCAMPlusPlus(m, t),
+    "guided_backprop": lambda m, t: ki.GuidedBackprop(m, t),
+    "deconvnet": lambda m, t: ki.Deconvnet(m, t),
+    "occlusion": lambda m, t: ki.Occlusion(m, t, window=4, stride=3),
+}
+
+
+@pytest.fixture(scope="module")
+def model():
+    keras.utils.set_random_seed(12)
+    L = keras.layers
+    return keras.Sequential(
+        [
+            keras.Input((10, 10, 3)),
+            L.Conv2D(4, 3, activation="relu", name="conv1"),
+            L.MaxPooling2D(name="pool"),
+            L.Conv2D(4, 3, activation="relu", name="conv2"),
+            L.Flatten(),
+            L.Dense(3, activation="softmax", name="out"),
+        ]
+    )
+
+
+X = np.random.default_rng(0).uniform(0, 1, (5, 10, 10, 3)).astype("float32")
+
+
+@pytest.mark.parametrize("name", METHODS)
+def test_same_maps_for_every_input_kind_and_batch_size(model, name):
+    reference = METHODS[name](model, T.Class([0, 1, 2, 0, 1])).explain(X, batch_size=64)
+    assert reference.shape == (5, 10, 10) and reference.dtype == np.float32
+    assert np.any(reference)
+    method = METHODS[name](model, T.Class([0, 1, 2, 0, 1]))
+    variants = {
+        "batch 1": method.explain(X, batch_size=1),
+        "batch 3": method.explain(X, batch_size=3),
+        "tf tensor": method.explain(tf.constant(X), batch_size=2),
+        "tf.data batched": method.explain(tf.data.Dataset.from_tensor_slices(X).batch(2)),
+        "tf.data (x, y)": method.explain(
+            tf.data.Dataset.from_tensor_slices((X, np.zeros(5))).batch(4)
+        ),
+        "generator": method.explain(X[i : i + 2] for i in range(0, 5, 2)),
+    }
+    for label, maps in variants.items():
+        np.testing.assert_allclose(maps, reference, rtol=1e-4, atol=1e-6, err_msg=label)
+    single = METHODS[name](model, T.Class(0)).explain(X[0])  # one image, no batch axis
+    np.testing.assert_allclose(single[0], reference[0], rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["saliency", "gradcam", "occlusion", "smoothgrad"])
+def test_fixture_models_as_built_and_reloaded(get_model, name):
+    model = get_model("nested")
+    x = sample_input("nested", n=2)
+    maps = METHODS[name](model, T.Class(1)).explain(x)
+    assert maps.shape == (2, 32, 32) and np.isfinite(maps).all()
+    inner_target = T.Channel("block_3_expand_relu", 2, "sum")
+    if name == "gradcam":
+        with pytest.raises(ValueError, match="does not depend on layer"):
+            ki.GradCAM(model, inner_target).explain(x)
+        inner = ki.GradCAM(model, inner_target, layer="block_2_add").explain(x)
+    else:
+        inner = METHODS[name](model, inner_target).explain(x)
+    assert inner.shape == (2, 32, 32) and np.isfinite(inner).all()
+
+
+@pytest.mark.parametrize("name", ["saliency", "gradcam", "occlusion", "integrated_gradients"])
+def test_multi_input_and_subclassed_models(get_model, name):
+    multi = get_model("multi_io")
+    maps = METHODS[name](multi, T.Class(1)).explain(sample_input("multi_io", n=3))
+    assert maps.shape == (3, 12, 12)
+    sub = get_model("subclassed")
+    maps = METHODS[name](sub, T.Class(0)).explain(sample_input("subclassed", n=2))
+    assert maps.shape == (2, 10, 10)
+
+
+def test_progress_bar(model, capsys):
+    ki.Saliency(model, 0, batch_size=2, verbose=1).explain(X)
+    assert "3/3" in capsys.readouterr().out

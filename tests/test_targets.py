@@ -1,0 +1,129 @@
+"""Targets: validation, arithmetic and the scores they compute."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import keras_introspect as ki
+from keras_introspect.targets import BoundTarget
+
+T = ki.targets
+L = keras.layers
+
+
+@pytest.fixture(scope="module")
+def model():
+    keras.utils.set_random_seed(1)
+    return keras.Sequential(
+        [
+            keras.Input((10, 10, 2)),
+            L.Conv2D(4, 3, activation="relu", name="conv1"),
+            L.Conv2D(3, 3, name="conv2"),
+            L.Flatten(name="flat"),
+            L.Dense(5, activation="softmax", name="out"),
+        ]
+    )
+
+
+def _scores(model, target, x):
+    """Scores computed by a bound target inside a traced function."""
+    intro = ki.Introspector(model)
+    bound = BoundTarget(target, intro)
+    tap = intro.tap(bound.paths or [])
+    params = bound.expand(bound.params(0, len(x)))
+
+    def run(rows):
+        activations, output = tap(rows)
+        return bound.score(dict(zip(bound.paths, activations, strict=True)), [output], params)
+
+    return np.asarray(tf.function(run, autograph=False)(np.repeat(x, bound.n_outputs, axis=0)))
+
+
+def test_scores_match_hand_computation(model):
+    x = np.random.default_rng(0).normal(size=(3, 10, 10, 2)).astype("float32")
+    conv2 = keras.Model(model.inputs[0], model.get_layer("conv2").output)(x).numpy()
+    flat = keras.Model(model.inputs[0], model.get_layer("flat").output)(x).numpy()
+    dense = model.get_layer("out")
+    logits = flat @ dense.kernel.numpy() + dense.bias.numpy()
+    probs = model(x).numpy()
+
+    np.testing.assert_allclose(_scores(model, T.Class(2), x), logits[:, 2], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        _scores(model, T.Class(2, logits=False), x), probs[:, 2], rtol=1e-5, atol=1e-6
+    )
+    np.testing.assert_allclose(
+        _scores(model, T.Class([0, 4, 1]), x), logits[[0, 1, 2], [0, 4, 1]], rtol=1e-5, atol=1e-5
+    )
+    for aggregate, fn in [("max", np.max), ("sum", np.sum), ("mean", np.mean)]:
+        np.testing.assert_allclose(
+            _scores(model, T.Channel("conv2", 1, aggregate=aggregate), x),
+            fn(conv2[..., 1], axis=(1, 2)),
+            rtol=1e-5,
+            atol=1e-5,
+        )
+        np.testing.assert_allclose(
+            _scores(model, T.Layer("conv2", aggregate=aggregate), x),
+            fn(conv2, axis=(1, 2, 3)),
+            rtol=1e-5,
+            atol=1e-4,
+        )
+    np.testing.assert_allclose(
+        _scores(model, T.Neuron("conv2", 2, (3, 4)), x), conv2[:, 3, 4, 2], rtol=1e-5
+    )
+    combined = T.Class(1) + 0.5 * T.Channel("conv2", 0, "sum") - T.Neuron("conv2", 2, (0, 1))
+    expected = logits[:, 1] + 0.5 * conv2[..., 0].sum(axis=(1, 2)) - conv2[:, 0, 1, 2]
+    np.testing.assert_allclose(_scores(model, combined, x), expected, rtol=1e-4, atol=1e-4)
+    custom = T.Score(lambda y: y[:, 0] * 2.0)
+    np.testing.assert_allclose(_scores(model, custom, x), 2 * probs[:, 0], rtol=1e-5)
+    many = _scores(model, T.Channel("conv2", "all", "max"), x).reshape(3, 3)
+    np.testing.assert_allclose(many, conv2.max(axis=(1, 2)), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "target, message",
+    [
+        (T.Class(5), r"class index in the range \[0, 4\].*Received: 5"),
+        (T.Class([0, 9]), r"class index in the range \[0, 4\].*Received: 9"),
+        (T.Channel("conv2", 3), r"channel of 'conv2' in the range \[0, 2\].*Received: 3"),
+        (T.Channel("conv2", [0, 7]), r"Received: 7"),
+        (T.Neuron("conv2", 0, (6, 0)), r"position\[0\] of 'conv2' in the range \[0, 5\]"),
+        (T.Neuron("conv2", 0, (1,)), r"position with 2 coordinate"),
+        (T.Class(0, output=1), r"`output` \(model output\) in the range \[0, 0\]"),
+        (T.Class(0) + T.Channel("conv2", "all") + T.Channel("conv1", "all"), "at most one"),
+    ],
+)
+def test_out_of_range_values_are_named(model, target, message):
+    with pytest.raises(ValueError, match=message):
+        BoundTarget(target, ki.Introspector(model))
+
+
+def test_constructor_errors():
+    with pytest.raises(ValueError, match="aggregate"):
+        T.Channel("conv", 0, aggregate="median")
+    with pytest.raises(TypeError, match="class index"):
+        T.Class("cat")
+    with pytest.raises(TypeError, match="callable"):
+        T.Score(3)
+    with pytest.raises(TypeError, match="Expected a target"):
+        T.as_target("conv2")
+    with pytest.raises(TypeError, match="keras_introspect target"):
+        T.Class(0) + "x"
+
+
+def test_arithmetic_and_repr():
+    t = T.Class(3) + 0.5 * T.Channel("conv2", 4)
+    assert repr(t) == "Class(3) + 0.5 * Channel('conv2', 4, aggregate='max')"
+    assert isinstance(sum([T.Class(1), T.Class(2)]), T.Sum)
+    assert [w for w, _ in (T.Class(1) - T.Class(2) / 4).terms] == [1.0, -0.25]
+    assert isinstance(T.as_target(2), T.Class)
+    assert isinstance(T.as_target(lambda y: y[:, 0]), T.Score)
+
+
+def test_per_image_indices_must_match_the_images(model):
+    bound = BoundTarget(T.Class([0, 1]), ki.Introspector(model))
+    with pytest.raises(ValueError, match="one class index per image"):
+        bound.check_n_samples(3)
+    x = np.zeros((3, 10, 10, 2), "float32")
+    with pytest.raises(ValueError, match="one class index per image"):
+        ki.Saliency(model, T.Class([0, 1])).explain(x)
