@@ -138,9 +138,14 @@ class Class(Target):
         self.output = output
 
     def __repr__(self):
+        index = self.index
+        if isinstance(index, list) and len(index) > 8:
+            index = "[" + ", ".join(map(str, index[:6])) + f", ... ({len(index)} indices)]"
+        else:
+            index = repr(index)
         extra = "" if self.logits else ", logits=False"
         extra += "" if self.output == 0 else f", output={self.output}"
-        return f"Class({self.index!r}{extra})"
+        return f"Class({index}{extra})"
 
     def _bind(self, intro):
         shapes = intro.output_shapes

@@ -1,0 +1,315 @@
+"""Attribution methods vs the plain-TensorFlow floor and vs peers, in one process.
+
+For each model, per image, median of `--repeats` timed calls after one warm-up
+call (tracing excluded; first-call times are printed separately):
+
+- floor: plain TensorFlow in a `tf.function` over the same batches: the
+  forward pass, and forward + backward (gradient of one logit w.r.t. the
+  input). A method's floor is the arithmetic it cannot avoid: Saliency and
+  Grad-CAM one forward+backward, SmoothGrad-N N of them, Occlusion one forward
+  per occluded copy.
+- keras_introspect: every method, numpy in, numpy out.
+- peers, where installed (`pip install ".[peers]"`): tf-keras-vis and Xplique
+  running the same method on the same model and batch size.
+
+Also measured: the receptive-field-only occlusion of an inner neuron vs
+occluding the whole image through the whole model, filter saliency for all
+channels of a layer in one call vs a loop of single-channel calls, and the
+first (tracing) call on ResNet50.
+
+Run: python benchmarks/bench_attribution.py [--models small,resnet50] [--write]
+(`--write` replaces the attribution section of benchmarks/RESULTS.md).
+"""
+
+import argparse
+import os
+import platform
+import statistics
+import time
+import warnings
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+import keras_introspect as ki
+from keras_introspect.attribution.occlusion import window_starts
+
+T = ki.targets
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def timed(fn, repeats):
+    fn()  # warm-up: tracing is measured separately
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def small_cnn():
+    keras.utils.set_random_seed(0)
+    L = keras.layers
+    return keras.Sequential(
+        [
+            keras.Input((28, 28, 1)),
+            L.Conv2D(32, 3, activation="relu", name="conv1"),
+            L.MaxPooling2D(name="pool1"),
+            L.Conv2D(64, 3, activation="relu", name="conv2"),
+            L.MaxPooling2D(name="pool2"),
+            L.Flatten(),
+            L.Dense(128, activation="relu"),
+            L.Dense(10, name="logits"),
+        ],
+        name="small_cnn",
+    )
+
+
+def resnet50():
+    keras.utils.set_random_seed(0)
+    return keras.applications.ResNet50(weights=None, classifier_activation=None)
+
+
+CONFIGS = {
+    # name: (builder, n images, batch size, cam layer, inner neuron, SmoothGrad N, window)
+    "small": (small_cnn, 256, 64, "conv2", ("conv2", 5, (5, 5)), 16, 4),
+    "resnet50": (resnet50, 8, 8, "conv5_block3_out", ("conv2_block1_out", 5, (20, 20)), 4, 32),
+}
+
+
+class Floor:
+    """Plain TensorFlow: batched forward and forward+backward in tf.functions."""
+
+    def __init__(self, model, shape):
+        spec = [tf.TensorSpec((None, *shape), tf.float32), tf.TensorSpec((None,), tf.int32)]
+        self.forward = tf.function(
+            lambda x, c: tf.gather(model(x, training=False), c, axis=1, batch_dims=1),
+            input_signature=spec,
+        )
+
+        def grad(x, c):
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                score = tf.gather(model(x, training=False), c, axis=1, batch_dims=1)
+            return tape.gradient(score, x)
+
+        self.gradient = tf.function(grad, input_signature=spec)
+
+    @staticmethod
+    def run(fn, x, labels, batch):
+        return [
+            fn(x[i : i + batch], labels[i : i + batch]).numpy() for i in range(0, len(x), batch)
+        ]
+
+
+def peers(model, labels, layer, batch, samples, window, stride):
+    """`{method: callable(x)}` for the peers that are installed."""
+    out = {}
+    try:
+        from tf_keras_vis.gradcam import Gradcam
+        from tf_keras_vis.saliency import Saliency as VisSaliency
+        from tf_keras_vis.utils.scores import CategoricalScore
+
+        score = CategoricalScore(list(labels))
+        vis_saliency = VisSaliency(model, clone=False)
+        vis_cam = Gradcam(model, clone=False)
+        out["tf-keras-vis"] = {
+            "Saliency": lambda x: vis_saliency(score, x),
+            "GradCAM": lambda x: vis_cam(score, x, penultimate_layer=layer),
+            f"SmoothGrad-{samples}": lambda x: vis_saliency(
+                score, x, smooth_samples=samples, smooth_noise=0.15
+            ),
+        }
+    except Exception as err:  # a missing or broken peer is reported, not fatal
+        out["tf-keras-vis"] = f"not available: {type(err).__name__}: {err}"[:120]
+    try:
+        from xplique.attributions import GradCAM as XGradCAM
+        from xplique.attributions import Occlusion as XOcclusion
+        from xplique.attributions import Saliency as XSaliency
+        from xplique.attributions import SmoothGrad as XSmoothGrad
+
+        y = tf.one_hot(labels, model.output_shape[-1])
+        out["Xplique"] = {
+            "Saliency": lambda x: XSaliency(model, batch_size=batch).explain(x, y),
+            "GradCAM": lambda x: XGradCAM(model, conv_layer=layer, batch_size=batch).explain(x, y),
+            f"SmoothGrad-{samples}": lambda x: XSmoothGrad(
+                model, nb_samples=samples, noise=0.15, batch_size=batch
+            ).explain(x, y),
+            "Occlusion": lambda x: XOcclusion(
+                model, patch_size=window, patch_stride=stride, batch_size=batch
+            ).explain(x, y),
+        }
+    except Exception as err:
+        out["Xplique"] = f"not available: {type(err).__name__}: {err}"[:120]
+    return out
+
+
+def bench_model(name, repeats):
+    build, n, batch, layer, neuron, samples, window = CONFIGS[name]
+    model = build()
+    shape = tuple(model.input_shape[1:])
+    x = np.random.default_rng(0).uniform(-1, 1, (n, *shape)).astype("float32")
+    labels = np.random.default_rng(1).integers(0, model.output_shape[-1], n).astype("int32")
+    rows = []
+
+    floor = Floor(model, shape)
+    start = time.perf_counter()
+    Floor.run(floor.gradient, x, labels, batch)
+    first_floor = time.perf_counter() - start
+    t_fwd = timed(lambda: Floor.run(floor.forward, x, labels, batch), repeats) / n
+    t_bwd = timed(lambda: Floor.run(floor.gradient, x, labels, batch), repeats) / n
+    first_floor -= t_bwd * n
+    rows.append(("floor: forward", t_fwd, None, None))
+    rows.append(("floor: forward + backward", t_bwd, None, None))
+
+    stride = window
+    n_windows = len(window_starts(shape[0], window, stride)) * len(
+        window_starts(shape[1], window, stride)
+    )
+    target = T.Class(labels.tolist())
+    occ_batch = max(batch, 64)
+    methods = {
+        "Saliency": (ki.Saliency(model, target, batch_size=batch), t_bwd),
+        "GradientInput": (ki.GradientInput(model, target, batch_size=batch), t_bwd),
+        "GuidedBackprop": (ki.GuidedBackprop(model, target, batch_size=batch), t_bwd),
+        "Deconvnet": (ki.Deconvnet(model, target, batch_size=batch), t_bwd),
+        "GradCAM": (ki.GradCAM(model, target, layer=layer, batch_size=batch), t_bwd),
+        "GradCAM++": (ki.GradCAMPlusPlus(model, target, layer=layer, batch_size=batch), t_bwd),
+        f"SmoothGrad-{samples}": (
+            ki.SmoothGrad(model, target, samples=samples, batch_size=batch * 4),
+            samples * t_bwd,
+        ),
+        f"IntegratedGradients-{samples}": (
+            ki.IntegratedGradients(model, target, steps=samples, batch_size=batch * 4),
+            samples * t_bwd,
+        ),
+        "Occlusion": (
+            ki.Occlusion(model, target, window=window, stride=stride, batch_size=occ_batch),
+            n_windows * t_fwd,
+        ),
+    }
+    first_calls = {}
+    ours = {}
+    for label, (method, method_floor) in methods.items():
+        start = time.perf_counter()
+        method.explain(x)
+        first = time.perf_counter() - start
+        traces = method.trace_count
+        seconds = timed(lambda m=method: m.explain(x), repeats) / n
+        retraced = method.trace_count - traces
+        first_calls[label] = first - seconds * n
+        ours[label] = seconds
+        rows.append((f"ki {label}", seconds, method_floor, retraced))
+
+    for peer, fns in peers(model, labels, layer, batch, samples, window, stride).items():
+        if isinstance(fns, str):
+            rows.append((f"{peer}: {fns}", None, None, None))
+            continue
+        for label, fn in fns.items():
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    seconds = timed(lambda f=fn: f(x), repeats) / n
+            except Exception as err:
+                rows.append((f"{peer} {label}: failed ({type(err).__name__})", None, None, None))
+                continue
+            rows.append((f"{peer} {label}", seconds, methods[label][1], ours[label]))
+
+    extras = []
+    # Receptive-field-only occlusion of one inner neuron vs the whole image and model.
+    layer_name, channel, position = neuron
+    unit = T.Neuron(layer_name, channel, position)
+    rf_window = max(2, window // 4)
+    fast = ki.Occlusion(model, unit, window=rf_window, stride=rf_window, batch_size=occ_batch)
+    slow = ki.Occlusion(
+        model, unit, window=rf_window, stride=rf_window, batch_size=occ_batch,
+        receptive_field=False,
+    )  # fmt: skip
+    few = x[: max(1, n // 16)]
+    np.testing.assert_allclose(fast.explain(few), slow.explain(few), rtol=1e-3, atol=1e-4)
+    t_fast, t_slow = timed(lambda: fast.explain(few), repeats), timed(lambda: slow.explain(few), 1)
+    extras.append(
+        f"Occlusion of neuron {layer_name}[{channel}]{position}, window {rf_window}: "
+        f"receptive field only {1e3 * t_fast / len(few):.1f} ms/img ({fast.n_windows_} windows) "
+        f"vs whole image {1e3 * t_slow / len(few):.1f} ms/img ({slow.n_windows_} windows): "
+        f"{t_slow / t_fast:.1f}x faster, same map"
+    )
+    # All channels of a layer in one call vs a Python loop of single-channel calls.
+    n_channels = ki.Introspector(model).layer(layer_name).output_shape[-1]
+    n_channels = min(n_channels, 64)
+    few = x[: max(1, n // 32)]
+    channels = list(range(n_channels))
+    together = ki.Saliency(model, T.Channel(layer_name, channels, "sum"), batch_size=batch * 4)
+    singles = [
+        ki.Saliency(model, T.Channel(layer_name, c, "sum"), batch_size=batch) for c in channels
+    ]
+    t_all = timed(lambda: together.explain(few), repeats)
+    t_loop = timed(lambda: [s.explain(few) for s in singles], 1)
+    extras.append(
+        f"Filter saliency of {n_channels} channels of {layer_name} on {len(few)} image(s): one "
+        f"call {t_all:.3f} s vs loop of single-channel calls {t_loop:.3f} s: "
+        f"{t_loop / t_all:.1f}x the throughput"
+    )
+    extras.append(
+        "Tracing (first call minus a later call): "
+        + ", ".join(f"{k} {v:.2f} s" for k, v in first_calls.items())
+        + f"; plain TF gradient {first_floor:.2f} s"
+    )
+    return model.name, shape, n, batch, rows, extras
+
+
+def table(rows):
+    lines = [
+        "| method | ms / image | ratio to its floor | note |",
+        "|---|---:|---:|---|",
+    ]
+    for label, seconds, method_floor, extra in rows:
+        if seconds is None:
+            lines.append(f"| {label} | — | — | |")
+            continue
+        ratio = f"{seconds / method_floor:.2f}" if method_floor else "—"
+        if label.startswith("ki "):
+            note = "re-traced!" if extra else ""
+        elif extra is not None:
+            note = f"{seconds / extra:.2f}x the time of keras_introspect"
+        else:
+            note = ""
+        lines.append(f"| {label} | {1e3 * seconds:.3f} | {ratio} | {note} |")
+    return lines
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--models", default="small,resnet50")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--write", action="store_true", help="update benchmarks/RESULTS.md")
+    args = parser.parse_args()
+    device = tf.config.list_physical_devices("GPU")
+    where = f"{len(device)} GPU(s)" if device else f"CPU only, {os.cpu_count()} cores"
+    where += f", TensorFlow {tf.__version__}, Keras {keras.__version__}"
+    where += f", Python {platform.python_version()}"
+    out = ["## Attribution (`bench_attribution.py`)", "", where, ""]
+    for name in args.models.split(","):
+        model_name, shape, n, batch, rows, extras = bench_model(name, args.repeats)
+        out += [f"### {model_name} at {'x'.join(map(str, shape))}, {n} images, batch {batch}", ""]
+        out += table(rows) + [""] + [f"- {e}" for e in extras] + [""]
+        print("\n".join(out[-(len(rows) + len(extras) + 5) :]), flush=True)
+    if args.write:
+        path = os.path.join(HERE, "RESULTS.md")
+        text = open(path).read()
+        marker = "## Attribution (`bench_attribution.py`)"
+        head = text.split(marker)[0].rstrip() + "\n\n"
+        tail = ""
+        if marker in text:
+            rest = text.split(marker, 1)[1]
+            tail = ("\n## " + rest.split("\n## ", 1)[1]) if "\n## " in rest else ""
+        with open(path, "w") as fh:
+            fh.write(head + "\n".join(out).rstrip() + "\n" + tail)
+
+
+if __name__ == "__main__":
+    main()
