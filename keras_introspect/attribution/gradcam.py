@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from keras_introspect.attribution._base import Attribution
+from keras_introspect.attribution._base import Attribution, compile_step
 
 
 class GradCAM(Attribution):
@@ -85,7 +85,7 @@ class GradCAM(Attribution):
         K = bound.n_outputs
         info = self._layer_info()
         paths = [*bound.paths, info.path]
-        tap = self._intro.tap(paths)
+        tap = self._intro.tap(paths, compute_dtype=self.compute_dtype)
         size = leaves[image].shape[1:3]
         signature = [tf.TensorSpec(a.shape, tf.as_dtype(a.dtype)) for a in leaves]
         signature.append(tf.TensorSpec((b * K, len(bound.leaves)), tf.int32))
@@ -119,7 +119,7 @@ class GradCAM(Attribution):
                 cam = tf.image.resize(cam[..., None], size, method="bilinear")[..., 0]
             return tf.reshape(cam, [b, K, *cam.shape[1:]]), tf.reduce_any(grads != 0)
 
-        return tf.function(step, input_signature=signature, autograph=False)
+        return compile_step(step, signature)
 
     def _explain_chunk(self, leaves, pack, image, params, start, progbar):
         b = len(leaves[0])

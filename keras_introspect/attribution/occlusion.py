@@ -7,7 +7,7 @@ import numbers
 import numpy as np
 
 from keras_introspect._validation import check_one_of
-from keras_introspect.attribution._base import Attribution
+from keras_introspect.attribution._base import Attribution, compile_step
 
 
 def _pair(value, name: str) -> tuple:
@@ -169,7 +169,7 @@ class Occlusion(Attribution):
 
         bound = self._bound
         K = bound.n_outputs
-        tap = self._intro.tap(bound.paths or [])
+        tap = self._intro.tap(bound.paths or [], compute_dtype=self.compute_dtype)
         signature = [tf.TensorSpec(a.shape, tf.as_dtype(a.dtype)) for a in leaves]
         signature += [
             tf.TensorSpec((b * K, len(bound.leaves)), tf.int32),
@@ -208,7 +208,7 @@ class Occlusion(Attribution):
             drop = tf.reshape(base_score, [b, 1, K]) - occluded_score
             return tf.einsum("bmk,mhw->bkhw", drop, masks)
 
-        return tf.function(step, input_signature=signature, autograph=False)
+        return compile_step(step, signature)
 
     def _explain_chunk(self, leaves, pack, image, params, start, progbar):
         b = len(leaves[0])

@@ -60,32 +60,25 @@ class SmoothGrad(GradientMethod):
         import tensorflow as tf
 
         shape = images.shape[1:]
-        b, m = images.shape[0], draw_ids.shape[0]
         x = tf.cast(images, tf.float32)
         axes = list(range(1, x.shape.rank))
         scale = self.noise * (tf.reduce_max(x, axis=axes) - tf.reduce_min(x, axis=axes))
-        # Stateless draws keyed by (image, draw): batch-size invariant.
-        ids = tf.cast(image_ids, tf.int64) * self.samples
+        # Noise of image i is drawn for all samples from the stateless seed
+        # (seed, i) and the draws of this chunk are picked: whatever the batch
+        # size and the chunking of draws, image i draw j gets the same noise.
+        seed = tf.constant(self.seed, tf.int64)
         noise = tf.stack(
             [
-                tf.stack(
-                    [
-                        tf.random.stateless_normal(
-                            shape,
-                            seed=tf.stack(
-                                [
-                                    tf.constant(self.seed, tf.int64),
-                                    ids[i] + tf.cast(draw_ids[j], tf.int64),
-                                ]
-                            ),
-                        )
-                        for j in range(m)
-                    ]
+                tf.gather(
+                    tf.random.stateless_normal(
+                        (self.samples, *shape), seed=tf.stack([seed, tf.cast(i, tf.int64)])
+                    ),
+                    draw_ids,
                 )
-                for i in range(b)
+                for i in tf.unstack(image_ids)
             ]
         )
-        noise = noise * tf.reshape(scale, [b, 1] + [1] * len(shape))
+        noise = noise * tf.reshape(scale, [-1, 1] + [1] * len(shape))
         return tf.cast(tf.expand_dims(x, 1) + noise, images.dtype)
 
 

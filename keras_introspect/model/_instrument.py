@@ -77,6 +77,32 @@ def swapped_attribute(layer, name: str, value):
             object.__delattr__(layer, name)
 
 
+COMPUTE_DTYPES = {"bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
+
+
+@contextlib.contextmanager
+def policy(layers, compute_dtype):
+    """Within the block, `layers` compute in `compute_dtype` (None: unchanged).
+
+    Keras layers cast their inputs and auto-cast their float32 variables to
+    the compute dtype of their policy, so shadowing the policy of every layer
+    turns a float32 model into a mixed-precision one for one traced pass.
+    """
+    if compute_dtype is None:
+        yield
+        return
+    import keras
+
+    mixed = keras.dtype_policies.get(COMPUTE_DTYPES[compute_dtype])
+    with _LOCK, contextlib.ExitStack() as stack:
+        for layer in {id(layer): layer for layer in layers}.values():
+            if getattr(layer, "_dtype_policy", None) is not None:
+                current = layer._dtype_policy
+                if current.compute_dtype == "float32" and current.variable_dtype == "float32":
+                    stack.enter_context(swapped_attribute(layer, "_dtype_policy", mixed))
+        yield
+
+
 def first_input(args, kwargs):
     """The main input of a layer call (first positional argument or `inputs=`)."""
     if args:

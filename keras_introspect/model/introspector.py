@@ -422,16 +422,20 @@ class Introspector:
             )
         return info.receptive_field
 
-    def tap(self, layers, backward: str | None = None) -> Tap:
+    def tap(self, layers, backward: str | None = None, compute_dtype=None) -> Tap:
         """A differentiable `Tap` returning `(activations, model_output)`.
 
         Args:
             layers: layer selector(s); may be `[]` for the output only.
             backward: `None`, `"guided"` or `"deconvnet"`: gradient rule for
                 rectifiers (see `keras_introspect.model.backward`).
+            compute_dtype: `None`, `"bfloat16"` or `"float16"`: run the
+                float32 layers in that precision (see `Tap`).
         """
+        check_one_of(compute_dtype, "compute_dtype", (None, "bfloat16", "float16"))
         infos = self.select(layers) if not (isinstance(layers, list) and not layers) else []
-        return Tap(self.model, infos, backward, [info.layer for info in self._entries])
+        entries = [info.layer for info in self._entries]
+        return Tap(self.model, infos, backward, entries, compute_dtype)
 
     def submodel(self, layers) -> keras.Model:
         """A `keras.Model` from the model inputs to the output(s) of `layers`.

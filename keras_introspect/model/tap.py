@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from keras_introspect.exceptions import SharedLayerError
 from keras_introspect.model import backward as backward_rules
-from keras_introspect.model._instrument import first_input, patching, recording
+from keras_introspect.model._instrument import first_input, patching, policy, recording
 
 
 class Tap:
@@ -20,7 +20,11 @@ class Tap:
         infos: the `LayerInfo` of each layer to tap.
         backward: `None`, or a rule of `keras_introspect.model.backward`
             ("guided", "deconvnet") applied to the rectifiers in `layers`.
-        layers: every layer of the model (needed with `backward`).
+        layers: every layer of the model (needed with `backward` and
+            `compute_dtype`).
+        compute_dtype: `None`, or `"bfloat16"` / `"float16"`: run `layers`
+            under the matching mixed-precision policy (variables stay
+            float32) while the pass is traced; the model keeps its policy.
 
     Example:
         >>> tap = ki.Introspector(model).tap(["conv1", "dense"])  # doctest: +SKIP
@@ -29,12 +33,14 @@ class Tap:
         >>> grads = tape.gradient(output[:, 3], conv1)            # doctest: +SKIP
     """
 
-    def __init__(self, model, infos, backward: str | None = None, layers=()):
+    def __init__(self, model, infos, backward: str | None = None, layers=(), compute_dtype=None):
         self.model = model
         self.infos = list(infos)
         self.paths = [info.path for info in self.infos]
         self.backward = backward
         self._rules = [] if backward is None else backward_rules.wrappers(layers, backward)
+        self.compute_dtype = compute_dtype
+        self._layers = [model, *layers]
 
     def __call__(self, inputs, training: bool = False):
         """Return `(activations, output)`; `activations` follows `self.paths`."""
@@ -58,6 +64,7 @@ class Tap:
         layers = [info.layer for info in self.infos if info.input_of is None]
         layers += [info.input_of[0] for info in self.infos if info.input_of is not None]
         with (
+            policy(self._layers, self.compute_dtype),
             patching(self._rules),
             recording([layer for layer in layers if layer is not self.model], on_call),
         ):

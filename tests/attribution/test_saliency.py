@@ -163,3 +163,19 @@ def test_bad_options_raise():
         ki.Saliency("model.keras", 0)
     with pytest.raises(ValueError, match=r"Expected input of shape \(None, 5, 6, 3\)"):
         ki.Saliency(model, 0).explain(np.zeros((2, 5, 5, 3)))
+
+
+@pytest.mark.parametrize("method", [ki.Saliency, ki.GradCAM, ki.Occlusion])
+def test_bfloat16_compute_is_opt_in_and_close(cnn, method):
+    x = _x((12, 12, 3), n=3)
+    options = {ki.Occlusion: {"window": 3}, ki.GradCAM: {"layer": "conv1"}}.get(method, {})
+    exact = method(cnn, T.Class(1), **options).explain(x)
+    assert np.any(exact)
+    fast = method(cnn, T.Class(1), compute_dtype="bfloat16", **options).explain(x)
+    assert fast.dtype == np.float32
+    assert not np.array_equal(fast, exact)  # it did run in another precision
+    corr = np.corrcoef(fast.ravel(), exact.ravel())[0, 1]
+    assert corr > 0.95
+    assert all(layer.dtype_policy.name == "float32" for layer in cnn.layers)
+    with pytest.raises(ValueError, match="compute_dtype"):
+        method(cnn, 0, compute_dtype="int8")
