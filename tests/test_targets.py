@@ -127,3 +127,26 @@ def test_per_image_indices_must_match_the_images(model):
     x = np.zeros((3, 10, 10, 2), "float32")
     with pytest.raises(ValueError, match="one class index per image"):
         ki.Saliency(model, T.Class([0, 1])).explain(x)
+
+
+@pytest.mark.parametrize("spelling", ["argument", "activation_layer", "softmax_layer", "nested"])
+def test_logits_are_found_behind_any_softmax(spelling):
+    keras.utils.set_random_seed(2)
+    dense = L.Dense(4, name="dense")
+    inputs = keras.Input((3, 3, 1))
+    h = L.Flatten()(inputs)
+    if spelling == "argument":
+        dense = L.Dense(4, activation="softmax", name="dense")
+        outputs = dense(h)
+    elif spelling == "activation_layer":
+        outputs = L.Activation("softmax")(dense(h))
+    else:
+        outputs = L.Softmax()(dense(h))
+    model = keras.Model(inputs, outputs)
+    if spelling == "nested":
+        model = keras.Sequential([keras.Input((3, 3, 1)), model])
+    x = np.random.default_rng(0).normal(size=(2, 3, 3, 1)).astype("float32")
+    logits = x.reshape(2, 9) @ dense.kernel.numpy() + dense.bias.numpy()
+    np.testing.assert_allclose(_scores(model, T.Class(3), x), logits[:, 3], rtol=1e-5, atol=1e-6)
+    probs = model(x).numpy()[:, 3]
+    np.testing.assert_allclose(_scores(model, T.Class(3, logits=False), x), probs, rtol=1e-5)
