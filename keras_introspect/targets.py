@@ -86,10 +86,8 @@ class Target:
     def __rsub__(self, other):
         return as_target(other) + (-1.0) * self
 
-    # Overridden by leaves -----------------------------------------------
-    layer = None
-
     def _bind(self, intro):
+        """Resolve against an `Introspector`; return a `_Leaf` (leaf targets only)."""
         raise NotImplementedError
 
 
@@ -411,9 +409,6 @@ class Sum(Target):
             text = repr(t) if w == 1 else f"{w:g} * {t!r}"
             parts.append(text)
         return " + ".join(parts)
-
-    def _bind(self, intro):
-        raise TypeError("Sum is bound through bind()")
 
 
 def as_target(target) -> Target:
