@@ -156,9 +156,7 @@ class Class(Target):
             )
         n_classes = shape[1]
         indices = [self.index] if _is_int(self.index) else self.index
-        for i in indices:
-            _check_index(i, n_classes, "class index")
-        indices = [i % n_classes for i in indices]
+        indices = [_check_index(i, n_classes, "class index") for i in indices]
         logits = self.logits
 
         def score(activations, outputs, column):
@@ -510,13 +508,22 @@ class BoundTarget:
         out[:, column] = np.tile(np.asarray(leaf.many, np.int32), len(params))
         return out
 
-    def score(self, activations: dict, outputs, params):
-        """`(rows,)` float32 scores from tapped activations and model outputs."""
+    def score(self, activations, output, params):
+        """`(rows,)` float32 scores from one tapped forward pass.
+
+        Args:
+            activations: tensors of the layers in `paths`, in that order
+                (a tap may return more after them; they are ignored).
+            output: the model output (any structure).
+            params: `(rows, n_leaves)` int32 columns (`params`/`expand`).
+        """
         import tensorflow as tf
 
+        by_path = dict(zip(self.paths, activations[: len(self.paths)], strict=True))
+        outputs = tf.nest.flatten(output)
         total = None
         for j, (weight, leaf) in enumerate(self.leaves):
-            source = activations[leaf.path] if leaf.path else None
+            source = by_path[leaf.path] if leaf.path else None
             value = leaf.score(source, outputs, params[:, j])
             value = value if weight == 1 else weight * value
             total = value if total is None else total + value

@@ -35,7 +35,7 @@ def _scores(model, target, x):
 
     def run(rows):
         activations, output = tap(rows)
-        return bound.score(dict(zip(bound.paths, activations, strict=True)), [output], params)
+        return bound.score(activations, output, params)
 
     return np.asarray(tf.function(run, autograph=False)(np.repeat(x, bound.n_outputs, axis=0)))
 

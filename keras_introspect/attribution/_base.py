@@ -24,6 +24,7 @@ from keras_introspect._validation import (
     check_verbose,
 )
 from keras_introspect.exceptions import KerasIntrospectWarning
+from keras_introspect.model.tap import COMPUTE_DTYPES
 from keras_introspect.targets import BoundTarget, as_target
 
 REDUCTIONS = ("max", "sum", "abs_sum", None)
@@ -68,6 +69,52 @@ def _pad(leaves: list, size: int) -> list:
     return [np.concatenate([a, np.repeat(a[-1:], size - n, axis=0)]) for a in leaves]
 
 
+def _chunks(batches, size: int):
+    """Fixed-size image chunks `(leaves, pack, n_valid)`; the last one is padded."""
+    pending, pack = [], None
+    for batch in batches:
+        leaves, pack = _leaves(batch)
+        pending.append(leaves)
+        while sum(len(p[0]) for p in pending) >= size:
+            merged = [np.concatenate(parts) for parts in zip(*pending, strict=True)]
+            yield [a[:size] for a in merged], pack, size
+            rest = [a[size:] for a in merged]
+            pending = [rest] if len(rest[0]) else []
+    if pending:
+        merged = [np.concatenate(parts) for parts in zip(*pending, strict=True)]
+        yield _pad(merged, size), pack, len(merged[0])
+
+
+def expand_rows(inputs: list, image: int, draws, params, n_outputs: int) -> tuple:
+    """One row per (image, draw, target), in that order, on the device.
+
+    Args:
+        inputs: the chunk's model inputs, `(b, ...)` each.
+        image: position of the explained input in `inputs`.
+        draws: `(b, m, ...)` images of every draw (noisy copies, path
+            points, occluded copies; `x[:, None]` for the image itself).
+        params: `(b * n_outputs, n_leaves)` target columns (`BoundTarget.expand`).
+        n_outputs: K, the scores per image.
+
+    Returns:
+        `(row_inputs, rows, row_params)`: every input with `b * m * K` rows
+        (the other inputs held fixed), the explained input's rows, and the
+        target columns of every row.
+    """
+    import tensorflow as tf
+
+    b, m, K = draws.shape[0], draws.shape[1], n_outputs
+    shape = draws.shape[2:]
+    rows = tf.reshape(tf.repeat(tf.expand_dims(draws, 2), K, axis=2), [b * m * K, *shape])
+    row_inputs = [rows if i == image else tf.repeat(t, m * K, axis=0) for i, t in enumerate(inputs)]
+    n_leaves = params.shape[-1]
+    row_params = tf.reshape(
+        tf.broadcast_to(tf.reshape(params, [b, 1, K, n_leaves]), [b, m, K, n_leaves]),
+        [b * m * K, n_leaves],
+    )
+    return row_inputs, rows, row_params
+
+
 class Attribution:
     """Base of all attribution methods: `Method(model, target, ...).explain(x)`.
 
@@ -86,13 +133,13 @@ class Attribution:
             it; scores and maps stay float32). The model keeps its policy.
     """
 
-    _uses_channels = True
+    _n_draws = 1  # evaluations per image and target (noise draws, path points, windows)
 
     def __init__(
         self, model, target, *, batch_size=32, verbose=0, input_index=None, compute_dtype=None
     ):
         check_model(model)
-        check_one_of(compute_dtype, "compute_dtype", (None, "bfloat16", "float16"))
+        check_one_of(compute_dtype, "compute_dtype", COMPUTE_DTYPES)
         self.compute_dtype = compute_dtype
         self.model = model
         self.target = as_target(target)
@@ -139,13 +186,14 @@ class Attribution:
             )
         return index
 
-    def _plan(self, n_samples, n_draws: int, n_outputs: int) -> tuple:
+    def _plan(self, n_samples, batch_size: int) -> tuple:
         """Images per step `b` and draws per step `m` so b*m*K rows fit batch_size."""
+        n_draws, n_outputs = self._n_draws, self._bound.n_outputs
         per_image = n_draws * n_outputs
-        if per_image <= self.batch_size:
-            b, m = max(1, self.batch_size // per_image), n_draws
+        if per_image <= batch_size:
+            b, m = max(1, batch_size // per_image), n_draws
         else:
-            b, m = 1, min(n_draws, max(1, self.batch_size // n_outputs))
+            b, m = 1, min(n_draws, max(1, batch_size // n_outputs))
         if n_samples is not None:
             b = min(b, n_samples)
         return b, m
@@ -166,35 +214,33 @@ class Attribution:
             float32 array `(n, H, W)` (`(n, H, W, C)` when channels are kept;
             `(n, K, ...)` for a target with K channels).
         """
-        saved = self.batch_size, self.verbose
-        try:
-            if batch_size is not None:
-                self.batch_size = check_positive_int(batch_size, "batch_size")
-            if verbose is not None:
-                self.verbose = check_verbose(verbose)
-            return self._explain(x)
-        finally:
-            self.batch_size, self.verbose = saved
+        batch_size = self.batch_size if batch_size is None else batch_size
+        verbose = self.verbose if verbose is None else verbose
+        return self._explain(
+            x, check_positive_int(batch_size, "batch_size"), check_verbose(verbose)
+        )
 
     __call__ = explain
 
-    def _explain(self, x):
+    def _explain(self, x, batch_size: int, verbose: int):
         import keras
 
         intro = self._introspector()
-        self._check_options()
         specs = intro.input_specs
         image = self._image_input(specs)
-        batches = Batches(x, self.batch_size, specs)
-        self._bound.check_n_samples(batches.n_samples)
-        chunks = self._chunks(batches)
-        progbar = keras.utils.Progbar(self._n_steps(batches), verbose=self.verbose)
+        self._check_options(image)
+        batches = Batches(x, batch_size, specs)
+        n = batches.n_samples
+        self._bound.check_n_samples(n)
+        b, m = self._plan(n, batch_size)
+        n_steps = None if n is None else -(-n // b) * -(-self._n_draws // m)
+        progbar = keras.utils.Progbar(n_steps, verbose=verbose)
         parts, start = [], 0
         self._signal = False
-        for leaves, pack, n_valid in chunks:
+        for leaves, pack, n_valid in _chunks(batches, b):
             params = self._bound.params(start, n_valid)
             params = np.concatenate([params, np.repeat(params[-1:], len(leaves[0]) - n_valid, 0)])
-            maps = self._explain_chunk(leaves, pack, image, params, start, progbar)
+            maps = self._explain_chunk(leaves, pack, image, params, start, m, progbar)
             parts.append(maps[:n_valid])
             start += n_valid
         self._bound.check_n_samples(start)
@@ -212,32 +258,11 @@ class Attribution:
             )
         return out
 
-    def _n_steps(self, batches):
-        return None
+    def _check_options(self, image: int) -> None:
+        """Validate method options once the model and its image input are known."""
 
-    def _check_options(self) -> None:
-        """Validate method options (called once the model is known)."""
-
-    def _chunks(self, batches):
-        """Fixed-size image chunks `(leaves, pack, n_valid)`; the last is padded."""
-        b, _ = self._chunk_plan(batches.n_samples)
-        pending, pack = [], None
-        for batch in batches:
-            leaves, pack = _leaves(batch)
-            pending.append(leaves)
-            while sum(len(p[0]) for p in pending) >= b:
-                merged = [np.concatenate(parts) for parts in zip(*pending, strict=True)]
-                yield [a[:b] for a in merged], pack, b
-                rest = [a[b:] for a in merged]
-                pending = [rest] if len(rest[0]) else []
-        if pending:
-            merged = [np.concatenate(parts) for parts in zip(*pending, strict=True)]
-            yield _pad(merged, b), pack, len(merged[0])
-
-    def _chunk_plan(self, n_samples):
-        raise NotImplementedError
-
-    def _explain_chunk(self, leaves, pack, image, params, start, progbar):
+    def _explain_chunk(self, leaves, pack, image, params, start, m, progbar):
+        """Maps `(b, K, ...)` of one chunk of `b` images, `m` draws per step."""
         raise NotImplementedError
 
     def _compiled(self, key, build):
@@ -277,8 +302,6 @@ class GradientMethod(Attribution):
         check_one_of(reduce_channels, "reduce_channels", REDUCTIONS)
         self.reduce_channels = reduce_channels
 
-    _n_draws = 1
-
     def _draws(self) -> tuple:
         """`(ids int32, values float32, weights float32)` of all draws."""
         n = self._n_draws
@@ -300,15 +323,6 @@ class GradientMethod(Attribution):
     def _finish(self, stats, images):
         """Map `(b, K, H, W, C)` from the summed statistics (numpy)."""
         return stats[0]
-
-    def _chunk_plan(self, n_samples):
-        return self._plan(n_samples, self._n_draws, self._bound.n_outputs)
-
-    def _n_steps(self, batches):
-        if batches.n_samples is None:
-            return None
-        b, m = self._chunk_plan(batches.n_samples)
-        return -(-batches.n_samples // b) * -(-self._n_draws // m)
 
     def _step_fn(self, b: int, m: int, leaves: list, pack, image: int):
         import tensorflow as tf
@@ -336,37 +350,21 @@ class GradientMethod(Attribution):
             )
             x = inputs[image]
             perturbed = self._perturb(x, image_ids, draw_ids, draw_values)  # (b, m, ...)
-            rows = tf.reshape(
-                tf.repeat(tf.expand_dims(perturbed, 2), K, axis=2), [b * m * K, *x.shape[1:]]
-            )
-            rows_inputs = [
-                rows if i == image else tf.repeat(t, m * K, axis=0)  # other inputs held fixed
-                for i, t in enumerate(inputs)
-            ]
-            rows_params = tf.reshape(
-                tf.broadcast_to(tf.reshape(params, [b, 1, K, -1]), [b, m, K, len(bound.leaves)]),
-                [b * m * K, len(bound.leaves)],
-            )
+            row_inputs, rows, row_params = expand_rows(inputs, image, perturbed, params, K)
             with tf.GradientTape() as tape:
                 tape.watch(rows)
-                activations, output = tap(pack(rows_inputs))
-                score = bound.score(
-                    dict(zip(bound.paths, activations, strict=True)),
-                    tf.nest.flatten(output),
-                    rows_params,
-                )
+                activations, output = tap(pack(row_inputs))
+                score = bound.score(activations, output, row_params)
             grads = tf.cast(tape.gradient(score, rows), tf.float32)
             grads = tf.reshape(grads, [b, m, K, *x.shape[1:]])
             return self._statistics(grads, weights, tf.cast(x, tf.float32))
 
         return compile_step(step, signature)
 
-    def _explain_chunk(self, leaves, pack, image, params, start, progbar):
+    def _explain_chunk(self, leaves, pack, image, params, start, m, progbar):
         b = len(leaves[0])
-        _, m = self._chunk_plan(None)
         ids, values, weights = self._draws()
         n_draws = len(ids)
-        m = min(m, n_draws)
         key = (b, m, tuple((a.shape, a.dtype.str) for a in leaves))
         fn = self._compiled(key, lambda: self._step_fn(b, m, leaves, pack, image))
         image_ids = np.arange(start, start + b, dtype=np.int32)

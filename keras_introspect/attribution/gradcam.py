@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from keras_introspect.attribution._base import Attribution, compile_step
+from keras_introspect.attribution._base import Attribution, compile_step, expand_rows
 
 
 class GradCAM(Attribution):
@@ -67,25 +67,22 @@ class GradCAM(Attribution):
             )
         return info
 
-    def _check_options(self):
-        self.layer_path_ = self._layer_info().path
+    def _check_options(self, image):
+        self._feature = self._layer_info()
+        self.layer_path_ = self._feature.path
 
     def _weights(self, grads, activations):
         import tensorflow as tf
 
         return tf.reduce_mean(grads, axis=[1, 2])
 
-    def _chunk_plan(self, n_samples):
-        return self._plan(n_samples, 1, self._bound.n_outputs)
-
     def _step_fn(self, b, leaves, pack, image):
         import tensorflow as tf
 
         bound = self._bound
         K = bound.n_outputs
-        info = self._layer_info()
-        paths = [*bound.paths, info.path]
-        tap = self._intro.tap(paths, compute_dtype=self.compute_dtype)
+        info = self._feature
+        tap = self._intro.tap([*bound.paths, info.path], compute_dtype=self.compute_dtype)
         size = leaves[image].shape[1:3]
         signature = [tf.TensorSpec(a.shape, tf.as_dtype(a.dtype)) for a in leaves]
         signature.append(tf.TensorSpec((b * K, len(bound.leaves)), tf.int32))
@@ -94,14 +91,12 @@ class GradCAM(Attribution):
         def step(*args):
             self.trace_count += 1
             inputs, params = list(args[:n_leaves]), args[n_leaves]
-            rows = [tf.repeat(t, K, axis=0) for t in inputs]
+            row_inputs, _, _ = expand_rows(inputs, image, inputs[image][:, None], params, K)
             with tf.GradientTape() as tape:
-                activations, output = tap(pack(rows))
+                activations, output = tap(pack(row_inputs))
                 feature = activations[-1]
                 tape.watch(feature)
-                score = bound.score(
-                    dict(zip(paths, activations, strict=True)), tf.nest.flatten(output), params
-                )
+                score = bound.score(activations, output, params)
             grads = tape.gradient(score, feature)
             if grads is None:
                 raise ValueError(
@@ -121,7 +116,7 @@ class GradCAM(Attribution):
 
         return compile_step(step, signature)
 
-    def _explain_chunk(self, leaves, pack, image, params, start, progbar):
+    def _explain_chunk(self, leaves, pack, image, params, start, m, progbar):
         b = len(leaves[0])
         key = (b, tuple((a.shape, a.dtype.str) for a in leaves))
         fn = self._compiled(key, lambda: self._step_fn(b, leaves, pack, image))
@@ -129,11 +124,6 @@ class GradCAM(Attribution):
         self._signal = self._signal or bool(signal)
         progbar.add(1)
         return np.asarray(maps)
-
-    def _n_steps(self, batches):
-        if batches.n_samples is None:
-            return None
-        return -(-batches.n_samples // self._chunk_plan(batches.n_samples)[0])
 
 
 class GradCAMPlusPlus(GradCAM):

@@ -47,9 +47,9 @@ class IntegratedGradients(GradientMethod):
     def _n_draws(self):
         return self.steps
 
-    def _check_options(self):
+    def _check_options(self, image):
         if isinstance(self.baseline, np.ndarray):
-            shape = self._intro.input_specs[self._image_input(self._intro.input_specs)].shape[1:]
+            shape = self._intro.input_specs[image].shape[1:]
             if self.baseline.shape != tuple(shape):
                 raise ValueError(
                     f"Expected `baseline` of the image shape {tuple(shape)}. Received: "

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
@@ -110,10 +112,8 @@ class AttributionMaps(ModelEstimatorMixin, TransformerMixin, BaseEstimator):
         self.explainer_.explain(X[:1] if hasattr(X, "shape") else X)
         shape = getattr(X, "shape", None)
         if shape is not None:
-            self.input_shape_ = tuple(shape[1:])
-            self.n_features_in_ = 1
-            for d in self.input_shape_:
-                self.n_features_in_ *= int(d)
+            self.input_shape_ = tuple(int(d) for d in shape[1:])
+            self.n_features_in_ = math.prod(self.input_shape_)
         return self
 
     def transform(self, X):

@@ -7,7 +7,7 @@ import numbers
 import numpy as np
 
 from keras_introspect._validation import check_one_of
-from keras_introspect.attribution._base import Attribution, compile_step
+from keras_introspect.attribution._base import Attribution, compile_step, expand_rows
 
 
 def _pair(value, name: str) -> tuple:
@@ -95,12 +95,9 @@ class Occlusion(Attribution):
             else np.asarray(baseline, np.float32)
         )
 
-    # ---------------------------------------------------------------- masks
-    def _check_options(self):
-        intro = self._intro
-        specs = intro.input_specs
-        image = self._image_input(specs)
-        shape = specs[image].shape
+    # -------------------------------------------------------------- windows
+    def _check_options(self, image):
+        shape = self._intro.input_specs[image].shape
         if len(shape) != 4 or shape[1] is None or shape[2] is None:
             raise ValueError(
                 f"Occlusion needs images of a fixed size (batch, H, W, C). Received: "
@@ -114,29 +111,33 @@ class Occlusion(Attribution):
                 f"Expected `baseline` of shape {tuple(shape[1:])}. Received: baseline with "
                 f"shape {self.baseline.shape}"
             )
-        H, W = shape[1], shape[2]
-        rows = window_starts(H, self.window[0], self.stride[0])
-        cols = window_starts(W, self.window[1], self.stride[1])
-        boxes = [(r, c) for r in rows for c in cols]
-        counts = np.zeros((H, W), np.float32)
-        for r, c in boxes:
-            counts[r : r + self.window[0], c : c + self.window[1]] += 1
-        self.counts_ = counts
-        self.field_ = self._field(H, W)
-        if self.field_ is not None:
-            (r0, r1), (c0, c1) = self.field_
-            boxes = [
-                (r, c)
-                for r, c in boxes
-                if r < r1 and r + self.window[0] > r0 and c < c1 and c + self.window[1] > c0
+        size = shape[1:3]
+        starts = [
+            np.asarray(window_starts(n, w, s))
+            for n, w, s in zip(size, self.window, self.stride, strict=True)
+        ]
+        # The window grid is a product of row and column starts, so the number
+        # of windows covering a pixel is a product of per-axis counts.
+        covering = [
+            ((s[:, None] <= i) & (i < s[:, None] + w)).sum(axis=0)
+            for s, w, i in zip(starts, self.window, [np.arange(n) for n in size], strict=True)
+        ]
+        self.counts_ = np.outer(*covering).astype(np.float32)
+        self.field_ = self._field(size)
+        if self.field_ is not None:  # keep the windows that overlap the field
+            starts = [
+                s[(s < stop) & (s + w > first)]
+                for s, w, (first, stop) in zip(starts, self.window, self.field_, strict=True)
             ]
-        self.n_windows_ = len(boxes)
-        masks = np.zeros((len(boxes), H, W), np.float32)
-        for i, (r, c) in enumerate(boxes):
-            masks[i, r : r + self.window[0], c : c + self.window[1]] = 1
-        self._masks = masks
+        rows, cols = np.meshgrid(*starts, indexing="ij")
+        self._boxes = np.stack([rows.ravel(), cols.ravel()], axis=1).astype(np.int32)
+        self.n_windows_ = len(self._boxes)
 
-    def _field(self, H, W):
+    @property
+    def _n_draws(self):
+        return max(1, len(self._boxes))
+
+    def _field(self, size):
         """Clipped `((r0, r1), (c0, c1))` of a Neuron target's field, or None."""
         if self.receptive_field is False:
             return None
@@ -151,19 +152,10 @@ class Occlusion(Attribution):
                     f"known receptive field. Received: target={self.target!r}"
                 )
             return None
-        slices = field.slices(leaf.position, (H, W))
+        slices = field.slices(leaf.position, size)
         return tuple((s.start, s.stop) for s in slices)
 
     # ---------------------------------------------------------------- steps
-    def _chunk_plan(self, n_samples):
-        return self._plan(n_samples, max(1, len(self._masks)), self._bound.n_outputs)
-
-    def _n_steps(self, batches):
-        if batches.n_samples is None:
-            return None
-        b, m = self._chunk_plan(batches.n_samples)
-        return -(-batches.n_samples // b) * -(-len(self._masks) // m)
-
     def _step_fn(self, b, m, leaves, pack, image):
         import tensorflow as tf
 
@@ -173,56 +165,57 @@ class Occlusion(Attribution):
         signature = [tf.TensorSpec(a.shape, tf.as_dtype(a.dtype)) for a in leaves]
         signature += [
             tf.TensorSpec((b * K, len(bound.leaves)), tf.int32),
-            tf.TensorSpec((m, *self._masks.shape[1:]), tf.float32),
+            tf.TensorSpec((m, 2), tf.int32),
+            tf.TensorSpec((m,), tf.float32),
         ]
         n_leaves = len(leaves)
-        baseline = self.baseline
+        H, W = leaves[image].shape[1:3]
+        (wh, ww), baseline = self.window, self.baseline
         if isinstance(baseline, np.ndarray) and baseline.ndim == 2:
             baseline = baseline[..., None]
 
         def score(inputs, params):
             activations, output = tap(pack(inputs))
-            return bound.score(
-                dict(zip(bound.paths, activations, strict=True)), tf.nest.flatten(output), params
-            )
+            return bound.score(activations, output, params)
 
         def step(*args):
             self.trace_count += 1
             inputs = list(args[:n_leaves])
-            params, masks = args[n_leaves], args[n_leaves + 1]
+            params, boxes, valid = args[n_leaves : n_leaves + 3]
             x = inputs[image]
-            base_score = score([tf.repeat(t, K, axis=0) for t in inputs], params)
+            # Window masks of this chunk, built on the device; padded boxes
+            # (valid 0) give all-zero masks, which change nothing and add nothing.
+            in_rows = (tf.range(H)[None] >= boxes[:, :1]) & (tf.range(H)[None] < boxes[:, :1] + wh)
+            in_cols = (tf.range(W)[None] >= boxes[:, 1:]) & (tf.range(W)[None] < boxes[:, 1:] + ww)
+            masks = tf.cast(in_rows[:, :, None] & in_cols[:, None, :], tf.float32)
+            masks = masks * valid[:, None, None]  # (m, H, W)
+            base_inputs, _, base_params = expand_rows(inputs, image, x[:, None], params, K)
+            base_score = score(base_inputs, base_params)
             mask = masks[None, :, :, :, None]  # (1, m, H, W, 1)
             xf = tf.cast(x, tf.float32)[:, None]
             occluded = xf * (1.0 - mask) + tf.constant(baseline, tf.float32) * mask
-            occluded = tf.repeat(occluded[:, :, None], K, axis=2)  # (b, m, K, H, W, C)
-            rows = tf.cast(tf.reshape(occluded, [b * m * K, *x.shape[1:]]), x.dtype)
-            rows_inputs = [
-                rows if i == image else tf.repeat(t, m * K, axis=0) for i, t in enumerate(inputs)
-            ]
-            rows_params = tf.reshape(
-                tf.broadcast_to(tf.reshape(params, [b, 1, K, -1]), [b, m, K, len(bound.leaves)]),
-                [b * m * K, len(bound.leaves)],
+            row_inputs, _, row_params = expand_rows(
+                inputs, image, tf.cast(occluded, x.dtype), params, K
             )
-            occluded_score = tf.reshape(score(rows_inputs, rows_params), [b, m, K])
+            occluded_score = tf.reshape(score(row_inputs, row_params), [b, m, K])
             drop = tf.reshape(base_score, [b, 1, K]) - occluded_score
             return tf.einsum("bmk,mhw->bkhw", drop, masks)
 
         return compile_step(step, signature)
 
-    def _explain_chunk(self, leaves, pack, image, params, start, progbar):
+    def _explain_chunk(self, leaves, pack, image, params, start, m, progbar):
         b = len(leaves[0])
-        _, m = self._chunk_plan(None)
-        masks = self._masks
-        m = min(m, max(1, len(masks)))
+        boxes = self._boxes
         key = (b, m, tuple((a.shape, a.dtype.str) for a in leaves))
         fn = self._compiled(key, lambda: self._step_fn(b, m, leaves, pack, image))
         expanded = self._bound.expand(params)
-        total = np.zeros((b, self._bound.n_outputs, *masks.shape[1:]), np.float32)
-        for first in range(0, len(masks), m):
-            chunk = masks[first : first + m]
-            if len(chunk) < m:  # all-zero masks change nothing and add nothing
-                chunk = np.concatenate([chunk, np.zeros((m - len(chunk), *chunk.shape[1:]))])
-            total += np.asarray(fn(*leaves, expanded, chunk.astype(np.float32)))
+        total = np.zeros((b, self._bound.n_outputs, *self.counts_.shape), np.float32)
+        for first in range(0, len(boxes), m):
+            chunk = boxes[first : first + m]
+            valid = np.ones(m, np.float32)
+            if len(chunk) < m:
+                valid[len(chunk) :] = 0
+                chunk = np.concatenate([chunk, np.zeros((m - len(chunk), 2), np.int32)])
+            total += np.asarray(fn(*leaves, expanded, chunk, valid))
             progbar.add(1)
         return np.divide(total, self.counts_, out=np.zeros_like(total), where=self.counts_ > 0)

@@ -19,7 +19,7 @@ from keras_introspect.exceptions import ModelNotBuiltError
 from keras_introspect.model import receptive_field as rf
 from keras_introspect.model._instrument import first_input, recording
 from keras_introspect.model.selectors import select, select_one
-from keras_introspect.model.tap import Tap
+from keras_introspect.model.tap import COMPUTE_DTYPES, Tap, producers
 
 
 @dataclass(frozen=True)
@@ -286,14 +286,11 @@ class Introspector:
         output_shapes = []
 
         def field_of(tensor):
-            while True:
-                found = fields.get(tensor.ref())
+            for source in producers(tensor):
+                found = fields.get(source.ref())
                 if found is not None:
                     return found
-                op = getattr(tensor, "op", None)
-                if op is None or op.type not in ("Cast", "Identity") or not list(op.inputs):
-                    return None
-                tensor = op.inputs[0]
+            return None
 
         def on_call(layer, args, kwargs, outputs):
             ins = [t for t in tf.nest.flatten(first_input(args, kwargs)) if tf.is_tensor(t)]
@@ -432,7 +429,7 @@ class Introspector:
             compute_dtype: `None`, `"bfloat16"` or `"float16"`: run the
                 float32 layers in that precision (see `Tap`).
         """
-        check_one_of(compute_dtype, "compute_dtype", (None, "bfloat16", "float16"))
+        check_one_of(compute_dtype, "compute_dtype", COMPUTE_DTYPES)
         infos = self.select(layers) if not (isinstance(layers, list) and not layers) else []
         entries = [info.layer for info in self._entries]
         return Tap(self.model, infos, backward, entries, compute_dtype)

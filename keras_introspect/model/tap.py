@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from keras_introspect.exceptions import SharedLayerError
 from keras_introspect.model import backward as backward_rules
-from keras_introspect.model._instrument import first_input, patching, policy, recording
+from keras_introspect.model._instrument import (
+    COMPUTE_DTYPES as _POLICIES,
+)
+from keras_introspect.model._instrument import (
+    first_input,
+    patching,
+    policy,
+    recording,
+)
+
+COMPUTE_DTYPES = (None, *_POLICIES)
+"""Values of `compute_dtype` a tap accepts (`None`: the model's own precision)."""
 
 
 class Tap:
@@ -91,6 +102,24 @@ class Tap:
         return activations, output
 
 
+def producers(tensor):
+    """`tensor`, then the tensors it was cast or copied from, in a traced graph.
+
+    Follows Cast and Identity ops back; stops at any other op, and at once
+    for eager tensors (which have no op).
+    """
+    while True:
+        yield tensor
+        try:
+            op = tensor.op
+            op_type = op.type
+        except AttributeError:  # eager tensors have no op
+            return
+        if op_type not in ("Cast", "Identity") or not list(op.inputs):
+            return
+        tensor = op.inputs[0]
+
+
 def pre_activation(tensor):
     """The logits behind a softmax or sigmoid output, else `tensor` itself.
 
@@ -99,21 +128,11 @@ def pre_activation(tensor):
     and identities to a Softmax/Sigmoid op. Works on tensors of a traced
     (`tf.function`) forward pass.
     """
-    current = tensor
-    for _ in range(8):
+    for current in producers(tensor):
         logits = getattr(current, "_keras_logits", None)
         if logits is not None:
             return logits
         op = getattr(current, "op", None)
-        if op is None:
-            return tensor
-        try:
-            op_type = op.type
-        except AttributeError:  # eager tensors have no op
-            return tensor
-        if op_type in ("Softmax", "Sigmoid"):
+        if op is not None and op.type in ("Softmax", "Sigmoid"):
             return op.inputs[0]
-        if op_type not in ("Cast", "Identity") or not list(op.inputs):
-            return tensor
-        current = op.inputs[0]
     return tensor
