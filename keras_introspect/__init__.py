@@ -40,6 +40,21 @@ _LAZY = {
     "Occlusion": "keras_introspect.attribution.occlusion",
     "AttributionMaps": "keras_introspect.attribution.maps",
     "datasets": "keras_introspect.datasets",
+    "ActivationMaximization": "keras_introspect.optimize.activation_maximization",
+    "AMResult": "keras_introspect.optimize.activation_maximization",
+    "fool": "keras_introspect.optimize.fool",
+    "FoolResult": "keras_introspect.optimize.fool",
+    "optimize": "keras_introspect.optimize",
+    "probes": "keras_introspect.probes",
+    "top_activating": "keras_introspect.probes.top_activating",
+    "top_activating_all": "keras_introspect.probes.top_activating",
+    "Exemplars": "keras_introspect.probes.top_activating",
+    "activation_histogram": "keras_introspect.probes.histogram",
+    "ActivationHistogram": "keras_introspect.probes.histogram",
+    "out_of_sample": "keras_introspect.probes.out_of_sample",
+    "OutOfSample": "keras_introspect.probes.out_of_sample",
+    "noise_like": "keras_introspect.probes.out_of_sample",
+    "randomized_twin": "keras_introspect.probes.randomized_twin",
 }
 
 __all__ = sorted(_LAZY)
@@ -50,7 +65,11 @@ def __getattr__(name: str):
     if module_name is None:
         raise AttributeError(f"module 'keras_introspect' has no attribute {name!r}")
     module = importlib.import_module(module_name)
-    value = module if module_name.endswith("." + name) else getattr(module, name)
+    # a module named like the attribute (`targets`) is itself the value, unless
+    # it defines that name (the function `fool` in `optimize/fool.py`)
+    value = getattr(module, name, module) if module_name.endswith("." + name) else None
+    if value is None:
+        value = getattr(module, name)
     globals()[name] = value
     return value
 

@@ -70,3 +70,44 @@ def check_finite(array: np.ndarray, name: str = "x") -> None:
             f"Input contains NaN or infinity ({n_bad} values). Expected finite "
             f"values in `{name}`. Received: {name} with shape {array.shape}"
         )
+
+
+def check_seed(seed, name: str = "seed") -> int:
+    """Return `seed` as int if it is an integer >= 0, else raise `ValueError`."""
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+        raise ValueError(f"Expected `{name}` to be an integer >= 0. Received: {name}={seed!r}")
+    return int(seed)
+
+
+def check_number(value, name: str, minimum=None, strict: bool = False) -> float:
+    """Return `value` as float if it is a real number (above `minimum`), else raise."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value):
+        raise ValueError(f"Expected `{name}` to be a finite number. Received: {name}={value!r}")
+    if minimum is not None and (value <= minimum if strict else value < minimum):
+        bound = f"> {minimum}" if strict else f">= {minimum}"
+        raise ValueError(f"Expected `{name}` {bound}. Received: {name}={value!r}")
+    return float(value)
+
+
+def capped_steps(steps, name: str = "steps") -> int:
+    """`steps`, capped by the environment variable ``KI_MAX_STEPS`` when it is set.
+
+    Optimisation loops read the cap so that test suites and smoke runs of
+    examples stay fast without changing any call.
+    """
+    import os
+
+    steps = check_positive_int(steps, name)
+    cap = os.environ.get("KI_MAX_STEPS")
+    if cap is None or cap == "":
+        return steps
+    try:
+        cap = int(cap)
+    except ValueError:
+        cap = 0
+    if cap < 1:
+        raise ValueError(
+            "Expected the environment variable KI_MAX_STEPS to be an integer >= 1. "
+            f"Received: KI_MAX_STEPS={os.environ['KI_MAX_STEPS']!r}"
+        )
+    return min(steps, cap)

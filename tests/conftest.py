@@ -222,3 +222,33 @@ def variant(request):
 def get_model(built_models, reloaded_models, variant):
     """get_model(name) -> the fixture model as built or after a .keras round trip."""
     return lambda name: (built_models if variant == "built" else reloaded_models)[name]
+
+
+@pytest.fixture(scope="session")
+def digits_cnn():
+    """A small CNN trained on scikit-learn's 8x8 digits: `(model, x, y)`.
+
+    conv1 and conv2 use valid padding, so conv2's receptive field (5 x 5)
+    lies inside the image for every unit.
+    """
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    x = (digits.images[..., None] / 16.0).astype("float32")
+    y = digits.target
+    keras.utils.set_random_seed(0)  # tests only: a reproducible trained model
+    model = keras.Sequential(
+        [
+            keras.Input((8, 8, 1)),
+            L.Conv2D(8, 3, activation="relu", name="conv1"),
+            L.Conv2D(16, 3, activation="relu", name="conv2"),
+            L.GlobalAveragePooling2D(name="gap"),
+            L.Dense(10, activation="softmax", name="out"),
+        ],
+        name="digits_cnn",
+    )
+    model.compile(
+        keras.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy", metrics=["accuracy"]
+    )
+    model.fit(x, y, epochs=15, batch_size=64, verbose=0)
+    return model, x, y

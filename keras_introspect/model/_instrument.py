@@ -77,6 +77,22 @@ def swapped_attribute(layer, name: str, value):
             object.__delattr__(layer, name)
 
 
+@contextlib.contextmanager
+def free_input_shapes(layers):
+    """Within the block, Functional models accept inputs of any spatial size.
+
+    A Functional model checks its inputs against the shapes of its `Input`s;
+    a truncated forward pass on a receptive-field patch only runs layers that
+    accept any size, so the check is lifted (Keras reads `_manual_input_spec`
+    first when it is set).
+    """
+    with _LOCK, contextlib.ExitStack() as stack:
+        for layer in {id(layer): layer for layer in layers}.values():
+            if hasattr(layer, "_inputs_struct"):  # Functional (and Sequential's graph)
+                stack.enter_context(swapped_attribute(layer, "_manual_input_spec", None))
+        yield
+
+
 COMPUTE_DTYPES = {"bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
 
 

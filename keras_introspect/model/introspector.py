@@ -419,7 +419,9 @@ class Introspector:
             )
         return info.receptive_field
 
-    def tap(self, layers, backward: str | None = None, compute_dtype=None) -> Tap:
+    def tap(
+        self, layers, backward: str | None = None, compute_dtype=None, truncate: bool = False
+    ) -> Tap:
         """A differentiable `Tap` returning `(activations, model_output)`.
 
         Args:
@@ -428,11 +430,13 @@ class Introspector:
                 rectifiers (see `keras_introspect.model.backward`).
             compute_dtype: `None`, `"bfloat16"` or `"float16"`: run the
                 float32 layers in that precision (see `Tap`).
+            truncate: stop the forward pass once `layers` have run (the
+                returned output is then `None`; see `Tap`).
         """
         check_one_of(compute_dtype, "compute_dtype", COMPUTE_DTYPES)
         infos = self.select(layers) if not (isinstance(layers, list) and not layers) else []
         entries = [info.layer for info in self._entries]
-        return Tap(self.model, infos, backward, entries, compute_dtype)
+        return Tap(self.model, infos, backward, entries, compute_dtype, truncate)
 
     def submodel(self, layers) -> keras.Model:
         """A `keras.Model` from the model inputs to the output(s) of `layers`.

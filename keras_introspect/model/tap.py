@@ -9,6 +9,7 @@ from keras_introspect.model._instrument import (
 )
 from keras_introspect.model._instrument import (
     first_input,
+    free_input_shapes,
     patching,
     policy,
     recording,
@@ -36,6 +37,10 @@ class Tap:
         compute_dtype: `None`, or `"bfloat16"` / `"float16"`: run `layers`
             under the matching mixed-precision policy (variables stay
             float32) while the pass is traced; the model keeps its policy.
+        truncate: stop the forward pass as soon as every tapped layer has
+            run (the output is then `None`). Layers after them are never
+            called, so they cost nothing and the input may have any spatial
+            size the tapped layers accept (a receptive-field patch).
 
     Example:
         >>> tap = ki.Introspector(model).tap(["conv1", "dense"])  # doctest: +SKIP
@@ -44,7 +49,15 @@ class Tap:
         >>> grads = tape.gradient(output[:, 3], conv1)            # doctest: +SKIP
     """
 
-    def __init__(self, model, infos, backward: str | None = None, layers=(), compute_dtype=None):
+    def __init__(
+        self,
+        model,
+        infos,
+        backward: str | None = None,
+        layers=(),
+        compute_dtype=None,
+        truncate: bool = False,
+    ):
         self.model = model
         self.infos = list(infos)
         self.paths = [info.path for info in self.infos]
@@ -52,6 +65,7 @@ class Tap:
         self._rules = [] if backward is None else backward_rules.wrappers(layers, backward)
         self.compute_dtype = compute_dtype
         self._layers = [model, *layers]
+        self.truncate = truncate
 
     def __call__(self, inputs, training: bool = False):
         """Return `(activations, output)`; `activations` follows `self.paths`."""
@@ -71,15 +85,22 @@ class Tap:
                     captured[info.path].append(outputs)
                 else:
                     captured[info.path].append(tf.nest.flatten(first_input(args, kwargs))[position])
+            if self.truncate and all(captured.values()):
+                raise _Truncated
 
         layers = [info.layer for info in self.infos if info.input_of is None]
         layers += [info.input_of[0] for info in self.infos if info.input_of is not None]
-        with (
-            policy(self._layers, self.compute_dtype),
-            patching(self._rules),
-            recording([layer for layer in layers if layer is not self.model], on_call),
-        ):
-            output = self.model(inputs, training=training)
+        output = None
+        try:
+            with (
+                policy(self._layers, self.compute_dtype),
+                patching(self._rules),
+                recording([layer for layer in layers if layer is not self.model], on_call),
+                free_input_shapes(self._layers if self.truncate else ()),
+            ):
+                output = self.model(inputs, training=training)
+        except _Truncated:
+            pass
         activations = []
         for info in self.infos:
             if info.input_of is not None and info.input_of[0] is self.model:
@@ -100,6 +121,10 @@ class Tap:
                 )
             activations.append(calls[0])
         return activations, output
+
+
+class _Truncated(Exception):
+    """Raised inside the forward pass of a truncated tap once it has what it needs."""
 
 
 def producers(tensor):

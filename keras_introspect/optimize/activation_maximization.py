@@ -1,0 +1,695 @@
+"""Activation maximization: the input that a class, layer, filter or neuron likes most.
+
+Starting from an initial image, gradient ascent on the pixels (or on a
+Fourier / decorrelated parameterization of them) maximises a target of the
+model with its weights fixed (Erhan et al. 2009; Dai 2019, eq. 1-2):
+
+    x* = argmax_x  objective(T(x)) - sum_i weight_i * R_i(x)
+
+with random transforms `T` (robustness) and regularizers `R_i`. For a
+filter of an inner convolutional layer, `receptive_field=True` optimises
+only the filter's receptive field: an input of receptive-field size run
+through the layers up to the filter (Kalmeijer 2016, §3.1.1 "Proposed
+Extension"; init from the most activating dataset patch, §4.4).
+"""
+
+from __future__ import annotations
+
+import math
+import weakref
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from keras_introspect._data import Batches
+from keras_introspect._validation import (
+    capped_steps,
+    check_backend,
+    check_model,
+    check_number,
+    check_one_of,
+    check_positive_int,
+    check_seed,
+    check_verbose,
+)
+from keras_introspect.model.tap import COMPUTE_DTYPES
+from keras_introspect.optimize import transforms as tr
+from keras_introspect.optimize._engine import OPTIMIZERS, Loop
+from keras_introspect.optimize.parameterization import KINDS, Parameterization, colour_matrix
+from keras_introspect.optimize.regularizers import check_regularizers
+from keras_introspect.targets import BoundTarget, Channel, Neuron, as_target
+
+INITS = ("random", "mean", "max")
+
+# Compiled loops per model, shared by every optimizer object of that model.
+_LOOPS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+@dataclass
+class AMResult:
+    """What `ActivationMaximization.generate` returns.
+
+    Leading axes: `(n,)` for one objective; `(K, n)` for K channels at once
+    (`generate_for_channels`, or a `Channel` target with several indices).
+
+    Attributes:
+        images: the optimised images, `(*lead, H, W, C)`, in the model's
+            input range (receptive-field patches in receptive-field mode).
+        history: `{name: (steps, *lead)}`: ``"objective"`` per step (of the
+            transformed image the step saw) and one entry per penalty.
+        activation: the objective on the final images, untransformed, `lead`.
+        best_dataset_activation: the largest objective over the dataset
+            images (per channel, `(K,)`), when `x` was given; else `None`.
+        snapshots: images every `snapshot_every` steps,
+            `(n_snapshots, *lead, H, W, C)`, or `None`.
+        snapshot_steps: the step after which each snapshot was taken.
+        channels: the channel of each entry of the K axis, or `None`.
+        placed: in receptive-field mode with `place=True`, the patches pasted
+            into full-size images at their unit's position.
+        boxes: `(*lead, 2, 2)` `[start, stop)` rows and columns of each patch
+            in the full image (receptive-field mode).
+        seed: the seed used.
+    """
+
+    images: np.ndarray
+    history: dict
+    activation: np.ndarray
+    best_dataset_activation: np.ndarray | float | None = None
+    snapshots: np.ndarray | None = None
+    snapshot_steps: list = field(default_factory=list)
+    channels: list | None = None
+    placed: np.ndarray | None = None
+    boxes: np.ndarray | None = None
+    seed: int = 0
+
+    @property
+    def exceeds_dataset(self):
+        """Whether the final activation is above the best dataset image's."""
+        if self.best_dataset_activation is None:
+            return None
+        best = np.asarray(self.best_dataset_activation)
+        if self.activation.ndim == 2:
+            best = best[:, None]
+        return self.activation > best
+
+
+class ActivationMaximization:
+    """Images that maximise a target of a model (class, layer, channel, neuron, sums).
+
+    Args:
+        model: a Keras 3 model with one image input `(H, W, C)`.
+        objective: a `keras_introspect.targets` object or a weighted sum of
+            them (a negative weight minimises that term), or a class index.
+            Class targets use the logits behind a softmax by default.
+        steps: optimisation steps (capped by the environment variable
+            ``KI_MAX_STEPS`` when set, for tests and smoke runs).
+        learning_rate: step size of the optimizer.
+        optimizer: ``"adam"`` or ``"sgd"`` (plain gradient ascent).
+        regularizers: `keras_introspect.optimize.regularizers` objects
+            (`LpNorm`, `TotalVariation`, `L2`, `GaussianBlur`), or `None`.
+        transforms: `keras_introspect.optimize.transforms` objects applied
+            at every step (`Jitter`, `Rotate`, `Scale`, `Blur`), or `None`.
+        parameterization: ``"pixel"``, ``"fft"``, ``"decorrelated"`` or
+            ``"fft_decorrelated"`` (see `optimize.parameterization`).
+        init: ``"random"`` (Gaussian with the dataset's channel mean/std when
+            `x` is given, else mid-range or N(0, 1)), ``"mean"`` (the
+            dataset's mean image), ``"max"`` (the dataset images, or
+            receptive-field patches, that activate the target most), or an
+            array of images `(H, W, C)` / `(n, H, W, C)`.
+        value_range: `(low, high)` of valid inputs of the model (e.g.
+            `(0, 255)` for a model with a `Rescaling` layer); `None` leaves
+            the pixels unbounded.
+        receptive_field: for a `Channel` or `Neuron` target of an inner
+            layer, optimise an input of the filter's receptive-field size
+            run through the layers up to it; the objective is the filter's
+            unit at the centre of that patch's feature map.
+        snapshot_every: keep the image every this many steps (to show
+            early-stopped results), or `None`.
+        batch_size: images optimised together (rows); more images run in
+            several independent batches with identical results.
+        compute_dtype: `None`, ``"bfloat16"`` or ``"float16"`` (see
+            `Introspector.tap`).
+        verbose: 0 silent, 1 progress bar, 2 one line at the end.
+
+    Example:
+        >>> import numpy as np, keras, keras_introspect as ki
+        >>> model = keras.Sequential([keras.Input((8, 8, 1)),
+        ...     keras.layers.Conv2D(4, 3, activation="relu", name="conv")])
+        >>> am = ki.ActivationMaximization(model, ki.targets.Channel("conv", 2),
+        ...                                steps=20, value_range=(0.0, 1.0))
+        >>> res = am.generate(n=2, seed=0)
+        >>> res.images.shape, res.history["objective"].shape
+        ((2, 8, 8, 1), (20, 2))
+    """
+
+    def __init__(
+        self,
+        model,
+        objective,
+        *,
+        steps: int = 256,
+        learning_rate: float = 0.05,
+        optimizer: str = "adam",
+        regularizers=None,
+        transforms=None,
+        parameterization: str = "pixel",
+        init="random",
+        value_range=None,
+        receptive_field: bool = False,
+        snapshot_every: int | None = None,
+        batch_size: int = 64,
+        compute_dtype=None,
+        verbose: int = 0,
+    ):
+        check_model(model)
+        self.model = model
+        self.objective = as_target(objective)
+        self.steps = check_positive_int(steps, "steps")
+        self.learning_rate = check_number(learning_rate, "learning_rate", 0.0, strict=True)
+        check_one_of(optimizer, "optimizer", OPTIMIZERS)
+        self.optimizer = optimizer
+        self.regularizers = check_regularizers(regularizers)
+        self.transforms = tr.check_transforms(transforms)
+        check_one_of(parameterization, "parameterization", KINDS)
+        self.parameterization = parameterization
+        if isinstance(init, str):
+            check_one_of(init, "init", INITS)
+        else:
+            init = np.asarray(init, np.float32)
+        self.init = init
+        self.value_range = _check_value_range(value_range)
+        if not isinstance(receptive_field, bool):
+            raise ValueError(
+                f"Expected `receptive_field` to be True or False. Received: {receptive_field!r}"
+            )
+        self.receptive_field = receptive_field
+        self.snapshot_every = (
+            None if snapshot_every is None else check_positive_int(snapshot_every, "snapshot_every")
+        )
+        self.batch_size = check_positive_int(batch_size, "batch_size")
+        check_one_of(compute_dtype, "compute_dtype", COMPUTE_DTYPES)
+        self.compute_dtype = compute_dtype
+        self.verbose = check_verbose(verbose)
+        self._intro = None
+
+    # ------------------------------------------------------------- public
+    def generate(self, n: int = 1, seed: int = 0, x=None, place: bool = False) -> AMResult:
+        """Optimise `n` images from `n` seeded starts.
+
+        Args:
+            n: number of images (independent starts).
+            seed: integer seed of the random start and transforms; the same
+                seed gives the same images, whatever `batch_size`.
+            x: dataset images (array, tensor, `tf.data.Dataset`, ...) for
+                ``init="mean"``/``"max"``, for the colour statistics of the
+                decorrelated parameterizations, and to compare the result
+                with the best dataset activation.
+            place: in receptive-field mode, also paste each patch into a
+                full-size image at its unit's position (`AMResult.placed`).
+
+        Returns:
+            `AMResult`.
+        """
+        return self._run(self.objective, n, seed, x, place)
+
+    def generate_for_channels(
+        self,
+        layer,
+        channels="all",
+        n: int = 1,
+        seed: int = 0,
+        x=None,
+        aggregate: str = "mean",
+        place: bool = False,
+    ) -> AMResult:
+        """Optimise images for many channels of `layer` in one batched run.
+
+        Every (channel, image) pair is one row of the same compiled
+        optimisation, so all channels cost about as much as one batch, not
+        one run each. The constructor's `objective` is not used.
+
+        Args:
+            layer: layer selector.
+            channels: ``"all"`` or a list of channel indices.
+            n, seed, x, place: as `generate`.
+            aggregate: how each channel's feature map becomes the objective
+                (``"mean"``, ``"max"``, ``"sum"``; ignored in
+                receptive-field mode, which uses the centre unit).
+
+        Returns:
+            `AMResult` whose arrays start with one entry per channel.
+        """
+        if not (channels == "all" or isinstance(channels, (list, tuple, np.ndarray))):
+            channels = [channels]
+        return self._run(Channel(layer, channels, aggregate=aggregate), n, seed, x, place)
+
+    # ------------------------------------------------------------ set-up
+    def _introspector(self):
+        if self._intro is None:
+            check_backend()
+            from keras_introspect.model.introspector import Introspector
+
+            self._intro = Introspector(self.model)
+        return self._intro
+
+    def _image_spec(self, intro) -> tuple:
+        specs = intro.input_specs
+        if specs is None or len(specs) != 1:
+            raise ValueError(
+                "ActivationMaximization needs a model with one image input. Received: "
+                f"{'unknown inputs' if specs is None else f'{len(specs)} inputs'}"
+            )
+        shape = specs[0].shape
+        if len(shape) != 4 or any(d is None for d in shape[1:]):
+            raise ValueError(
+                "Expected a model input of fixed shape (batch, H, W, C). Received: input "
+                f"shape {shape}"
+            )
+        return tuple(shape[1:]), specs[0].dtype
+
+    def _rf_leaf(self, bound):
+        """The single Channel/Neuron leaf optimised in receptive-field mode."""
+        if len(bound.leaves) != 1 or not isinstance(bound.leaves[0][1].target, (Channel, Neuron)):
+            raise ValueError(
+                "receptive_field=True optimises one filter: expected a single Channel or "
+                f"Neuron target (a weight is allowed). Received: objective={bound.target!r}"
+            )
+        weight, leaf = bound.leaves[0]
+        info = self._intro.layer(leaf.path)
+        field_ = info.receptive_field
+        if field_ is None or len(field_.size) != 2:
+            reason = info.receptive_field_reason or "it is not a 2-D feature map"
+            raise ValueError(
+                f"receptive_field=True needs a layer with a receptive field; "
+                f"{info.path!r} has none: {reason}"
+            )
+        return weight, leaf, info, field_
+
+    # --------------------------------------------------------------- run
+    def _run(self, target, n, seed, x, place):
+        n = check_positive_int(n, "n")
+        seed = check_seed(seed)
+        steps = capped_steps(self.steps)
+        intro = self._introspector()
+        image_shape, dtype = self._image_spec(intro)
+        bound = BoundTarget(target, intro)
+        bound.check_n_samples(n)
+        K = bound.n_outputs
+        rf = self._rf_leaf(bound) if self.receptive_field else None
+        if place and rf is None:
+            raise ValueError("place=True needs receptive_field=True (the patch is placed)")
+        if isinstance(self.init, str) and self.init in ("mean", "max") and x is None:
+            raise ValueError(
+                f"init={self.init!r} needs the dataset: pass `x` to generate(). Received: x=None"
+            )
+        if rf is not None:
+            field_ = rf[3]
+            patch = tuple(min(s, d) for s, d in zip(field_.size, image_shape[:2], strict=True))
+            shape = (*patch, image_shape[2])
+        else:
+            shape = image_shape
+
+        data = _DatasetScan(self, intro, bound, rf, image_shape, n, x) if x is not None else None
+        colour = None
+        if self.parameterization.endswith("decorrelated"):
+            colour = colour_matrix(
+                None if data is None else data.colour_sample, n_channels=shape[-1]
+            )
+        param = Parameterization(self.parameterization, shape, self.value_range, colour)
+
+        # rows: (image j, output k) -> row j * K + k, as BoundTarget.params / expand order them
+        cols = bound.expand(bound.params(0, n))
+        row_image = np.repeat(np.arange(n), K)
+        row_output = np.tile(np.arange(K), n)
+        start_images = self._init_images(shape, n, K, seed, data, row_image, row_output, rf)
+        draws = _transform_draws(seed, n, steps, max(1, tr.n_random(self.transforms)))
+
+        rows_per_run = min(self.batch_size, n * K)
+        n_runs = math.ceil(n * K / rows_per_run)
+        chunk = self.snapshot_every or (steps if self.verbose == 0 else max(1, steps // 25))
+        import keras
+
+        progbar = keras.utils.Progbar(steps * n_runs, verbose=self.verbose, unit_name="step")
+        loop = self._loop(intro, bound, rf, param, rows_per_run, dtype)
+        evaluate = self._evaluator(intro, bound, rf, rows_per_run, dtype)
+        images, histories, snapshots, finals = [], [], [], []
+        for run in range(n_runs):
+            sl = slice(run * rows_per_run, min((run + 1) * rows_per_run, n * K))
+            take = np.arange(sl.start, sl.stop)
+            take = np.concatenate([take, np.repeat(take[-1:], rows_per_run - len(take))])
+            z = param.from_image(start_images[take])
+            m = np.zeros(z.shape, np.float32)
+            v = np.zeros(z.shape, np.float32)
+            run_hist, run_snaps = [], []
+            for t0 in range(0, steps, chunk):
+                u = draws[t0 : min(t0 + chunk, steps)][:, row_image[take]]
+                z, m, v, hist = loop(z, m, v, t0, u, cols[take], self.learning_rate)
+                run_hist.append(hist)
+                if self.snapshot_every:
+                    run_snaps.append(np.asarray(param.to_image(z)))
+                progbar.add(len(u))
+            final = np.asarray(param.to_image(z))
+            count = sl.stop - sl.start
+            images.append(final[:count])
+            finals.append(np.asarray(evaluate(final, cols[take]))[:count])
+            histories.append(
+                {k: np.concatenate([h[k] for h in run_hist])[:, :count] for k in run_hist[0]}
+            )
+            if run_snaps:
+                snapshots.append(np.stack(run_snaps)[:, :count])
+
+        def arrange(a, axis=0):
+            """Rows `(j, k)` on `axis` -> leading `(n,)` or `(K, n)` there."""
+            a = np.moveaxis(a, axis, 0)
+            a = a.reshape(n, K, *a.shape[1:])
+            a, lead = (a[:, 0], 1) if K == 1 else (np.swapaxes(a, 0, 1), 2)
+            return np.moveaxis(a, list(range(lead)), list(range(axis, axis + lead)))
+
+        result = AMResult(
+            images=arrange(np.concatenate(images)),
+            history={
+                k: arrange(np.concatenate([h[k] for h in histories], axis=1), axis=1)
+                for k in histories[0]
+            },
+            activation=arrange(np.concatenate(finals)),
+            snapshots=arrange(np.concatenate(snapshots, axis=1), axis=1) if snapshots else None,
+            snapshot_steps=(
+                [min(t + chunk, steps) for t in range(0, steps, chunk)] if snapshots else []
+            ),
+            channels=bound.output_labels,
+            seed=seed,
+        )
+        if data is not None:
+            best = data.best
+            result.best_dataset_activation = best if K > 1 else float(best[0])
+        if rf is not None:
+            result.boxes, result.placed = self._boxes(
+                rf, image_shape, result.images, data, K, n, place
+            )
+        return result
+
+    # ---------------------------------------------------------- compiled
+    def _cache(self):
+        return _LOOPS.setdefault(self.model, {})
+
+    def _score_fn(self, intro, bound, rf, dtype):
+        """`score(images, cols) -> (rows,)` of the objective (no regularizers)."""
+        import tensorflow as tf
+
+        if rf is None:
+            truncate = all(leaf.path for _, leaf in bound.leaves)
+            tap = intro.tap(bound.paths or [], compute_dtype=self.compute_dtype, truncate=truncate)
+
+            def score(images, cols):
+                activations, output = tap(tf.cast(images, dtype))
+                return bound.score(activations, output, cols)
+
+            return score
+        weight, _, info, _ = rf
+        tap = intro.tap([info.path], compute_dtype=self.compute_dtype, truncate=True)
+        from keras_introspect.targets import _channels_last
+
+        def score(images, cols):
+            (activation,), _ = tap(tf.cast(images, dtype))
+            a = _channels_last(activation, info.channel_axis)
+            centre = tuple((d - 1) // 2 for d in a.shape[1:-1])
+            unit = a[(slice(None), *centre)]
+            return weight * tf.gather(unit, cols[:, 0], axis=-1, batch_dims=1)
+
+        return score
+
+    def _key(self, bound, rf, rows, kind):
+        return (
+            kind,
+            repr(bound.target),
+            rf is not None,
+            rows,
+            self.compute_dtype,
+        )
+
+    def _loop(self, intro, bound, rf, param, rows, dtype):
+        key = (
+            *self._key(bound, rf, rows, "loop"),
+            repr(param),
+            None if param.colour is None else param.colour.tobytes(),
+            repr(self.transforms),
+            repr(self.regularizers),
+            self.optimizer,
+        )
+        cache = self._cache()
+        if key not in cache:
+            score = self._score_fn(intro, bound, rf, dtype)
+            cache[key] = Loop(
+                lambda images, cols: {"objective": score(images, cols)},
+                ["objective"],
+                param,
+                self.transforms,
+                self.regularizers,
+                self.optimizer,
+                rows,
+                len(bound.leaves),
+            )
+        return cache[key]
+
+    def _evaluator(self, intro, bound, rf, rows, dtype):
+        import tensorflow as tf
+
+        key = self._key(bound, rf, rows, "score")
+        cache = self._cache()
+        if key not in cache:
+            score = self._score_fn(intro, bound, rf, dtype)
+            cache[key] = tf.function(score, autograph=False, reduce_retracing=True)
+        return cache[key]
+
+    # ------------------------------------------------------------- inits
+    def _init_images(self, shape, n, K, seed, data, row_image, row_output, rf):
+        init = self.init
+        if isinstance(init, np.ndarray):
+            images = init if init.ndim == 4 else init[None]
+            if images.shape[1:] != tuple(shape) or images.shape[0] not in (1, n):
+                raise ValueError(
+                    f"Expected `init` images of shape {tuple(shape)} or ({n}, *{tuple(shape)}) "
+                    f"(one per image of generate(n={n})). Received: init with shape {init.shape}"
+                )
+            images = np.broadcast_to(images, (n, *shape))[row_image]
+        elif init == "mean":
+            images = np.broadcast_to(data.mean_patch(shape), (n * K, *shape))
+        elif init == "max":
+            images = data.top_images[row_output, row_image]
+        else:
+            images = np.stack([self._noise(shape, seed, j, data) for j in row_image])
+        images = np.asarray(images, np.float32)
+        if self.value_range is not None:
+            images = np.clip(images, *self.value_range)
+        return images
+
+    def _noise(self, shape, seed, image, data):
+        rng = np.random.default_rng([seed, image, 0])
+        if data is not None:
+            mean, std = data.channel_mean, data.channel_std
+        elif self.value_range is not None:
+            low, high = self.value_range
+            mean, std = (low + high) / 2.0, (high - low) / 8.0
+        else:
+            mean, std = 0.0, 1.0  # Kalmeijer 2016, §4.4: zero mean, unit deviation
+        return rng.normal(size=shape) * std + mean
+
+    def _boxes(self, rf, image_shape, images, data, K, n, place):
+        _, leaf, info, field_ = rf
+        size = image_shape[:2]
+        shape = info.output_shape[1:]
+        spatial = [d for i, d in enumerate(shape) if i != info.channel_axis % len(shape)]
+        if isinstance(self.init, str) and self.init == "max":
+            positions = data.top_positions  # (K, n, 2)
+            canvases = data.top_source  # (K, n, H, W, C)
+        else:
+            centre = tuple((d - 1) // 2 for d in spatial)
+            if leaf.position is not None:
+                centre = leaf.position
+            positions = np.broadcast_to(np.array(centre), (K, n, 2))
+            base = data.mean_image if data is not None else np.zeros(image_shape, np.float32)
+            canvases = np.broadcast_to(base, (K, n, *image_shape))
+        from keras_introspect.probes.top_activating import field_window
+
+        windows = [field_window(field_, p, size) for p in positions.reshape(-1, 2)]
+        boxes = np.array(
+            [[[s.start, s.stop] for s in field_.slices(p, size)] for p in positions.reshape(-1, 2)]
+        ).reshape(K, n, 2, 2)
+        placed = None
+        if place:
+            patches = images.reshape(K, n, *images.shape[-3:])
+            placed = np.array(canvases, np.float32, copy=True)
+            for (k, j), (starts, sizes) in zip(np.ndindex(K, n), windows, strict=True):
+                _paste(placed[k, j], patches[k, j], starts, sizes)
+            placed = placed[0] if K == 1 else placed
+        return (boxes[0] if K == 1 else boxes), placed
+
+    def __repr__(self):
+        return (
+            f"ActivationMaximization(model={self.model.name!r}, objective={self.objective!r}, "
+            f"steps={self.steps}, parameterization={self.parameterization!r})"
+        )
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["_intro"] = None
+        return state
+
+
+def _paste(canvas, patch, starts, sizes) -> None:
+    """Write `patch` into `canvas` at `starts` (parts outside are dropped)."""
+    source, target = [], []
+    for start, size, limit in zip(starts, sizes, canvas.shape, strict=False):
+        lo, hi = max(start, 0), min(start + size, limit)
+        target.append(slice(lo, hi))
+        source.append(slice(lo - start, hi - start))
+    canvas[tuple(target)] = patch[tuple(source)]
+
+
+def _check_value_range(value_range):
+    if value_range is None:
+        return None
+    try:
+        low, high = (float(v) for v in value_range)
+    except (TypeError, ValueError) as err:
+        raise ValueError(
+            f"Expected `value_range` as (low, high). Received: value_range={value_range!r}"
+        ) from err
+    if not (np.isfinite(low) and np.isfinite(high) and low < high):
+        raise ValueError(
+            f"Expected `value_range` with finite low < high. Received: value_range={value_range!r}"
+        )
+    return (low, high)
+
+
+def _transform_draws(seed, n, steps, n_random) -> np.ndarray:
+    """`(steps, n, n_random)` uniform draws, one stream per image (batch-independent)."""
+    draws = np.empty((steps, n, n_random), np.float32)
+    for j in range(n):
+        draws[:, j] = np.random.default_rng([seed, j, 1]).random((steps, n_random))
+    return draws
+
+
+class _DatasetScan:
+    """One pass over the dataset: mean image, colour statistics, best activations.
+
+    Keeps, per output k, the `n` images (or, in receptive-field mode, the
+    patches of the strongest units) that score highest, for ``init="max"``.
+    """
+
+    def __init__(self, am, intro, bound, rf, image_shape, n, x):
+        import tensorflow as tf
+
+        K = bound.n_outputs
+        total = None
+        count = 0
+        channel_sum = channel_sq = 0.0
+        samples = []
+        want_top = isinstance(am.init, str) and am.init == "max"
+        if rf is None:
+            truncate = all(leaf.path for _, leaf in bound.leaves)
+            tap = intro.tap(bound.paths or [], truncate=truncate)
+            params = bound.expand(bound.params(0, 1))  # (K, n_leaves); per-image classes: first
+
+            def scores(images):
+                b = tf.shape(images)[0]
+                rows = tf.repeat(images, K, axis=0)
+                cols = tf.tile(tf.constant(params), [b, 1])
+                activations, output = tap(rows)
+                return [tf.reshape(bound.score(activations, output, cols), [b, K])]
+
+        else:
+            weight, leaf, info, field_ = rf
+            tap = intro.tap([info.path], truncate=True)
+            channels = tf.constant(
+                [leaf.constant] if leaf.many is None else list(leaf.many), tf.int32
+            )
+            from keras_introspect.targets import _channels_last
+
+            def scores(images):
+                (a,), _ = tap(images)
+                a = tf.gather(_channels_last(a, info.channel_axis), channels, axis=-1)
+                flat = tf.reshape(a, [tf.shape(a)[0], -1, a.shape[-1]])
+                # the objective is weight * unit: rank units by it
+                return [
+                    tf.reduce_max(weight * flat, axis=1),
+                    tf.argmax(weight * flat, axis=1, output_type=tf.int32),
+                ]
+
+        fn = None
+        best_values = best_index = best_pos = None
+        kept = {}
+        start = 0
+        for batch in Batches(x, am.batch_size, intro.input_specs):
+            a = np.asarray(batch, np.float64)
+            total = a.sum(0) if total is None else total + a.sum(0)
+            flat = a.reshape(-1, a.shape[-1])
+            channel_sum = channel_sum + flat.sum(0)
+            channel_sq = channel_sq + (flat * flat).sum(0)
+            count += len(a)
+            if sum(len(s) for s in samples) < 20000:
+                samples.append(flat[:: max(1, len(flat) // 2000)])
+            if fn is None:
+                spec = tf.TensorSpec((None, *batch.shape[1:]), tf.as_dtype(batch.dtype))
+                fn = tf.function(scores, input_signature=[spec], autograph=False)
+            out = [np.asarray(o) for o in fn(batch)]
+            oriented = out[0].T.astype(np.float64)  # (K, b) objective values
+            b = oriented.shape[1]
+            index = np.broadcast_to(np.arange(start, start + b), oriented.shape)
+            pos = out[1].T if len(out) > 1 else np.zeros_like(index)
+            if best_values is not None:
+                oriented = np.concatenate([best_values, oriented], 1)
+                index = np.concatenate([best_index, index], 1)
+                pos = np.concatenate([best_pos, pos], 1)
+            order = np.lexsort((index, -oriented), axis=-1)[:, : max(n, 1)]
+            best_values = np.take_along_axis(oriented, order, 1)
+            best_index = np.take_along_axis(index, order, 1)
+            best_pos = np.take_along_axis(pos, order, 1)
+            if want_top:
+                needed = set(best_index.ravel().tolist())
+                kept.update({i: batch[i - start] for i in needed if start <= i < start + b})
+                kept = {i: img for i, img in kept.items() if i in needed}
+            start += b
+        self.mean_image = (total / count).astype(np.float32)
+        self.channel_mean = channel_sum / (count * np.prod(image_shape[:2]))
+        self.channel_std = np.sqrt(
+            np.maximum(channel_sq / (count * np.prod(image_shape[:2])) - self.channel_mean**2, 0)
+        )
+        self.colour_sample = np.concatenate(samples)[:, None, None, :]
+        self.best = best_values[:, 0].astype(np.float32)
+        self.rf = rf
+        self.image_shape = image_shape
+        if want_top:
+            if count < n:
+                raise ValueError(
+                    f"init='max' takes the n={n} most activating dataset images. Received: "
+                    f"{count} images in `x`"
+                )
+            self.top_source = np.stack([[kept[i] for i in row] for row in best_index])
+            if rf is None:
+                self.top_images = self.top_source.astype(np.float32)
+            else:
+                info, field_ = rf[2], rf[3]
+                shape = info.output_shape[1:]
+                spatial = [d for i, d in enumerate(shape) if i != info.channel_axis % len(shape)]
+                self.top_positions = np.stack(np.unravel_index(best_pos, spatial), axis=-1)
+                from keras_introspect.probes.top_activating import crop, field_window
+
+                size = image_shape[:2]
+                self.top_images = np.array(
+                    [
+                        [
+                            crop(img, *field_window(field_, p, size))
+                            for img, p in zip(imgs, ps, strict=True)
+                        ]
+                        for imgs, ps in zip(self.top_source, self.top_positions, strict=True)
+                    ],
+                    np.float32,
+                )
+
+    def mean_patch(self, shape):
+        """The mean image, or its centre patch of `shape` in receptive-field mode."""
+        H, W = self.image_shape[:2]
+        h, w = shape[:2]
+        top, left = (H - h) // 2, (W - w) // 2
+        return self.mean_image[top : top + h, left : left + w]

@@ -1,0 +1,196 @@
+"""Pixel fooling: how few small pixel changes turn an image into another class.
+
+Starting from real images, gradient ascent on one class logit (Dai 2019,
+§2.1) changes the pixels slightly; the step at which the prediction flips
+measures how robust each image is, and the per-pixel difference
+`sqrt(sum_c (x_f - x_s)^2)` shows where the changes went.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from keras_introspect._data import Batches
+from keras_introspect._validation import (
+    capped_steps,
+    check_backend,
+    check_model,
+    check_number,
+    check_one_of,
+    check_positive_int,
+    check_verbose,
+)
+from keras_introspect.optimize._engine import OPTIMIZERS, Loop
+from keras_introspect.optimize.activation_maximization import _check_value_range
+from keras_introspect.optimize.parameterization import Parameterization
+from keras_introspect.targets import BoundTarget, Class
+
+
+@dataclass
+class FoolResult:
+    """What `fool` returns, per image.
+
+    Attributes:
+        images: the changed images `(n, H, W, C)`.
+        steps_to_flip: the number of steps after which the model first
+            predicted the target class (0: it already did), or -1 if it never
+            did, `(n,)` int.
+        flipped: `steps_to_flip >= 0`.
+        probabilities: class probabilities of the changed images `(n, classes)`.
+        initial_probabilities: those of the original images.
+        heatmap: `sqrt(sum_c (x_f - x_s)^2)` per pixel, `(n, H, W)`.
+        history: ``"objective"`` (the target logit) and ``"prediction"``
+            (the predicted class) before every step, `(steps, n)`.
+    """
+
+    images: np.ndarray
+    steps_to_flip: np.ndarray
+    flipped: np.ndarray
+    probabilities: np.ndarray
+    initial_probabilities: np.ndarray
+    heatmap: np.ndarray
+    history: dict
+
+
+def fool(
+    model,
+    x,
+    target_class,
+    learning_rate: float = 1e-3,
+    steps: int = 100,
+    optimizer: str = "sgd",
+    value_range=None,
+    batch_size: int = 32,
+    verbose: int = 0,
+) -> FoolResult:
+    """Push real images towards `target_class` and record when the prediction flips.
+
+    Args:
+        model: a classifier with one image input (softmax, sigmoid or logit
+            output; a sigmoid output with one unit is binary).
+        x: the starting images `(n, H, W, C)` (array, tensor or dataset).
+        target_class: the class to push towards, or one per image.
+        learning_rate: step size (the paper uses 1e-4 with 100 epochs for a
+            slight change, larger rates for visible ones).
+        steps: optimisation steps (capped by ``KI_MAX_STEPS``).
+        optimizer: ``"sgd"`` (plain gradient ascent, as in the paper) or
+            ``"adam"``.
+        value_range: `(low, high)` to keep the images valid inputs.
+        batch_size: images optimised together.
+        verbose: 0, 1 (progress bar) or 2.
+
+    Returns:
+        `FoolResult`.
+
+    Example:
+        >>> import numpy as np, keras, keras_introspect as ki
+        >>> model = keras.Sequential([keras.Input((2, 2, 1)), keras.layers.Flatten(),
+        ...     keras.layers.Dense(2, activation="softmax",
+        ...         kernel_initializer=keras.initializers.Constant([[1, -1]] * 4))])
+        >>> res = ki.fool(model, np.ones((1, 2, 2, 1)), target_class=1,
+        ...               learning_rate=0.1, steps=20)
+        >>> int(res.steps_to_flip[0])
+        6
+    """
+    import keras
+    import tensorflow as tf
+
+    from keras_introspect.model.introspector import Introspector
+    from keras_introspect.model.tap import pre_activation
+
+    check_backend()
+    check_model(model)
+    learning_rate = check_number(learning_rate, "learning_rate", 0.0, strict=True)
+    steps = capped_steps(steps)
+    check_one_of(optimizer, "optimizer", OPTIMIZERS)
+    value_range = _check_value_range(value_range)
+    batch_size = check_positive_int(batch_size, "batch_size")
+    verbose = check_verbose(verbose)
+    intro = Introspector(model)
+    specs = intro.input_specs
+    if specs is None or len(specs) != 1 or len(specs[0].shape) != 4:
+        raise ValueError(
+            "fool needs a model with one image input (batch, H, W, C). Received: input "
+            f"specs {specs}"
+        )
+    images = np.concatenate(list(Batches(x, batch_size, specs))).astype(np.float32)
+    n = len(images)
+    bound = BoundTarget(Class(target_class), intro)
+    bound.check_n_samples(n)
+    target = bound.params(0, n)[:, 0]
+    tap = intro.tap([])
+    dtype = specs[0].dtype
+
+    def predict(output):
+        logits = pre_activation(tf.nest.flatten(output)[0])
+        if logits.shape[-1] == 1:
+            return tf.cast(logits[:, 0] > 0, tf.int32), tf.concat(
+                [1 - tf.sigmoid(logits), tf.sigmoid(logits)], axis=-1
+            )
+        return tf.argmax(logits, axis=-1, output_type=tf.int32), tf.nn.softmax(logits, axis=-1)
+
+    def score(batch, cols):
+        activations, output = tap(tf.cast(batch, dtype))
+        predicted, _ = predict(output)
+        return {
+            "objective": bound.score(activations, output, cols),
+            "prediction": tf.cast(predicted, tf.float32),
+        }
+
+    def evaluate(batch):
+        _, output = tap(tf.cast(batch, dtype))
+        predicted, probabilities = predict(output)
+        return predicted, tf.cast(probabilities, tf.float32)
+
+    rows = min(batch_size, n)
+    param = Parameterization("pixel", images.shape[1:], value_range)
+    loop = Loop(score, ["objective", "prediction"], param, [], [], optimizer, rows, 1)
+    spec = tf.TensorSpec((rows, *images.shape[1:]), tf.float32)
+    evaluate = tf.function(evaluate, input_signature=[spec], autograph=False)
+    progbar = keras.utils.Progbar(steps * math.ceil(n / rows), verbose=verbose, unit_name="step")
+    finals, history, last, probs0, probs1 = [], [], [], [], []
+    chunk = steps if verbose == 0 else max(1, steps // 25)
+    for start in range(0, n, rows):
+        take = np.arange(start, min(start + rows, n))
+        count = len(take)
+        take = np.concatenate([take, np.repeat(take[-1:], rows - count)])
+        z = images[take]
+        if value_range is not None:
+            z = np.clip(z, *value_range)
+        p0 = np.asarray(evaluate(z)[1])[:count]
+        m = np.zeros_like(z)
+        v = np.zeros_like(z)
+        cols = target[take][:, None].astype(np.int32)
+        parts = []
+        for t0 in range(0, steps, chunk):
+            u = np.zeros((min(chunk, steps - t0), rows, 1), np.float32)
+            z, m, v, hist = loop(z, m, v, t0, u, cols, learning_rate)
+            parts.append({k: h[:, :count] for k, h in hist.items()})
+            progbar.add(len(u))
+        z = np.asarray(z)
+        pred1, p1 = (np.asarray(a)[:count] for a in evaluate(z))
+        finals.append(z[:count])
+        history.append({k: np.concatenate([p[k] for p in parts]) for k in parts[0]})
+        last.append(pred1)
+        probs0.append(p0)
+        probs1.append(p1)
+    final = np.concatenate(finals)
+    history = {k: np.concatenate([h[k] for h in history], axis=1) for k in history[0]}
+    history["prediction"] = history["prediction"].astype(np.int64)
+    # predictions after 0, 1, ..., steps updates
+    predictions = np.concatenate([history["prediction"], np.concatenate(last)[None]])
+    hits = predictions == target[None]
+    steps_to_flip = np.where(hits.any(axis=0), hits.argmax(axis=0), -1)
+    heatmap = np.sqrt(np.sum(np.square(final - images), axis=-1))
+    return FoolResult(
+        images=final,
+        steps_to_flip=steps_to_flip,
+        flipped=steps_to_flip >= 0,
+        probabilities=np.concatenate(probs1),
+        initial_probabilities=np.concatenate(probs0),
+        heatmap=heatmap.astype(np.float32),
+        history=history,
+    )

@@ -1,0 +1,163 @@
+"""Regularizers of activation maximization: what makes an image look natural.
+
+The optimisation maximises `objective(x) - sum_i weight_i * R_i(x)` (Dai
+2019, eq. 2). Penalties are averaged over pixels and channels, so a weight
+carries over between image sizes, and they are computed on the image
+rescaled to `[0, 1]` when the optimisation has a `value_range` (a model that
+takes 0-255 pixels then needs the same weights as one that takes 0-1).
+
+`GaussianBlur` is not a penalty but a projection: every `every` steps the
+image is blended with a blurred copy of itself (Yosinski et al. 2015).
+
+Example:
+    >>> from keras_introspect.optimize import regularizers
+    >>> [regularizers.LpNorm(weight=0.1), regularizers.TotalVariation(weight=1.0)]
+    [LpNorm(weight=0.1, alpha=6.0), TotalVariation(weight=1.0, beta=2.0)]
+"""
+
+from __future__ import annotations
+
+from keras_introspect._validation import check_number, check_positive_int
+
+
+class Regularizer:
+    """Base class: a weighted per-image penalty `weight * R(x)`."""
+
+    name = "regularizer"
+
+    def __init__(self, weight: float = 1.0):
+        self.weight = check_number(weight, "weight")
+
+    def penalty(self, images):
+        """`(rows,)` float32 penalty of `(rows, H, W, C)` images."""
+        raise NotImplementedError
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self.__dict__.items())
+        return f"{type(self).__name__}({args})"
+
+
+class LpNorm(Regularizer):
+    """L-alpha norm of the mean-subtracted image: `mean |x - mean_c(x)|^alpha`.
+
+    With a large `alpha` (6 in Mahendran & Vedaldi 2015 and Dai 2019) it
+    keeps pixel values within an interval instead of diverging. The mean is
+    each image's per-channel mean.
+
+    Args:
+        weight: factor of the penalty.
+        alpha: the exponent (> 0).
+    """
+
+    name = "lp_norm"
+
+    def __init__(self, weight: float = 1.0, alpha: float = 6.0):
+        super().__init__(weight)
+        self.alpha = check_number(alpha, "alpha", minimum=0.0, strict=True)
+
+    def penalty(self, images):
+        import tensorflow as tf
+
+        centred = images - tf.reduce_mean(images, axis=[1, 2], keepdims=True)
+        return tf.reduce_mean(tf.pow(tf.abs(centred) + 1e-12, self.alpha), axis=[1, 2, 3])
+
+
+class TotalVariation(Regularizer):
+    """Total variation with exponent beta (Mahendran & Vedaldi 2015).
+
+    `mean_{i,j,c} ((x[i, j+1] - x[i, j])^2 + (x[i+1, j] - x[i, j])^2)^(beta / 2)`
+    over the `(H - 1) x (W - 1)` positions that have both neighbours. `beta`
+    = 1 counts edges (it favours piecewise-constant images), 2 penalises
+    their energy.
+
+    Args:
+        weight: factor of the penalty.
+        beta: the exponent (> 0).
+    """
+
+    name = "total_variation"
+
+    def __init__(self, weight: float = 1.0, beta: float = 2.0):
+        super().__init__(weight)
+        self.beta = check_number(beta, "beta", minimum=0.0, strict=True)
+
+    def penalty(self, images):
+        import tensorflow as tf
+
+        dx = images[:, :-1, 1:] - images[:, :-1, :-1]
+        dy = images[:, 1:, :-1] - images[:, :-1, :-1]
+        energy = tf.square(dx) + tf.square(dy)
+        if self.beta != 2.0:  # keeps the gradient finite where the image is flat
+            energy = tf.pow(energy + 1e-8, self.beta / 2.0)
+        return tf.reduce_mean(energy, axis=[1, 2, 3])
+
+
+class L2(Regularizer):
+    """L2 decay: `mean x^2` (Yosinski et al. 2015), pulls pixels towards 0."""
+
+    name = "l2"
+
+    def penalty(self, images):
+        import tensorflow as tf
+
+        return tf.reduce_mean(tf.square(images), axis=[1, 2, 3])
+
+
+class GaussianBlur(Regularizer):
+    """Every `every` steps, blend the image with a Gaussian-blurred copy.
+
+    `x <- (1 - weight) * x + weight * blur(x, sigma)`; weight 1 replaces the
+    image by its blur (Yosinski et al. 2015). Not a penalty: it adds nothing
+    to the objective and has no history entry.
+
+    Args:
+        weight: blend factor in `[0, 1]`.
+        sigma: standard deviation of the blur, in pixels.
+        every: apply after every `every` optimisation steps.
+    """
+
+    name = "gaussian_blur"
+
+    def __init__(self, weight: float = 1.0, sigma: float = 0.5, every: int = 4):
+        super().__init__(weight)
+        if not 0.0 <= self.weight <= 1.0:
+            raise ValueError(f"Expected `weight` in [0, 1]. Received: weight={weight!r}")
+        self.sigma = check_number(sigma, "sigma", minimum=0.0, strict=True)
+        self.every = check_positive_int(every, "every")
+
+    def project(self, images):
+        import tensorflow as tf
+
+        from keras_introspect.optimize.transforms import gaussian_blur
+
+        sigma = tf.fill(tf.shape(images)[:1], self.sigma)
+        blurred = gaussian_blur(images, sigma, self.sigma)
+        return (1.0 - self.weight) * images + self.weight * blurred
+
+
+def check_regularizers(regularizers) -> list:
+    """Validate a regularizer list (`None` for none); names must be unique."""
+    if regularizers is None:
+        return []
+    if isinstance(regularizers, Regularizer):
+        regularizers = [regularizers]
+    regularizers = list(regularizers)
+    for r in regularizers:
+        if not isinstance(r, Regularizer):
+            raise TypeError(
+                "Expected `regularizers` to hold keras_introspect.optimize.regularizers "
+                f"objects (LpNorm, TotalVariation, L2, GaussianBlur). Received: {r!r}"
+            )
+    return regularizers
+
+
+def history_names(regularizers) -> list:
+    """History keys of the penalties, unique (`total_variation`, `total_variation_1`)."""
+    names, seen = [], {}
+    for r in regularizers:
+        if isinstance(r, GaussianBlur):
+            continue
+        count = seen.get(r.name, 0)
+        seen[r.name] = count + 1
+        names.append(r.name if count == 0 else f"{r.name}_{count}")
+    return names

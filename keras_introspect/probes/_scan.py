@@ -1,0 +1,100 @@
+"""Stream a dataset through a truncated forward pass, reducing on the device.
+
+Every probe reads one layer over a whole dataset. The forward pass stops at
+that layer (`Tap(truncate=True)`), the layer's output is reduced on the
+device by a probe-specific function, and only the reduced values come back
+to the host, batch by batch.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from keras_introspect._data import Batches
+from keras_introspect._validation import check_one_of, check_positive_int, check_verbose
+
+
+def introspector(model):
+    from keras_introspect._validation import check_backend, check_model
+    from keras_introspect.model.introspector import Introspector
+
+    check_backend()
+    check_model(model)
+    return Introspector(model)
+
+
+def channels_last(tensor, channel_axis: int):
+    """float32 `tensor` with channels on the last axis."""
+    from keras_introspect.targets import _channels_last
+
+    return _channels_last(tensor, channel_axis)
+
+
+def image_input(intro) -> int:
+    """Index of the only model input; probes need single-input models."""
+    specs = intro.input_specs
+    if specs is None or len(specs) != 1:
+        raise ValueError(
+            "Expected a model with one input. Received: a model with "
+            f"{'unknown' if specs is None else len(specs)} inputs"
+        )
+    return 0
+
+
+def scan(intro, path, x, reduce, batch_size: int, verbose: int, keep_batches: bool = False):
+    """Yield `(outputs, batch)` per batch: `reduce(activation)` as numpy.
+
+    Args:
+        intro: the model's `Introspector`.
+        path: the layer path (`None` for the model output).
+        x: images in any form `Batches` accepts.
+        reduce: `reduce(activation_channels_last) -> list of tensors`, traced
+            once; for `path=None` it receives the model output instead.
+        batch_size, verbose: streaming options.
+        keep_batches: also yield the batch (numpy) for crops and images.
+    """
+    import keras
+    import tensorflow as tf
+
+    batch_size = check_positive_int(batch_size, "batch_size")
+    verbose = check_verbose(verbose)
+    image_input(intro)
+    batches = Batches(x, batch_size, intro.input_specs)
+    if path is None:
+        tap = intro.tap([])
+        axis = -1
+    else:
+        info = intro.layer(path)
+        tap = intro.tap([info.path], truncate=True)
+        axis = info.channel_axis
+    fn = None
+    progbar = keras.utils.Progbar(batches.n_batches, verbose=verbose, unit_name="batch")
+    for step, batch in enumerate(batches):
+        if fn is None:
+            spec = tf.TensorSpec((None, *batch.shape[1:]), tf.as_dtype(batch.dtype))
+
+            def run(images):
+                activations, output = tap(images)
+                if path is None:
+                    return reduce(output)
+                return reduce(channels_last(activations[0], axis))
+
+            fn = tf.function(run, input_signature=[spec], autograph=False).get_concrete_function()
+        outputs = [np.asarray(o) for o in fn(batch)]
+        yield outputs, (batch if keep_batches else None)
+        progbar.update(step + 1)
+
+
+def check_aggregate(aggregate, allow_none: bool = False) -> None:
+    options = ("max", "sum", "mean", None) if allow_none else ("max", "sum", "mean")
+    check_one_of(aggregate, "aggregate", options)
+
+
+def aggregate_spatial(a, aggregate: str):
+    """`(b, ..., C)` -> `(b, C)` over the spatial axes (identity for `(b, C)`)."""
+    import tensorflow as tf
+
+    if a.shape.rank == 2:
+        return a
+    axes = list(range(1, a.shape.rank - 1))
+    return {"max": tf.reduce_max, "sum": tf.reduce_sum, "mean": tf.reduce_mean}[aggregate](a, axes)

@@ -1,0 +1,103 @@
+"""The distribution of one filter's activation over a dataset (Dai 2019, Fig. 5)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from keras_introspect.probes import _scan
+
+
+@dataclass
+class ActivationHistogram:
+    """Histogram of a channel's activation.
+
+    Attributes:
+        layer: the layer path.
+        channel: the channel index.
+        aggregate: per-image reduction (``"max"``, ``"sum"``, ``"mean"``) or
+            `None` (every unit of every image is one value).
+        values: the activations, `(n,)` (or `(n * units,)` for `None`).
+        counts: images (units) per bin, `(bins,)`.
+        edges: bin edges, `(bins + 1,)`.
+    """
+
+    layer: str
+    channel: int
+    aggregate: str | None
+    values: np.ndarray
+    counts: np.ndarray
+    edges: np.ndarray
+
+    @property
+    def share_active(self) -> float:
+        """Fraction of values above 0 (how many images the filter responds to)."""
+        return float(np.mean(self.values > 0))
+
+
+def activation_histogram(
+    model,
+    layer,
+    channel,
+    x,
+    bins=30,
+    aggregate: str | None = "max",
+    range=None,
+    batch_size: int = 32,
+    verbose: int = 0,
+) -> ActivationHistogram:
+    """Distribution of one channel's activation over the images of `x`.
+
+    A filter of a low layer responds to most images (a bell-shaped
+    histogram); one of a high layer to few (most images near 0, a long tail)
+    (Dai 2019, §2.3).
+
+    Args:
+        model: a Keras 3 model with one image input.
+        layer: layer selector.
+        channel: channel index.
+        x: images (array, tensor, `tf.data.Dataset`, `PyDataset`, generator).
+        bins: number of bins or explicit edges (as `numpy.histogram`).
+        aggregate: ``"max"``, ``"sum"`` or ``"mean"`` of the feature map per
+            image, or `None` for the values of all units.
+        range: `(low, high)` of the bins (default: the data range).
+        batch_size, verbose: streaming options.
+
+    Returns:
+        `ActivationHistogram` with `values`, `counts` and `edges`.
+
+    Example:
+        >>> import numpy as np, keras, keras_introspect as ki
+        >>> model = keras.Sequential([keras.Input((6, 6, 1)),
+        ...     keras.layers.Conv2D(2, 3, name="conv")])
+        >>> x = np.random.default_rng(0).normal(size=(20, 6, 6, 1))
+        >>> h = ki.activation_histogram(model, "conv", 1, x, bins=5)
+        >>> int(h.counts.sum())
+        20
+    """
+    import tensorflow as tf
+
+    _scan.check_aggregate(aggregate, allow_none=True)
+    intro = _scan.introspector(model)
+    info = intro.layer(layer)
+    from keras_introspect.targets import _check_index
+
+    shape = info.output_shape
+    if isinstance(shape, list) or shape is None:
+        raise ValueError(
+            f"Expected a layer with one output tensor. Received: layer {info.path!r} with "
+            f"output shape {shape}"
+        )
+    channel = _check_index(channel, shape[info.channel_axis], f"channel of {info.path!r}")
+
+    def reduce(a):
+        a = a[..., channel]
+        if aggregate is None or a.shape.rank == 1:
+            return [tf.reshape(a, [-1])]
+        return [_scan.aggregate_spatial(a[..., None], aggregate)[:, 0]]
+
+    parts = [out[0] for out, _ in _scan.scan(intro, info.path, x, reduce, batch_size, verbose)]
+    values = np.concatenate(parts).astype(np.float32)
+    counts, edges = np.histogram(values, bins=bins, range=range)
+    return ActivationHistogram(info.path, channel, aggregate, values, counts, edges)

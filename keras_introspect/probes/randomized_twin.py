@@ -1,0 +1,124 @@
+"""A randomly initialised twin of a model: the baseline for every visualization.
+
+Kalmeijer (2016, §4.3) shows each visualization of the trained network next
+to the same visualization of a network with the same architecture and
+random weights: structure that also appears in the twin (edges of the
+input, for instance) comes from the architecture and the data, not from
+training.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from keras_introspect._validation import check_backend, check_model, check_seed
+from keras_introspect.exceptions import KerasIntrospectWarning
+
+
+def _all_layers(model) -> list:
+    return list(model._flatten_layers(include_self=False, recursive=True))
+
+
+def _clone(model):
+    import keras
+
+    try:
+        return keras.models.clone_model(model)
+    except (ValueError, TypeError, NotImplementedError) as err:
+        try:
+            return model.__class__.from_config(model.get_config())
+        except Exception as inner:  # any failure means "cannot rebuild"
+            raise TypeError(
+                f"Cannot build a twin of {model.name!r}: Keras can neither clone it "
+                f"({err}) nor rebuild it from its config ({inner}). Subclassed models "
+                "need `get_config` / `from_config`"
+            ) from inner
+
+
+def _is_preprocessing(layer) -> bool:
+    return ".preprocessing." in type(layer).__module__
+
+
+def randomized_twin(model, seed: int = 0):
+    """A copy of `model` with the same architecture and freshly initialised weights.
+
+    Every weight that has an initializer on its layer (kernels, biases,
+    batch-norm scales and statistics, ...) is drawn again from that
+    initializer with a seed derived from `seed`, so the twin is the same for
+    the same seed. Preprocessing layers (`Normalization`, ...) keep their
+    state: they are part of the input pipeline, not of what was learned. The
+    model itself is not changed.
+
+    Args:
+        model: a built Keras 3 model (Sequential, Functional, nested, or
+            subclassed with `get_config`).
+        seed: integer seed.
+
+    Returns:
+        a new `keras.Model`.
+
+    Example:
+        >>> import numpy as np, keras, keras_introspect as ki
+        >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, name="d")])
+        >>> twin = ki.randomized_twin(model, seed=0)
+        >>> twin.get_layer("d").kernel.shape == model.get_layer("d").kernel.shape
+        True
+        >>> bool(np.allclose(ki.randomized_twin(model, seed=0).get_layer("d").kernel,
+        ...                  twin.get_layer("d").kernel))
+        True
+    """
+    import keras
+
+    check_backend()
+    check_model(model)
+    seed = check_seed(seed)
+    twin = _clone(model)
+    if not twin.built:
+        from keras_introspect.model.introspector import Introspector
+
+        specs = Introspector(model).input_specs
+        zeros = [np.zeros((1, *s.shape[1:]), "float32") for s in specs]
+        twin(zeros[0] if len(zeros) == 1 else zeros)
+    originals, copies = _all_layers(model), _all_layers(twin)
+    by_position = len(originals) == len(copies) and all(
+        type(a) is type(b) for a, b in zip(originals, copies, strict=True)
+    )
+    rng = np.random.default_rng(seed)
+    covered = set()
+    for index, layer in enumerate(copies):
+        if _is_preprocessing(layer) and by_position:
+            layer.set_weights(originals[index].get_weights())
+            covered.update(id(v) for v in layer.weights)
+            continue
+        for name in sorted(vars(layer)):
+            initializer = getattr(layer, name, None)
+            if not (name.endswith("_initializer") and isinstance(initializer, keras.Initializer)):
+                continue
+            prefix = name[: -len("_initializer")]
+            # kernel_initializer -> kernel; depthwise_initializer -> depthwise_kernel
+            # (SeparableConv) or kernel (DepthwiseConv, which has no kernel_initializer)
+            candidates = [getattr(layer, a, None) for a in (prefix, f"{prefix}_kernel", "kernel")]
+            variable = next(
+                (v for v in candidates if isinstance(v, keras.Variable) and id(v) not in covered),
+                None,
+            )
+            if variable is None:
+                continue
+            config = initializer.get_config()
+            if "seed" in config:
+                config["seed"] = int(rng.integers(2**31 - 1))
+            fresh = type(initializer).from_config(config)
+            variable.assign(fresh(variable.shape, dtype=variable.dtype))
+            covered.add(id(variable))
+    unseeded = [v.path for v in twin.weights if id(v) not in covered and v.trainable]
+    if unseeded:
+        warnings.warn(
+            f"{len(unseeded)} weight(s) of the twin have no initializer attribute on their "
+            f"layer ({', '.join(unseeded[:5])}{', ...' if len(unseeded) > 5 else ''}); they "
+            "keep Keras' fresh but unseeded initialisation, so the twin is not reproducible",
+            KerasIntrospectWarning,
+            stacklevel=2,
+        )
+    return twin

@@ -1,0 +1,251 @@
+"""Dataset exemplars: the images that activate a filter most (top-k per channel).
+
+Zeiler & Fergus (2014), Dai (2019, Fig. 4/5) and Kalmeijer (2016, §4.3)
+characterise a filter by the dataset images (and, for convolutional layers,
+the receptive-field patches) on which it responds most.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from keras_introspect._validation import check_positive_int
+from keras_introspect.probes import _scan
+
+
+@dataclass
+class Exemplars:
+    """Top-k dataset images of one or several channels of a layer.
+
+    For `top_activating` (one channel) the arrays have no channel axis; for
+    `top_activating_all` they start with one entry per channel.
+
+    Attributes:
+        layer: the layer path.
+        channels: the channel index (int) or indices `(C,)`.
+        aggregate: how a feature map was reduced to one value per image.
+        indices: dataset positions of the top images, `(k,)` / `(C, k)`,
+            best first (ties: lower index first).
+        values: their aggregated activations, same shape, float32.
+        positions: for layers with spatial axes, the position of the
+            strongest unit of the map, `(..., k, n_spatial)`; else `None`.
+        boxes: input pixels of that unit's receptive field, clipped to the
+            image, `(..., k, n_spatial, 2)` as `[start, stop)`; `None` where
+            the field is undefined.
+        crops: the receptive-field patches, `(..., k, h, w, channels)`
+            (pixels outside the image are 0; the patch is the whole image
+            when the field is larger); `None` unless requested and defined.
+    """
+
+    layer: str
+    channels: object
+    aggregate: str
+    indices: np.ndarray
+    values: np.ndarray
+    positions: np.ndarray | None = None
+    boxes: np.ndarray | None = None
+    crops: np.ndarray | None = None
+
+
+def field_window(field, position, input_size) -> tuple:
+    """`(starts, sizes)` of the patch shown for a unit: its field, at most the image."""
+    starts, sizes = [], []
+    for (start, stop), n in zip(field.bounds(position), input_size, strict=True):
+        size = stop - start
+        if size >= n:
+            start, size = 0, n
+        starts.append(start)
+        sizes.append(size)
+    return tuple(starts), tuple(sizes)
+
+
+def crop(image: np.ndarray, starts, sizes) -> np.ndarray:
+    """`image[starts : starts + sizes]` on the spatial axes, 0 outside the image."""
+    out = np.zeros((*sizes, *image.shape[len(sizes) :]), image.dtype)
+    source, target = [], []
+    for start, size, n in zip(starts, sizes, image.shape, strict=False):
+        lo, hi = max(start, 0), min(start + size, n)
+        source.append(slice(lo, max(lo, hi)))
+        target.append(slice(lo - start, lo - start + max(0, hi - lo)))
+    out[tuple(target)] = image[tuple(source)]
+    return out
+
+
+def _merge(best, batch, k: int):
+    """Keep the top `k` per row of `(values, indices, positions)` candidates."""
+    if best is not None:
+        batch = tuple(
+            None if b is None else np.concatenate([a, b], axis=1)
+            for a, b in zip(best, batch, strict=True)
+        )
+    values, indices, positions = batch
+    order = np.lexsort((indices, -values.astype(np.float64)), axis=-1)[:, :k]
+    take = np.take_along_axis
+    return (
+        take(values, order, 1),
+        take(indices, order, 1),
+        None if positions is None else take(positions, order[..., None], 1),
+    )
+
+
+def _top(model, layer, channels, x, k, aggregate, crops, batch_size, verbose):
+    import tensorflow as tf
+
+    k = check_positive_int(k, "k")
+    _scan.check_aggregate(aggregate)
+    intro = _scan.introspector(model)
+    info = intro.layer(layer)
+    shape = info.output_shape
+    if isinstance(shape, list) or shape is None:
+        raise ValueError(
+            f"Expected a layer with one output tensor. Received: layer {info.path!r} with "
+            f"output shape {shape}"
+        )
+    n_channels = shape[info.channel_axis]
+    if channels == "all":
+        channels = list(range(n_channels))
+    from keras_introspect.targets import _check_index
+
+    channels = [_check_index(c, n_channels, f"channel of {info.path!r}") for c in channels]
+    spatial = tuple(d for i, d in enumerate(shape[1:]) if i != (info.channel_axis % len(shape)) - 1)
+    selected = tf.constant(channels, tf.int32)
+
+    def reduce(a):
+        a = tf.gather(a, selected, axis=-1)
+        values = _scan.aggregate_spatial(a, aggregate)
+        if a.shape.rank == 2:
+            return [values]
+        flat = tf.reshape(a, [tf.shape(a)[0], -1, len(channels)])
+        return [values, tf.argmax(flat, axis=1, output_type=tf.int32)]
+
+    best, images, start = None, {}, 0
+    for outputs, batch in _scan.scan(
+        intro, info.path, x, reduce, batch_size, verbose, keep_batches=crops
+    ):
+        values = outputs[0].T  # (C, b)
+        b = values.shape[1]
+        indices = np.broadcast_to(np.arange(start, start + b), values.shape)
+        positions = None
+        if len(outputs) > 1:
+            positions = np.stack(np.unravel_index(outputs[1].T, spatial), axis=-1)
+        best = _merge(best, (values, indices, positions), k)
+        if crops:
+            kept = set(best[1].ravel().tolist())
+            images.update({i: batch[i - start] for i in kept if start <= i < start + b})
+            images = {i: image for i, image in images.items() if i in kept}
+        start += b
+    if start < k:
+        raise ValueError(f"Expected at least k={k} images to rank. Received: {start} images in `x`")
+    values, indices, positions = best
+    boxes = crop_array = None
+    field = info.receptive_field
+    if positions is not None and field is not None:
+        input_size = tuple(intro.input_specs[field.input_index].shape[1 : 1 + len(spatial)])
+        units = positions.reshape(-1, len(spatial))
+        boxes = np.array(
+            [[[sl.start, sl.stop] for sl in field.slices(p, input_size)] for p in units]
+        ).reshape(*positions.shape, 2)
+        if crops:
+            windows = [field_window(field, p, input_size) for p in units]
+            crop_array = np.stack(
+                [crop(images[i], *w) for i, w in zip(indices.ravel(), windows, strict=True)]
+            )
+            crop_array = crop_array.reshape(*indices.shape, *crop_array.shape[1:])
+    return Exemplars(
+        layer=info.path,
+        channels=np.asarray(channels),
+        aggregate=aggregate,
+        indices=indices.astype(np.int64),
+        values=values.astype(np.float32),
+        positions=positions,
+        boxes=boxes,
+        crops=crop_array,
+    )
+
+
+def top_activating(
+    model,
+    layer,
+    channel,
+    x,
+    k: int = 9,
+    aggregate: str = "max",
+    crops: bool = True,
+    batch_size: int = 32,
+    verbose: int = 0,
+) -> Exemplars:
+    """The `k` images of `x` on which one channel of `layer` responds most.
+
+    The dataset is streamed once; a running top-k is kept, so memory does
+    not grow with the dataset, and the result does not depend on
+    `batch_size`.
+
+    Args:
+        model: a Keras 3 model with one image input.
+        layer: layer selector (name, path, index), also inside nested models.
+        channel: channel (filter) index.
+        x: images: array, tf tensor, `tf.data.Dataset` (of `x` or `(x, y)`),
+            `PyDataset` or generator of batches.
+        k: how many images.
+        aggregate: ``"max"`` (strongest unit), ``"sum"`` or ``"mean"`` over
+            the feature map of each image.
+        crops: also return the receptive-field patches of the strongest
+            units (convolutional layers).
+        batch_size, verbose: streaming options.
+
+    Returns:
+        `Exemplars` with `indices`, `values` of shape `(k,)`, and
+        `positions`, `boxes`, `crops` for layers with spatial axes.
+
+    Example:
+        >>> import numpy as np, keras, keras_introspect as ki
+        >>> model = keras.Sequential([keras.Input((6, 6, 1)),
+        ...     keras.layers.Conv2D(2, 3, name="conv", kernel_initializer="ones")])
+        >>> x = np.arange(5 * 36, dtype="float32").reshape(5, 6, 6, 1) % 7
+        >>> top = ki.top_activating(model, "conv", 0, x, k=2)
+        >>> top.indices.shape, top.crops.shape
+        ((2,), (2, 3, 3, 1))
+    """
+    result = _top(model, layer, [channel], x, k, aggregate, crops, batch_size, verbose)
+    result.channels = int(result.channels[0])
+    for name in ("indices", "values", "positions", "boxes", "crops"):
+        value = getattr(result, name)
+        if value is not None:
+            setattr(result, name, value[0])
+    return result
+
+
+def top_activating_all(
+    model,
+    layer,
+    x,
+    k: int = 9,
+    aggregate: str = "max",
+    channels="all",
+    crops: bool = False,
+    batch_size: int = 32,
+    verbose: int = 0,
+) -> Exemplars:
+    """`top_activating` for every channel of `layer` in one pass over `x`.
+
+    Args:
+        model, layer, x, k, aggregate, batch_size, verbose: as `top_activating`.
+        channels: ``"all"`` or a list of channel indices.
+        crops: also return the patches, `(C, k, h, w, channels)` (off by
+            default: for wide layers and large fields this is big).
+
+    Returns:
+        `Exemplars` whose arrays start with one entry per channel: `indices`
+        and `values` `(C, k)`.
+
+    Example:
+        >>> import numpy as np, keras, keras_introspect as ki
+        >>> model = keras.Sequential([keras.Input((6, 6, 1)),
+        ...     keras.layers.Conv2D(4, 3, name="conv")])
+        >>> x = np.random.default_rng(0).normal(size=(10, 6, 6, 1))
+        >>> ki.top_activating_all(model, "conv", x, k=3).indices.shape
+        (4, 3)
+    """
+    return _top(model, layer, channels, x, k, aggregate, crops, batch_size, verbose)
