@@ -469,6 +469,31 @@ class BoundTarget:
         self.n_per_image = min((len(p) for p in per_image), default=None)
 
     @property
+    def structure(self) -> tuple:
+        """What a compiled function of this target depends on.
+
+        Class and channel indices are `params` columns, not part of the
+        traced graph, so targets that differ only in them share one
+        compiled function.
+        """
+        parts = []
+        for weight, leaf in self.leaves:
+            t = leaf.target
+            parts.append(
+                (
+                    weight,
+                    type(t).__name__,
+                    leaf.path,
+                    getattr(t, "aggregate", None),
+                    getattr(t, "logits", None),
+                    getattr(t, "output", None),
+                    leaf.position,
+                    id(t.fn) if hasattr(t, "fn") else None,
+                )
+            )
+        return tuple(parts)
+
+    @property
     def neuron(self):
         """The only leaf when the target is a single `Neuron`, else `None`."""
         if len(self.leaves) == 1 and self.leaves[0][1].position is not None:

@@ -67,7 +67,12 @@ class AMResult:
         placed: in receptive-field mode with `place=True`, the patches pasted
             into full-size images at their unit's position.
         boxes: `(*lead, 2, 2)` `[start, stop)` rows and columns of each patch
-            in the full image (receptive-field mode).
+            in the full image, clipped to it (receptive-field mode).
+        positions: `(*lead, 2)` the unit of the full-size feature map each
+            patch stands for (receptive-field mode): the most activating
+            dataset unit for ``init="max"``, else the `Neuron`'s position or
+            the centre. Pasted there (`placed`), a patch gives that unit the
+            value in `activation` when its field lies inside the image.
         seed: the seed used.
     """
 
@@ -80,6 +85,7 @@ class AMResult:
     channels: list | None = None
     placed: np.ndarray | None = None
     boxes: np.ndarray | None = None
+    positions: np.ndarray | None = None
     seed: int = 0
 
     @property
@@ -122,7 +128,7 @@ class ActivationMaximization:
         receptive_field: for a `Channel` or `Neuron` target of an inner
             layer, optimise an input of the filter's receptive-field size
             run through the layers up to it; the objective is the filter's
-            unit at the centre of that patch's feature map.
+            unit whose field is that patch (see `_Patch`).
         snapshot_every: keep the image every this many steps (to show
             early-stopped results), or `None`.
         batch_size: images optimised together (rows); more images run in
@@ -234,7 +240,7 @@ class ActivationMaximization:
             n, seed, x, place: as `generate`.
             aggregate: how each channel's feature map becomes the objective
                 (``"mean"``, ``"max"``, ``"sum"``; ignored in
-                receptive-field mode, which uses the centre unit).
+                receptive-field mode, which reads the unit seeing the patch).
 
         Returns:
             `AMResult` whose arrays start with one entry per channel.
@@ -283,7 +289,7 @@ class ActivationMaximization:
                 f"receptive_field=True needs a layer with a receptive field; "
                 f"{info.path!r} has none: {reason}"
             )
-        return weight, leaf, info, field_
+        return _Patch.plan(weight, leaf, info, field_, self._image_spec(self._intro)[0][:2])
 
     # --------------------------------------------------------------- run
     def _run(self, target, n, seed, x, place):
@@ -295,6 +301,7 @@ class ActivationMaximization:
         bound = BoundTarget(target, intro)
         bound.check_n_samples(n)
         K = bound.n_outputs
+        multi = bound.output_labels is not None  # a K axis: several channels at once
         rf = self._rf_leaf(bound) if self.receptive_field else None
         if place and rf is None:
             raise ValueError("place=True needs receptive_field=True (the patch is placed)")
@@ -302,12 +309,7 @@ class ActivationMaximization:
             raise ValueError(
                 f"init={self.init!r} needs the dataset: pass `x` to generate(). Received: x=None"
             )
-        if rf is not None:
-            field_ = rf[3]
-            patch = tuple(min(s, d) for s, d in zip(field_.size, image_shape[:2], strict=True))
-            shape = (*patch, image_shape[2])
-        else:
-            shape = image_shape
+        shape = image_shape if rf is None else (*rf.size, image_shape[2])
 
         data = _DatasetScan(self, intro, bound, rf, image_shape, n, x) if x is not None else None
         colour = None
@@ -362,7 +364,7 @@ class ActivationMaximization:
             """Rows `(j, k)` on `axis` -> leading `(n,)` or `(K, n)` there."""
             a = np.moveaxis(a, axis, 0)
             a = a.reshape(n, K, *a.shape[1:])
-            a, lead = (a[:, 0], 1) if K == 1 else (np.swapaxes(a, 0, 1), 2)
+            a, lead = (np.swapaxes(a, 0, 1), 2) if multi else (a[:, 0], 1)
             return np.moveaxis(a, list(range(lead)), list(range(axis, axis + lead)))
 
         result = AMResult(
@@ -381,10 +383,10 @@ class ActivationMaximization:
         )
         if data is not None:
             best = data.best
-            result.best_dataset_activation = best if K > 1 else float(best[0])
+            result.best_dataset_activation = best if multi else float(best[0])
         if rf is not None:
-            result.boxes, result.placed = self._boxes(
-                rf, image_shape, result.images, data, K, n, place
+            result.positions, result.boxes, result.placed = self._boxes(
+                rf, image_shape, result.images, data, K, n, place, multi
             )
         return result
 
@@ -405,24 +407,22 @@ class ActivationMaximization:
                 return bound.score(activations, output, cols)
 
             return score
-        weight, _, info, _ = rf
-        tap = intro.tap([info.path], compute_dtype=self.compute_dtype, truncate=True)
+        tap = intro.tap([rf.info.path], compute_dtype=self.compute_dtype, truncate=True)
         from keras_introspect.targets import _channels_last
 
         def score(images, cols):
             (activation,), _ = tap(tf.cast(images, dtype))
-            a = _channels_last(activation, info.channel_axis)
-            centre = tuple((d - 1) // 2 for d in a.shape[1:-1])
-            unit = a[(slice(None), *centre)]
-            return weight * tf.gather(unit, cols[:, 0], axis=-1, batch_dims=1)
+            a = _channels_last(activation, rf.info.channel_axis)
+            unit = a[(slice(None), *rf.unit)]
+            return rf.weight * tf.gather(unit, cols[:, 0], axis=-1, batch_dims=1)
 
         return score
 
     def _key(self, bound, rf, rows, kind):
         return (
             kind,
-            repr(bound.target),
-            rf is not None,
+            bound.structure,
+            None if rf is None else rf.unit,
             rows,
             self.compute_dtype,
         )
@@ -494,35 +494,34 @@ class ActivationMaximization:
             mean, std = 0.0, 1.0  # Kalmeijer 2016, §4.4: zero mean, unit deviation
         return rng.normal(size=shape) * std + mean
 
-    def _boxes(self, rf, image_shape, images, data, K, n, place):
-        _, leaf, info, field_ = rf
+    def _boxes(self, rf, image_shape, images, data, K, n, place, multi):
         size = image_shape[:2]
-        shape = info.output_shape[1:]
-        spatial = [d for i, d in enumerate(shape) if i != info.channel_axis % len(shape)]
         if isinstance(self.init, str) and self.init == "max":
             positions = data.top_positions  # (K, n, 2)
             canvases = data.top_source  # (K, n, H, W, C)
         else:
-            centre = tuple((d - 1) // 2 for d in spatial)
-            if leaf.position is not None:
-                centre = leaf.position
+            centre = tuple((d - 1) // 2 for d in rf.spatial)
+            if rf.leaf.position is not None:
+                centre = rf.leaf.position
             positions = np.broadcast_to(np.array(centre), (K, n, 2))
             base = data.mean_image if data is not None else np.zeros(image_shape, np.float32)
             canvases = np.broadcast_to(base, (K, n, *image_shape))
-        from keras_introspect.probes.top_activating import field_window
-
-        windows = [field_window(field_, p, size) for p in positions.reshape(-1, 2)]
+        starts = [rf.start(p) for p in positions.reshape(-1, 2)]
         boxes = np.array(
-            [[[s.start, s.stop] for s in field_.slices(p, size)] for p in positions.reshape(-1, 2)]
+            [
+                [[max(a, 0), min(a + h, d)] for a, h, d in zip(st, rf.size, size, strict=True)]
+                for st in starts
+            ]
         ).reshape(K, n, 2, 2)
         placed = None
         if place:
             patches = images.reshape(K, n, *images.shape[-3:])
             placed = np.array(canvases, np.float32, copy=True)
-            for (k, j), (starts, sizes) in zip(np.ndindex(K, n), windows, strict=True):
-                _paste(placed[k, j], patches[k, j], starts, sizes)
-            placed = placed[0] if K == 1 else placed
-        return (boxes[0] if K == 1 else boxes), placed
+            for (k, j), st in zip(np.ndindex(K, n), starts, strict=True):
+                _paste(placed[k, j], patches[k, j], st, rf.size)
+            placed = placed if multi else placed[0]
+        positions = np.array(positions)
+        return (positions if multi else positions[0]), (boxes if multi else boxes[0]), placed
 
     def __repr__(self):
         return (
@@ -534,6 +533,61 @@ class ActivationMaximization:
         state = dict(self.__dict__)
         state["_intro"] = None
         return state
+
+
+@dataclass
+class _Patch:
+    """How one filter's receptive field is optimised on its own.
+
+    The patch has the field's size. The unit read in the patch's feature map
+    is the one whose field (with the layer's offset and stride) overlaps the
+    patch most: the whole patch for valid padding and for stride-1 same
+    padding, all but part of one stride otherwise (Kalmeijer 2016, §5.3,
+    saw such borders ignored).
+
+    Attributes:
+        weight: the weight of the target term (negative: minimise).
+        leaf: the bound Channel/Neuron leaf.
+        info: the layer's `LayerInfo`.
+        field: its `ReceptiveField`.
+        size: patch size `(h, w)`.
+        unit: the unit read in the patch's feature map.
+    """
+
+    weight: float
+    leaf: object
+    info: object
+    field: object
+    size: tuple
+    unit: tuple
+
+    @classmethod
+    def plan(cls, weight, leaf, info, field_, image_size):
+        if any(s > d for s, d in zip(field_.size, image_size, strict=True)):
+            raise ValueError(
+                f"The receptive field of {info.path!r} ({field_.size}) is larger than the "
+                f"input ({tuple(image_size)}): optimise the whole image (receptive_field=False)"
+            )
+        unit = []
+        for offset, stride, size in zip(field_.offset, field_.stride, field_.size, strict=True):
+            overlaps = [
+                min(offset + i * stride + size, size) - max(offset + i * stride, 0)
+                for i in range(size // stride + 2)
+            ]
+            unit.append(int(np.argmax(overlaps)))
+        return cls(weight, leaf, info, field_, tuple(field_.size), tuple(unit))
+
+    def start(self, position) -> tuple:
+        """Input coordinates of the patch's first pixel for the unit at `position`."""
+        return tuple(
+            (p - u) * s for p, u, s in zip(position, self.unit, self.field.stride, strict=True)
+        )
+
+    @property
+    def spatial(self) -> list:
+        """Spatial shape of the layer's output on the full image."""
+        shape = self.info.output_shape[1:]
+        return [d for i, d in enumerate(shape) if i != self.info.channel_axis % len(shape)]
 
 
 def _paste(canvas, patch, starts, sizes) -> None:
@@ -599,7 +653,7 @@ class _DatasetScan:
                 return [tf.reshape(bound.score(activations, output, cols), [b, K])]
 
         else:
-            weight, leaf, info, field_ = rf
+            weight, leaf, info = rf.weight, rf.leaf, rf.info
             tap = intro.tap([info.path], truncate=True)
             channels = tf.constant(
                 [leaf.constant] if leaf.many is None else list(leaf.many), tf.int32
@@ -669,19 +723,12 @@ class _DatasetScan:
             if rf is None:
                 self.top_images = self.top_source.astype(np.float32)
             else:
-                info, field_ = rf[2], rf[3]
-                shape = info.output_shape[1:]
-                spatial = [d for i, d in enumerate(shape) if i != info.channel_axis % len(shape)]
-                self.top_positions = np.stack(np.unravel_index(best_pos, spatial), axis=-1)
-                from keras_introspect.probes.top_activating import crop, field_window
+                self.top_positions = np.stack(np.unravel_index(best_pos, rf.spatial), axis=-1)
+                from keras_introspect.probes.top_activating import crop
 
-                size = image_shape[:2]
                 self.top_images = np.array(
                     [
-                        [
-                            crop(img, *field_window(field_, p, size))
-                            for img, p in zip(imgs, ps, strict=True)
-                        ]
+                        [crop(img, rf.start(p), rf.size) for img, p in zip(imgs, ps, strict=True)]
                         for imgs, ps in zip(self.top_source, self.top_positions, strict=True)
                     ],
                     np.float32,

@@ -90,10 +90,10 @@ def fool(
         >>> model = keras.Sequential([keras.Input((2, 2, 1)), keras.layers.Flatten(),
         ...     keras.layers.Dense(2, activation="softmax",
         ...         kernel_initializer=keras.initializers.Constant([[1, -1]] * 4))])
-        >>> res = ki.fool(model, np.ones((1, 2, 2, 1)), target_class=1,
-        ...               learning_rate=0.1, steps=20)
-        >>> int(res.steps_to_flip[0])
-        6
+        >>> x = np.full((1, 2, 2, 1), 0.95)  # logits 4x and -4x: class 0
+        >>> res = ki.fool(model, x, target_class=1, learning_rate=0.1, steps=20)
+        >>> int(res.steps_to_flip[0])  # x falls by 0.1 per step, below 0 after 10
+        10
     """
     import keras
     import tensorflow as tf

@@ -87,8 +87,9 @@ def test_all_channels_in_one_run_equal_separate_runs(digits_cnn):
     assert together.history["objective"].shape == (20, 3, 2)
     for k, channel in enumerate([4, 9, 11]):
         alone = am.generate_for_channels("conv2", channel, n=2, seed=0, aggregate="mean")
-        np.testing.assert_allclose(together.images[k], alone.images, atol=1e-4)
-        np.testing.assert_allclose(together.activation[k], alone.activation, rtol=1e-4)
+        assert alone.images.shape == (1, 2, 8, 8, 1)  # the channel axis is kept
+        np.testing.assert_allclose(together.images[k], alone.images[0], atol=1e-4)
+        np.testing.assert_allclose(together.activation[k], alone.activation[0], rtol=1e-4)
     means = conv2(model, together.images.reshape(-1, 8, 8, 1)).mean(axis=(1, 2))
     np.testing.assert_allclose(
         means.reshape(3, 2, 16)[np.arange(3), :, [4, 9, 11]], together.activation, rtol=1e-4
@@ -145,7 +146,7 @@ def test_receptive_field_mode_optimises_the_unit_s_field(digits_cnn):
     res = am.generate(n=2, seed=0, x=x, place=True)
     assert res.images.shape == (2, 5, 5, 1)
     acts = conv2(model, x)[..., 5]
-    best = np.sort(acts.reshape(-1))[::-1]
+    best = np.sort(acts.max(axis=(1, 2)))[::-1]  # the top images' best units
     # init "max" starts from the two best units' fields: their values are the first objectives
     np.testing.assert_allclose(res.history["objective"][0], best[:2], rtol=1e-5)
     assert res.best_dataset_activation == pytest.approx(best[0], rel=1e-5)
@@ -218,14 +219,14 @@ def test_other_parameterizations_raise_the_objective(digits_cnn, kind):
     assert list(res.history) == ["objective", "lp_norm"]
 
 
-def test_compiled_loop_is_shared_between_objects(digits_cnn):
+def test_compiled_loop_is_shared_between_objects_and_channels(digits_cnn):
+    """Channel indices are inputs of the compiled loop, not part of its graph."""
     from keras_introspect.optimize.activation_maximization import _LOOPS
 
     model, _, _ = digits_cnn
-    make = lambda: ki.ActivationMaximization(model, Channel("conv1", 4), steps=3)  # noqa: E731
-    make().generate(n=2, seed=0)
+    ki.ActivationMaximization(model, Channel("conv1", 4), steps=3).generate(n=2, seed=0)
     before = {k: loop.trace_count for k, loop in _LOOPS[model].items() if k[0] == "loop"}
-    make().generate(n=2, seed=1)
+    ki.ActivationMaximization(model, Channel("conv1", 6), steps=3).generate(n=2, seed=1)
     after = {k: loop.trace_count for k, loop in _LOOPS[model].items() if k[0] == "loop"}
     assert before == after
 
@@ -267,3 +268,58 @@ def test_bad_arguments_are_refused(digits_cnn, built_models):
         AM(model, 0, init=np.zeros((3, 3, 1))).generate()
     with pytest.raises(ValueError, match="one image input"):
         AM(built_models["multi_io"], 0).generate()
+
+
+def same_padded_model():
+    import keras
+
+    keras.utils.set_random_seed(3)  # tests only: a fixed model, so the checks below are fixed
+    return keras.Sequential(
+        [
+            keras.Input((12, 12, 1)),
+            keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="c1"),
+            keras.layers.Conv2D(4, 3, padding="same", name="c2"),
+            keras.layers.MaxPooling2D(name="pool"),
+            keras.layers.Flatten(),
+            keras.layers.Dense(2),
+        ]
+    )
+
+
+def test_patch_plan_reads_the_unit_whose_field_is_the_patch():
+    from keras_introspect.optimize.activation_maximization import _Patch
+
+    intro = ki.Introspector(same_padded_model())
+    plans = {}
+    for layer in ("c1", "c2", "pool"):
+        info = intro.layer(layer)
+        plans[layer] = _Patch.plan(1.0, None, info, info.receptive_field, (12, 12))
+    assert plans["c1"].size == (3, 3) and plans["c1"].unit == (1, 1)  # offset -1, stride 1
+    assert plans["c2"].size == (5, 5) and plans["c2"].unit == (2, 2)  # offset -2, stride 1
+    # pool: size 6, stride 2, offset -2: unit 1 covers [0, 6), the whole patch
+    assert plans["pool"].size == (6, 6) and plans["pool"].unit == (1, 1)
+    assert plans["pool"].start((3, 4)) == (4, 6)
+
+
+def test_same_padding_patch_placed_back_gives_the_same_unit_value():
+    model = same_padded_model()
+    x = np.random.default_rng(0).uniform(size=(30, 12, 12, 1)).astype("float32")
+    am = ki.ActivationMaximization(
+        model, Channel("pool", 1), steps=10, value_range=RANGE, receptive_field=True, init="max"
+    )
+    res = am.generate(n=4, x=x, place=True)
+    sub = ki.Introspector(model).submodel("pool")
+    acts = np.asarray(sub(x))[..., 1]
+    best = np.sort(acts.max(axis=(1, 2)))[::-1][:4]  # the top images' best units
+    inside = 0
+    for j, (r, c) in enumerate(res.positions):
+        assert res.boxes[j].tolist() == [
+            [max(2 * r - 2, 0), min(2 * r + 4, 12)],
+            [max(2 * c - 2, 0), min(2 * c + 4, 12)],
+        ]
+        if 0 < r < 5 and 0 < c < 5:  # the unit's field lies inside the image
+            inside += 1
+            assert res.history["objective"][0, j] == pytest.approx(best[j], rel=1e-5)
+            value = np.asarray(sub(res.placed[j : j + 1]))[0, r, c, 1]
+            assert value == pytest.approx(res.activation[j], rel=1e-5)
+    assert inside
