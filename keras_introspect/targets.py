@@ -173,17 +173,22 @@ class Class(Target):
         return _Leaf(self, None, score, constant=indices[0], per_image=per_image)
 
 
+def one_output_layer(intro, selector):
+    """`LayerInfo` of the layer `selector` names; it must have one output tensor."""
+    info = intro.layer(selector)
+    if isinstance(info.output_shape, list) or info.output_shape is None:
+        raise ValueError(
+            f"Expected a layer with one output tensor. Received: layer {info.path!r} "
+            f"with output shape {info.output_shape}"
+        )
+    return info
+
+
 class _LayerTarget(Target):
     """A target computed from the output of one layer."""
 
     def _info(self, intro):
-        info = intro.layer(self.layer)
-        if isinstance(info.output_shape, list) or info.output_shape is None:
-            raise ValueError(
-                f"Expected a layer with one output tensor. Received: layer {info.path!r} "
-                f"with output shape {info.output_shape}"
-            )
-        return info
+        return one_output_layer(intro, self.layer)
 
 
 def _channels_last(tensor, channel_axis: int):

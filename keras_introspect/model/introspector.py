@@ -59,6 +59,17 @@ class LayerInfo:
     channel_axis: int = -1
     n_calls: int = 0
 
+    @property
+    def spatial_shape(self) -> tuple | None:
+        """Output shape without batch and channel axes, e.g. `(h, w)`; `None` if unknown."""
+        shape = self.output_shape
+        if shape is None or isinstance(shape, list):
+            return None
+        inner = list(shape[1:])
+        if inner:
+            inner.pop(self.channel_axis % len(shape) - 1)
+        return tuple(inner)
+
 
 def _children(layer) -> list:
     if isinstance(layer, keras.Model):

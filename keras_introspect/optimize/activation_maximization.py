@@ -500,7 +500,7 @@ class ActivationMaximization:
             positions = data.top_positions  # (K, n, 2)
             canvases = data.top_source  # (K, n, H, W, C)
         else:
-            centre = tuple((d - 1) // 2 for d in rf.spatial)
+            centre = tuple((d - 1) // 2 for d in rf.info.spatial_shape)
             if rf.leaf.position is not None:
                 centre = rf.leaf.position
             positions = np.broadcast_to(np.array(centre), (K, n, 2))
@@ -582,12 +582,6 @@ class _Patch:
         return tuple(
             (p - u) * s for p, u, s in zip(position, self.unit, self.field.stride, strict=True)
         )
-
-    @property
-    def spatial(self) -> list:
-        """Spatial shape of the layer's output on the full image."""
-        shape = self.info.output_shape[1:]
-        return [d for i, d in enumerate(shape) if i != self.info.channel_axis % len(shape)]
 
 
 def _paste(canvas, patch, starts, sizes) -> None:
@@ -723,7 +717,7 @@ class _DatasetScan:
             if rf is None:
                 self.top_images = self.top_source.astype(np.float32)
             else:
-                self.top_positions = np.stack(np.unravel_index(best_pos, rf.spatial), axis=-1)
+                self.top_positions = np.stack(np.unravel_index(best_pos, rf.info.spatial_shape), axis=-1)
                 from keras_introspect.probes.top_activating import crop
 
                 self.top_images = np.array(

@@ -85,6 +85,20 @@ def scan(intro, path, x, reduce, batch_size: int, verbose: int, keep_batches: bo
         progbar.update(step + 1)
 
 
+def channel_layer(intro, layer, channels) -> tuple:
+    """`(info, channels)`: a one-output layer and its checked channel indices.
+
+    `channels` is ``"all"`` or a list; negative indices count from the end.
+    """
+    from keras_introspect.targets import _check_index, one_output_layer
+
+    info = one_output_layer(intro, layer)
+    n_channels = info.output_shape[info.channel_axis]
+    if channels == "all":
+        return info, list(range(n_channels))
+    return info, [_check_index(c, n_channels, f"channel of {info.path!r}") for c in channels]
+
+
 def check_aggregate(aggregate, allow_none: bool = False) -> None:
     options = ("max", "sum", "mean", None) if allow_none else ("max", "sum", "mean")
     check_one_of(aggregate, "aggregate", options)

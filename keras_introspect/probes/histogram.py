@@ -80,16 +80,7 @@ def activation_histogram(
 
     _scan.check_aggregate(aggregate, allow_none=True)
     intro = _scan.introspector(model)
-    info = intro.layer(layer)
-    from keras_introspect.targets import _check_index
-
-    shape = info.output_shape
-    if isinstance(shape, list) or shape is None:
-        raise ValueError(
-            f"Expected a layer with one output tensor. Received: layer {info.path!r} with "
-            f"output shape {shape}"
-        )
-    channel = _check_index(channel, shape[info.channel_axis], f"channel of {info.path!r}")
+    info, (channel,) = _scan.channel_layer(intro, layer, [channel])
 
     def reduce(a):
         a = a[..., channel]

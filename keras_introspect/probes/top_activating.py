@@ -96,20 +96,8 @@ def _top(model, layer, channels, x, k, aggregate, crops, batch_size, verbose):
     k = check_positive_int(k, "k")
     _scan.check_aggregate(aggregate)
     intro = _scan.introspector(model)
-    info = intro.layer(layer)
-    shape = info.output_shape
-    if isinstance(shape, list) or shape is None:
-        raise ValueError(
-            f"Expected a layer with one output tensor. Received: layer {info.path!r} with "
-            f"output shape {shape}"
-        )
-    n_channels = shape[info.channel_axis]
-    if channels == "all":
-        channels = list(range(n_channels))
-    from keras_introspect.targets import _check_index
-
-    channels = [_check_index(c, n_channels, f"channel of {info.path!r}") for c in channels]
-    spatial = tuple(d for i, d in enumerate(shape[1:]) if i != (info.channel_axis % len(shape)) - 1)
+    info, channels = _scan.channel_layer(intro, layer, channels)
+    spatial = info.spatial_shape
     selected = tf.constant(channels, tf.int32)
 
     def reduce(a):

@@ -134,3 +134,13 @@ def test_tap_works_inside_user_tf_function(built_models):
 def test_non_model_and_wrong_backend_input():
     with pytest.raises(TypeError, match=r"keras\.Model"):
         ki.Introspector(make_sequential().layers[0])
+
+
+def test_spatial_shape_drops_the_channel_axis_wherever_it_is():
+    from keras_introspect.model.introspector import LayerInfo
+
+    last = LayerInfo("a", "a", "Conv2D", None, output_shape=(None, 5, 7, 3), channel_axis=-1)
+    first = LayerInfo("b", "b", "Conv2D", None, output_shape=(None, 3, 5, 7), channel_axis=1)
+    dense = LayerInfo("c", "c", "Dense", None, output_shape=(None, 4), channel_axis=-1)
+    assert last.spatial_shape == (5, 7) and first.spatial_shape == (5, 7)
+    assert dense.spatial_shape == ()
