@@ -628,10 +628,12 @@ class _DatasetScan:
     def __init__(self, am, intro, bound, rf, image_shape, n, x):
         import tensorflow as tf
 
+        from keras_introspect.probes.out_of_sample import ChannelMoments
+        from keras_introspect.probes.top_activating import crop, keep_images, merge_top
+
         K = bound.n_outputs
-        total = None
-        count = 0
-        channel_sum = channel_sq = 0.0
+        total = 0.0
+        moments = ChannelMoments()
         samples = []
         want_top = isinstance(am.init, str) and am.init == "max"
         if rf is None:
@@ -665,61 +667,47 @@ class _DatasetScan:
                 ]
 
         fn = None
-        best_values = best_index = best_pos = None
+        best = None
         kept = {}
         start = 0
         for batch in Batches(x, am.batch_size, intro.input_specs):
-            a = np.asarray(batch, np.float64)
-            total = a.sum(0) if total is None else total + a.sum(0)
-            flat = a.reshape(-1, a.shape[-1])
-            channel_sum = channel_sum + flat.sum(0)
-            channel_sq = channel_sq + (flat * flat).sum(0)
-            count += len(a)
+            total = total + batch.sum(0, dtype=np.float64)
+            moments.add(batch)
             if sum(len(s) for s in samples) < 20000:
-                samples.append(flat[:: max(1, len(flat) // 2000)])
+                pixels = batch.reshape(-1, batch.shape[-1])
+                samples.append(pixels[:: max(1, len(pixels) // 2000)])
             if fn is None:
                 spec = tf.TensorSpec((None, *batch.shape[1:]), tf.as_dtype(batch.dtype))
                 fn = tf.function(scores, input_signature=[spec], autograph=False)
             out = [np.asarray(o) for o in fn(batch)]
-            oriented = out[0].T.astype(np.float64)  # (K, b) objective values
-            b = oriented.shape[1]
-            index = np.broadcast_to(np.arange(start, start + b), oriented.shape)
-            pos = out[1].T if len(out) > 1 else np.zeros_like(index)
-            if best_values is not None:
-                oriented = np.concatenate([best_values, oriented], 1)
-                index = np.concatenate([best_index, index], 1)
-                pos = np.concatenate([best_pos, pos], 1)
-            order = np.lexsort((index, -oriented), axis=-1)[:, : max(n, 1)]
-            best_values = np.take_along_axis(oriented, order, 1)
-            best_index = np.take_along_axis(index, order, 1)
-            best_pos = np.take_along_axis(pos, order, 1)
+            values = out[0].T.astype(np.float64)  # (K, b) objective values
+            b = values.shape[1]
+            index = np.broadcast_to(np.arange(start, start + b), values.shape)
+            positions = None
+            if rf is not None:
+                positions = np.stack(np.unravel_index(out[1].T, rf.info.spatial_shape), axis=-1)
+            best = merge_top(best, (values, index, positions), n)
             if want_top:
-                needed = set(best_index.ravel().tolist())
-                kept.update({i: batch[i - start] for i in needed if start <= i < start + b})
-                kept = {i: img for i, img in kept.items() if i in needed}
+                kept = keep_images(kept, best[1], batch, start)
             start += b
-        self.mean_image = (total / count).astype(np.float32)
-        self.channel_mean = channel_sum / (count * np.prod(image_shape[:2]))
-        self.channel_std = np.sqrt(
-            np.maximum(channel_sq / (count * np.prod(image_shape[:2])) - self.channel_mean**2, 0)
-        )
+        self.mean_image = (total / start).astype(np.float32)
+        self.channel_mean, self.channel_std = moments.mean, moments.std
         self.colour_sample = np.concatenate(samples)[:, None, None, :]
+        best_values, best_index, best_positions = best
         self.best = best_values[:, 0].astype(np.float32)
         self.rf = rf
         self.image_shape = image_shape
         if want_top:
-            if count < n:
+            if start < n:
                 raise ValueError(
                     f"init='max' takes the n={n} most activating dataset images. Received: "
-                    f"{count} images in `x`"
+                    f"{start} images in `x`"
                 )
             self.top_source = np.stack([[kept[i] for i in row] for row in best_index])
             if rf is None:
                 self.top_images = self.top_source.astype(np.float32)
             else:
-                self.top_positions = np.stack(np.unravel_index(best_pos, rf.info.spatial_shape), axis=-1)
-                from keras_introspect.probes.top_activating import crop
-
+                self.top_positions = best_positions
                 self.top_images = np.array(
                     [
                         [crop(img, rf.start(p), rf.size) for img, p in zip(imgs, ps, strict=True)]

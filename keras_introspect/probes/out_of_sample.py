@@ -112,18 +112,35 @@ def out_of_sample(model, x, class_names=None, batch_size: int = 32, verbose: int
     return OutOfSample(list(sets), counts, shares, predictions, class_names)
 
 
+class ChannelMoments:
+    """Running channel-wise mean and standard deviation (last axis) of image batches."""
+
+    def __init__(self):
+        self.total = self.total_sq = 0.0
+        self.count = 0
+
+    def add(self, batch) -> None:
+        pixels = np.asarray(batch, np.float64)
+        pixels = pixels.reshape(-1, pixels.shape[-1])
+        self.total = self.total + pixels.sum(0)
+        self.total_sq = self.total_sq + (pixels * pixels).sum(0)
+        self.count += len(pixels)
+
+    @property
+    def mean(self) -> np.ndarray:
+        return self.total / self.count
+
+    @property
+    def std(self) -> np.ndarray:
+        return np.sqrt(np.maximum(self.total_sq / self.count - self.mean**2, 0.0))
+
+
 def channel_statistics(x, batch_size: int = 256):
     """Channel-wise mean and standard deviation of images (last axis), streamed."""
-    total = total_sq = None
-    count = 0
+    moments = ChannelMoments()
     for batch in Batches(x, batch_size):
-        a = np.asarray(batch, np.float64)
-        a = a.reshape(-1, a.shape[-1])
-        total = a.sum(0) if total is None else total + a.sum(0)
-        total_sq = (a * a).sum(0) if total_sq is None else total_sq + (a * a).sum(0)
-        count += len(a)
-    mean = total / count
-    return mean, np.sqrt(np.maximum(total_sq / count - mean * mean, 0.0))
+        moments.add(batch)
+    return moments.mean, moments.std
 
 
 def noise_like(x, n: int, seed: int = 0, value_range=None, batch_size: int = 256) -> np.ndarray:

@@ -73,7 +73,7 @@ def crop(image: np.ndarray, starts, sizes) -> np.ndarray:
     return out
 
 
-def _merge(best, batch, k: int):
+def merge_top(best, batch, k: int):
     """Keep the top `k` per row of `(values, indices, positions)` candidates."""
     if best is not None:
         batch = tuple(
@@ -88,6 +88,13 @@ def _merge(best, batch, k: int):
         take(indices, order, 1),
         None if positions is None else take(positions, order[..., None], 1),
     )
+
+
+def keep_images(images: dict, best_indices, batch, start: int) -> dict:
+    """Images of a stream still among `best_indices`, with those of `batch` added."""
+    needed = set(np.ravel(best_indices).tolist())
+    images.update({i: batch[i - start] for i in needed if start <= i < start + len(batch)})
+    return {i: image for i, image in images.items() if i in needed}
 
 
 def _top(model, layer, channels, x, k, aggregate, crops, batch_size, verbose):
@@ -118,11 +125,9 @@ def _top(model, layer, channels, x, k, aggregate, crops, batch_size, verbose):
         positions = None
         if len(outputs) > 1:
             positions = np.stack(np.unravel_index(outputs[1].T, spatial), axis=-1)
-        best = _merge(best, (values, indices, positions), k)
+        best = merge_top(best, (values, indices, positions), k)
         if crops:
-            kept = set(best[1].ravel().tolist())
-            images.update({i: batch[i - start] for i in kept if start <= i < start + b})
-            images = {i: image for i, image in images.items() if i in kept}
+            images = keep_images(images, best[1], batch, start)
         start += b
     if start < k:
         raise ValueError(f"Expected at least k={k} images to rank. Received: {start} images in `x`")
