@@ -161,3 +161,19 @@ def pre_activation(tensor):
         if op is not None and op.type in ("Softmax", "Sigmoid"):
             return op.inputs[0]
     return tensor
+
+
+def class_prediction(output):
+    """`(predicted class int32, probabilities float32)` of a classifier output.
+
+    Read through the logits (`pre_activation`), so softmax, sigmoid and
+    logit outputs agree. A single-unit output is binary: class 1 where the
+    logit is above 0 (probability above 0.5).
+    """
+    import tensorflow as tf
+
+    logits = tf.cast(pre_activation(tf.nest.flatten(output)[0]), tf.float32)
+    if logits.shape[-1] == 1:
+        p = tf.sigmoid(logits)
+        return tf.cast(logits[:, 0] > 0, tf.int32), tf.concat([1 - p, p], axis=-1)
+    return tf.argmax(logits, axis=-1, output_type=tf.int32), tf.nn.softmax(logits, axis=-1)

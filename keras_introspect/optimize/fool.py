@@ -99,7 +99,7 @@ def fool(
     import tensorflow as tf
 
     from keras_introspect.model.introspector import Introspector
-    from keras_introspect.model.tap import pre_activation
+    from keras_introspect.model.tap import class_prediction
 
     check_backend()
     check_model(model)
@@ -124,17 +124,9 @@ def fool(
     tap = intro.tap([])
     dtype = specs[0].dtype
 
-    def predict(output):
-        logits = pre_activation(tf.nest.flatten(output)[0])
-        if logits.shape[-1] == 1:
-            return tf.cast(logits[:, 0] > 0, tf.int32), tf.concat(
-                [1 - tf.sigmoid(logits), tf.sigmoid(logits)], axis=-1
-            )
-        return tf.argmax(logits, axis=-1, output_type=tf.int32), tf.nn.softmax(logits, axis=-1)
-
     def score(batch, cols):
         activations, output = tap(tf.cast(batch, dtype))
-        predicted, _ = predict(output)
+        predicted, _ = class_prediction(output)
         return {
             "objective": bound.score(activations, output, cols),
             "prediction": tf.cast(predicted, tf.float32),
@@ -142,7 +134,7 @@ def fool(
 
     def evaluate(batch):
         _, output = tap(tf.cast(batch, dtype))
-        predicted, probabilities = predict(output)
+        predicted, probabilities = class_prediction(output)
         return predicted, tf.cast(probabilities, tf.float32)
 
     rows = min(batch_size, n)

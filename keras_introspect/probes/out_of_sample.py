@@ -78,9 +78,8 @@ def out_of_sample(model, x, class_names=None, batch_size: int = 32, verbose: int
         >>> ki.out_of_sample(model, {"noise": noise}).shares
         array([[  0., 100.,   0.]])
     """
-    import tensorflow as tf
 
-    from keras_introspect.model.tap import pre_activation
+    from keras_introspect.model.tap import class_prediction
 
     intro = _scan.introspector(model)
     sets = dict(x) if isinstance(x, Mapping) else {"x": x}
@@ -88,10 +87,7 @@ def out_of_sample(model, x, class_names=None, batch_size: int = 32, verbose: int
         raise ValueError("Expected at least one set of images. Received: an empty dict")
 
     def reduce(output):
-        logits = pre_activation(tf.nest.flatten(output)[0])
-        if logits.shape[-1] == 1:
-            return [tf.cast(logits[:, 0] > 0, tf.int32)]
-        return [tf.argmax(logits, axis=-1, output_type=tf.int32)]
+        return [class_prediction(output)[0]]
 
     n_units = intro.output_shapes[0][-1]
     n_classes = 2 if n_units == 1 else int(n_units)
