@@ -111,3 +111,23 @@ def capped_steps(steps, name: str = "steps") -> int:
             f"Received: KI_MAX_STEPS={os.environ['KI_MAX_STEPS']!r}"
         )
     return min(steps, cap)
+
+
+def check_instances(values, cls, name: str, expected: str) -> list:
+    """`values` (one object, a sequence of them, or `None`) as a list of `cls` instances.
+
+    Args:
+        values: what the user passed.
+        cls: the required class.
+        name: the parameter name, for the error message.
+        expected: what to ask for, e.g. "keras_introspect.optimize.transforms objects".
+    """
+    if values is None:
+        return []
+    if isinstance(values, cls):
+        values = [values]
+    values = list(values)
+    for value in values:
+        if not isinstance(value, cls):
+            raise TypeError(f"Expected `{name}` to hold {expected}. Received: {value!r}")
+    return values

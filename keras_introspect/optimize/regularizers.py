@@ -17,7 +17,7 @@ Example:
 
 from __future__ import annotations
 
-from keras_introspect._validation import check_number, check_positive_int
+from keras_introspect._validation import check_instances, check_number, check_positive_int
 
 
 class Regularizer:
@@ -136,19 +136,13 @@ class GaussianBlur(Regularizer):
 
 
 def check_regularizers(regularizers) -> list:
-    """Validate a regularizer list (`None` for none); names must be unique."""
-    if regularizers is None:
-        return []
-    if isinstance(regularizers, Regularizer):
-        regularizers = [regularizers]
-    regularizers = list(regularizers)
-    for r in regularizers:
-        if not isinstance(r, Regularizer):
-            raise TypeError(
-                "Expected `regularizers` to hold keras_introspect.optimize.regularizers "
-                f"objects (LpNorm, TotalVariation, L2, GaussianBlur). Received: {r!r}"
-            )
-    return regularizers
+    """Validate a regularizer list (`None` for none)."""
+    return check_instances(
+        regularizers,
+        Regularizer,
+        "regularizers",
+        "keras_introspect.optimize.regularizers objects (LpNorm, TotalVariation, L2, GaussianBlur)",
+    )
 
 
 def history_names(regularizers) -> list:

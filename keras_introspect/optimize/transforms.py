@@ -24,7 +24,7 @@ import math
 
 import numpy as np
 
-from keras_introspect._validation import check_number
+from keras_introspect._validation import check_instances, check_number
 
 
 class Transform:
@@ -247,18 +247,12 @@ def gaussian_blur(images, sigma, max_sigma: float):
 
 def check_transforms(transforms) -> list:
     """Validate a transform list (`None` for none)."""
-    if transforms is None:
-        return []
-    if isinstance(transforms, Transform):
-        transforms = [transforms]
-    transforms = list(transforms)
-    for t in transforms:
-        if not isinstance(t, Transform):
-            raise TypeError(
-                "Expected `transforms` to hold keras_introspect.optimize.transforms objects "
-                f"(Jitter, Rotate, Scale, Blur). Received: {t!r}"
-            )
-    return transforms
+    return check_instances(
+        transforms,
+        Transform,
+        "transforms",
+        "keras_introspect.optimize.transforms objects (Jitter, Rotate, Scale, Blur)",
+    )
 
 
 def n_random(transforms) -> int:
