@@ -273,7 +273,7 @@ class ActivationMaximization:
             )
         return tuple(shape[1:]), specs[0].dtype
 
-    def _rf_leaf(self, bound):
+    def _rf_leaf(self, bound, image_size):
         """The single Channel/Neuron leaf optimised in receptive-field mode."""
         if len(bound.leaves) != 1 or not isinstance(bound.leaves[0][1].target, (Channel, Neuron)):
             raise ValueError(
@@ -289,7 +289,7 @@ class ActivationMaximization:
                 f"receptive_field=True needs a layer with a receptive field; "
                 f"{info.path!r} has none: {reason}"
             )
-        return _Patch.plan(weight, leaf, info, field_, self._image_spec(self._intro)[0][:2])
+        return _Patch.plan(weight, leaf, info, field_, image_size)
 
     # --------------------------------------------------------------- run
     def _run(self, target, n, seed, x, place):
@@ -302,7 +302,7 @@ class ActivationMaximization:
         bound.check_n_samples(n)
         K = bound.n_outputs
         multi = bound.output_labels is not None  # a K axis: several channels at once
-        rf = self._rf_leaf(bound) if self.receptive_field else None
+        rf = self._rf_leaf(bound, image_shape[:2]) if self.receptive_field else None
         if place and rf is None:
             raise ValueError("place=True needs receptive_field=True (the patch is placed)")
         if isinstance(self.init, str) and self.init in ("mean", "max") and x is None:
