@@ -34,3 +34,13 @@ class ModelEstimatorMixin:
 
     def __setstate__(self, state):
         self.__dict__.update(state)
+
+
+def weighted_log_prob(mixture, X):
+    """`(n, n_components)` log of weight times density, before normalisation.
+
+    scikit-learn's mixtures compute it privately; `predict_proba` would
+    underflow to zero for points far from every component. `DPGMM` defines
+    the same method.
+    """
+    return mixture._estimate_weighted_log_prob(X)

@@ -6,18 +6,12 @@ import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
-from keras_introspect._data import _is_stream, as_array
-from keras_introspect._sklearn import ModelEstimatorMixin
-from keras_introspect._validation import (
-    check_finite,
-    check_one_of,
-    check_positive_int,
-    check_verbose,
-)
-from keras_introspect.model import Introspector
+from keras_introspect._data import _is_stream
+from keras_introspect._validation import check_one_of, check_positive_int, check_verbose
+from keras_introspect.cluster._base import LayerEstimator
 
 
-class LayerActivations(ModelEstimatorMixin, TransformerMixin, BaseEstimator):
+class LayerActivations(LayerEstimator, TransformerMixin, BaseEstimator):
     """Transform images into the activations of one layer of a Keras model.
 
     Use it as the first step of a scikit-learn Pipeline to cluster, classify
@@ -59,56 +53,6 @@ class LayerActivations(ModelEstimatorMixin, TransformerMixin, BaseEstimator):
         self.batch_size = batch_size
         self.verbose = verbose
 
-    def _get_introspector(self) -> Introspector:
-        if (
-            getattr(self, "_introspector", None) is None
-            or self._introspector.model is not self.model
-        ):
-            self._introspector = Introspector(self.model)
-        return self._introspector
-
-    def _check_x(self, X, reset: bool):
-        if _is_stream(X):
-            return X
-        X = as_array(X, "X")
-        intro = self._get_introspector()
-        specs = intro.input_specs
-        if specs is not None and len(specs) != 1:
-            raise ValueError(
-                "LayerActivations takes models with one input. Received: a model with "
-                f"{len(specs)} inputs"
-            )
-        rank = len(specs[0].shape) if specs is not None else X.ndim
-        if X.ndim != rank:
-            raise ValueError(
-                f"Expected {rank}D input of shape (n_samples, ...) as the model takes "
-                f"{specs[0].shape if specs else 'it'}. Received: X with shape {X.shape}. "
-                "Reshape your data: a single sample as X[np.newaxis]"
-            )
-        if X.shape[0] == 0:
-            raise ValueError(
-                f"Found array with 0 sample(s) (shape={X.shape}) while a minimum of 1 is required."
-            )
-        if 0 in X.shape[1:]:
-            raise ValueError(
-                f"Found array with 0 feature(s) (shape={X.shape}) while a minimum of 1 is required."
-            )
-        check_finite(X, "X")
-        if reset:
-            self.input_shape_ = tuple(X.shape[1:])
-            self.n_features_in_ = int(np.prod(self.input_shape_))
-        elif tuple(X.shape[1:]) != self.input_shape_:
-            if X.ndim == 2:
-                raise ValueError(
-                    f"X has {X.shape[1]} features, but LayerActivations is expecting "
-                    f"{self.n_features_in_} features as input."
-                )
-            raise ValueError(
-                f"Expected samples of shape {self.input_shape_} as in fit. Received: "
-                f"X with shape {X.shape}"
-            )
-        return X
-
     def fit(self, X, y=None):
         """Check `X` and the parameters; record the layer and the shapes.
 
@@ -123,7 +67,6 @@ class LayerActivations(ModelEstimatorMixin, TransformerMixin, BaseEstimator):
         check_one_of(self.flatten, "flatten", (True, False))
         check_positive_int(self.batch_size, "batch_size")
         check_verbose(self.verbose)
-        self._introspector = None
         intro = self._get_introspector()
         self.layer_path_ = intro.layer(self.layer).path
         X = self._check_x(X, reset=True)

@@ -1,0 +1,275 @@
+"""What the estimators of `cluster/` share: the model, the input checks,
+the streaming of one layer, the value scaling and the mixture behind them.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from keras_introspect._data import _is_stream, as_array
+from keras_introspect._sklearn import ModelEstimatorMixin
+from keras_introspect._validation import (
+    check_finite,
+    check_number,
+    check_one_of,
+    check_positive_int,
+    check_verbose,
+)
+from keras_introspect.exceptions import KerasIntrospectWarning
+from keras_introspect.model import Introspector
+
+
+class LayerEstimator(ModelEstimatorMixin):
+    """Mixin for estimators that read one layer of a Keras `model`."""
+
+    def _get_introspector(self) -> Introspector:
+        if (
+            getattr(self, "_introspector", None) is None
+            or self._introspector.model is not self.model
+        ):
+            self._introspector = Introspector(self.model)
+        return self._introspector
+
+    def _check_x(self, X, reset: bool):
+        """`X` as numpy (streams pass through); records the sample shape on `reset`."""
+        if _is_stream(X):
+            return X
+        X = as_array(X, "X")
+        name = type(self).__name__
+        specs = self._get_introspector().input_specs
+        if specs is not None and len(specs) != 1:
+            raise ValueError(
+                f"{name} takes models with one input. Received: a model with {len(specs)} inputs"
+            )
+        rank = len(specs[0].shape) if specs is not None else X.ndim
+        if X.ndim != rank:
+            raise ValueError(
+                f"Expected {rank}D input of shape (n_samples, ...) as the model takes "
+                f"{specs[0].shape if specs else 'it'}. Received: X with shape {X.shape}. "
+                "Reshape your data: a single sample as X[np.newaxis]"
+            )
+        if X.shape[0] == 0:
+            raise ValueError(
+                f"Found array with 0 sample(s) (shape={X.shape}) while a minimum of 1 is required."
+            )
+        if 0 in X.shape[1:]:
+            raise ValueError(
+                f"Found array with 0 feature(s) (shape={X.shape}) while a minimum of 1 is required."
+            )
+        check_finite(X, "X")
+        if reset:
+            self.input_shape_ = tuple(X.shape[1:])
+            self.n_features_in_ = int(np.prod(self.input_shape_))
+        elif tuple(X.shape[1:]) != self.input_shape_:
+            if X.ndim == 2:
+                raise ValueError(
+                    f"X has {X.shape[1]} features, but {name} is expecting "
+                    f"{self.n_features_in_} features as input."
+                )
+            raise ValueError(
+                f"Expected samples of shape {self.input_shape_} as in fit. Received: "
+                f"X with shape {X.shape}"
+            )
+        return X
+
+    def _stream(self, X, path, reduce=None):
+        """Yield one numpy array per batch: the layer's output, channels last.
+
+        `reduce(tensor) -> tensor` runs on the device before the copy back.
+        """
+        from keras_introspect.probes import _scan
+
+        def run(activation):
+            return [activation if reduce is None else reduce(activation)]
+
+        for outputs, _ in _scan.scan(
+            self._get_introspector(), path, X, run, self.batch_size, self.verbose
+        ):
+            yield outputs[0]
+
+
+class Scaling:
+    """Affine map of activation values onto `scale`, learned from a range.
+
+    The paper rescales every layer's values to [0, 10] before the mixture is
+    fitted (`000` §2); the range is the minimum and maximum seen in `fit`.
+    """
+
+    def __init__(self, scale):
+        self.scale = scale
+        self.low = np.inf
+        self.high = -np.inf
+
+    def update(self, values) -> None:
+        if values.size:
+            self.low = min(self.low, float(values.min()))
+            self.high = max(self.high, float(values.max()))
+
+    def _factor(self):
+        span = self.high - self.low
+        return (self.scale[1] - self.scale[0]) / (span if span > 0 else 1.0)
+
+    def __call__(self, values):
+        if self.scale is None:
+            return values
+        return (values - self.low) * self._factor() + self.scale[0]
+
+    def inverse(self, values):
+        if self.scale is None:
+            return values
+        return (values - self.scale[0]) / self._factor() + self.low
+
+
+def check_scale(scale):
+    if scale is None:
+        return None
+    if not isinstance(scale, (tuple, list)) or len(scale) != 2:
+        raise ValueError(f"Expected `scale` to be None or (low, high). Received: scale={scale!r}")
+    low = check_number(scale[0], "scale[0]")
+    high = check_number(scale[1], "scale[1]")
+    if not high > low:
+        raise ValueError(f"Expected scale[0] < scale[1]. Received: scale={scale!r}")
+    return (low, high)
+
+
+class MixtureMixin:
+    """Fit a clustering of points and predict compact labels.
+
+    Labels are `0 .. n_clusters_ - 1`, ordered by decreasing weight: the
+    mixture's components (or k-means centres) that own at least one of the
+    fitted points, the largest first. Points are assigned to the most
+    probable of those, so a component left empty by `fit` never appears.
+    """
+
+    def _check_mixture_params(self):
+        check_one_of(self.method, "method", ("dpgmm", "kmeans", "gmm"))
+        check_one_of(self.backend, "backend", ("tensorflow", "sklearn"))
+        check_one_of(self.covariance_type, "covariance_type", ("full", "diag", "tied", "spherical"))
+        check_positive_int(self.batch_size, "batch_size")
+        check_verbose(self.verbose)
+        check_positive_int(self.max_iter, "max_iter")
+        if self.method == "dpgmm":
+            check_positive_int(self.max_components, "max_components")
+            check_number(self.alpha, "alpha", minimum=0, strict=True)
+            if self.backend == "tensorflow" and self.covariance_type not in ("full", "diag"):
+                raise ValueError(
+                    "backend='tensorflow' fits covariance_type 'full' or 'diag'. Received: "
+                    f"covariance_type={self.covariance_type!r}; use backend='sklearn' for it"
+                )
+        elif self.n_clusters is None:
+            raise ValueError(f"method={self.method!r} needs `n_clusters` (an integer >= 1)")
+        else:
+            check_positive_int(self.n_clusters, "n_clusters")
+        return check_scale(self.scale)
+
+    def _make_mixture(self, scaled):
+        if self.method == "kmeans":
+            from sklearn.cluster import KMeans
+
+            return KMeans(n_clusters=self.n_clusters, n_init=1, random_state=self.random_state)
+        if self.method == "gmm":
+            from sklearn.mixture import GaussianMixture
+
+            return GaussianMixture(
+                n_components=self.n_clusters,
+                covariance_type=self.covariance_type,
+                max_iter=self.max_iter,
+                random_state=self.random_state,
+            )
+        kwargs = dict(
+            n_components=min(self.max_components, scaled.shape[0]),
+            covariance_prior=_covariance_prior(scaled, self.covariance_type),
+            weight_concentration_prior=self.alpha,
+            covariance_type=self.covariance_type,
+            max_iter=self.max_iter,
+            random_state=self.random_state,
+        )
+        if self.backend == "tensorflow":
+            from keras_introspect.cluster.dpgmm import DPGMM
+
+            return DPGMM(**kwargs)
+        from sklearn.mixture import BayesianGaussianMixture
+
+        return BayesianGaussianMixture(
+            weight_concentration_prior_type="dirichlet_process", **kwargs
+        )
+
+    def _fit_points(self, points, scaling: Scaling):
+        """Fit the mixture on `points` `(n, features)` (raw values)."""
+        from sklearn.exceptions import ConvergenceWarning
+
+        if points.shape[0] < 2:
+            raise ValueError(f"Expected at least 2 points to cluster. Received: {points.shape[0]}")
+        scaled = scaling(points.astype(np.float64))
+        self.mixture_ = self._make_mixture(scaled)
+        if self.method == "kmeans" and points.shape[0] < self.n_clusters:
+            raise ValueError(
+                f"Expected at least n_clusters={self.n_clusters} points. "
+                f"Received: {points.shape[0]}"
+            )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            self.mixture_.fit(scaled)
+        if self.method == "kmeans":
+            self.converged_ = bool(self.mixture_.n_iter_ < self.mixture_.max_iter)
+        else:
+            self.converged_ = bool(self.mixture_.converged_)
+        if not self.converged_:
+            warnings.warn(
+                f"{type(self).__name__}: the {self.method} fit stopped at max_iter="
+                f"{self.max_iter} before its convergence test passed; the clusters are "
+                "usable, a larger max_iter refines them",
+                KerasIntrospectWarning,
+                stacklevel=3,
+            )
+        components = self._components(scaled)
+        raw = components.argmax(axis=1)
+        counts = np.bincount(raw, minlength=components.shape[1])
+        if self.method == "kmeans":
+            weight = counts / counts.sum()
+        else:
+            weight = self.mixture_.weights_
+        used = np.flatnonzero(counts)
+        used = used[np.argsort(-weight[used], kind="stable")]
+        self.components_ = used
+        self.n_clusters_ = len(used)
+        self.weights_ = weight[used]
+        centres = (
+            self.mixture_.cluster_centers_ if self.method == "kmeans" else self.mixture_.means_
+        )
+        self.cluster_centers_ = scaling.inverse(centres[used])
+        self._scaling = scaling
+
+    def _components(self, scaled):
+        """Per point, a score per component: larger is more probable."""
+        if self.method == "kmeans":
+            return -self.mixture_.transform(scaled)
+        from keras_introspect._sklearn import weighted_log_prob
+
+        return weighted_log_prob(self.mixture_, scaled)
+
+    def _predict_points(self, points):
+        scaled = self._scaling(points.astype(np.float64))
+        return self._components(scaled)[:, self.components_].argmax(axis=1).astype(np.int32)
+
+
+def _covariance_prior(points, covariance_type):
+    """scikit-learn's default prior (the data covariance) with a small ridge.
+
+    The data covariance is singular when the points span fewer dimensions
+    than they have (flat image regions, dead channels); components left
+    without points then have a singular covariance and the fit fails. A
+    ridge of 1e-6 of the mean variance keeps them well defined and changes
+    nothing measurable otherwise.
+    """
+    if points.shape[0] < 2:
+        return None
+    variance = np.var(points, axis=0, ddof=1)
+    ridge = 1e-6 * max(float(variance.mean()), 1e-12)
+    if covariance_type in ("full", "tied"):
+        return np.atleast_2d(np.cov(points.T)) + ridge * np.eye(points.shape[1])
+    if covariance_type == "diag":
+        return variance + ridge
+    return float(variance.mean()) + ridge

@@ -1,0 +1,237 @@
+"""`PixelClusterer`: cluster every spatial position of a layer across its channels.
+
+The method of Malmgren-Hansen et al. (`000` §2): the output `(n, h, w, c)`
+of a convolutional layer becomes `n*h*w` points with `c` features, the values
+are rescaled to [0, 10], a Dirichlet-process Gaussian mixture (at most 50
+components, concentration 0.2) clusters them, and the labels are put back in
+place as one label image per input image.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_is_fitted
+
+from keras_introspect._validation import check_positive_int
+from keras_introspect.cluster._base import LayerEstimator, MixtureMixin, Scaling
+from keras_introspect.targets import one_output_layer
+
+
+class PixelClusterer(MixtureMixin, LayerEstimator, TransformerMixin, BaseEstimator):
+    """Cluster the pixels of a layer's feature maps into label images.
+
+    Every spatial position of the layer's output, with its values across all
+    channels, is one point: `(n*h*w, c)` points for `n` images. The values are
+    mapped to `scale` with the range seen in `fit`, and the points are
+    clustered with a Dirichlet-process Gaussian mixture (`"dpgmm"`, which
+    chooses how many of `max_components` to use), a Gaussian mixture
+    (`"gmm"`) or k-means (`"kmeans"`, both with `n_clusters`).
+
+    `fit` uses a seeded uniform sample of at most `sample_size` points (drawn
+    while streaming, so the activations of all images are never held at
+    once); `transform` labels every pixel of any number of images, batch by
+    batch.
+
+    Args:
+        model: a built `keras.Model`.
+        layer: selector of a layer with spatial output (conv, pooling, ...).
+        method: `"dpgmm"`, `"kmeans"` or `"gmm"`.
+        max_components: most components the Dirichlet process may use.
+        alpha: concentration of the Dirichlet process (smaller: fewer
+            clusters); the paper's 0.2.
+        n_clusters: number of clusters for `"kmeans"` and `"gmm"`.
+        scale: `(low, high)` the values are mapped to, or `None` to keep them.
+        covariance_type: of the Gaussian components: `"full"`, `"diag"`
+            (and `"tied"`, `"spherical"` with `backend="sklearn"`).
+        sample_size: most points `fit` clusters; more are sampled.
+        backend: `"tensorflow"` (`DPGMM`: the same variational updates as
+            scikit-learn, in float32 on the TensorFlow device, much faster)
+            or `"sklearn"` (`BayesianGaussianMixture`, the reference). Only
+            `"dpgmm"` has a TensorFlow backend.
+        max_iter: iterations of the mixture fit.
+        batch_size: images per forward pass.
+        random_state: seed of the sample and of the mixture's start.
+        verbose: 0 silent, 1 progress bars and a note when `fit` samples.
+
+    Attributes:
+        layer_path_: path of the layer.
+        map_shape_: spatial shape `(h, w)` of the label images.
+        n_channels_: features per point.
+        n_points_: points seen by `fit`; `n_points_fit_`: points clustered
+            (`sampled_` tells whether they were a sample).
+        data_range_: `(min, max)` of the values seen by `fit`.
+        n_clusters_: clusters in use (components owning a fitted point).
+        weights_: their mixture weights (k-means: share of points), largest
+            first; label `i` is the `i`-th.
+        cluster_centers_: `(n_clusters_, c)` centres, in activation units.
+        components_: the mixture component behind each label.
+        mixture_: the fitted scikit-learn (or `DPGMM`) estimator.
+        converged_: whether the mixture fit converged.
+
+    Example:
+        >>> pc = ki.PixelClusterer(model, layer="block1_conv2",
+        ...                        random_state=0).fit(images)     # doctest: +SKIP
+        >>> labels = pc.transform(images)        # (n, 224, 224)   # doctest: +SKIP
+        >>> pc.centers_in_input_space(images)    # per image       # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        model,
+        layer,
+        method="dpgmm",
+        max_components=50,
+        alpha=0.2,
+        n_clusters=None,
+        scale=(0, 10),
+        covariance_type="full",
+        sample_size=200_000,
+        backend="tensorflow",
+        max_iter=100,
+        batch_size=32,
+        random_state=None,
+        verbose=0,
+    ):
+        self.model = model
+        self.layer = layer
+        self.method = method
+        self.max_components = max_components
+        self.alpha = alpha
+        self.n_clusters = n_clusters
+        self.scale = scale
+        self.covariance_type = covariance_type
+        self.sample_size = sample_size
+        self.backend = backend
+        self.max_iter = max_iter
+        self.batch_size = batch_size
+        self.random_state = random_state
+        self.verbose = verbose
+
+    def fit(self, X, y=None):
+        """Learn the value range and the clusters of the pixels of `X`.
+
+        Args:
+            X: images `(n, ...)` as the model takes them, or a stream
+                (`tf.data.Dataset`, generator of batches).
+            y: ignored.
+
+        Returns:
+            self
+        """
+        scale = self._check_mixture_params()
+        sample_size = check_positive_int(self.sample_size, "sample_size")
+        info = one_output_layer(self._get_introspector(), self.layer)
+        if len(info.output_shape) < 3:
+            raise ValueError(
+                f"PixelClusterer needs a layer with spatial output; {info.path!r} outputs "
+                f"{info.output_shape}. Cluster whole images with ImageClusterer"
+            )
+        self.layer_path_ = info.path
+        X = self._check_x(X, reset=True)
+        random = check_random_state(self.random_state)
+        scaling = Scaling(scale)
+        keys = np.empty(0)
+        sample = None
+        n_points = 0
+        for batch in self._stream(X, info.path):
+            self.map_shape_ = tuple(batch.shape[1:-1])
+            points = batch.reshape(-1, batch.shape[-1])
+            scaling.update(points)
+            n_points += len(points)
+            # uniform sample without replacement: the smallest random keys
+            keys = np.concatenate([keys, random.random_sample(len(points))])
+            sample = points if sample is None else np.concatenate([sample, points])
+            if len(keys) > sample_size:
+                keep = np.sort(np.argpartition(keys, sample_size)[:sample_size])
+                keys, sample = keys[keep], sample[keep]
+        if sample is None:
+            raise ValueError("Expected at least one image in X. Received: an empty stream")
+        self.n_channels_ = sample.shape[1]
+        self.n_points_ = n_points
+        self.n_points_fit_ = len(sample)
+        self.sampled_ = n_points > len(sample)
+        self.data_range_ = (scaling.low, scaling.high)
+        if self.sampled_ and self.verbose:
+            print(
+                f"PixelClusterer: fitting on a seeded sample of {len(sample):,} of the "
+                f"{n_points:,} pixels (sample_size={sample_size:,})"
+            )
+        self._fit_points(sample, scaling)
+        return self
+
+    def transform(self, X):
+        """Label images: the cluster of every pixel of the layer's output.
+
+        Args:
+            X: images, or a stream of batches.
+
+        Returns:
+            `np.ndarray` of int32, shape `(n, *map_shape_)`.
+        """
+        check_is_fitted(self)
+        X = self._check_x(X, reset=False)
+        maps = []
+        for batch in self._stream(X, self.layer_path_):
+            labels = self._predict_points(batch.reshape(-1, batch.shape[-1]))
+            maps.append(labels.reshape(batch.shape[:-1]))
+        return np.concatenate(maps)
+
+    def predict(self, X):
+        """Same as `transform`: label images `(n, *map_shape_)`."""
+        return self.transform(X)
+
+    def fit_predict(self, X, y=None):
+        """`fit(X)`, then the label images of `X`."""
+        return self.fit(X).transform(X)
+
+    def centers_in_input_space(self, X, background="largest"):
+        """Centroids of each image's clusters, in input pixel coordinates.
+
+        For every image, the pixels of each cluster (except the background)
+        are averaged in the layer's grid, and the average position is mapped
+        to the input through the receptive field: the centre of unit `(i, j)`
+        is `offset + stride * (i, j) + (size - 1) / 2` (`000` Fig. 3).
+
+        Args:
+            X: images.
+            background: `"largest"` leaves out each image's most frequent
+                cluster; an int leaves out that label; `None` keeps all.
+
+        Returns:
+            A list with one dict per image: `{label: (row, col, n_pixels)}`,
+            the centroid in input pixels and the cluster's size in the layer.
+        """
+        check_is_fitted(self)
+        if not (background in ("largest", None) or isinstance(background, (int, np.integer))):
+            raise ValueError(
+                "Expected `background` to be 'largest', a label or None. "
+                f"Received: background={background!r}"
+            )
+        field = self._get_introspector().receptive_field(self.layer_path_, strict=True)
+        maps = self.transform(X)
+        grids = np.indices(maps.shape[1:]).reshape(len(maps.shape) - 1, -1)
+        centres = []
+        for labels in maps.reshape(len(maps), -1):
+            counts = np.bincount(labels, minlength=self.n_clusters_)
+            skip = int(counts.argmax()) if background == "largest" else background
+            found = {}
+            for label in np.flatnonzero(counts):
+                if label == skip:
+                    continue
+                mean = grids[:, labels == label].mean(axis=1)
+                position = [
+                    o + s * m + (n - 1) / 2
+                    for o, s, m, n in zip(field.offset, field.stride, mean, field.size, strict=True)
+                ]
+                found[int(label)] = (*map(float, position), int(counts[label]))
+            centres.append(found)
+        return centres
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.requires_fit = True
+        tags.input_tags.allow_nan = False
+        tags.transformer_tags.preserves_dtype = []
+        return tags
