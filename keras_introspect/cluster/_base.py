@@ -201,7 +201,9 @@ class MixtureMixin:
         from sklearn.exceptions import ConvergenceWarning
 
         if points.shape[0] < 2:
-            raise ValueError(f"Expected at least 2 points to cluster. Received: {points.shape[0]}")
+            raise ValueError(
+                f"Expected at least 2 points to cluster. Received: n_samples={points.shape[0]}"
+            )
         scaled = scaling(points.astype(np.float64))
         self.mixture_ = self._make_mixture(scaled)
         if self.method == "kmeans" and points.shape[0] < self.n_clusters:
@@ -212,6 +214,7 @@ class MixtureMixin:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             self.mixture_.fit(scaled)
+        self.n_iter_ = int(self.mixture_.n_iter_)
         if self.method == "kmeans":
             self.converged_ = bool(self.mixture_.n_iter_ < self.mixture_.max_iter)
         else:

@@ -68,7 +68,7 @@ class PixelClusterer(MixtureMixin, LayerEstimator, TransformerMixin, BaseEstimat
         cluster_centers_: `(n_clusters_, c)` centres, in activation units.
         components_: the mixture component behind each label.
         mixture_: the fitted scikit-learn (or `DPGMM`) estimator.
-        converged_: whether the mixture fit converged.
+        converged_: whether the mixture fit converged; `n_iter_` its iterations.
 
     Example:
         >>> pc = ki.PixelClusterer(model, layer="block1_conv2",

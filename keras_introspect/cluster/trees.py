@@ -214,6 +214,12 @@ class CategoryTree(LayerEstimator, TransformerMixin, BaseEstimator):
             raise TypeError("CategoryTree.fit takes an array of images (the labels follow it)")
         self.layer_path_ = one_output_layer(self._get_introspector(), self.layer).path
         X = self._check_x(X, reset=True)
+        if y is None:
+            raise ValueError("CategoryTree requires y to be passed, but the target y is None")
+        if len(X) < 2:
+            raise ValueError(
+                f"Expected images of at least 2 categories. Received: n_samples={len(X)}"
+            )
         y = np.asarray(y)
         if y.shape != (len(X),):
             raise ValueError(
@@ -533,7 +539,9 @@ class PredictionTree(LayerEstimator, BaseEstimator):
         X = self._check_x(X, reset=True)
         maps = self._maps(X)
         if len(maps) < 2:
-            raise ValueError(f"Expected at least 2 images of the category. Received: {len(maps)}")
+            raise ValueError(
+                f"Expected at least 2 images of the category. Received: n_samples={len(maps)}"
+            )
         self.n_filters_ = maps.shape[-1]
         self.root_ = prediction_tree(maps)
         self.nodes_ = {node.id: node for node in self.root_.walk()}
