@@ -10,7 +10,9 @@ import pytest
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
-@pytest.mark.parametrize("name", ["02_saliency.py", "03_feature_visualization.py"])
+@pytest.mark.parametrize(
+    "name", ["02_saliency.py", "03_feature_visualization.py", "04_clustering.py"]
+)
 def test_example_runs(name, tmp_path):
     out = tmp_path / "figure.png"
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "KI_MAX_STEPS": "16"}

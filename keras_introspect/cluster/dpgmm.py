@@ -12,7 +12,8 @@ updates and the same lower bound. Only the arithmetic differs:
 - the covariance sums skip the (point, component) pairs whose responsibility
   is below `1e-7`: those add less than float32 can hold to the sums, and
   most pairs are such once the components have separated;
-- sums over points are accumulated in float64, and the small per-component
+- sums over points are accumulated in float64, the covariance sums are
+  computed in float64 (they are sparse, so this is cheap), and the small per-component
   updates (Wishart scale, Cholesky factors, digammas, the bound) run in
   float64 on the host, exactly as scikit-learn writes them.
 
@@ -547,18 +548,19 @@ def _moments_pass(full: bool):
             entropy += tf.cast(tf.reduce_sum(tf.math.multiply_no_nan(log_resp, r)), tf.float64)
         r = resp.concat()
         nk += 10 * np.finfo(np.float64).eps
-        centre = tf.cast(sx / nk[:, None], tf.float32)
-        # scatter around the new centres, over the pairs that count
+        centre = sx / nk[:, None]
+        # Scatter around the new centres over the pairs that count, in float64:
+        # few pairs are left, and float32 sums of nearly equal points can make
+        # a covariance indefinite.
         scatter = []
         for j in range(k):
             keep = tf.where(r[:, j] > _NEGLIGIBLE)[:, 0]
-            diff = tf.gather(x, keep) - centre[j]
-            weighted = diff * tf.gather(r[:, j], keep)[:, None]
+            diff = tf.cast(tf.gather(x, keep), tf.float64) - centre[j]
+            weighted = diff * tf.cast(tf.gather(r[:, j], keep), tf.float64)[:, None]
             if full:
-                part = tf.matmul(weighted, diff, transpose_a=True)
+                scatter.append(tf.matmul(weighted, diff, transpose_a=True))
             else:
-                part = tf.reduce_sum(weighted * diff, axis=0)
-            scatter.append(tf.cast(part, tf.float64))
+                scatter.append(tf.reduce_sum(weighted * diff, axis=0))
         return nk, sx, tf.stack(scatter), entropy
 
     return moments

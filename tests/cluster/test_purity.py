@@ -1,0 +1,109 @@
+"""layerwise_purity (`001`), purity_score and embed."""
+
+import keras
+import numpy as np
+import pytest
+from sklearn.decomposition import PCA
+
+import keras_introspect as ki
+from keras_introspect.cluster import purity_score
+from keras_introspect.datasets import digits_model
+
+
+@pytest.fixture(scope="module")
+def trained():
+    model, x, y, accuracy = digits_model(size=16, epochs=10)
+    assert accuracy > 0.7
+    return model, x, y
+
+
+def test_purity_score_by_hand():
+    y = np.array([0, 0, 0, 1, 1, 2])
+    labels = np.array([5, 5, 7, 7, 7, 7])
+    # cluster 5: two 0s (majority 2); cluster 7: one 0, two 1s, one 2 (majority 2)
+    assert purity_score(y, labels) == pytest.approx(4 / 6)
+    assert purity_score(y, y) == 1.0
+
+
+def test_purity_rises_from_the_first_conv_to_the_last_hidden_layer(trained):
+    model, x, y = trained
+    result = ki.layerwise_purity(model, x, y, layers="all", random_state=0)
+    assert result.layers[0] == "rescale" and result.layers[-1] == "classes"
+    by_layer = {row["layer"]: row for row in result.table}
+    # the finding of Girish et al.: the classes separate with depth
+    assert by_layer["hidden"]["purity"] > by_layer["conv1"]["purity"] + 0.05
+    assert by_layer["hidden"]["nmi"] > by_layer["conv1"]["nmi"]
+    assert by_layer["classes"]["purity"] > by_layer["conv1"]["purity"]
+    assert all(row["n_clusters"] == 10 for row in result.table)
+    assert by_layer["hidden"]["n_features"] == 32
+    # each row is the k-means of that layer's flattened activations, scored by hand
+    from sklearn.cluster import KMeans
+    from sklearn.metrics import adjusted_rand_score
+
+    hidden = ki.Introspector(model).activations(x, "hidden")["hidden"]
+    low, high = hidden.min(), hidden.max()
+    labels = KMeans(10, n_init=1, random_state=0).fit((hidden - low) / (high - low) * 10).labels_
+    assert by_layer["hidden"]["ari"] == pytest.approx(adjusted_rand_score(y, labels), abs=0.02)
+    assert "purity" in str(result) and "hidden" in str(result)
+
+
+def test_purity_pools_large_layers_and_checks_inputs(trained):
+    model, x, y = trained
+    result = ki.layerwise_purity(
+        model, x[:300], y[:300], layers=["conv1"], max_features=300, random_state=0
+    )
+    assert result.n_features[0] <= 300
+    with pytest.raises(ValueError, match="one label per image"):
+        ki.layerwise_purity(model, x[:50], y[:40], layers=["conv1"])
+    with pytest.raises(ValueError, match="method"):
+        ki.layerwise_purity(model, x[:50], y[:50], method="spectral")
+
+
+def test_purity_plot(trained):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    model, x, y = trained
+    result = ki.layerwise_purity(model, x[:200], y[:200], layers=["conv1", "hidden"])
+    ax = result.plot()
+    lines = ax.get_lines()
+    assert len(lines) == 3
+    np.testing.assert_allclose(lines[0].get_ydata(), result.purity)
+
+
+def test_embed_pca_equals_scikit_learn_on_the_activations(trained):
+    model, x, _ = trained
+    xy = ki.embed(model, "hidden", x[:100], method="pca", random_state=0)
+    hidden = ki.Introspector(model).activations(x[:100], "hidden")["hidden"]
+    expected = PCA(2, random_state=0).fit_transform(hidden)
+    np.testing.assert_allclose(np.abs(xy), np.abs(expected), rtol=1e-3, atol=1e-3)
+    raw = ki.embed(model, None, x[:100], method="pca")
+    np.testing.assert_allclose(
+        np.abs(raw), np.abs(PCA(2).fit_transform(x[:100].reshape(100, -1))), rtol=1e-3, atol=1e-3
+    )
+    tsne = ki.embed(model, "hidden", x[:40], method="tsne", random_state=0)
+    assert tsne.shape == (40, 2) and np.all(np.isfinite(tsne))
+
+
+def test_embed_umap_needs_the_extra(trained):
+    model, x, _ = trained
+    try:
+        import umap  # noqa: F401
+    except ImportError:
+        with pytest.raises(ImportError, match=r"keras-introspect\[umap\]"):
+            ki.embed(model, "hidden", x[:50], method="umap")
+    else:
+        xy = ki.embed(model, "hidden", x[:50], method="umap", random_state=0)
+        assert xy.shape == (50, 2)
+    with pytest.raises(ValueError, match="method"):
+        ki.embed(model, "hidden", x[:50], method="mds")
+
+
+def test_digits_model_is_reproducible():
+    a = digits_model(size=8, epochs=1)
+    b = digits_model(size=8, epochs=1)
+    np.testing.assert_allclose(a[0].get_weights()[0], b[0].get_weights()[0])
+    assert a[1].shape == (1797, 8, 8, 1)
+    with pytest.raises(ValueError, match="multiple of 8"):
+        digits_model(size=12)
+    assert isinstance(a[0], keras.Model)
