@@ -189,7 +189,7 @@ class MixtureMixin:
         if self.backend == "tensorflow":
             from keras_introspect.cluster.dpgmm import DPGMM
 
-            return DPGMM(**kwargs)
+            return DPGMM(verbose=self.verbose, **kwargs)
         from sklearn.mixture import BayesianGaussianMixture
 
         return BayesianGaussianMixture(

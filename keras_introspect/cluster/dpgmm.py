@@ -510,24 +510,49 @@ def _n_chunks(n, size):
     return (n + size - 1) // size
 
 
+def _chunk_functions(full: bool):
+    """Per-chunk kernels, compiled with XLA: it fuses the whitening's
+    element-wise tail (subtract, square, sum) into one pass over memory."""
+    import tensorflow as tf
+
+    def log_prob(part, means, chol, const):
+        return _weighted_log_prob(part, means, chol, const, full)
+
+    def e_step(part, means, chol, const):
+        weighted = _weighted_log_prob(part, means, chol, const, full)
+        log_resp = weighted - tf.reduce_logsumexp(weighted, axis=1, keepdims=True)
+        r = tf.exp(log_resp)
+        # sums in float64: the convergence test compares the bound to 1e-3
+        r64 = tf.cast(r, tf.float64)
+        nk = tf.reduce_sum(r64, axis=0)
+        sx = tf.matmul(r64, tf.cast(part, tf.float64), transpose_a=True)
+        entropy = tf.reduce_sum(tf.math.multiply_no_nan(tf.cast(log_resp, tf.float64), r64))
+        return r, nk, sx, entropy
+
+    compile_ = dict(jit_compile=True, autograph=False, reduce_retracing=True)
+    return tf.function(log_prob, **compile_), tf.function(e_step, **compile_)
+
+
 def _predict_pass(full: bool):
     import tensorflow as tf
+
+    log_prob, _ = _chunk_functions(full)
 
     def predict(x, means, chol, const, size):
         count = _n_chunks(tf.shape(x)[0], size)
         logs = tf.TensorArray(tf.float32, size=count, infer_shape=False)
         for i in tf.range(count):
-            logs = logs.write(
-                i, _weighted_log_prob(x[i * size : (i + 1) * size], means, chol, const, full)
-            )
-        log_prob = logs.concat()
-        return tf.argmax(log_prob, axis=1, output_type=tf.int32), log_prob
+            logs = logs.write(i, log_prob(x[i * size : (i + 1) * size], means, chol, const))
+        weighted = logs.concat()
+        return tf.argmax(weighted, axis=1, output_type=tf.int32), weighted
 
     return predict
 
 
 def _moments_pass(full: bool):
     import tensorflow as tf
+
+    _, e_step = _chunk_functions(full)
 
     def moments(x, means, chol, const, size):
         k, d = means.shape
@@ -538,14 +563,13 @@ def _moments_pass(full: bool):
         resp = tf.TensorArray(tf.float32, size=count, infer_shape=False)
         # E step: responsibilities, their sums, the weighted sums and the entropy
         for i in tf.range(count):
-            part = x[i * size : (i + 1) * size]
-            log_prob = _weighted_log_prob(part, means, chol, const, full)
-            log_resp = log_prob - tf.reduce_logsumexp(log_prob, axis=1, keepdims=True)
-            r = tf.exp(log_resp)
+            r, nk_part, sx_part, entropy_part = e_step(
+                x[i * size : (i + 1) * size], means, chol, const
+            )
             resp = resp.write(i, r)
-            nk += tf.cast(tf.reduce_sum(r, axis=0), tf.float64)
-            sx += tf.cast(tf.matmul(r, part, transpose_a=True), tf.float64)
-            entropy += tf.cast(tf.reduce_sum(tf.math.multiply_no_nan(log_resp, r)), tf.float64)
+            nk += nk_part
+            sx += sx_part
+            entropy += entropy_part
         r = resp.concat()
         nk += 10 * np.finfo(np.float64).eps
         centre = sx / nk[:, None]

@@ -47,7 +47,7 @@ class ImageClusterer(MixtureMixin, LayerEstimator, ClusterMixin, BaseEstimator):
     Example:
         >>> ic = ki.ImageClusterer(model, layer="fc2", method="dpgmm",
         ...                        alpha=0.1, random_state=0).fit(x)   # doctest: +SKIP
-        >>> print(ic.composition(y))        # share of each label per cluster
+        >>> print(ic.composition(y))  # share of each label per cluster  # doctest: +SKIP
     """
 
     def __init__(
