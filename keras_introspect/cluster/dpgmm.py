@@ -133,11 +133,15 @@ class DPGMM(DensityMixin, BaseEstimator):
         Returns:
             self
         """
-        self.fit_predict(X)
+        self._fit(X)
         return self
 
     def fit_predict(self, X, y=None):
         """Fit, then return the most probable component of each point."""
+        return self._labels(self._fit(X))
+
+    def _fit(self, X):
+        """Fit; returns the points on the device."""
         X = validate_data(self, X, dtype=[np.float64, np.float32], ensure_min_samples=2)
         self._check_parameters(X)
         if X.shape[0] < self.n_components:
@@ -180,7 +184,7 @@ class DPGMM(DensityMixin, BaseEstimator):
             )
         self.lower_bound_ = lower_bound
         self._set_weights()
-        return self._labels(device_x)
+        return device_x
 
     def _check_parameters(self, X):
         n_features = X.shape[1]
@@ -576,15 +580,15 @@ def _moments_pass(full: bool):
         # Scatter around the new centres over the pairs that count, in float64:
         # few pairs are left, and float32 sums of nearly equal points can make
         # a covariance indefinite.
-        scatter = []
-        for j in range(k):
+        scatter = tf.TensorArray(tf.float64, size=k, element_shape=[d, d] if full else [d])
+        for j in tf.range(k):
             keep = tf.where(r[:, j] > _NEGLIGIBLE)[:, 0]
             diff = tf.cast(tf.gather(x, keep), tf.float64) - centre[j]
             weighted = diff * tf.cast(tf.gather(r[:, j], keep), tf.float64)[:, None]
             if full:
-                scatter.append(tf.matmul(weighted, diff, transpose_a=True))
+                scatter = scatter.write(j, tf.matmul(weighted, diff, transpose_a=True))
             else:
-                scatter.append(tf.reduce_sum(weighted * diff, axis=0))
-        return nk, sx, tf.stack(scatter), entropy
+                scatter = scatter.write(j, tf.reduce_sum(weighted * diff, axis=0))
+        return nk, sx, scatter.stack(), entropy
 
     return moments
