@@ -146,8 +146,8 @@ class DPGMM(DensityMixin, BaseEstimator):
         self._check_parameters(X)
         if X.shape[0] < self.n_components:
             raise ValueError(
-                f"Expected n_samples >= n_components but got n_components = "
-                f"{self.n_components}, n_samples = {X.shape[0]}"
+                f"Expected at least n_components={self.n_components} points. "
+                f"Received: n_samples={X.shape[0]}"
             )
         X64 = np.asarray(X, dtype=np.float64)
         self._set_priors(X64)
@@ -177,8 +177,8 @@ class DPGMM(DensityMixin, BaseEstimator):
                 break
         if not self.converged_ and self.max_iter > 0:
             warnings.warn(
-                "Best performing initialization did not converge. Try different init "
-                "parameters, or increase max_iter, tol, or check for degenerate data.",
+                f"DPGMM stopped at max_iter={self.max_iter}: the lower bound still changed "
+                f"by more than tol={self.tol}. Raise max_iter or tol to go on.",
                 ConvergenceWarning,
                 stacklevel=2,
             )
@@ -427,10 +427,9 @@ class DPGMM(DensityMixin, BaseEstimator):
 
 
 _ILL_DEFINED = (
-    "Fitting the mixture model failed because some components have ill-defined "
-    "empirical covariance (for instance caused by singleton or collapsed samples). "
-    "Try to decrease the number of components, increase reg_covar, or scale the "
-    "input data."
+    "A component's covariance is not positive definite (ill-defined: the points it "
+    "holds are collapsed or too few). Use fewer components, a larger reg_covar, or "
+    "rescale the data."
 )
 
 

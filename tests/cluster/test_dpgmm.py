@@ -94,7 +94,7 @@ def test_errors():
         DPGMM().predict(x)
     with pytest.raises(ValueError, match="covariance_type"):
         DPGMM(covariance_type="tied").fit(x)
-    with pytest.raises(ValueError, match="n_samples >= n_components"):
+    with pytest.raises(ValueError, match="at least n_components=50 points"):
         DPGMM(n_components=50).fit(x[:10])
     with pytest.raises(ValueError, match="degrees_of_freedom_prior"):
         DPGMM(degrees_of_freedom_prior=0.5).fit(x)
