@@ -71,3 +71,59 @@ def digits_model(size: int = 16, epochs: int = 10, seed: int = 0):
     model.fit(x[:1500], y[:1500], epochs=epochs, batch_size=64, verbose=0)
     _, accuracy = model.evaluate(x[1500:], y[1500:], verbose=0)
     return model, x, y, float(accuracy)
+
+
+SAMPLE_IMAGES = (
+    "astronaut",
+    "coffee",
+    "chelsea",
+    "rocket",
+    "immunohistochemistry",
+    "retina",
+    "camera",
+    "coins",
+    "moon",
+    "horse",
+)
+
+
+def sample_images(names=None, size=None):
+    """Images that ship with scikit-image (no download), as float32 RGB in [0, 255].
+
+    Args:
+        names: which images (default: `SAMPLE_IMAGES`, e.g. "astronaut",
+            "retina", "immunohistochemistry"); greyscale ones are repeated to
+            three channels.
+        size: `(height, width)` or an int to resize all to one shape
+            (anti-aliased); `None` keeps each image's own size.
+
+    Returns:
+        A dict `name -> (H, W, 3)` array; with `size`, use
+        `np.stack(list(d.values()))` for a batch.
+
+    Example:
+        >>> images = sample_images(["astronaut", "camera"], size=64)
+        >>> images["camera"].shape
+        (64, 64, 3)
+    """
+    import skimage.data
+    import skimage.transform
+
+    names = SAMPLE_IMAGES if names is None else tuple(names)
+    unknown = [name for name in names if name not in SAMPLE_IMAGES]
+    if unknown:
+        raise ValueError(f"Unknown sample image(s) {unknown}. Expected some of {SAMPLE_IMAGES}")
+    if isinstance(size, (int, np.integer)):
+        size = (int(size), int(size))
+    images = {}
+    for name in names:
+        image = np.asarray(getattr(skimage.data, name)(), dtype=np.float32)
+        if image.max() <= 1.0:
+            image = image * 255.0
+        if image.ndim == 2:
+            image = np.repeat(image[..., None], 3, axis=-1)
+        image = image[..., :3]
+        if size is not None:
+            image = skimage.transform.resize(image, size, anti_aliasing=True, preserve_range=True)
+        images[name] = image.astype(np.float32)
+    return images

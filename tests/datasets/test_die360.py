@@ -1,0 +1,94 @@
+"""The Die360 renderer (`004` §5.1) and the bundled sample images."""
+
+import numpy as np
+import pytest
+import skimage.measure
+from scipy import ndimage
+
+from keras_introspect.datasets import die360, render_die, sample_images
+
+# rotations that turn each face towards the camera, and its pip count
+HEAD_ON = [
+    ((0, 0, 0), 1),
+    ((0, -90, 0), 2),
+    ((90, 0, 0), 3),
+    ((-90, 0, 0), 4),
+    ((0, 90, 0), 5),
+    ((0, 180, 0), 6),
+]
+
+
+def _count_pips(image):
+    """Dark blobs inside the die's silhouette (the silhouette's rim left out)."""
+    die = ndimage.binary_fill_holes(image > 0.05)
+    inner = ndimage.binary_erosion(die, iterations=4)
+    return skimage.measure.label((image < 0.25) & inner).max()
+
+
+@pytest.mark.parametrize("angles, pips", HEAD_ON)
+@pytest.mark.parametrize("projection", ["perspective", "orthographic"])
+def test_each_face_seen_head_on_shows_its_pips(angles, pips, projection):
+    view = render_die(angles, size=128, projection=projection)
+    assert view.label == pips
+    assert len([f for f in view.faces if f[1] > 1.0]) == 1
+    assert _count_pips(view.image) == pips
+
+
+def test_opposite_faces_add_up_to_seven():
+    from keras_introspect.datasets.die360 import _FACES
+
+    by_normal = {normal: pips for normal, _, _, pips in _FACES}
+    for (a, b, c), pips in by_normal.items():
+        assert pips + by_normal[(-a, -b, -c)] == 7
+
+
+def test_views_failing_the_prominence_rule_are_discarded():
+    # a face-on-edge view: two faces of equal size, none prominent
+    view = render_die((0, 45, 0), size=64, projection="orthographic")
+    areas = sorted(f[1] for f in view.faces)
+    assert areas[-1] == pytest.approx(areas[-2], rel=1e-6)
+    assert view.label is None
+    # slightly turned: the bottom-right face is larger, but not 1.5 times larger
+    assert render_die((0, 40, 0), size=64, projection="orthographic").label is None
+    # turned further it becomes prominent only if it is the bottom-right one
+    kept = render_die((0, 20, 0), size=64, projection="orthographic")
+    faces = sorted(kept.faces, key=lambda f: -f[1])
+    assert faces[0][1] >= 1.5 * faces[1][1]
+    bottom_right = max(kept.faces, key=lambda f: f[2][0] + f[2][1])
+    assert (kept.label is not None) == (bottom_right is faces[0])
+
+
+def test_dataset_is_seeded_labelled_and_in_range():
+    x, y, angles = die360(n=60, seed=3, return_angles=True)
+    assert x.shape == (60, 32, 32, 1) and x.dtype == np.float32
+    assert 0.0 <= x.min() and x.max() <= 1.0
+    assert set(y.tolist()) <= set(range(1, 7))
+    assert angles.shape == (60, 3) and angles.min() >= 0 and angles.max() < 360
+    again, y_again = die360(n=60, seed=3)
+    np.testing.assert_array_equal(again, x)
+    np.testing.assert_array_equal(y_again, y)
+    # each image is the kept render of its angles, with its label
+    view = render_die(tuple(angles[7]))
+    np.testing.assert_allclose(view.image, x[7, ..., 0])
+    assert view.label == y[7]
+    assert not np.array_equal(die360(n=60, seed=4)[0], x)
+
+
+def test_every_class_occurs_and_parameters_are_checked():
+    _, y = die360(n=400, seed=0)
+    assert set(y.tolist()) == set(range(1, 7))
+    with pytest.raises(ValueError, match="projection"):
+        die360(n=2, projection="fisheye")
+    with pytest.raises(ValueError, match="ambiguity"):
+        die360(n=2, ambiguity=0.5)
+
+
+def test_sample_images_ship_with_scikit_image():
+    images = sample_images(["astronaut", "camera", "retina"], size=(40, 30))
+    assert list(images) == ["astronaut", "camera", "retina"]
+    for image in images.values():
+        assert image.shape == (40, 30, 3) and image.dtype == np.float32
+        assert 0 <= image.min() and image.max() <= 255 and image.max() > 50
+    np.testing.assert_array_equal(images["camera"][..., 0], images["camera"][..., 2])
+    with pytest.raises(ValueError, match="Unknown sample image"):
+        sample_images(["lena"])
