@@ -178,7 +178,7 @@ def die360(
 
     Rotations are drawn uniformly from the 360^3 whole-degree angles; views
     that fail the prominence rule (see `render_die`) are discarded, and
-    drawing goes on until `n` are kept (about a third are kept).
+    drawing goes on until `n` are kept (about 45 % are kept).
 
     Args:
         n: number of images.

@@ -1,7 +1,8 @@
 """matplotlib figures of the results of the computation modules.
 
 Functions here only draw: they take result objects and arrays and return
-matplotlib Axes or Figures. matplotlib is imported when a function runs.
+matplotlib Axes or Figures (or, for `overlay`, an RGB array to show or embed).
+matplotlib is imported when a function runs.
 """
 
 from keras_introspect.plotting.cluster import (
@@ -9,5 +10,12 @@ from keras_introspect.plotting.cluster import (
     plot_label_maps,
     plot_purity,
 )
+from keras_introspect.plotting.overlay import important_mask, overlay
 
-__all__ = ["plot_category_tree", "plot_label_maps", "plot_purity"]
+__all__ = [
+    "important_mask",
+    "overlay",
+    "plot_category_tree",
+    "plot_label_maps",
+    "plot_purity",
+]
