@@ -34,6 +34,8 @@ _LAZY = {
     "PredictionTree": "keras_introspect.cluster.trees",
     "DPGMM": "keras_introspect.cluster.dpgmm",
     "embed": "keras_introspect.cluster.embed",
+    "Report": "keras_introspect.report.builder",
+    "plotting": "keras_introspect.plotting",
     "exceptions": "keras_introspect.exceptions",
     "targets": "keras_introspect.targets",
     "Saliency": "keras_introspect.attribution.saliency",

@@ -378,10 +378,10 @@ class Introspector:
         self._analyse()
         return list(self._output_shapes)
 
-    def summary(self, print_fn=None) -> None:
-        """Print the layer table: path, type, output shape, weights, receptive field."""
-        print_fn = print_fn or print
-        rows = [("#", "path", "type", "output shape", "params", "receptive field")]
+    def summary_rows(self) -> list:
+        """The layer table as dicts: index, path, depth, type, output_shape,
+        params, receptive_field (text, "-" where undefined)."""
+        rows = []
         for index, info in enumerate(self._analyse()):
             field = info.receptive_field
             if field is not None:
@@ -390,13 +390,34 @@ class Introspector:
                 text = "-"
             shape = str(info.output_shape).replace("None", "?") if info.output_shape else "-"
             rows.append(
+                {
+                    "index": index,
+                    "path": info.path,
+                    "depth": info.depth,
+                    "type": info.type,
+                    "output_shape": shape,
+                    "params": info.n_params,
+                    "receptive_field": text,
+                }
+            )
+        return rows
+
+    def summary(self, print_fn=None) -> None:
+        """Print the layer table: path, type, output shape, weights, receptive field."""
+        print_fn = print_fn or print
+        rows = [("#", "path", "type", "output shape", "params", "receptive field")]
+        for row in self.summary_rows():
+            name = row["path"]
+            if row["depth"]:
+                name = "  " * row["depth"] + name.rsplit("/", 1)[-1]
+            rows.append(
                 (
-                    str(index),
-                    "  " * info.depth + info.path.rsplit("/", 1)[-1] if info.depth else info.path,
-                    info.type,
-                    shape,
-                    f"{info.n_params:,}",
-                    text,
+                    str(row["index"]),
+                    name,
+                    row["type"],
+                    row["output_shape"],
+                    f"{row['params']:,}",
+                    row["receptive_field"],
                 )
             )
         widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
