@@ -234,6 +234,127 @@ class Report:
         section.blocks.append(_table(rows, ""))
         return self
 
+    def add_saliency(
+        self,
+        x,
+        target,
+        methods=("saliency", "gradcam", "occlusion"),
+        options=None,
+        value_range=None,
+        title=None,
+    ):
+        """Attribution maps of several methods side by side, drawn with `overlay`.
+
+        Args:
+            x: a few images `(n, H, W, C)`.
+            target: what to explain (a class index or a `targets` object
+                giving one map per image).
+            methods: names from `attribution.maps.METHODS`.
+            options: per method, keyword arguments, e.g.
+                `{"occlusion": {"window": 4, "stride": 2}}`.
+            value_range: of the images, for display; `None` uses each image's range.
+            title: section title (default "Saliency").
+        """
+        import matplotlib.pyplot as plt
+
+        from keras_introspect.attribution.maps import METHODS
+        from keras_introspect.plotting.overlay import overlay
+
+        options = dict(options or {})
+        unknown = [m for m in methods if m not in METHODS]
+        if unknown:
+            raise ValueError(f"Unknown method(s) {unknown}. Expected names from {sorted(METHODS)}")
+        model = self._introspector().model
+        x = np.asarray(x)
+        maps = {}
+        for name in methods:
+            result = METHODS[name](model, target, **options.get(name, {})).explain(x)
+            if result.ndim != 3:
+                raise ValueError(
+                    f"add_saliency draws one map per image; {name} gave shape {result.shape} "
+                    "(use a target with one class or channel)"
+                )
+            maps[name] = result
+        fig, axes = plt.subplots(
+            len(x), len(methods) + 1, figsize=(2 * (len(methods) + 1), 2 * len(x)), squeeze=False
+        )
+        for i, image in enumerate(x):
+            shown = overlay(image, np.zeros(image.shape[:2]), value_range=value_range)
+            axes[i, 0].imshow(shown)
+            for j, name in enumerate(methods, start=1):
+                axes[i, j].imshow(overlay(image, maps[name][i], value_range=value_range))
+            if i == 0:
+                for ax, name in zip(axes[0], ("input", *methods), strict=True):
+                    ax.set_title(name, fontsize=9)
+        for ax in axes.ravel():
+            ax.axis("off")
+        params = {"target": target, "methods": ", ".join(methods), **options}
+        section = self._section(title or "Saliency", params)
+        caption = "important areas (Gaussian smoothing + watershed) brightened, outlined in green"
+        section.blocks.append(_img_block(figure_png(fig), caption))
+        return self
+
+    def add_exemplars(self, x, layer, channels, k=4, title=None):
+        """The `k` most activating receptive-field crops of each channel (`top_activating`)."""
+        import matplotlib.pyplot as plt
+
+        from keras_introspect.probes.top_activating import top_activating
+
+        model = self._introspector().model
+        channels = [channels] if isinstance(channels, (int, np.integer)) else list(channels)
+        fig, axes = plt.subplots(len(channels), k, figsize=(1.6 * k, 1.6 * len(channels)))
+        axes = np.asarray(axes).reshape(len(channels), k)
+        for row, channel in zip(axes, channels, strict=True):
+            found = top_activating(model, layer, channel, x, k=k)
+            for j, ax in enumerate(row):
+                ax.axis("off")
+                if found.crops is not None and j < len(found.crops):
+                    crop = found.crops[j]
+                    ax.imshow(crop[..., 0] if crop.shape[-1] == 1 else _unit(crop), cmap="gray")
+                    ax.set_title(f"{found.values[j]:.2g}", fontsize=8)
+            row[0].text(
+                -0.1,
+                0.5,
+                f"filter {channel}",
+                transform=row[0].transAxes,
+                ha="right",
+                va="center",
+                fontsize=8,
+            )
+        section = self._section(title or f"Exemplars of {layer}", {"k": k, "channels": channels})
+        section.blocks.append(
+            _img_block(figure_png(fig), "top receptive-field crops, activation above")
+        )
+        return self
+
+    def add_prediction_tree(self, x=None, layer=None, tree=None, max_nodes=40, title=None):
+        """The filter-wise prediction tree of one category (Algorithm 2) as a table of nodes."""
+        from keras_introspect.cluster.trees import PredictionTree
+
+        if tree is None:
+            if x is None or layer is None:
+                raise ValueError("add_prediction_tree needs x and layer, or a fitted tree")
+            tree = PredictionTree(self._introspector().model, layer).fit(x)
+        rows = []
+        for node in tree.root_.walk():
+            if node.children and node.id != -1:
+                rows.append(
+                    {
+                        "node": node.id,
+                        "children": ", ".join(str(c.id) for c in node.children),
+                        "critical filter": node.critical_filter,
+                        "reachable filters": len(node.filters),
+                        "images": len(node.images),
+                        "distance": node.distance,
+                    }
+                )
+        section = self._section(
+            title or f"Prediction tree at {tree.layer_path_}", {"images": len(tree.root_.images)}
+        )
+        caption = f"super nodes, root first (at most {max_nodes} shown)"
+        section.blocks.append(_table(rows[:max_nodes], caption))
+        return self
+
     # ------------------------------------------------------------- output
 
     def to_html(self) -> str:
@@ -270,6 +391,12 @@ class Report:
         with open(path, "w", encoding="utf-8") as out:
             out.write(self.to_html())
         return path
+
+
+def _unit(image):
+    image = np.asarray(image, dtype=np.float64)
+    low, high = image.min(), image.max()
+    return (image - low) / (high - low) if high > low else np.zeros_like(image)
 
 
 def _img_block(png: bytes, caption) -> str:

@@ -103,3 +103,29 @@ def test_analysis_sections():
         report.add_layerwise_purity()
     with pytest.raises(ValueError, match="needs the model"):
         ki.Report().add_model_summary()
+
+
+def test_saliency_exemplar_and_prediction_tree_sections():
+    model = _small_model()
+    rng = np.random.default_rng(1)
+    x = rng.random((10, 8, 8, 3)).astype("float32")
+    report = ki.Report(model, "maps")
+    report.add_saliency(
+        x[:2],
+        target=1,
+        methods=("saliency", "gradcam", "occlusion"),
+        options={"occlusion": {"window": 2, "stride": 2}},
+    )
+    report.add_exemplars(x, "identity", channels=[0, 2], k=3)
+    tree = ki.PredictionTree(model, "pool").fit(x[:5])
+    report.add_prediction_tree(tree=tree)
+    page = report.to_html()
+    assert len(_images(page)) == 2
+    assert "methods=saliency, gradcam, occlusion" in page and "window" in page
+    # one row per super node of the tree
+    super_nodes = [n for n in tree.root_.walk() if n.children and n.id != -1]
+    assert page.count("<tr>") - 1 == len(super_nodes)  # minus the header row
+    for node in super_nodes:
+        assert f"<td>{node.critical_filter}</td>" in page
+    with pytest.raises(ValueError, match="Unknown method"):
+        report.add_saliency(x[:1], 0, methods=("lime",))
