@@ -36,6 +36,7 @@ _LAZY = {
     "embed": "keras_introspect.cluster.embed",
     "Report": "keras_introspect.report.builder",
     "plotting": "keras_introspect.plotting",
+    "IntrospectionCallback": "keras_introspect.callbacks",
     "exceptions": "keras_introspect.exceptions",
     "targets": "keras_introspect.targets",
     "Saliency": "keras_introspect.attribution.saliency",
