@@ -1,4 +1,4 @@
-"""Command line: `keras-introspect layers MODEL_FILE`, `keras-introspect demo`."""
+"""Command line: `keras-introspect layers | demo | saliency | cluster`."""
 
 from __future__ import annotations
 
@@ -96,6 +96,178 @@ def _cmd_demo(args) -> int:
     return 0
 
 
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+
+
+def load_images(path, input_shape):
+    """Images from a folder (PNG/JPEG/...), a `.npy` or a `.npz` file, fitted to the model.
+
+    Folder images are read in name order; grey and RGB are converted to the
+    model's channel count and every image is resized to the model's input
+    size (values kept in their range). Arrays are taken as they are: `(n, H,
+    W, C)`, or `(H, W, C)` for one image; a `.npz` file gives its `x` array,
+    or its only one.
+
+    Returns:
+        `(images float32, names)`.
+    """
+    import os
+
+    import numpy as np
+
+    if not os.path.exists(path):
+        raise _UsageError(f"No images at {path!r}")
+    if os.path.isdir(path):
+        import skimage.io
+        import skimage.transform
+
+        names = sorted(f for f in os.listdir(path) if f.lower().endswith(IMAGE_SUFFIXES))
+        if not names:
+            raise _UsageError(f"No image files ({', '.join(IMAGE_SUFFIXES)}) in {path!r}")
+        height, width, channels = input_shape
+        images = []
+        for name in names:
+            try:
+                image = np.asarray(skimage.io.imread(os.path.join(path, name)), dtype=np.float32)
+            except Exception as err:  # any unreadable file is a usage error
+                raise _UsageError(f"Could not read image {name!r}: {err}") from err
+            if image.ndim == 2:
+                image = image[..., None]
+            image = image[..., :3] if image.shape[-1] >= 3 else image
+            if channels == 1 and image.shape[-1] == 3:
+                image = image.mean(axis=-1, keepdims=True)
+            elif channels == 3 and image.shape[-1] == 1:
+                image = np.repeat(image, 3, axis=-1)
+            if image.shape[:2] != (height, width):
+                image = skimage.transform.resize(
+                    image, (height, width), anti_aliasing=True, preserve_range=True
+                )
+            images.append(image.astype(np.float32))
+        return np.stack(images), names
+    try:
+        loaded = np.load(path)
+    except Exception as err:
+        raise _UsageError(f"Could not read {path!r} as .npy or .npz: {err}") from err
+    if isinstance(loaded, np.lib.npyio.NpzFile):
+        keys = list(loaded.keys())
+        if "x" not in keys and len(keys) != 1:
+            raise _UsageError(f"{path!r} holds {keys}; name the images array 'x'")
+        loaded = loaded["x" if "x" in keys else keys[0]]
+    images = np.asarray(loaded, dtype=np.float32)
+    if images.ndim == len(input_shape):
+        images = images[None]
+    if tuple(images.shape[1:]) != tuple(input_shape):
+        raise _UsageError(
+            f"Images in {path!r} have shape {images.shape[1:]}; the model takes {input_shape}"
+        )
+    return images, [f"image_{i:04d}" for i in range(len(images))]
+
+
+def _model_and_images(args):
+    from keras_introspect.model import Introspector, load_model
+
+    try:
+        model = load_model(args.model_file)
+        intro = Introspector(model)
+        specs = intro.input_specs
+    except (FileNotFoundError, ValueError) as err:
+        raise _UsageError(str(err)) from err
+    if specs is None or len(specs) != 1 or len(specs[0].shape) != 4:
+        raise _UsageError("Expected a model with one image input (batch, height, width, channels)")
+    images, names = load_images(args.images, tuple(specs[0].shape[1:]))
+    return model, images, names
+
+
+def _out_dir(args):
+    import os
+
+    os.makedirs(args.out, exist_ok=True)
+    return args.out
+
+
+def _cmd_saliency(args) -> int:
+    import os
+
+    import matplotlib.image
+    import numpy as np
+
+    from keras_introspect.attribution.maps import METHODS
+    from keras_introspect.plotting.overlay import overlay
+    from keras_introspect.targets import Class
+
+    model, images, names = _model_and_images(args)
+    if args.target == "pred":
+        classes = np.asarray(model.predict(images, verbose=0)).argmax(axis=-1)
+    else:
+        try:
+            classes = np.full(len(images), int(args.target))
+        except ValueError as err:
+            raise _UsageError(
+                f"--target expects a class index or 'pred'; got {args.target!r}"
+            ) from err
+    options = (
+        {"layer": args.layer} if args.layer and args.method in ("gradcam", "gradcam++") else {}
+    )
+    try:
+        maps = METHODS[args.method](model, Class(classes), **options).explain(
+            images, verbose=0 if args.quiet else 1
+        )
+    except (ValueError, TypeError) as err:
+        raise _UsageError(str(err)) from err
+    out = _out_dir(args)
+    if args.format == "npy":
+        np.save(os.path.join(out, f"{args.method}.npy"), maps)
+    else:
+        for name, image, saliency in zip(names, images, maps, strict=True):
+            stem = os.path.splitext(name)[0]
+            matplotlib.image.imsave(
+                os.path.join(out, f"{stem}_{args.method}.png"), overlay(image, saliency)
+            )
+    if not args.quiet:
+        print(f"wrote {len(maps)} {args.method} maps to {out}", file=sys.stderr)
+    return 0
+
+
+def _cmd_cluster(args) -> int:
+    import os
+
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from keras_introspect.cluster.pixel import PixelClusterer
+
+    model, images, names = _model_and_images(args)
+    try:
+        clusterer = PixelClusterer(
+            model,
+            args.layer,
+            method=args.method,
+            n_clusters=args.n_clusters,
+            random_state=args.seed,
+            verbose=0 if args.quiet else 1,
+        )
+        maps = clusterer.fit_predict(images)
+    except (ValueError, TypeError) as err:
+        raise _UsageError(str(err)) from err
+    out = _out_dir(args)
+    if args.format == "npy":
+        np.save(os.path.join(out, "labels.npy"), maps)
+    else:
+        top = max(clusterer.n_clusters_ - 1, 1)
+        for name, labels in zip(names, maps, strict=True):
+            stem = os.path.splitext(name)[0]
+            plt.imsave(
+                os.path.join(out, f"{stem}_clusters.png"), labels, cmap="tab20", vmin=0, vmax=top
+            )
+    if not args.quiet:
+        print(
+            f"{clusterer.n_clusters_} clusters at {clusterer.layer_path_}; "
+            f"wrote label maps to {out}",
+            file=sys.stderr,
+        )
+    return 0
+
+
 def main(argv=None) -> int:
     """Entry point of the `keras-introspect` command; returns the exit code."""
     parser = argparse.ArgumentParser(
@@ -111,6 +283,28 @@ def main(argv=None) -> int:
     demo.add_argument("--fast", action="store_true", help="fewer training epochs")
     demo.add_argument("--quiet", action="store_true", help="no progress messages")
     demo.set_defaults(run=_cmd_demo)
+
+    from keras_introspect.attribution.maps import METHODS
+
+    saliency = sub.add_parser(
+        "saliency", help="attribution maps of images, as PNG overlays or .npy"
+    )
+    cluster = sub.add_parser("cluster", help="pixel clusters (label maps) of one layer")
+    for command in (saliency, cluster):
+        command.add_argument("model_file", help="a .keras or .h5 model file")
+        command.add_argument("images", help="a folder of PNG/JPEG images, a .npy or a .npz file")
+        command.add_argument("--out", default="keras_introspect_out", help="output folder")
+        command.add_argument("--format", choices=("png", "npy"), default="png")
+        command.add_argument("--quiet", action="store_true", help="no progress messages")
+    saliency.add_argument("--method", choices=sorted(METHODS), default="saliency")
+    saliency.add_argument("--target", default="pred", help="class index, or 'pred' (predicted)")
+    saliency.add_argument("--layer", help="layer for gradcam (default: the last conv layer)")
+    saliency.set_defaults(run=_cmd_saliency)
+    cluster.add_argument("--layer", required=True, help="layer name or path")
+    cluster.add_argument("--method", choices=("dpgmm", "kmeans", "gmm"), default="dpgmm")
+    cluster.add_argument("--n-clusters", type=int, help="clusters for kmeans / gmm")
+    cluster.add_argument("--seed", type=int, default=0)
+    cluster.set_defaults(run=_cmd_cluster)
     args = parser.parse_args(argv)
     try:
         return args.run(args)

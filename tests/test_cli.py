@@ -48,3 +48,90 @@ def test_demo_runs(capsys):
     assert main(["demo", "--fast", "--quiet"]) == 0
     out = capsys.readouterr().out
     assert "Held-out accuracy" in out and "features/conv3" in out
+
+
+def _saved_rgb_model(tmp_path):
+    """A nested model taking 16x16 RGB images, saved as .keras."""
+    import numpy as np
+
+    keras.utils.set_random_seed(0)
+    inner_in = keras.Input((16, 16, 3))
+    inner = keras.Model(
+        inner_in, keras.layers.Conv2D(4, 3, activation="relu", name="conv")(inner_in), name="body"
+    )
+    model = keras.Sequential(
+        [
+            keras.Input((16, 16, 3)),
+            keras.layers.Rescaling(1 / 255.0, name="rescale"),
+            inner,
+            keras.layers.GlobalAveragePooling2D(name="gap"),
+            keras.layers.Dense(3, activation="softmax", name="out"),
+        ]
+    )
+    path = tmp_path / "model.keras"
+    model.save(path)
+    rng = np.random.default_rng(0)
+    return model, path, rng
+
+
+def test_saliency_and_cluster_on_a_folder_of_pngs(tmp_path, capsys):
+    import matplotlib.image
+    import numpy as np
+
+    from keras_introspect.cli import load_images
+
+    model, path, rng = _saved_rgb_model(tmp_path)
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for i, size in enumerate([(16, 16), (20, 24), (16, 16)]):
+        matplotlib.image.imsave(folder / f"img{i}.png", rng.random((*size, 3)))
+    (folder / "notes.txt").write_text("not an image")
+    images, names = load_images(str(folder), (16, 16, 3))
+    assert images.shape == (3, 16, 16, 3) and names == ["img0.png", "img1.png", "img2.png"]
+    assert 0 <= images.min() and images.max() <= 255 and images.max() > 1  # PNG range
+
+    out = tmp_path / "maps"
+    argv = ["saliency", str(path), str(folder), "--out", str(out), "--quiet"]
+    assert main([*argv, "--method", "gradcam", "--target", "1"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == [f"img{i}_gradcam.png" for i in range(3)]
+    assert main([*argv, "--format", "npy"]) == 0
+    maps = np.load(out / "saliency.npy")
+    import keras_introspect as ki
+
+    predicted = model.predict(images, verbose=0).argmax(axis=1)
+    expected = ki.Saliency(model, ki.targets.Class(predicted)).explain(images)
+    np.testing.assert_allclose(maps, expected, rtol=1e-4, atol=1e-6)
+
+    labels_dir = tmp_path / "labels"
+    argv = ["cluster", str(path), str(folder), "--layer", "conv", "--out", str(labels_dir)]
+    assert main([*argv, "--method", "kmeans", "--n-clusters", "3", "--quiet"]) == 0
+    assert len(list(labels_dir.glob("*_clusters.png"))) == 3
+    assert main([*argv, "--method", "kmeans", "--n-clusters", "3", "--format", "npy"]) == 0
+    labels = np.load(labels_dir / "labels.npy")
+    assert labels.shape == (3, 14, 14) and labels.max() <= 2
+    assert "clusters at body/conv" in capsys.readouterr().err
+
+
+def test_saliency_and_cluster_errors_exit_2(tmp_path, capsys):
+    import numpy as np
+
+    _, path, _ = _saved_rgb_model(tmp_path)
+    np.save(tmp_path / "wrong.npy", np.zeros((2, 8, 8, 3)))
+    cases = [
+        (["saliency", str(path), str(tmp_path / "missing")], "No images"),
+        (["saliency", str(path), str(tmp_path / "wrong.npy")], "the model takes (16, 16, 3)"),
+        (["saliency", str(tmp_path / "none.keras"), str(tmp_path / "wrong.npy")], "No model file"),
+        (["cluster", str(path), str(tmp_path), "--layer", "conv"], "No image files"),
+    ]
+    np.save(tmp_path / "ok.npy", np.zeros((2, 16, 16, 3)))
+    cases.append(
+        (["saliency", str(path), str(tmp_path / "ok.npy"), "--target", "cat"], "--target expects")
+    )
+    cases.append(
+        (["cluster", str(path), str(tmp_path / "ok.npy"), "--layer", "nope"], "No layer matches")
+    )
+    for argv, message in cases:
+        assert main([*argv, "--out", str(tmp_path / "o"), "--quiet"]) == 2, argv
+        err = capsys.readouterr().err
+        assert err.startswith("keras-introspect: error:") and message in err, err
+        assert len(err.strip().splitlines()) == 1
