@@ -90,6 +90,15 @@ class LayerEstimator(ModelEstimatorMixin):
             yield outputs[0]
 
 
+def pool(activation, pooling):
+    """`pooling` (`None`, `"avg"`, `"max"`) over the spatial axes of a tensor."""
+    from keras_introspect.probes._scan import aggregate_spatial
+
+    if pooling is None:
+        return activation
+    return aggregate_spatial(activation, {"avg": "mean", "max": "max"}[pooling])
+
+
 class Scaling:
     """Affine map of activation values onto `scale`, learned from a range.
 
@@ -197,7 +206,7 @@ class MixtureMixin:
         )
 
     def _fit_points(self, points, scaling: Scaling):
-        """Fit the mixture on `points` `(n, features)` (raw values)."""
+        """Fit the mixture on `points` `(n, features)` (raw values); returns their labels."""
         from sklearn.exceptions import ConvergenceWarning
 
         if points.shape[0] < 2:
@@ -244,6 +253,7 @@ class MixtureMixin:
         )
         self.cluster_centers_ = scaling.inverse(centres[used])
         self._scaling = scaling
+        return self._labels(components)
 
     def _components(self, scaled):
         """Per point, a score per component: larger is more probable."""
@@ -253,9 +263,12 @@ class MixtureMixin:
 
         return weighted_log_prob(self.mixture_, scaled)
 
+    def _labels(self, components):
+        """Compact labels from per-component scores: the most probable used component."""
+        return components[:, self.components_].argmax(axis=1).astype(np.int32)
+
     def _predict_points(self, points):
-        scaled = self._scaling(points.astype(np.float64))
-        return self._components(scaled)[:, self.components_].argmax(axis=1).astype(np.int32)
+        return self._labels(self._components(self._scaling(points.astype(np.float64))))
 
 
 def _covariance_prior(points, covariance_type):

@@ -10,7 +10,7 @@ from sklearn.base import BaseEstimator, ClusterMixin
 from sklearn.utils.validation import check_is_fitted
 
 from keras_introspect._validation import check_one_of
-from keras_introspect.cluster._base import LayerEstimator, MixtureMixin, Scaling
+from keras_introspect.cluster._base import LayerEstimator, MixtureMixin, Scaling, pool
 from keras_introspect.targets import one_output_layer
 
 
@@ -108,8 +108,7 @@ class ImageClusterer(MixtureMixin, LayerEstimator, ClusterMixin, BaseEstimator):
         scaling.update(points)
         self.data_range_ = (scaling.low, scaling.high)
         self.n_features_ = points.shape[1]
-        self._fit_points(points, scaling)
-        self.labels_ = self._predict_points(points)
+        self.labels_ = self._fit_points(points, scaling)
         return self
 
     def _points(self, X):
@@ -121,19 +120,10 @@ class ImageClusterer(MixtureMixin, LayerEstimator, ClusterMixin, BaseEstimator):
         )
 
     def _reduce(self, grid):
-        import tensorflow as tf
-
         def reduce(a):
-            if a.shape.rank <= 2:
-                return a
-            axes = list(range(1, a.shape.rank - 1))
-            if self.pooling == "avg":
-                return tf.reduce_mean(a, axes)
-            if self.pooling == "max":
-                return tf.reduce_max(a, axes)
-            if grid is not None:
+            if grid is not None and a.shape.rank > 2:
                 return _block_mean(a, grid)
-            return a
+            return pool(a, self.pooling)
 
         return reduce
 

@@ -16,7 +16,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
 from keras_introspect._validation import check_number, check_one_of
-from keras_introspect.cluster._base import LayerEstimator
+from keras_introspect.cluster._base import LayerEstimator, pool
 from keras_introspect.targets import one_output_layer
 
 
@@ -183,12 +183,8 @@ class CategoryTree(LayerEstimator, TransformerMixin, BaseEstimator):
         self.verbose = verbose
 
     def _vectors(self, X):
-        from keras_introspect.probes._scan import aggregate_spatial
-
-        pooling = {"avg": "mean", "max": "max"}.get(self.pooling)
-
         def reduce(a):
-            return a if pooling is None else aggregate_spatial(a, pooling)
+            return pool(a, self.pooling)
 
         return [b.reshape(len(b), -1) for b in self._stream(X, self.layer_path_, reduce)]
 
