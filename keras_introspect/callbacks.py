@@ -79,13 +79,14 @@ class IntrospectionCallback(keras.callbacks.Callback):
         self.random_state = random_state
         self.history_ = []
         self._writer = None
+        self._own_report = None  # the Report written to `report` when that is a path
 
     def _report(self):
         from keras_introspect.report.builder import Report
 
         if self.report is None or isinstance(self.report, Report):
             return self.report
-        if getattr(self, "_own_report", None) is None:
+        if self._own_report is None:
             self._own_report = Report(self.model, title=f"Training of {self.model.name}")
         return self._own_report
 

@@ -119,7 +119,8 @@ def load_images(path, input_shape):
         raise _UsageError(f"No images at {path!r}")
     if os.path.isdir(path):
         import skimage.io
-        import skimage.transform
+
+        from keras_introspect.datasets.images import conform_image
 
         names = sorted(f for f in os.listdir(path) if f.lower().endswith(IMAGE_SUFFIXES))
         if not names:
@@ -131,18 +132,7 @@ def load_images(path, input_shape):
                 image = np.asarray(skimage.io.imread(os.path.join(path, name)), dtype=np.float32)
             except Exception as err:  # any unreadable file is a usage error
                 raise _UsageError(f"Could not read image {name!r}: {err}") from err
-            if image.ndim == 2:
-                image = image[..., None]
-            image = image[..., :3] if image.shape[-1] >= 3 else image
-            if channels == 1 and image.shape[-1] == 3:
-                image = image.mean(axis=-1, keepdims=True)
-            elif channels == 3 and image.shape[-1] == 1:
-                image = np.repeat(image, 3, axis=-1)
-            if image.shape[:2] != (height, width):
-                image = skimage.transform.resize(
-                    image, (height, width), anti_aliasing=True, preserve_range=True
-                )
-            images.append(image.astype(np.float32))
+            images.append(conform_image(image, (height, width), channels))
         return np.stack(images), names
     try:
         loaded = np.load(path)

@@ -7,11 +7,13 @@
 """
 
 from keras_introspect.datasets.die360 import DieView, die360, render_die
-from keras_introspect.datasets.digits import SAMPLE_IMAGES, digits, digits_model, sample_images
+from keras_introspect.datasets.digits import digits, digits_model
+from keras_introspect.datasets.images import SAMPLE_IMAGES, conform_image, sample_images
 
 __all__ = [
     "SAMPLE_IMAGES",
     "DieView",
+    "conform_image",
     "die360",
     "digits",
     "digits_model",

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from keras_introspect.plotting.overlay import to_unit
+
 
 def _axes(ax):
     import matplotlib.pyplot as plt
@@ -39,9 +41,7 @@ def plot_label_maps(maps, titles=None, images=None, cmap="tab20", ncols=None, si
         ax.axis("off")
     for ax, (title, panel) in zip(axes.ravel(), panels, strict=False):
         if title == "input" and images is not None:
-            image = np.asarray(panel, dtype=np.float64)
-            low, high = image.min(), image.max()
-            image = (image - low) / (high - low) if high > low else image * 0
+            image = to_unit(panel)
             ax.imshow(image.squeeze(), cmap="gray" if image.squeeze().ndim == 2 else None)
         else:
             top = max(19, int(panel.max()))

@@ -16,6 +16,18 @@ GREEN = (0.0, 0.85, 0.0)
 BLUE = (0.1, 0.3, 1.0)
 
 
+def to_unit(image, value_range=None):
+    """`image` mapped from `value_range` (default: its own min and max) to [0, 1], clipped.
+
+    A constant image (empty range) gives zeros.
+    """
+    image = np.asarray(image, dtype=np.float64)
+    low, high = (image.min(), image.max()) if value_range is None else map(float, value_range)
+    if high <= low:
+        return np.zeros_like(image)
+    return np.clip((image - low) / (high - low), 0.0, 1.0)
+
+
 def important_mask(saliency, sigma=1.0, low=0.5, high=0.95):
     """Important pixels of a saliency map: Gaussian smoothing, then a watershed.
 
@@ -123,11 +135,7 @@ def overlay(
         )
     brighten = check_number(brighten, "brighten", minimum=0.0)
     dim = check_number(dim, "dim", minimum=0.0)
-    low_value, high_value = (
-        (image.min(), image.max()) if value_range is None else map(float, value_range)
-    )
-    span = high_value - low_value
-    rgb = np.clip((image - low_value) / span, 0.0, 1.0) if span > 0 else np.zeros_like(image)
+    rgb = to_unit(image, value_range)
     mask = important_mask(saliency, sigma, low, high)
     out = rgb * dim
     out[mask] = rgb[mask] + brighten * (1.0 - rgb[mask])

@@ -298,6 +298,7 @@ class Report:
         """The `k` most activating receptive-field crops of each channel (`top_activating`)."""
         import matplotlib.pyplot as plt
 
+        from keras_introspect.plotting.overlay import to_unit
         from keras_introspect.probes.top_activating import top_activating
 
         model = self._introspector().model
@@ -310,7 +311,7 @@ class Report:
                 ax.axis("off")
                 if found.crops is not None and j < len(found.crops):
                     crop = found.crops[j]
-                    ax.imshow(crop[..., 0] if crop.shape[-1] == 1 else _unit(crop), cmap="gray")
+                    ax.imshow(crop[..., 0] if crop.shape[-1] == 1 else to_unit(crop), cmap="gray")
                     ax.set_title(f"{found.values[j]:.2g}", fontsize=8)
             row[0].text(
                 -0.1,
@@ -391,12 +392,6 @@ class Report:
         with open(path, "w", encoding="utf-8") as out:
             out.write(self.to_html())
         return path
-
-
-def _unit(image):
-    image = np.asarray(image, dtype=np.float64)
-    low, high = image.min(), image.max()
-    return (image - low) / (high - low) if high > low else np.zeros_like(image)
 
 
 def _img_block(png: bytes, caption) -> str:
