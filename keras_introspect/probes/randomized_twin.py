@@ -99,7 +99,10 @@ def randomized_twin(model, seed: int = 0):
             prefix = name[: -len("_initializer")]
             # kernel_initializer -> kernel; depthwise_initializer -> depthwise_kernel
             # (SeparableConv) or kernel (DepthwiseConv, which has no kernel_initializer)
-            candidates = [getattr(layer, a, None) for a in (prefix, f"{prefix}_kernel", "kernel")]
+            # (never the kernel for another prefix: a bias-free layer still has a
+            # bias_initializer, and it must not re-draw the kernel with zeros)
+            names = (prefix, f"{prefix}_kernel") + (("kernel",) if prefix == "depthwise" else ())
+            candidates = [getattr(layer, a, None) for a in names]
             variable = next(
                 (v for v in candidates if isinstance(v, keras.Variable) and id(v) not in covered),
                 None,

@@ -49,3 +49,15 @@ def test_twin_keeps_preprocessing_state_and_initializer_distributions():
     assert np.abs(kernel).max() <= limit and kernel.std() == pytest.approx(
         limit / np.sqrt(3), rel=0.05
     )
+
+
+def test_bias_free_layers_keep_a_random_kernel():
+    # a bias-free layer still has a bias_initializer (zeros): it must not land on the kernel
+    conv = keras.layers.Conv2D(3, 1, use_bias=False, name="c")
+    dense = keras.layers.Dense(2, use_bias=False, name="d")
+    model = keras.Sequential([keras.Input((4, 4, 3)), conv, keras.layers.Flatten(), dense])
+    twin = ki.randomized_twin(model, seed=1)
+    for name in ("c", "d"):
+        kernel = np.asarray(twin.get_layer(name).kernel)
+        assert np.all(kernel != 0)
+        assert not np.allclose(kernel, np.asarray(model.get_layer(name).kernel))
