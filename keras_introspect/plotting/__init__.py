@@ -10,12 +10,28 @@ from keras_introspect.plotting.cluster import (
     plot_label_maps,
     plot_purity,
 )
+from keras_introspect.plotting.grids import (
+    plot_composition,
+    plot_exemplars,
+    plot_feature_visualization,
+    plot_histograms,
+    plot_history,
+    plot_prediction_tree,
+    plot_saliency_grid,
+)
 from keras_introspect.plotting.overlay import important_mask, overlay
 
 __all__ = [
     "important_mask",
     "overlay",
     "plot_category_tree",
+    "plot_composition",
+    "plot_exemplars",
+    "plot_feature_visualization",
+    "plot_histograms",
+    "plot_history",
     "plot_label_maps",
+    "plot_prediction_tree",
     "plot_purity",
+    "plot_saliency_grid",
 ]
