@@ -23,14 +23,13 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import keras_introspect as ki
-from keras_introspect.cli import build_demo_model
-from keras_introspect.datasets import digits
+from keras_introspect.datasets import digits, nested_digits_cnn
 
 T = ki.targets
 
 x, y = digits()
 keras.utils.set_random_seed(0)
-model = build_demo_model()
+model = nested_digits_cnn()
 model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
 model.fit(x[:1500], y[:1500], epochs=15, batch_size=64, verbose=0)
 _, accuracy = model.evaluate(x[1500:], y[1500:], verbose=0)

@@ -35,6 +35,8 @@ _LAZY = {
     "DPGMM": "keras_introspect.cluster.dpgmm",
     "embed": "keras_introspect.cluster.embed",
     "Report": "keras_introspect.report.builder",
+    "build_report": "keras_introspect.report.auto",
+    "report": "keras_introspect.report",
     "plotting": "keras_introspect.plotting",
     "IntrospectionCallback": "keras_introspect.callbacks",
     "exceptions": "keras_introspect.exceptions",

@@ -1,4 +1,4 @@
-"""Command line: `keras-introspect layers | demo | saliency | cluster`."""
+"""Command line: `keras-introspect layers | demo | report | saliency | cluster`."""
 
 from __future__ import annotations
 
@@ -34,65 +34,11 @@ def _cmd_layers(args) -> int:
     return 0
 
 
-def build_demo_model(n_classes: int = 10):
-    """A Kaggle-style digits model: preprocessing, a nested feature extractor, a head."""
-    import keras
-
-    inputs = keras.Input((8, 8, 1), name="pixels")
-    h = keras.layers.Conv2D(16, 3, padding="same", activation="relu", name="conv1")(inputs)
-    h = keras.layers.Conv2D(32, 3, padding="same", activation="relu", name="conv2")(h)
-    h = keras.layers.MaxPooling2D(name="pool1")(h)
-    h = keras.layers.Conv2D(32, 3, padding="same", activation="relu", name="conv3")(h)
-    features = keras.Model(inputs, h, name="features")
-    return keras.Sequential(
-        [
-            keras.Input((8, 8, 1)),
-            keras.layers.Rescaling(1 / 16.0, name="rescale"),
-            features,
-            keras.layers.GlobalAveragePooling2D(name="gap"),
-            keras.layers.Dense(n_classes, activation="softmax", name="classes"),
-        ],
-        name="digits_cnn",
-    )
-
-
 def _cmd_demo(args) -> int:
-    import keras
-    import numpy as np
+    from keras_introspect.demo import run_demo
 
-    from keras_introspect.datasets import digits
-    from keras_introspect.model import Introspector
-
-    say = (lambda *a: None) if args.quiet else (lambda *a: print(*a, file=sys.stderr))
-    x, y = digits()
-    rng = np.random.default_rng(0)
-    order = rng.permutation(len(x))
-    x, y = x[order], y[order]
-    n_train = 1400
-    keras.utils.set_random_seed(0)
-    model = build_demo_model()
-    model.compile(
-        keras.optimizers.Adam(3e-3),
-        "sparse_categorical_crossentropy",
-        metrics=["accuracy"],
-    )
-    epochs = 4 if args.fast else 15
-    say(f"Training a small CNN on scikit-learn's digits ({n_train} images, {epochs} epochs)...")
-    model.fit(x[:n_train], y[:n_train], epochs=epochs, batch_size=64, verbose=0)
-    _, accuracy = model.evaluate(x[n_train:], y[n_train:], verbose=0)
-    print(f"Held-out accuracy: {accuracy:.3f} on {len(x) - n_train} images\n")
-    intro = Introspector(model)
-    intro.summary()
-    conv = intro.select("conv")
-    acts = intro.activations(x[n_train:], conv, pooling="avg")
-    print("\nHow class-specific each conv layer is (nearest class-mean accuracy of")
-    print("its channel-averaged activations on the held-out images):")
-    for info in conv:
-        a = acts[info.path]
-        means = np.stack([a[y[n_train:] == c].mean(0) for c in range(10)])
-        guess = np.argmin(((a[:, None, :] - means[None]) ** 2).sum(-1), axis=1)
-        share = float((guess == y[n_train:]).mean())
-        print(f"  {info.path:<16} {share:.3f}  (receptive field {info.receptive_field.size})")
+    path = run_demo(args.out, fast=args.fast, verbose=0 if args.quiet else 1)
+    print(path)
     return 0
 
 
@@ -173,6 +119,137 @@ def _out_dir(args):
 
     os.makedirs(args.out, exist_ok=True)
     return args.out
+
+
+# Preprocessing put in front of a model whose inputs are raw pixels in [0, 255]:
+# name: (scale, offset, mean, std, bgr) applied as x * scale + offset, then
+# (x - mean) / std per channel, channels reversed first for "caffe".
+PREPROCESS = {
+    "none": None,
+    "unit": (1 / 255.0, 0.0, None, None, False),
+    "symmetric": (1 / 127.5, -1.0, None, None, False),
+    "torch": (1 / 255.0, 0.0, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225), False),
+    "caffe": (1.0, 0.0, (103.939, 116.779, 123.68), (1.0, 1.0, 1.0), True),
+}
+
+
+def with_preprocessing(model, kind):
+    """`model` behind the named preprocessing of raw [0, 255] pixels (`PREPROCESS`).
+
+    Built from introspectable layers (`Rescaling`, a fixed 1x1 convolution for
+    the channel order and mean of "caffe", `Normalization`), so maps are
+    computed with respect to the pixels as read. The model is nested
+    unchanged: its layers keep their names under `model.name/`.
+    """
+    import keras
+    import numpy as np
+
+    if PREPROCESS[kind] is None:
+        return model
+    scale, offset, mean, std, bgr = PREPROCESS[kind]
+    shape = tuple(model.inputs[0].shape[1:])
+    inputs = keras.Input(shape, name="pixels")
+    h = keras.layers.Rescaling(scale, offset, name=f"preprocess_{kind}")(inputs)
+    if mean is not None:
+        channels = shape[-1]
+        if channels != 3:
+            raise _UsageError(
+                f"--preprocess {kind} is for RGB models; this one has {channels} channels"
+            )
+        if bgr:
+            kernel = np.eye(3, dtype="float32")[::-1].reshape(1, 1, 3, 3)
+            flip = keras.layers.Conv2D(3, 1, name="preprocess_bgr", trainable=False)
+            h = flip(h)
+            flip.set_weights([kernel, np.zeros(3, "float32")])
+        variance = np.square(np.asarray(std, "float32"))
+        h = keras.layers.Normalization(
+            mean=np.asarray(mean, "float32"), variance=variance, name="preprocess_normalize"
+        )(h)
+    return keras.Model(inputs, model(h), name=model.name)
+
+
+def load_labels(path, names):
+    """Labels of the images `names` from a CSV file.
+
+    Two or more columns: ``file name, label`` per row (any order, a header
+    row allowed). One column: one label per image in name order (a header
+    allowed). Labels that are all integers become ints.
+    """
+    import csv
+    import os
+
+    import numpy as np
+
+    if not os.path.exists(path):
+        raise _UsageError(f"No labels file at {path!r}")
+    with open(path, newline="", encoding="utf-8") as handle:
+        rows = [row for row in csv.reader(handle) if row and any(v.strip() for v in row)]
+    if not rows:
+        raise _UsageError(f"No labels in {path!r}")
+    if len(rows[0]) >= 2:
+        known = set(names)
+        table = {row[0].strip(): row[1].strip() for row in rows if row[0].strip() in known}
+        missing = [name for name in names if name not in table]
+        if missing:
+            raise _UsageError(
+                f"{path!r} gives no label for {len(missing)} image(s), e.g. {missing[:3]}"
+            )
+        labels = [table[name] for name in names]
+    else:
+        values = [row[0].strip() for row in rows]
+        if len(values) == len(names) + 1:
+            values = values[1:]
+        if len(values) != len(names):
+            raise _UsageError(f"{path!r} holds {len(values)} labels for {len(names)} images")
+        labels = values
+    try:
+        return np.array([int(v) for v in labels])
+    except ValueError:
+        return np.array(labels)
+
+
+def _cmd_report(args) -> int:
+    from keras_introspect.probes._scan import introspector
+    from keras_introspect.report.auto import build_report, choose_layers
+
+    model, images, names = _model_and_images(args)
+    labels = (
+        load_labels(args.labels, names) if args.labels else _npz_labels(args.images, len(images))
+    )
+    inner = model
+    try:
+        model = with_preprocessing(model, args.preprocess)
+        layers = args.layers
+        if layers is None and model is not inner:
+            layers = [f"{inner.name}/{p}" for p in choose_layers(introspector(inner))]
+        report = build_report(
+            model,
+            images,
+            labels,
+            layers=layers,
+            sections=args.sections,
+            title=args.title,
+            value_range=(0.0, 255.0) if args.preprocess != "none" else None,
+            max_images=args.max_images,
+            verbose=0 if args.quiet else 1,
+        )
+    except (ValueError, TypeError) as err:
+        raise _UsageError(str(err)) from err
+    path = report.save(args.out)
+    print(path)
+    return 0
+
+
+def _npz_labels(path, n):
+    """The `y` array of a `.npz` image file, if it has one of the right length."""
+    import numpy as np
+
+    if not str(path).endswith(".npz"):
+        return None
+    with np.load(path) as loaded:
+        if "y" in loaded and len(loaded["y"]) == n:
+            return np.asarray(loaded["y"])
+    return None
 
 
 def _cmd_saliency(args) -> int:
@@ -269,10 +346,35 @@ def main(argv=None) -> int:
     layers.add_argument("model_file", help="a .keras or .h5 model file")
     layers.add_argument("--input-shape", help="sample shape, e.g. 32,32,3 (unbuilt models)")
     layers.set_defaults(run=_cmd_layers)
-    demo = sub.add_parser("demo", help="train a small CNN on embedded data and inspect it")
-    demo.add_argument("--fast", action="store_true", help="fewer training epochs")
+    demo = sub.add_parser(
+        "demo", help="render Die360, train the thesis' c2 network, write a report of it"
+    )
+    demo.add_argument("--out", default="keras_introspect_demo", help="output folder")
+    demo.add_argument("--fast", action="store_true", help="fewer images and epochs")
     demo.add_argument("--quiet", action="store_true", help="no progress messages")
     demo.set_defaults(run=_cmd_demo)
+
+    from keras_introspect.report.auto import SECTIONS
+
+    report = sub.add_parser("report", help="an HTML report of every section for your model")
+    report.add_argument("model_file", help="a .keras or .h5 model file")
+    report.add_argument("images", help="a folder of PNG/JPEG images, a .npy or a .npz file")
+    report.add_argument("--labels", help="CSV: file name,label rows, or one label per line")
+    report.add_argument("--layers", nargs="+", help="layers for the per-layer sections")
+    report.add_argument(
+        "--sections", nargs="+", choices=SECTIONS, help="sections to include (default: all)"
+    )
+    report.add_argument("--out", default="report.html", help="the HTML file to write")
+    report.add_argument(
+        "--preprocess",
+        choices=sorted(PREPROCESS),
+        default="none",
+        help="preprocessing of raw 0-255 pixels, when it is not inside the model",
+    )
+    report.add_argument("--title", help="report title")
+    report.add_argument("--max-images", type=int, default=500, help="images used at most")
+    report.add_argument("--quiet", action="store_true", help="no progress messages")
+    report.set_defaults(run=_cmd_report)
 
     from keras_introspect.attribution.maps import METHODS
 

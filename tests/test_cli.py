@@ -44,12 +44,6 @@ def test_unbuilt_model_file_needs_input_shape(tmp_path, capsys):
     assert main(["layers", str(path), "--input-shape", "5"]) == 0
 
 
-def test_demo_runs(capsys):
-    assert main(["demo", "--fast", "--quiet"]) == 0
-    out = capsys.readouterr().out
-    assert "Held-out accuracy" in out and "features/conv3" in out
-
-
 def _saved_rgb_model(tmp_path):
     """A nested model taking 16x16 RGB images, saved as .keras."""
     import numpy as np
@@ -135,3 +129,74 @@ def test_saliency_and_cluster_errors_exit_2(tmp_path, capsys):
         err = capsys.readouterr().err
         assert err.startswith("keras-introspect: error:") and message in err, err
         assert len(err.strip().splitlines()) == 1
+
+
+def test_report_on_a_nested_backbone_and_a_folder_of_pngs(built_models, tmp_path, capsys):
+    import re
+
+    import matplotlib.image
+    import numpy as np
+
+    model_path = tmp_path / "kaggle.keras"
+    built_models["nested"].save(model_path)
+    folder = tmp_path / "pngs"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    rows = ["file,label"]
+    for i in range(9):
+        matplotlib.image.imsave(folder / f"im{i}.png", rng.random((40, 36, 3)))
+        rows.append(f"im{i}.png,{'abc'[i % 3]}")
+    (tmp_path / "labels.csv").write_text("\n".join(rows) + "\n")
+    out = tmp_path / "report.html"
+    sections = ["summary", "saliency", "exemplars", "purity", "category-tree"]
+    argv = ["report", str(model_path), str(folder), "--labels", str(tmp_path / "labels.csv")]
+    assert main([*argv, "--sections", *sections, "--out", str(out), "--quiet"]) == 0
+    assert capsys.readouterr().out.strip() == str(out)
+    page = out.read_text()
+    titles = re.findall(r'<section id="[^"]+"><h2>([^<]+)</h2>', page)
+    assert titles[0] == "Model: kaggle" and "Layer-wise purity" in titles
+    # the chosen layers are inside the nested backbone
+    assert any(t.startswith("Exemplars of mobilenetv2_0.35_32/") for t in titles)
+    assert "labels=the given labels" in page
+    # the leaves of the category tree (its Newick string) are the CSV's labels
+    newick = re.search(r"<code>([^<]+)</code>", page).group(1)
+    assert sorted(re.findall(r"[(,]([a-z]+):", newick)) == ["a", "b", "c"]
+
+
+@pytest.mark.parametrize("mode", ["caffe", "torch", "symmetric"])
+def test_preprocess_matches_keras_applications(mode):
+    import numpy as np
+
+    from keras_introspect.cli import with_preprocessing
+
+    identity = keras.Sequential([keras.Input((4, 4, 3)), keras.layers.Identity()], name="id")
+    wrapped = with_preprocessing(identity, mode)
+    x = np.random.default_rng(0).uniform(0, 255, (2, 4, 4, 3)).astype("float32")
+    reference = keras.applications.imagenet_utils.preprocess_input(
+        x.copy(), mode={"symmetric": "tf"}.get(mode, mode)
+    )
+    np.testing.assert_allclose(wrapped.predict(x, verbose=0), reference, rtol=1e-5, atol=1e-3)
+    assert with_preprocessing(identity, "none") is identity
+
+
+def test_labels_csv_forms(tmp_path):
+    import numpy as np
+
+    from keras_introspect.cli import _UsageError, load_labels
+
+    names = ["a.png", "b.png", "c.png"]
+    two = tmp_path / "two.csv"
+    two.write_text("name,label\nc.png,2\na.png,0\nb.png,1\n")
+    np.testing.assert_array_equal(load_labels(str(two), names), [0, 1, 2])
+    one = tmp_path / "one.csv"
+    one.write_text("label\ncat\ndog\ncat\n")
+    assert load_labels(str(one), names).tolist() == ["cat", "dog", "cat"]
+    short = tmp_path / "short.csv"
+    short.write_text("a.png,0\n")
+    with pytest.raises(_UsageError, match=r"no label for 2 image\(s\)"):
+        load_labels(str(short), names)
+    with pytest.raises(_UsageError, match="holds 1 labels for 3 images"):
+        (tmp_path / "few.csv").write_text("x\n")
+        load_labels(str(tmp_path / "few.csv"), names)
+    with pytest.raises(_UsageError, match="No labels file"):
+        load_labels(str(tmp_path / "missing.csv"), names)

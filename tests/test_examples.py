@@ -28,3 +28,22 @@ def test_example_runs(name, tmp_path):
     assert out.stat().st_size > 10_000
     accuracy = float(result.stdout.split("test accuracy ")[1].split()[0])
     assert accuracy > 0.7  # the model was trained before being explained
+
+
+def test_die360_table_runs_in_fast_mode(tmp_path):
+    out = tmp_path / "table.md"
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLES / "05_die360_table.py"), "--fast", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = [line.split("|") for line in out.read_text().splitlines()[2:]]
+    assert [r[1].strip() for r in rows] == ["c1", "c2", "c3", "c4", "c9", "d5", "d10", "d20"]
+    for row in rows:  # our parameter counts are the thesis'
+        assert row[2].strip() == row[4].strip()
+        assert 0.0 <= float(row[3]) <= 1.0

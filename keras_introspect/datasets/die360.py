@@ -219,3 +219,70 @@ def die360(
     if return_angles:
         return x, y, np.asarray(kept, dtype=np.int64)
     return x, y
+
+
+# name: (pooling blocks, convolutions per block) of a CNN, or hidden units of an MLP
+DIE360_NETWORKS = {
+    "c1": (1, 1),
+    "c2": (2, 1),
+    "c3": (3, 1),
+    "c4": (4, 1),
+    "c9": (3, 3),
+    "d5": 5,
+    "d10": 10,
+    "d20": 20,
+}
+
+
+def die360_network(name="c2", size=32, filters=3):
+    """An untrained network of `004` §5.2 for Die360, by its thesis name.
+
+    ``c<k>`` networks alternate `k` convolutions (``filters`` 3x3 filters,
+    stride 1, same padding, ReLU) with 2x2 max pooling (stride 2); ``c9``
+    has three convolutions before each of its three poolings. A dense
+    softmax layer over the 6 classes follows. ``d<h>`` networks are
+    two-layer perceptrons with `h` sigmoid hidden units. With the default
+    3 filters the parameter counts are the thesis' (Table 5.1), e.g. c2:
+    1 272.
+
+    Layer names: ``conv1``, ``pool1``, ``conv2``, ... (``conv1_1``,
+    ``conv1_2``, ... for c9), ``flatten``, ``classes``; for MLPs
+    ``flatten``, ``hidden``, ``classes``.
+
+    Args:
+        name: one of `DIE360_NETWORKS`.
+        size: image side of the grey inputs.
+        filters: filters per convolution.
+
+    Returns:
+        An uncompiled `keras.Sequential` whose input is `(size, size, 1)` in
+        [0, 1] and whose output is the softmax over pip counts 1..6 (class
+        index = pips - 1).
+
+    Example:
+        >>> die360_network("c2").count_params()
+        1272
+        >>> die360_network("d20").count_params()
+        20626
+    """
+    import keras
+
+    check_one_of(name, "name", tuple(DIE360_NETWORKS))
+    size = check_positive_int(size, "size")
+    layers = [keras.Input((size, size, 1), name="image")]
+    shape = DIE360_NETWORKS[name]
+    if isinstance(shape, tuple):
+        blocks, per_block = shape
+        for b in range(1, blocks + 1):
+            for c in range(1, per_block + 1):
+                conv = f"conv{b}" if per_block == 1 else f"conv{b}_{c}"
+                layers.append(
+                    keras.layers.Conv2D(filters, 3, padding="same", activation="relu", name=conv)
+                )
+            layers.append(keras.layers.MaxPooling2D(2, name=f"pool{b}"))
+        layers.append(keras.layers.Flatten(name="flatten"))
+    else:
+        layers.append(keras.layers.Flatten(name="flatten"))
+        layers.append(keras.layers.Dense(shape, activation="sigmoid", name="hidden"))
+    layers.append(keras.layers.Dense(6, activation="softmax", name="classes"))
+    return keras.Sequential(layers, name=f"die360_{name}")

@@ -71,3 +71,37 @@ def digits_model(size: int = 16, epochs: int = 10, seed: int = 0):
     model.fit(x[:1500], y[:1500], epochs=epochs, batch_size=64, verbose=0)
     _, accuracy = model.evaluate(x[1500:], y[1500:], verbose=0)
     return model, x, y, float(accuracy)
+
+
+def nested_digits_cnn(n_classes: int = 10):
+    """An untrained Kaggle-style CNN for `digits()`: preprocessing, nested backbone, head.
+
+    `Rescaling(1/16)` (``rescale``), then a functional sub-model ``features``
+    (``conv1``, ``conv2``, ``pool1``, ``conv3``), global average pooling
+    (``gap``) and a softmax (``classes``): the shape of a
+    `keras.applications` backbone inside a head, small enough to train in
+    seconds.
+
+    Example:
+        >>> model = nested_digits_cnn()
+        >>> [layer.name for layer in model.layers]
+        ['rescale', 'features', 'gap', 'classes']
+    """
+    import keras
+
+    inputs = keras.Input((8, 8, 1), name="pixels")
+    h = keras.layers.Conv2D(16, 3, padding="same", activation="relu", name="conv1")(inputs)
+    h = keras.layers.Conv2D(32, 3, padding="same", activation="relu", name="conv2")(h)
+    h = keras.layers.MaxPooling2D(name="pool1")(h)
+    h = keras.layers.Conv2D(32, 3, padding="same", activation="relu", name="conv3")(h)
+    features = keras.Model(inputs, h, name="features")
+    return keras.Sequential(
+        [
+            keras.Input((8, 8, 1)),
+            keras.layers.Rescaling(1 / 16.0, name="rescale"),
+            features,
+            keras.layers.GlobalAveragePooling2D(name="gap"),
+            keras.layers.Dense(n_classes, activation="softmax", name="classes"),
+        ],
+        name="digits_cnn",
+    )

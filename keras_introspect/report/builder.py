@@ -234,6 +234,20 @@ class Report:
         section.blocks.append(_table(rows, ""))
         return self
 
+    def _explain(self, x, method, target, options=None):
+        """One `(n, H, W)` map per image of `x` from the attribution method `method`."""
+        from keras_introspect.attribution.maps import METHODS
+
+        if method not in METHODS:
+            raise ValueError(f"Unknown method {method!r}. Expected a name from {sorted(METHODS)}")
+        result = METHODS[method](self._introspector().model, target, **(options or {})).explain(x)
+        if result.ndim != 3:
+            raise ValueError(
+                f"A report draws one map per image; {method} gave shape {result.shape} "
+                "(use a target with one class or channel)"
+            )
+        return result
+
     def add_saliency(
         self,
         x,
@@ -255,82 +269,231 @@ class Report:
             value_range: of the images, for display; `None` uses each image's range.
             title: section title (default "Saliency").
         """
-        import matplotlib.pyplot as plt
-
-        from keras_introspect.attribution.maps import METHODS
-        from keras_introspect.plotting.overlay import overlay
+        from keras_introspect.plotting.grids import plot_saliency_grid
 
         options = dict(options or {})
-        unknown = [m for m in methods if m not in METHODS]
-        if unknown:
-            raise ValueError(f"Unknown method(s) {unknown}. Expected names from {sorted(METHODS)}")
-        model = self._introspector().model
         x = np.asarray(x)
-        maps = {}
-        for name in methods:
-            result = METHODS[name](model, target, **options.get(name, {})).explain(x)
-            if result.ndim != 3:
-                raise ValueError(
-                    f"add_saliency draws one map per image; {name} gave shape {result.shape} "
-                    "(use a target with one class or channel)"
-                )
-            maps[name] = result
-        fig, axes = plt.subplots(
-            len(x), len(methods) + 1, figsize=(2 * (len(methods) + 1), 2 * len(x)), squeeze=False
-        )
-        for i, image in enumerate(x):
-            shown = overlay(image, np.zeros(image.shape[:2]), value_range=value_range)
-            axes[i, 0].imshow(shown)
-            for j, name in enumerate(methods, start=1):
-                axes[i, j].imshow(overlay(image, maps[name][i], value_range=value_range))
-            if i == 0:
-                for ax, name in zip(axes[0], ("input", *methods), strict=True):
-                    ax.set_title(name, fontsize=9)
-        for ax in axes.ravel():
-            ax.axis("off")
+        maps = {name: self._explain(x, name, target, options.get(name)) for name in methods}
         params = {"target": target, "methods": ", ".join(methods), **options}
         section = self._section(title or "Saliency", params)
-        caption = "important areas (Gaussian smoothing + watershed) brightened, outlined in green"
+        fig = plot_saliency_grid(x, maps, value_range=value_range)
+        section.blocks.append(_img_block(figure_png(fig), _OVERLAY_CAPTION))
+        return self
+
+    def add_filter_saliency(
+        self,
+        x,
+        layer,
+        channels,
+        aggregates=("max", "sum"),
+        occlusion=None,
+        value_range=None,
+        title=None,
+    ):
+        """What parts of each image a filter responds to (`004` §3.2, Fig. 4.15).
+
+        For each channel, one row per image: gradient saliency of the
+        channel's feature map reduced by each aggregate (`targets.Channel`),
+        then occlusion of the same max-aggregated target. The blue box is the
+        receptive field of the channel's most active unit in that image.
+
+        Args:
+            x: a few images `(n, H, W, C)`.
+            layer: layer selector; channels: channel index or indices.
+            aggregates: reductions of the feature map for gradient saliency.
+            occlusion: keyword arguments of `Occlusion` (`window`, `stride`,
+                ...); `False` leaves the occlusion column out.
+            value_range: of the images, for display.
+        """
+        from keras_introspect.plotting.grids import plot_saliency_grid
+        from keras_introspect.targets import Channel
+
+        intro = self._introspector()
+        info = intro.layer(layer)
+        x = np.asarray(x)
+        channels = [channels] if isinstance(channels, (int, np.integer)) else list(channels)
+        occlusion = {} if occlusion is None else occlusion
+        activations = np.asarray(intro.activations(x, info.path)[info.path])
+        section = self._section(
+            title or f"Filter saliency at {info.path}",
+            {"aggregates": ", ".join(aggregates), "occlusion": occlusion, "channels": channels},
+        )
+        for channel in channels:
+            maps = {
+                f"gradient, {a}": self._explain(x, "saliency", Channel(info.path, channel, a))
+                for a in aggregates
+            }
+            if occlusion is not False:
+                target = Channel(info.path, channel, "max")
+                maps["occlusion"] = self._explain(x, "occlusion", target, occlusion)
+            boxes = _strongest_fields(info, activations[..., channel], x.shape[1:3])
+            fig = plot_saliency_grid(x, maps, value_range=value_range, receptive_fields=boxes)
+            section.blocks.append(
+                _img_block(figure_png(fig), f"filter {channel}: {_OVERLAY_CAPTION}")
+            )
+        return self
+
+    def add_occlusion(self, x, target, window=4, stride=None, baseline=0.0, value_range=None):
+        """Occlusion sensitivity (`004` §3.2.2): the overlay and the raw map of each image.
+
+        Args:
+            x: a few images; target: what to explain (class index or target).
+            window, stride, baseline: of `Occlusion`.
+            value_range: of the images, for display.
+        """
+        import matplotlib.pyplot as plt
+
+        from keras_introspect.plotting.overlay import overlay
+
+        x = np.asarray(x)
+        options = {"window": window, "stride": stride, "baseline": baseline}
+        maps = self._explain(x, "occlusion", target, options)
+        fig, axes = plt.subplots(2, len(x), figsize=(2 * len(x), 4), squeeze=False)
+        limit = float(np.abs(maps).max()) or 1.0
+        for j, (image, value) in enumerate(zip(x, maps, strict=True)):
+            axes[0, j].imshow(overlay(image, value, value_range=value_range))
+            shown = axes[1, j].imshow(value, cmap="RdBu_r", vmin=-limit, vmax=limit)
+            for ax in axes[:, j]:
+                ax.axis("off")
+        fig.colorbar(shown, ax=axes[1].tolist(), shrink=0.8, label="score drop")
+        section = self._section("Occlusion", {"target": target, **options})
+        caption = "top: important areas; bottom: drop of the target when a window is occluded"
         section.blocks.append(_img_block(figure_png(fig), caption))
         return self
 
-    def add_exemplars(self, x, layer, channels, k=4, title=None):
-        """The `k` most activating receptive-field crops of each channel (`top_activating`)."""
-        import matplotlib.pyplot as plt
+    def add_feature_visualization(
+        self, layer, channels="all", x=None, n=1, value_range=None, title=None, **options
+    ):
+        """Activation maximization of filters (`003` §2.1, `004` §3.3), with objective curves.
 
-        from keras_introspect.plotting.overlay import to_unit
-        from keras_introspect.probes.top_activating import top_activating
+        Runs `ActivationMaximization(...).generate_for_channels(layer,
+        channels, n, x=x)`, all channels in one batched optimisation.
+
+        Args:
+            layer: layer selector; channels: ``"all"`` or indices.
+            x: dataset images (for ``init="max"``/``"mean"`` and to compare
+                with the best dataset activation).
+            n: images per channel.
+            value_range: the model's input range (bounds the pixels and the display).
+            **options: `ActivationMaximization` keyword arguments (`steps`,
+                `receptive_field`, `init`, `regularizers`, ...).
+        """
+        from keras_introspect.optimize.activation_maximization import ActivationMaximization
+        from keras_introspect.plotting.grids import plot_feature_visualization
+        from keras_introspect.targets import Channel
+
+        intro = self._introspector()
+        path = intro.layer(layer).path
+        am = ActivationMaximization(
+            intro.model, Channel(path, 0), value_range=value_range, **options
+        )
+        result = am.generate_for_channels(path, channels, n=n, x=x)
+        section = self._section(
+            title or f"Feature visualization at {path}",
+            {"channels": channels, "n": n, **options},
+        )
+        fig = plot_feature_visualization(result, value_range=value_range)
+        caption = "optimised inputs (final objective above) and the objective per step"
+        if result.best_dataset_activation is not None:
+            best = ", ".join(f"{v:.3g}" for v in np.atleast_1d(result.best_dataset_activation))
+            caption += f"; best dataset activation per filter: {best}"
+        section.blocks.append(_img_block(figure_png(fig), caption))
+        return self
+
+    def add_exemplars(self, x, layer, channels, k=4, value_range=None, title=None):
+        """The `k` most activating receptive-field crops of each channel (`top_activating_all`)."""
+        from keras_introspect.plotting.grids import plot_exemplars
+        from keras_introspect.probes.top_activating import top_activating_all
 
         model = self._introspector().model
         channels = [channels] if isinstance(channels, (int, np.integer)) else list(channels)
-        fig, axes = plt.subplots(len(channels), k, figsize=(1.6 * k, 1.6 * len(channels)))
-        axes = np.asarray(axes).reshape(len(channels), k)
-        for row, channel in zip(axes, channels, strict=True):
-            found = top_activating(model, layer, channel, x, k=k)
-            for j, ax in enumerate(row):
-                ax.axis("off")
-                if found.crops is not None and j < len(found.crops):
-                    crop = found.crops[j]
-                    ax.imshow(crop[..., 0] if crop.shape[-1] == 1 else to_unit(crop), cmap="gray")
-                    ax.set_title(f"{found.values[j]:.2g}", fontsize=8)
-            row[0].text(
-                -0.1,
-                0.5,
-                f"filter {channel}",
-                transform=row[0].transAxes,
-                ha="right",
-                va="center",
-                fontsize=8,
-            )
+        found = top_activating_all(model, layer, x, k=k, channels=channels, crops=True)
         section = self._section(title or f"Exemplars of {layer}", {"k": k, "channels": channels})
+        fig = plot_exemplars(found, x=x, value_range=value_range)
+        section.blocks.append(_img_block(figure_png(fig), _EXEMPLAR_CAPTION))
+        return self
+
+    def add_histograms(self, x, layer, channels, aggregate="max", bins=30, title=None):
+        """Distribution of each filter's activation over `x` (`003` Fig. 5)."""
+        from keras_introspect.plotting.grids import plot_histograms
+        from keras_introspect.probes.histogram import activation_histogram
+
+        model = self._introspector().model
+        channels = [channels] if isinstance(channels, (int, np.integer)) else list(channels)
+        found = [
+            activation_histogram(model, layer, c, x, bins=bins, aggregate=aggregate)
+            for c in channels
+        ]
+        section = self._section(
+            title or f"Activation histograms of {found[0].layer}",
+            {"aggregate": aggregate, "bins": bins, "images": len(found[0].values)},
+        )
+        caption = f"per image, the {aggregate} of the filter's map; share of images above 0"
+        section.blocks.append(_img_block(figure_png(plot_histograms(found)), caption))
+        return self
+
+    def add_image_clustering(self, x, y, layer, title=None, **params):
+        """Clusters of whole images at a layer (`ImageClusterer`) and the labels each holds."""
+        import matplotlib.pyplot as plt
+
+        from keras_introspect.cluster.image import ImageClusterer
+        from keras_introspect.plotting.grids import plot_composition
+
+        clusterer = ImageClusterer(self._introspector().model, layer, **params).fit(x)
+        composition = clusterer.composition(y)
+        section = self._section(
+            title or f"Image clusters at {clusterer.layer_path_}",
+            {"clusters": clusterer.n_clusters_, **params},
+        )
+        ax = plot_composition(composition)
+        section.blocks.append(_img_block(figure_png(ax.figure), "labels in each cluster"))
+        plt.close(ax.figure)
+        section.blocks.append(_table(composition.table, ""))
+        return self
+
+    def add_random_twin(self, x, target, methods=("saliency", "gradcam"), options=None, seed=0):
+        """The same maps on the model and on its randomly initialised twin (`004` §4.3).
+
+        A map that looks alike on a network that learned nothing shows the
+        image, not the model. Besides the pictures, the Spearman rank
+        correlation of each image's two maps puts a number on it.
+
+        Args:
+            x: a few images; target: what to explain.
+            methods: attribution method names; options: per method, keyword arguments.
+            seed: of the twin's initialisation (`probes.randomized_twin`).
+        """
+        from scipy.stats import spearmanr
+
+        from keras_introspect.plotting.grids import plot_saliency_grid
+        from keras_introspect.probes.randomized_twin import randomized_twin
+
+        options = dict(options or {})
+        x = np.asarray(x)
+        twin_report = Report(randomized_twin(self._introspector().model, seed=seed))
+        maps, rows = {}, []
+        for name in methods:
+            trained = self._explain(x, name, target, options.get(name))
+            twin = twin_report._explain(x, name, target, options.get(name))
+            maps[f"{name}, trained"], maps[f"{name}, random twin"] = trained, twin
+            for i, (a, b) in enumerate(zip(trained, twin, strict=True)):
+                same = np.ptp(a) == 0 or np.ptp(b) == 0
+                rho = float("nan") if same else float(spearmanr(a.ravel(), b.ravel())[0])
+                rows.append({"method": name, "image": i, "Spearman": rho})
+        section = self._section(
+            "Comparison with a random twin", {"target": target, "seed": seed, **options}
+        )
+        fig = plot_saliency_grid(x, maps)
+        section.blocks.append(_img_block(figure_png(fig), _OVERLAY_CAPTION))
         section.blocks.append(
-            _img_block(figure_png(fig), "top receptive-field crops, activation above")
+            _table(rows, "rank correlation of the trained and the random twin's map")
         )
         return self
 
     def add_prediction_tree(self, x=None, layer=None, tree=None, max_nodes=40, title=None):
         """The filter-wise prediction tree of one category (Algorithm 2) as a table of nodes."""
         from keras_introspect.cluster.trees import PredictionTree
+        from keras_introspect.plotting.grids import plot_prediction_tree
 
         if tree is None:
             if x is None or layer is None:
@@ -352,6 +515,8 @@ class Report:
         section = self._section(
             title or f"Prediction tree at {tree.layer_path_}", {"images": len(tree.root_.images)}
         )
+        ax = plot_prediction_tree(tree)
+        section.blocks.append(_img_block(figure_png(ax.figure), ""))
         caption = f"super nodes, root first (at most {max_nodes} shown)"
         section.blocks.append(_table(rows[:max_nodes], caption))
         return self
@@ -392,6 +557,30 @@ class Report:
         with open(path, "w", encoding="utf-8") as out:
             out.write(self.to_html())
         return path
+
+
+_OVERLAY_CAPTION = (
+    "important areas (Gaussian smoothing + watershed) brightened and outlined in green; "
+    "blue: receptive field"
+)
+_EXEMPLAR_CAPTION = "top activating receptive-field crops (whole images for dense layers)"
+
+
+def _strongest_fields(info, maps, image_size):
+    """Per image, the receptive field of the strongest unit of `maps` `(n, *spatial)`."""
+    field = info.receptive_field
+    if field is None or maps.ndim < 2:
+        return None
+    boxes = []
+    for value in maps:
+        position = np.unravel_index(int(np.argmax(value)), value.shape)
+        boxes.append(
+            tuple(
+                (max(a, 0), min(b, n))
+                for (a, b), n in zip(field.bounds(position), image_size, strict=True)
+            )
+        )
+    return boxes
 
 
 def _img_block(png: bytes, caption) -> str:

@@ -78,12 +78,11 @@ def test_clone_shares_the_model_and_pickle_round_trips(built_models):
 
 
 def test_in_a_pipeline_on_digits():
-    from keras_introspect.cli import build_demo_model
-    from keras_introspect.datasets import digits
+    from keras_introspect.datasets import digits, nested_digits_cnn
 
     x, y = digits()
     keras.utils.set_random_seed(0)  # an untrained model: its features depend on the seed
-    model = build_demo_model()
+    model = nested_digits_cnn()
     pipe = make_pipeline(
         ki.LayerActivations(model, layer="pool1", pooling="max"),
         LogisticRegression(max_iter=2000),

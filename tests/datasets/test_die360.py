@@ -1,5 +1,6 @@
 """The Die360 renderer (`004` §5.1) and the bundled sample images."""
 
+import keras
 import numpy as np
 import pytest
 import skimage.measure
@@ -92,3 +93,37 @@ def test_sample_images_ship_with_scikit_image():
     np.testing.assert_array_equal(images["camera"][..., 0], images["camera"][..., 2])
     with pytest.raises(ValueError, match="Unknown sample image"):
         sample_images(["lena"])
+
+
+# Table 5.1 of the thesis: number of parameters of each network
+TABLE_5_1_PARAMS = {
+    "c1": 4644,
+    "c2": 1272,
+    "c3": 492,
+    "c4": 360,
+    "c9": 996,
+    "d5": 5161,
+    "d10": 10316,
+    "d20": 20626,
+}
+
+
+@pytest.mark.parametrize(("name", "params"), sorted(TABLE_5_1_PARAMS.items()))
+def test_networks_have_the_thesis_parameter_counts(name, params):
+    from keras_introspect.datasets import die360_network
+
+    model = die360_network(name)
+    assert model.count_params() == params
+    assert model.output_shape == (None, 6)
+    convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+    assert all(c.filters == 3 and c.kernel_size == (3, 3) and c.padding == "same" for c in convs)
+    pools = [layer for layer in model.layers if isinstance(layer, keras.layers.MaxPooling2D)]
+    blocks = 3 if name == "c9" else int(name[1:]) if name[0] == "c" else 0
+    assert len(pools) == blocks and len(convs) == (9 if name == "c9" else blocks)
+
+
+def test_unknown_network_name():
+    from keras_introspect.datasets import die360_network
+
+    with pytest.raises(ValueError, match="c7"):
+        die360_network("c7")

@@ -120,7 +120,7 @@ def test_saliency_exemplar_and_prediction_tree_sections():
     tree = ki.PredictionTree(model, "pool").fit(x[:5])
     report.add_prediction_tree(tree=tree)
     page = report.to_html()
-    assert len(_images(page)) == 2
+    assert len(_images(page)) == 3  # saliency grid, exemplar grid, tree drawing
     assert "methods=saliency, gradcam, occlusion" in page and "window" in page
     # one row per super node of the tree
     super_nodes = [n for n in tree.root_.walk() if n.children and n.id != -1]
@@ -129,3 +129,76 @@ def test_saliency_exemplar_and_prediction_tree_sections():
         assert f"<td>{node.critical_filter}</td>" in page
     with pytest.raises(ValueError, match="Unknown method"):
         report.add_saliency(x[:1], 0, methods=("lime",))
+
+
+def test_filter_saliency_marks_the_strongest_unit_field():
+    from keras_introspect.report.builder import _strongest_fields
+
+    model = _small_model()
+    intro = ki.Introspector(model)
+    x = np.zeros((2, 8, 8, 3), "float32")
+    x[:, 5, 5, 2] = 0.5  # channel 2: one bright pixel
+    x[0, 2:4, 4:6, 1] = 1.0  # pool unit (1, 2) of channel 1 is the strongest in image 0
+    x[1, 6:8, 0:2, 1] = 1.0  # and unit (3, 0) in image 1
+    maps = intro.activations(x, "pool")["pool"][..., 1]
+    boxes = _strongest_fields(intro.layer("pool"), maps, (8, 8))
+    assert boxes == [((2, 4), (4, 6)), ((6, 8), (0, 2))]
+    report = ki.Report(model, "filters").add_filter_saliency(
+        x, "pool", [1, 2], occlusion={"window": 2}
+    )
+    section = report.sections[0]
+    assert section.title == "Filter saliency at pool"
+    assert len(section.blocks) == 2  # one figure per channel
+    assert "aggregates=max, sum" in report.to_html()
+
+
+def test_occlusion_histograms_and_image_clusters_sections():
+    model = _small_model()
+    rng = np.random.default_rng(2)
+    x = rng.random((12, 8, 8, 3)).astype("float32")
+    y = np.repeat(["a", "b", "c"], 4)
+    report = ki.Report(model, "more")
+    report.add_occlusion(x[:2], 0, window=4)
+    report.add_histograms(x, "pool", [0, 1])
+    report.add_image_clustering(x, y, "flat", method="kmeans", n_clusters=3, random_state=0)
+    page = report.to_html()
+    titles = [s.title for s in report.sections]
+    assert titles == ["Occlusion", "Activation histograms of pool", "Image clusters at flat"]
+    assert len(_images(page)) == 3
+    composition = (
+        ki.ImageClusterer(model, "flat", method="kmeans", n_clusters=3, random_state=0)
+        .fit(x)
+        .composition(y)
+    )
+    for row in composition.table:  # the report's table is the composition
+        assert f"<td>{row['size']}</td>" in page
+    assert "images=12" in page
+
+
+def test_feature_visualization_section(monkeypatch):
+    monkeypatch.setenv("KI_MAX_STEPS", "5")
+    model = _small_model()
+    x = np.random.default_rng(3).random((6, 8, 8, 3)).astype("float32")
+    report = ki.Report(model, "am").add_feature_visualization(
+        "pool", [0, 2], x=x, value_range=(0.0, 1.0), steps=5
+    )
+    page = report.to_html()
+    assert report.sections[0].title == "Feature visualization at pool"
+    assert "best dataset activation per filter" in page and "channels=[0, 2]" in page
+    assert len(_images(page)) == 1
+
+
+def test_random_twin_section_reports_the_rank_correlation():
+    from scipy.stats import spearmanr
+
+    model = _small_model()
+    x = np.random.default_rng(4).random((2, 8, 8, 3)).astype("float32")
+    report = ki.Report(model, "twin").add_random_twin(x, 1, methods=("saliency",), seed=3)
+    twin = ki.probes.randomized_twin(model, seed=3)
+    a = ki.Saliency(model, 1).explain(x)
+    b = ki.Saliency(twin, 1).explain(x)
+    page = report.to_html()
+    for i in range(2):
+        rho = spearmanr(a[i].ravel(), b[i].ravel())[0]
+        assert f"<td>{rho:.3f}</td>" in page
+    assert "seed=3" in page

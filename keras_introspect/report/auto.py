@@ -1,0 +1,310 @@
+"""`build_report`: every section of a `Report` for a model and a set of images, chosen for you.
+
+This is what `keras-introspect report` and `keras-introspect demo` run. Layer
+choices, windows and sample sizes follow from the model and the images, so
+the same call works for a 32x32 toy network and a `keras.applications`
+backbone nested in a head; each can be overridden.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+import warnings
+
+import numpy as np
+
+# Section names in report order; `needs_labels` ones use the model's predicted
+# classes when no labels are given.
+SECTIONS = (
+    "summary",
+    "saliency",
+    "occlusion",
+    "filters",
+    "features",
+    "exemplars",
+    "histograms",
+    "clustering",
+    "purity",
+    "image-clusters",
+    "category-tree",
+    "prediction-tree",
+    "twin",
+)
+
+
+class Progress:
+    """Numbered progress lines on stderr, with the seconds each step took."""
+
+    def __init__(self, total, verbose=1, stream=None):
+        self.total, self.verbose, self.done = total, verbose, 0
+        self.stream = stream or sys.stderr
+        self.last = time.perf_counter()
+
+    def __call__(self, text):
+        now = time.perf_counter()
+        self.done += 1
+        if self.verbose:
+            print(
+                f"[{self.done:>2}/{self.total}] {text} ({now - self.last:.1f} s)",
+                file=self.stream,
+                flush=True,
+            )
+        self.last = now
+
+
+def _spread(items, k):
+    """Up to `k` items evenly spread over `items`: the last of each of `k` equal parts."""
+    items = list(items)
+    if len(items) <= k:
+        return items
+    return [items[round((i + 1) * len(items) / k) - 1] for i in range(k)]
+
+
+def _spatial(info) -> bool:
+    shape = info.output_shape
+    return isinstance(shape, tuple) and len(shape) == 4 and info.receptive_field is not None
+
+
+def choose_layers(intro, k=2):
+    """Up to `k` spatial layers to inspect: pooling layers if there are enough, else convolutions.
+
+    Global pooling and layers without a defined receptive field are left
+    out; the last such layer is always among them.
+    """
+    from keras_introspect.exceptions import LayerNotFoundError
+    from keras_introspect.model.selectors import select
+
+    analysed = intro.layers  # with output shapes and receptive fields
+    for group in ("pool", "conv"):
+        try:
+            found = [info for info in select(group, analysed) if _spatial(info)]
+        except LayerNotFoundError:  # no layer of the group
+            found = []
+        if len(found) >= min(k, 2) or (group == "conv" and found):
+            return [info.path for info in _spread(found, k)]
+    raise ValueError(
+        "The model has no convolution or pooling layer with spatial output to inspect; "
+        "pass `layers=`"
+    )
+
+
+def _top_channels(intro, x, paths, k):
+    """Per layer, the `k` channels with the largest mean activation over `x`.
+
+    Channels that are 0 on every image (dead filters: nothing to explain)
+    are passed over unless the layer has no other.
+    """
+    means = intro.activations(x, paths, pooling="avg")
+    chosen = {}
+    for path in paths:
+        mean = means[path].mean(0)
+        order = [int(c) for c in np.argsort(-mean, kind="stable")]
+        alive = [c for c in order if mean[c] != 0]
+        chosen[path] = (alive or order)[:k]
+    return chosen
+
+
+def _check_sections(sections):
+    sections = list(SECTIONS if sections in (None, "all") else sections)
+    unknown = [s for s in sections if s not in SECTIONS]
+    if unknown:
+        raise ValueError(f"Unknown section(s) {unknown}. Expected names from {list(SECTIONS)}")
+    return sections
+
+
+def build_report(
+    model,
+    x,
+    y=None,
+    *,
+    layers=None,
+    sections=None,
+    title=None,
+    value_range=None,
+    n_show=4,
+    n_channels=3,
+    max_images=500,
+    am_steps=128,
+    report=None,
+    verbose=1,
+):
+    """A `Report` with every section (or the chosen ones) for `model` on the images `x`.
+
+    Args:
+        model: a Keras classifier with one image input.
+        x: images `(n, H, W, C)` as the model takes them.
+        y: labels of `x` (any values); `None` uses the model's predicted
+            classes for the sections that group images by label (say so in
+            the report).
+        layers: layers for the per-layer sections; `None` picks two
+            (`choose_layers`).
+        sections: names from `SECTIONS`, or `None`/"all".
+        title: of the report.
+        value_range: of the images, for display and to bound activation
+            maximization; `None` uses the range of `x`.
+        n_show: images shown in the saliency, occlusion and twin sections.
+        n_channels: channels per layer (those with the largest mean activation).
+        max_images: at most this many images of `x` are used (the first ones).
+        am_steps: activation maximization steps (capped by ``KI_MAX_STEPS``).
+        report: a `Report` to add to (default: a new one).
+        verbose: 1 prints a numbered line per section on stderr.
+
+    Returns:
+        The `Report` (call `.save(path)`).
+
+    Example:
+        >>> build_report(model, x, y).save("report.html")  # doctest: +SKIP
+    """
+    from keras_introspect.probes._scan import introspector
+    from keras_introspect.report.builder import Report
+
+    sections = _check_sections(sections)
+    x = np.asarray(x, np.float32)[:max_images]
+    if x.ndim != 4 or len(x) < 2:
+        raise ValueError(f"Expected at least 2 images (n, H, W, C). Received: shape {x.shape}")
+    intro = introspector(model)
+    value_range = value_range or (float(x.min()), float(x.max()))
+    predicted = np.asarray(model.predict(x, batch_size=32, verbose=0)).argmax(-1)
+    labels_from = "the given labels"
+    if y is None:
+        y, labels_from = predicted, "the model's predicted classes (no labels given)"
+    y = np.asarray(y)[: len(x)]
+    if len(y) != len(x):
+        raise ValueError(f"Expected one label per image ({len(x)}). Received: {len(y)} labels")
+    paths = [intro.layer(layer).path for layer in layers] if layers else choose_layers(intro)
+    if verbose:
+        print(f"layers: {', '.join(paths)}; labels: {labels_from}", file=sys.stderr)
+    channels = _top_channels(intro, x, paths, n_channels)
+    report = report or Report(model, title=title or f"keras_introspect report: {model.name}")
+    shown = x[_one_per_label(y, n_show)]
+    targets = _class_target(predicted[_one_per_label(y, n_show)])
+    height = x.shape[1]
+    window = max(2, height // 6)
+    occlusion = {"window": window, "stride": max(1, window // 2)}
+    per_layer = sum(s in sections for s in ("filters", "features"))
+    step = Progress(len(sections) + per_layer * (len(paths) - 1), verbose)
+
+    for name in sections:
+        if name == "summary":
+            report.add_model_summary()
+            step("model summary")
+        elif name == "saliency":
+            report.add_saliency(
+                shown,
+                targets,
+                options={"occlusion": occlusion},
+                value_range=value_range,
+                title="Class saliency of the predicted class",
+            )
+            step("class saliency, Grad-CAM and occlusion")
+        elif name == "occlusion":
+            report.add_occlusion(shown, targets, value_range=value_range, **occlusion)
+            step("occlusion")
+        elif name == "filters":
+            for path in paths:
+                report.add_filter_saliency(
+                    shown[:3], path, channels[path], occlusion=occlusion, value_range=value_range
+                )
+                step(f"filter saliency (max / sum aggregation) vs occlusion at {path}")
+        elif name == "features":
+            for path in paths:
+                field = intro.layer(path).receptive_field
+                report.add_feature_visualization(
+                    path,
+                    channels[path],
+                    x=x,
+                    n=2,
+                    value_range=value_range,
+                    receptive_field=all(
+                        f <= n for f, n in zip(field.size, x.shape[1:3], strict=True)
+                    ),
+                    init="max",
+                    steps=am_steps,
+                )
+                step(f"activation maximization of receptive fields at {path}")
+        elif name == "exemplars":
+            for path in paths:
+                report.add_exemplars(x, path, channels[path], k=6, value_range=value_range)
+            step("top activating images")
+        elif name == "histograms":
+            report.add_histograms(x, paths[-1], channels[paths[-1]])
+            step("activation histograms")
+        elif name == "clustering":
+            with warnings.catch_warnings():
+                # the table shows which fits converged
+                warnings.filterwarnings("ignore", message=".*before its convergence test passed")
+                report.add_clustering(
+                    x[:100], paths, image_index=0, sample_size=50_000, random_state=0
+                )
+            step("pixel DPGMM label maps")
+        elif name == "purity":
+            report.add_layerwise_purity(
+                x, y, layers=_purity_layers(intro), method="kmeans", random_state=0
+            )
+            report.sections[-1].params["labels"] = labels_from
+            step("layer-wise purity")
+        elif name == "image-clusters":
+            report.add_image_clustering(
+                x,
+                y,
+                _penultimate(intro),
+                method="kmeans",
+                n_clusters=len(np.unique(y)),
+                pooling="avg",
+                random_state=0,
+            )
+            report.sections[-1].params["labels"] = labels_from
+            step("image clusters")
+        elif name == "category-tree":
+            if len(np.unique(y)) < 3:
+                report.add_text("Category tree", "Needs at least 3 categories among the labels.")
+            else:
+                report.add_category_tree(x, y, _penultimate(intro), pooling="avg")
+                report.sections[-1].params["labels"] = labels_from
+            step("category tree")
+        elif name == "prediction-tree":
+            values, counts = np.unique(y, return_counts=True)
+            label = values[counts.argmax()]
+            report.add_prediction_tree(
+                x[y == label][:16],
+                paths[-1],
+                title=f"Prediction tree of label {label} at {paths[-1]}",
+            )
+            step("prediction tree")
+        elif name == "twin":
+            report.add_random_twin(shown, targets)
+            step("comparison with a randomly initialised twin")
+    return report
+
+
+def _one_per_label(y, k):
+    """Indices of up to `k` images with different labels (first of each), then the next ones."""
+    firsts = [int(np.flatnonzero(y == label)[0]) for label in np.unique(y)][:k]
+    rest = [i for i in range(len(y)) if i not in firsts]
+    return np.array((firsts + rest)[:k])
+
+
+def _class_target(classes):
+    from keras_introspect.targets import Class
+
+    return Class(np.asarray(classes).astype(int))
+
+
+def _penultimate(intro):
+    """The last leaf layer before the output layer (the features the classifier reads)."""
+    leaves = intro.select("all")
+    return leaves[-2].path if len(leaves) > 1 else leaves[-1].path
+
+
+def _purity_layers(intro, k=10):
+    """Up to `k` convolution, pooling and dense layers, evenly spread, the output included."""
+    from keras_introspect.exceptions import LayerNotFoundError
+
+    kept = set()
+    for group in ("conv", "pool", "dense"):
+        try:
+            kept.update(info.path for info in intro.select(group))
+        except LayerNotFoundError:  # no layer of the group
+            continue
+    return [i.path for i in _spread([i for i in intro.select("all") if i.path in kept], k)]

@@ -1,0 +1,112 @@
+"""The demo: Die360, the c2 network, and a report with every section that a browser renders."""
+
+import contextlib
+import io
+import os
+import re
+import shutil
+import subprocess
+
+import keras
+import numpy as np
+import pytest
+
+from keras_introspect.cli import main
+
+BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+
+# After the page has loaded, count the images and those the browser could not decode.
+PROBE = (
+    '<script>window.addEventListener("load", function () {'
+    "var images = document.images, broken = 0;"
+    "for (var i = 0; i < images.length; i++) {"
+    "if (!(images[i].complete && images[i].naturalWidth > 0)) broken++; }"
+    'document.body.setAttribute("data-images", images.length);'
+    'document.body.setAttribute("data-broken", broken); });</script>'
+)
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo")
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        code = main(["demo", "--fast", "--quiet", "--out", str(out)])
+    return code, printed.getvalue().strip(), out
+
+
+def _titles(page):
+    return re.findall(r'<section id="[^"]+"><h2>([^<]+)</h2>', page)
+
+
+def test_demo_writes_a_report_with_every_section(demo):
+    code, printed, out = demo
+    assert code == 0
+    assert printed == os.path.join(str(out), "report.html")
+    page = open(printed, encoding="utf-8").read()
+    images = re.findall(r'<img alt="[^"]*" src="data:image/png;base64,', page)
+    assert len(images) >= 8
+    titles = _titles(page)
+    for expected in (
+        "Class saliency of the predicted class",
+        "Filter saliency at pool1",
+        "Filter saliency at pool2",
+        "Feature visualization at pool1",
+        "Feature visualization at pool2",
+        "Exemplars of pool1",
+        "Exemplars of pool2",
+        "Pixel clustering",
+        "Layer-wise purity",
+        "Category tree at flatten",
+        "Comparison with a random twin",
+    ):
+        assert expected in titles, expected
+    assert any(t.startswith("Prediction tree of label") for t in titles)
+    # nothing is fetched from elsewhere
+    assert not re.search(r'(src|href)="(https?:)?//', page)
+
+
+def test_demo_model_is_saved_and_is_the_c2_network(demo):
+    _, _, out = demo
+    model = keras.saving.load_model(out / "die360_c2.keras")
+    assert model.count_params() == 1272
+    from keras_introspect.datasets import die360
+
+    x, pips = die360(n=60, seed=5)
+    accuracy = float(np.mean(model.predict(x, verbose=0).argmax(-1) == pips - 1))
+    assert accuracy > 1 / 3  # better than always answering the most common count
+
+
+def _browser():
+    return next((path for path in map(shutil.which, BROWSERS) if path), None)
+
+
+def test_report_renders_every_image_in_headless_chromium(demo, tmp_path):
+    browser = _browser()
+    if browser is None:
+        if os.environ.get("KI_REQUIRE_BROWSER") == "1":
+            pytest.fail("KI_REQUIRE_BROWSER=1 but no Chromium was found")
+        pytest.skip("no Chromium installed (.ci/run installs Debian's chromium)")
+    _, printed, _ = demo
+    page = open(printed, encoding="utf-8").read()
+    expected = len(re.findall(r"<img ", page))
+    probed = tmp_path / "probed.html"
+    probed.write_text(page.replace("</body>", PROBE + "</body>"), encoding="utf-8")
+    command = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom"]
+    dom = subprocess.run(
+        [*command, "--virtual-time-budget=10000", probed.as_uri()],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
+    body = re.search(r'<body data-images="(\d+)" data-broken="(\d+)"', dom)
+    assert body is not None, dom[-500:]
+    assert (int(body.group(1)), int(body.group(2))) == (expected, 0)
+    # the probe itself catches an image the browser cannot decode
+    broken = tmp_path / "broken.html"
+    broken.write_text(probed.read_text().replace("base64,iVBOR", "base64,XXXX", 1))
+    dom = subprocess.run(
+        [*command, broken.as_uri()], capture_output=True, text=True, timeout=120, check=True
+    ).stdout
+    assert 'data-broken="1"' in dom
