@@ -3,9 +3,9 @@
 Run: python docs/gen_api.py            (rewrites docs/api.md)
      python docs/gen_api.py --check    (exit 1 if docs/api.md is out of date)
 
-The public names are `keras_introspect.__all__` and the `__all__` of the
-public sub-packages listed in `MODULES`; each entry gives the signature and
-the docstring as written.
+The public names are `keras_introspect.__all__` and those of the modules
+listed in `MODULES` (their `__all__`, or the classes and functions they
+define); each entry gives the signature and the docstring as written.
 """
 
 from __future__ import annotations
@@ -70,6 +70,20 @@ def _section(title, module, names) -> list:
     return lines
 
 
+def _public(module) -> list:
+    """`__all__`, or the classes and functions the module defines without a leading _."""
+    names = getattr(module, "__all__", None)
+    if names is None:
+        names = [
+            name
+            for name, obj in vars(module).items()
+            if not name.startswith("_")
+            and (inspect.isclass(obj) or inspect.isfunction(obj))
+            and obj.__module__ == module.__name__
+        ]
+    return sorted(names)
+
+
 def render() -> str:
     import keras_introspect as ki
 
@@ -83,7 +97,7 @@ def render() -> str:
     lines += _section("Top level", ki, ki.__all__)
     for title, name in MODULES:
         module = importlib.import_module(name)
-        lines += _section(title, module, sorted(getattr(module, "__all__", [])))
+        lines += _section(title, module, _public(module))
     return "\n".join(lines).rstrip() + "\n"
 
 

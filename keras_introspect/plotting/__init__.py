@@ -9,6 +9,7 @@ from keras_introspect.plotting.cluster import (
     plot_category_tree,
     plot_label_maps,
     plot_purity,
+    plot_spanning_tree,
 )
 from keras_introspect.plotting.grids import (
     plot_composition,
@@ -34,4 +35,5 @@ __all__ = [
     "plot_prediction_tree",
     "plot_purity",
     "plot_saliency_grid",
+    "plot_spanning_tree",
 ]

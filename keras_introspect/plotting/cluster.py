@@ -1,4 +1,4 @@
-"""Figures of clusterings: label images, layer-wise purity, category trees."""
+"""Figures of clusterings: label images, layer-wise purity, category trees and their MST."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ def _axes(ax):
     return ax
 
 
-def plot_label_maps(maps, titles=None, images=None, cmap="tab20", ncols=None, size=2.5):
+def plot_label_maps(maps, titles=None, images=None, cmap="tab20", ncols=None, size=2.5, legend=6):
     """Label images side by side, one colour per cluster (`000` Fig. 2).
 
     Args:
@@ -25,6 +25,8 @@ def plot_label_maps(maps, titles=None, images=None, cmap="tab20", ncols=None, si
         cmap: colour map for labels (a qualitative one).
         ncols: columns of the grid (default: all in one row, at most 6).
         size: inches per panel.
+        legend: under each map, the colours of its largest clusters (at most
+            this many) with their share of the pixels; 0 for none.
 
     Returns:
         The matplotlib Figure.
@@ -47,9 +49,66 @@ def plot_label_maps(maps, titles=None, images=None, cmap="tab20", ncols=None, si
             top = max(19, int(panel.max()))
             ax.imshow(panel, cmap=cmap, interpolation="nearest", vmin=0, vmax=top)
             title = f"{title}\n{len(np.unique(panel))} clusters"
+            if legend:
+                _label_legend(ax, panel, plt.get_cmap(cmap), top, legend)
         ax.set_title(title, fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def _label_legend(ax, labels, colours, top, k):
+    """Patches of the `k` largest clusters of a label map, with their pixel shares."""
+    from matplotlib.patches import Patch
+
+    values, counts = np.unique(labels, return_counts=True)
+    order = np.argsort(-counts, kind="stable")[:k]
+    handles = [
+        Patch(color=colours(values[i] / top), label=f"{values[i]}: {counts[i] / labels.size:.0%}")
+        for i in order
+    ]
+    ax.legend(
+        handles=handles,
+        loc="upper center",
+        bbox_to_anchor=(0.5, 0.0),
+        ncol=2,
+        fontsize=6,
+        frameon=False,
+        handlelength=1,
+    )
+
+
+def _classical_mds(distances):
+    """2-D points whose distances approximate `distances` (Torgerson scaling)."""
+    n = len(distances)
+    centre = np.eye(n) - 1.0 / n
+    gram = -0.5 * centre @ (distances**2) @ centre
+    values, vectors = np.linalg.eigh(gram)
+    top = np.argsort(values)[::-1][:2]
+    xy = vectors[:, top] * np.sqrt(np.clip(values[top], 0.0, None))
+    return np.pad(xy, ((0, 0), (0, 2 - xy.shape[1])))
+
+
+def plot_spanning_tree(tree, ax=None):
+    """The minimum spanning tree of a fitted `CategoryTree` (`003` Fig. 9); returns the Axes.
+
+    Categories are placed by classical multidimensional scaling of their
+    distances (close categories close together); each edge is labelled with
+    its distance.
+    """
+    ax = _axes(ax)
+    names = [str(c) for c in tree.classes_]
+    xy = _classical_mds(np.asarray(tree.distances_, np.float64))
+    for i, j, weight in tree.mst_:
+        (x0, y0), (x1, y1) = xy[int(i)], xy[int(j)]
+        ax.plot([x0, x1], [y0, y1], color="0.5", lw=1)
+        ax.text((x0 + x1) / 2, (y0 + y1) / 2, f"{weight:.3g}", fontsize=6, color="0.3")
+    ax.scatter(xy[:, 0], xy[:, 1], s=60, color="#4060a0", zorder=3)
+    for name, (x, y) in zip(names, xy, strict=True):
+        ax.annotate(name, (x, y), xytext=(4, 4), textcoords="offset points", fontsize=8)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_title(f"minimum spanning tree at {tree.layer_path_}")
+    return ax
 
 
 def plot_purity(result, ax=None):

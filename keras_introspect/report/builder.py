@@ -189,7 +189,7 @@ class Report:
     def add_category_tree(self, x=None, y=None, layer=None, tree=None, **params):
         """The category tree (Algorithm 1): dendrogram, Newick string, spanning tree."""
         from keras_introspect.cluster.trees import CategoryTree
-        from keras_introspect.plotting import plot_category_tree
+        from keras_introspect.plotting import plot_category_tree, plot_spanning_tree
 
         if tree is None:
             if x is None or y is None or layer is None:
@@ -199,6 +199,9 @@ class Report:
             f"Category tree at {tree.layer_path_}", {"metric": tree.metric, **params}
         )
         section.blocks.append(_img_block(figure_png(plot_category_tree(tree).figure), ""))
+        if len(tree.classes_) > 2:
+            figure = plot_spanning_tree(tree).figure
+            section.blocks.append(_img_block(figure_png(figure), "minimum spanning tree"))
         names = [str(c) for c in tree.classes_]
         edges = [
             {"from": names[int(i)], "to": names[int(j)], "distance": w} for i, j, w in tree.mst_

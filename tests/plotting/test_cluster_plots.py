@@ -27,3 +27,43 @@ def test_category_tree_dendrogram_labels_every_category():
     ax = plot_category_tree(tree)
     labels = sorted(t.get_text() for t in ax.get_yticklabels())
     assert labels == ["p", "q", "r", "s"]
+
+
+def test_label_map_legend_gives_the_largest_clusters_and_their_shares():
+    labels = np.array([[0, 0, 0, 1], [0, 0, 2, 2], [0, 0, 2, 2], [0, 0, 0, 0]])
+    figure = plot_label_maps([labels], titles=["m"], legend=2)
+    texts = [t.get_text() for t in figure.axes[0].get_legend().get_texts()]
+    assert texts == ["0: 69%", "2: 25%"]  # 11 and 4 of 16 pixels, largest first
+
+
+def test_spanning_tree_draws_each_edge_with_its_weight():
+    from matplotlib.text import Annotation
+
+    from keras_introspect.plotting import plot_spanning_tree
+
+    inputs = keras.Input((3,))
+    model = keras.Model(inputs, keras.layers.Activation("linear", name="identity")(inputs))
+    x = np.array([[1, 0, 0], [0.9, 0.1, 0], [0, 1, 0], [0, 0, 1]], "float32")
+    tree = ki.CategoryTree(model, "identity").fit(x, ["p", "q", "r", "s"])
+    ax = plot_spanning_tree(tree)
+    names = {a.get_text(): np.asarray(a.xy) for a in ax.texts if isinstance(a, Annotation)}
+    weights = [t.get_text() for t in ax.texts if not isinstance(t, Annotation)]
+    assert sorted(names) == ["p", "q", "r", "s"]
+    assert sorted(weights) == sorted(f"{w:.3g}" for _, _, w in tree.mst_)
+    assert len(ax.lines) == len(tree.mst_) == 3
+    classes = [str(c) for c in tree.classes_]
+    for line, (i, j, _) in zip(ax.lines, tree.mst_, strict=True):  # each edge joins its pair
+        ends = np.stack(line.get_data(), axis=1)
+        expected = np.stack([names[classes[int(i)]], names[classes[int(j)]]])
+        np.testing.assert_allclose(ends, expected)
+
+
+def test_classical_mds_keeps_distances_of_points_in_a_plane():
+    from scipy.spatial.distance import cdist
+
+    from keras_introspect.plotting.cluster import _classical_mds
+
+    points = np.random.default_rng(0).random((6, 2))
+    distances = cdist(points, points)
+    xy = _classical_mds(distances)
+    np.testing.assert_allclose(cdist(xy, xy), distances, atol=1e-9)

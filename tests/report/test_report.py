@@ -98,7 +98,7 @@ def test_analysis_sections():
     assert "<td>0.900</td>" in page and "<td>0.800</td>" in page
     assert "method=kmeans" in page and "n_clusters=2" in page
     assert tree.to_newick() in page
-    assert len(_images(page)) == 3
+    assert len(_images(page)) == 4  # purity curve, label maps, dendrogram, spanning tree
     with pytest.raises(ValueError, match="needs x and y"):
         report.add_layerwise_purity()
     with pytest.raises(ValueError, match="needs the model"):
