@@ -19,11 +19,15 @@ def test_label_maps_one_panel_per_map_with_cluster_counts():
     np.testing.assert_array_equal(shown, maps[1])
 
 
-def test_category_tree_dendrogram_labels_every_category():
+def _four_category_tree():
     inputs = keras.Input((3,))
     model = keras.Model(inputs, keras.layers.Activation("linear", name="identity")(inputs))
     x = np.array([[1, 0, 0], [0.9, 0.1, 0], [0, 1, 0], [0, 0, 1]], "float32")
-    tree = ki.CategoryTree(model, "identity").fit(x, ["p", "q", "r", "s"])
+    return ki.CategoryTree(model, "identity").fit(x, ["p", "q", "r", "s"])
+
+
+def test_category_tree_dendrogram_labels_every_category():
+    tree = _four_category_tree()
     ax = plot_category_tree(tree)
     labels = sorted(t.get_text() for t in ax.get_yticklabels())
     assert labels == ["p", "q", "r", "s"]
@@ -41,10 +45,7 @@ def test_spanning_tree_draws_each_edge_with_its_weight():
 
     from keras_introspect.plotting import plot_spanning_tree
 
-    inputs = keras.Input((3,))
-    model = keras.Model(inputs, keras.layers.Activation("linear", name="identity")(inputs))
-    x = np.array([[1, 0, 0], [0.9, 0.1, 0], [0, 1, 0], [0, 0, 1]], "float32")
-    tree = ki.CategoryTree(model, "identity").fit(x, ["p", "q", "r", "s"])
+    tree = _four_category_tree()
     ax = plot_spanning_tree(tree)
     names = {a.get_text(): np.asarray(a.xy) for a in ax.texts if isinstance(a, Annotation)}
     weights = [t.get_text() for t in ax.texts if not isinstance(t, Annotation)]
