@@ -66,21 +66,25 @@ def _spatial(info) -> bool:
     return isinstance(shape, tuple) and len(shape) == 4 and info.receptive_field is not None
 
 
+def _group(intro, group) -> list:
+    """Analysed `LayerInfo`s (shapes, receptive fields) of a selector group; [] if it is empty."""
+    from keras_introspect.exceptions import LayerNotFoundError
+    from keras_introspect.model.selectors import select
+
+    try:
+        return select(group, intro.layers)
+    except LayerNotFoundError:
+        return []
+
+
 def choose_layers(intro, k=2):
     """Up to `k` spatial layers to inspect: pooling layers if there are enough, else convolutions.
 
     Global pooling and layers without a defined receptive field are left
     out; the last such layer is always among them.
     """
-    from keras_introspect.exceptions import LayerNotFoundError
-    from keras_introspect.model.selectors import select
-
-    analysed = intro.layers  # with output shapes and receptive fields
     for group in ("pool", "conv"):
-        try:
-            found = [info for info in select(group, analysed) if _spatial(info)]
-        except LayerNotFoundError:  # no layer of the group
-            found = []
+        found = [info for info in _group(intro, group) if _spatial(info)]
         if len(found) >= min(k, 2) or (group == "conv" and found):
             return [info.path for info in _spread(found, k)]
     raise ValueError(
@@ -177,8 +181,8 @@ def build_report(
         print(f"layers: {', '.join(paths)}; labels: {labels_from}", file=sys.stderr)
     channels = _top_channels(intro, x, paths, n_channels)
     report = report or Report(model, title=title or f"keras_introspect report: {model.name}")
-    shown = x[_one_per_label(y, n_show)]
-    targets = _class_target(predicted[_one_per_label(y, n_show)])
+    pick = _one_per_label(y, n_show)
+    shown, targets = x[pick], _class_target(predicted[pick])
     height = x.shape[1]
     window = max(2, height // 6)
     occlusion = {"window": window, "stride": max(1, window // 2)}
@@ -299,12 +303,5 @@ def _penultimate(intro):
 
 def _purity_layers(intro, k=10):
     """Up to `k` convolution, pooling and dense layers, evenly spread, the output included."""
-    from keras_introspect.exceptions import LayerNotFoundError
-
-    kept = set()
-    for group in ("conv", "pool", "dense"):
-        try:
-            kept.update(info.path for info in intro.select(group))
-        except LayerNotFoundError:  # no layer of the group
-            continue
+    kept = {info.path for group in ("conv", "pool", "dense") for info in _group(intro, group)}
     return [i.path for i in _spread([i for i in intro.select("all") if i.path in kept], k)]

@@ -238,18 +238,8 @@ class Report:
         return self
 
     def _explain(self, x, method, target, options=None):
-        """One `(n, H, W)` map per image of `x` from the attribution method `method`."""
-        from keras_introspect.attribution.maps import METHODS
-
-        if method not in METHODS:
-            raise ValueError(f"Unknown method {method!r}. Expected a name from {sorted(METHODS)}")
-        result = METHODS[method](self._introspector().model, target, **(options or {})).explain(x)
-        if result.ndim != 3:
-            raise ValueError(
-                f"A report draws one map per image; {method} gave shape {result.shape} "
-                "(use a target with one class or channel)"
-            )
-        return result
+        """One `(n, H, W)` map per image of `x` from the report's model (`explain_maps`)."""
+        return explain_maps(self._introspector().model, x, method, target, options)
 
     def add_saliency(
         self,
@@ -437,8 +427,6 @@ class Report:
 
     def add_image_clustering(self, x, y, layer, title=None, **params):
         """Clusters of whole images at a layer (`ImageClusterer`) and the labels each holds."""
-        import matplotlib.pyplot as plt
-
         from keras_introspect.cluster.image import ImageClusterer
         from keras_introspect.plotting.grids import plot_composition
 
@@ -450,7 +438,6 @@ class Report:
         )
         ax = plot_composition(composition)
         section.blocks.append(_img_block(figure_png(ax.figure), "labels in each cluster"))
-        plt.close(ax.figure)
         section.blocks.append(_table(composition.table, ""))
         return self
 
@@ -473,11 +460,11 @@ class Report:
 
         options = dict(options or {})
         x = np.asarray(x)
-        twin_report = Report(randomized_twin(self._introspector().model, seed=seed))
+        twin_model = randomized_twin(self._introspector().model, seed=seed)
         maps, rows = {}, []
         for name in methods:
             trained = self._explain(x, name, target, options.get(name))
-            twin = twin_report._explain(x, name, target, options.get(name))
+            twin = explain_maps(twin_model, x, name, target, options.get(name))
             maps[f"{name}, trained"], maps[f"{name}, random twin"] = trained, twin
             for i, (a, b) in enumerate(zip(trained, twin, strict=True)):
                 same = np.ptp(a) == 0 or np.ptp(b) == 0
@@ -569,6 +556,21 @@ _OVERLAY_CAPTION = (
 _EXEMPLAR_CAPTION = "top activating receptive-field crops (whole images for dense layers)"
 
 
+def explain_maps(model, x, method, target, options=None):
+    """One `(n, H, W)` map per image of `x` from the attribution method named `method`."""
+    from keras_introspect.attribution.maps import METHODS
+
+    if method not in METHODS:
+        raise ValueError(f"Unknown method {method!r}. Expected a name from {sorted(METHODS)}")
+    result = METHODS[method](model, target, **(options or {})).explain(x)
+    if result.ndim != 3:
+        raise ValueError(
+            f"A report draws one map per image; {method} gave shape {result.shape} "
+            "(use a target with one class or channel)"
+        )
+    return result
+
+
 def _strongest_fields(info, maps, image_size):
     """Per image, the receptive field of the strongest unit of `maps` `(n, *spatial)`."""
     field = info.receptive_field
@@ -577,12 +579,7 @@ def _strongest_fields(info, maps, image_size):
     boxes = []
     for value in maps:
         position = np.unravel_index(int(np.argmax(value)), value.shape)
-        boxes.append(
-            tuple(
-                (max(a, 0), min(b, n))
-                for (a, b), n in zip(field.bounds(position), image_size, strict=True)
-            )
-        )
+        boxes.append(tuple((cut.start, cut.stop) for cut in field.slices(position, image_size)))
     return boxes
 
 
