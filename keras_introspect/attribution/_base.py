@@ -16,6 +16,7 @@ import warnings
 import numpy as np
 
 from keras_introspect._data import Batches
+from keras_introspect._memory import Halver, out_of_memory_errors
 from keras_introspect._validation import (
     check_backend,
     check_model,
@@ -237,11 +238,10 @@ class Attribution:
         progbar = keras.utils.Progbar(n_steps, verbose=verbose)
         parts, start = [], 0
         self._signal = False
+        self._images_per_step = Halver(b, type(self).__name__)
+        self._draws_per_step = Halver(m, type(self).__name__)
         for leaves, pack, n_valid in _chunks(batches, b):
-            params = self._bound.params(start, n_valid)
-            params = np.concatenate([params, np.repeat(params[-1:], len(leaves[0]) - n_valid, 0)])
-            maps = self._explain_chunk(leaves, pack, image, params, start, m, progbar)
-            parts.append(maps[:n_valid])
+            parts.append(self._explain_valid(leaves, pack, image, start, n_valid, progbar))
             start += n_valid
         self._bound.check_n_samples(start)
         out = np.concatenate(parts)
@@ -257,6 +257,35 @@ class Attribution:
                 stacklevel=3,
             )
         return out
+
+    def _explain_valid(self, leaves, pack, image, start, n_valid, progbar):
+        """Maps of the `n_valid` first images of a chunk, shrinking the step on OOM.
+
+        A step that runs out of device memory is retried with half the
+        images per step, then (at one image) half the draws per step, down
+        to one row; pieces are padded to the step size so each size is
+        traced once.
+        """
+        errors = out_of_memory_errors()
+        out, first = [], 0
+        while first < n_valid:
+            b, m = self._images_per_step.size, self._draws_per_step.size
+            last = min(n_valid, first + b)
+            piece = _pad([a[first:last] for a in leaves], b)
+            params = self._bound.params(start + first, last - first)
+            params = np.concatenate([params, np.repeat(params[-1:], b - (last - first), 0)])
+            try:
+                maps = self._explain_chunk(piece, pack, image, params, start + first, m, progbar)
+            except errors as error:
+                if b > 1:
+                    self._images_per_step.shrink(error, "images")
+                else:
+                    self._draws_per_step.shrink(error, "draws (one image)")
+                progbar.target = None  # more, smaller steps than planned
+                continue
+            out.append(maps[: last - first])
+            first = last
+        return out[0] if len(out) == 1 else np.concatenate(out)
 
     def _check_options(self, image: int) -> None:
         """Validate method options once the model and its image input are known."""

@@ -15,7 +15,9 @@ class SmoothGrad(GradientMethod):
     `noise * (max(x) - min(x))` of that image. The noise is drawn on the
     device from a stateless generator keyed by `(seed, image index, draw)`, so
     maps are identical for the same seed whatever the batch size, and no
-    global random state is touched.
+    global random state is touched. Only the noisy copies of one step
+    (`batch_size` rows) exist at a time, so memory does not grow with
+    `samples`.
 
     Args:
         model, target, reduce_channels, batch_size, verbose, input_index:
@@ -63,21 +65,22 @@ class SmoothGrad(GradientMethod):
         x = tf.cast(images, tf.float32)
         axes = list(range(1, x.shape.rank))
         scale = self.noise * (tf.reduce_max(x, axis=axes) - tf.reduce_min(x, axis=axes))
-        # Noise of image i is drawn for all samples from the stateless seed
-        # (seed, i) and the draws of this chunk are picked: whatever the batch
-        # size and the chunking of draws, image i draw j gets the same noise.
-        seed = tf.constant(self.seed, tf.int64)
-        noise = tf.stack(
-            [
-                tf.gather(
-                    tf.random.stateless_normal(
-                        (self.samples, *shape), seed=tf.stack([seed, tf.cast(i, tf.int64)])
-                    ),
-                    draw_ids,
-                )
-                for i in tf.unstack(image_ids)
-            ]
+        # The noise of (image i, draw j) comes from the stateless seed
+        # (seed, i * samples + j): whatever the batch size and the chunking of
+        # draws, it is the same, and only this step's rows are ever drawn.
+        b, m = image_ids.shape[0], draw_ids.shape[0]
+        rows = tf.reshape(
+            tf.cast(image_ids, tf.int64)[:, None] * self.samples
+            + tf.cast(draw_ids, tf.int64)[None, :],
+            [-1],
         )
+        seeds = tf.stack([tf.fill(tf.shape(rows), tf.constant(self.seed, tf.int64)), rows], 1)
+        noise = tf.map_fn(
+            lambda s: tf.random.stateless_normal(shape, seed=s),
+            seeds,
+            fn_output_signature=tf.float32,
+        )
+        noise = tf.reshape(noise, [b, m, *shape])
         noise = noise * tf.reshape(scale, [-1, 1] + [1] * len(shape))
         return tf.cast(tf.expand_dims(x, 1) + noise, images.dtype)
 

@@ -9,6 +9,7 @@ import keras
 import numpy as np
 
 from keras_introspect._data import Batches, InputSpec
+from keras_introspect._memory import Halver, concat_pieces
 from keras_introspect._validation import (
     check_backend,
     check_model,
@@ -529,6 +530,7 @@ class Introspector:
         progbar = keras.utils.Progbar(batches.n_batches, verbose=verbose, unit_name="batch")
         out, parts, start = None, None, 0
         fn = None
+        halver = Halver(batch_size, "Introspector.activations")
         for step, batch in enumerate(batches):
             if fn is None:
                 signature = tf.nest.map_structure(
@@ -536,7 +538,9 @@ class Introspector:
                     batch,
                 )
                 fn = self._compiled_fn(infos, pooling, signature)
-            values = [np.asarray(v) for v in fn(batch)]
+            values = concat_pieces(
+                halver.map(lambda piece, fn=fn: [np.asarray(v) for v in fn(piece)], batch)
+            )
             n = values[0].shape[0]
             if batches.n_samples is not None:
                 if out is None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from keras_introspect._data import Batches
+from keras_introspect._memory import Halver, concat_pieces
 from keras_introspect._validation import check_one_of, check_positive_int, check_verbose
 
 
@@ -68,6 +69,7 @@ def scan(intro, path, x, reduce, batch_size: int, verbose: int, keep_batches: bo
         tap = intro.tap([info.path], truncate=True)
         axis = info.channel_axis
     fn = None
+    halver = Halver(batch_size, "dataset scan")
     progbar = keras.utils.Progbar(batches.n_batches, verbose=verbose, unit_name="batch")
     for step, batch in enumerate(batches):
         if fn is None:
@@ -80,7 +82,9 @@ def scan(intro, path, x, reduce, batch_size: int, verbose: int, keep_batches: bo
                 return reduce(channels_last(activations[0], axis))
 
             fn = tf.function(run, input_signature=[spec], autograph=False).get_concrete_function()
-        outputs = [np.asarray(o) for o in fn(batch)]
+        outputs = concat_pieces(
+            halver.map(lambda piece, fn=fn: [np.asarray(o) for o in fn(piece)], batch)
+        )
         yield outputs, (batch if keep_batches else None)
         progbar.update(step + 1)
 
