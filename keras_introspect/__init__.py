@@ -69,6 +69,7 @@ _LAZY = {
     "OutOfSample": "keras_introspect.probes.out_of_sample",
     "noise_like": "keras_introspect.probes.out_of_sample",
     "randomized_twin": "keras_introspect.probes.randomized_twin",
+    "metrics": "keras_introspect.metrics",
 }
 
 __all__ = sorted(_LAZY)

@@ -41,6 +41,83 @@ def _is_preprocessing(layer) -> bool:
     return ".preprocessing." in type(layer).__module__
 
 
+def reinitialize(layer, rng, covered=None) -> list:
+    """Draw the weights of `layer` again from its initializers, in place.
+
+    Every variable of the layer that has an initializer attribute
+    (`kernel_initializer` -> `kernel`, ...) gets a fresh draw with a seed
+    taken from `rng`; nested layers are not visited.
+
+    Args:
+        layer: a built Keras layer (of a copy: the weights are overwritten).
+        rng: a `numpy.random.Generator` the seeds come from.
+        covered: ids of variables already drawn, updated (each variable is
+            drawn once even when two initializers could name it).
+
+    Returns:
+        the variables drawn again.
+    """
+    import keras
+
+    covered = set() if covered is None else covered
+    drawn = []
+    for name in sorted(vars(layer)):
+        initializer = getattr(layer, name, None)
+        if not (name.endswith("_initializer") and isinstance(initializer, keras.Initializer)):
+            continue
+        prefix = name[: -len("_initializer")]
+        # kernel_initializer -> kernel; depthwise_initializer -> depthwise_kernel
+        # (SeparableConv) or kernel (DepthwiseConv, which has no kernel_initializer)
+        # (never the kernel for another prefix: a bias-free layer still has a
+        # bias_initializer, and it must not re-draw the kernel with zeros)
+        names = (prefix, f"{prefix}_kernel") + (("kernel",) if prefix == "depthwise" else ())
+        candidates = [getattr(layer, a, None) for a in names]
+        variable = next(
+            (v for v in candidates if isinstance(v, keras.Variable) and id(v) not in covered),
+            None,
+        )
+        if variable is None:
+            continue
+        config = initializer.get_config()
+        if "seed" in config:
+            config["seed"] = int(rng.integers(2**31 - 1))
+        fresh = type(initializer).from_config(config)
+        variable.assign(fresh(variable.shape, dtype=variable.dtype))
+        covered.add(id(variable))
+        drawn.append(variable)
+    return drawn
+
+
+def trained_copy(model):
+    """A copy of `model` with the same architecture and the same weights.
+
+    Sanity checks randomise the layers of this copy, never the user's model.
+    """
+    check_model(model)
+    copy = _build(_clone(model), model)
+    weights = model.weights
+    if len(copy.weights) != len(weights) or any(
+        a.shape != b.shape for a, b in zip(copy.weights, weights, strict=True)
+    ):
+        raise TypeError(
+            f"Cannot copy {model.name!r}: its clone has other weights "
+            f"({len(copy.weights)} vs {len(weights)} variables)"
+        )
+    for target, source in zip(copy.weights, weights, strict=True):
+        target.assign(source)
+    return copy
+
+
+def _build(twin, model):
+    if not twin.built:
+        from keras_introspect.model.introspector import Introspector
+
+        specs = Introspector(model).input_specs
+        zeros = [np.zeros((1, *s.shape[1:]), "float32") for s in specs]
+        twin(zeros[0] if len(zeros) == 1 else zeros)
+    return twin
+
+
 def randomized_twin(model, seed: int = 0):
     """A copy of `model` with the same architecture and freshly initialised weights.
 
@@ -69,18 +146,10 @@ def randomized_twin(model, seed: int = 0):
         ...                  twin.get_layer("d").kernel))
         True
     """
-    import keras
-
     check_backend()
     check_model(model)
     seed = check_seed(seed)
-    twin = _clone(model)
-    if not twin.built:
-        from keras_introspect.model.introspector import Introspector
-
-        specs = Introspector(model).input_specs
-        zeros = [np.zeros((1, *s.shape[1:]), "float32") for s in specs]
-        twin(zeros[0] if len(zeros) == 1 else zeros)
+    twin = _build(_clone(model), model)
     originals, copies = _all_layers(model), _all_layers(twin)
     by_position = len(originals) == len(copies) and all(
         type(a) is type(b) for a, b in zip(originals, copies, strict=True)
@@ -92,29 +161,7 @@ def randomized_twin(model, seed: int = 0):
             layer.set_weights(originals[index].get_weights())
             covered.update(id(v) for v in layer.weights)
             continue
-        for name in sorted(vars(layer)):
-            initializer = getattr(layer, name, None)
-            if not (name.endswith("_initializer") and isinstance(initializer, keras.Initializer)):
-                continue
-            prefix = name[: -len("_initializer")]
-            # kernel_initializer -> kernel; depthwise_initializer -> depthwise_kernel
-            # (SeparableConv) or kernel (DepthwiseConv, which has no kernel_initializer)
-            # (never the kernel for another prefix: a bias-free layer still has a
-            # bias_initializer, and it must not re-draw the kernel with zeros)
-            names = (prefix, f"{prefix}_kernel") + (("kernel",) if prefix == "depthwise" else ())
-            candidates = [getattr(layer, a, None) for a in names]
-            variable = next(
-                (v for v in candidates if isinstance(v, keras.Variable) and id(v) not in covered),
-                None,
-            )
-            if variable is None:
-                continue
-            config = initializer.get_config()
-            if "seed" in config:
-                config["seed"] = int(rng.integers(2**31 - 1))
-            fresh = type(initializer).from_config(config)
-            variable.assign(fresh(variable.shape, dtype=variable.dtype))
-            covered.add(id(variable))
+        reinitialize(layer, rng, covered)
     unseeded = [v.path for v in twin.weights if id(v) not in covered and v.trainable]
     if unseeded:
         warnings.warn(

@@ -1,0 +1,371 @@
+"""Sanity checks: does the map change when what the model learned is taken away?
+
+Adebayo et al. (2018): a map that stays the same when the weights of the
+model are randomised, layer by layer from the top (cascading) or one layer
+at a time (independent), shows the image rather than the model; so does a
+map that is the same for the true class and a random other class. Kalmeijer
+(2016, §4.3) compared every visualization with a randomly initialised twin
+by eye; `compare_with_random_twin` puts a number on it.
+
+All checks work on copies of the model; the model passed in is never
+changed.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from keras_introspect._validation import (
+    check_backend,
+    check_model,
+    check_one_of,
+    check_seed,
+    check_verbose,
+)
+from keras_introspect.exceptions import KerasIntrospectWarning
+from keras_introspect.metrics._scoring import explainer, image_array
+from keras_introspect.metrics.similarity import MEASURES, map_similarity
+
+MODES = ("cascading", "independent")
+
+
+def _nanmean_rows(values: np.ndarray) -> np.ndarray:
+    values = np.atleast_2d(values)
+    finite = np.isfinite(values)
+    totals = np.where(finite, values, 0.0).sum(axis=-1)
+    counts = finite.sum(axis=-1)
+    return np.divide(totals, counts, out=np.full(len(values), np.nan), where=counts > 0)
+
+
+@dataclass
+class RandomizationResult:
+    """Similarity of the maps of a randomised model to the trained model's maps.
+
+    Attributes:
+        method: the attribution method's name.
+        mode: ``"cascading"`` (layer `i` and every layer above it are
+            random) or ``"independent"`` (only layer `i`).
+        measure: ``"spearman"`` or ``"ssim"``.
+        layers: paths of the randomised layers, top first; row `i` of the
+            arrays belongs to `layers[i]`.
+        similarity: `(n_layers, n)` similarity of each image's map to its
+            original map (signed maps).
+        similarity_abs: the same on absolute values.
+        maps: the trained model's maps `(n, ...)`.
+        randomized_maps: `(n_layers, n, ...)` when `keep_maps=True`, else `None`.
+    """
+
+    method: str
+    mode: str
+    measure: str
+    layers: list
+    similarity: np.ndarray
+    similarity_abs: np.ndarray
+    maps: np.ndarray
+    randomized_maps: np.ndarray | None = None
+
+    @property
+    def mean(self) -> np.ndarray:
+        """`(n_layers,)` mean similarity over the images (NaN images left out)."""
+        return _nanmean_rows(self.similarity)
+
+    @property
+    def mean_abs(self) -> np.ndarray:
+        """`(n_layers,)` mean similarity of the absolute maps."""
+        return _nanmean_rows(self.similarity_abs)
+
+    def rows(self) -> list:
+        """One dict per randomised layer, for tables."""
+        return [
+            {"randomised": layer, self.measure: s, f"{self.measure} (abs)": a}
+            for layer, s, a in zip(self.layers, self.mean, self.mean_abs, strict=True)
+        ]
+
+
+@dataclass
+class MapComparison:
+    """Maps of the same images under two conditions, with their similarity.
+
+    Attributes:
+        check: ``"random logit"`` or ``"random twin"``.
+        method: the attribution method's name.
+        measure: ``"spearman"`` or ``"ssim"``.
+        maps: `(n, ...)` the maps under test (the true class, the trained model).
+        other_maps: `(n, ...)` the comparison maps (a random other class, the twin).
+        similarity: `(n,)` per image; `similarity_abs` on absolute values.
+        details: what the comparison used (`other_classes`, `seed`).
+    """
+
+    check: str
+    method: str
+    measure: str
+    maps: np.ndarray
+    other_maps: np.ndarray
+    similarity: np.ndarray
+    similarity_abs: np.ndarray
+    details: dict = field(default_factory=dict)
+
+    @property
+    def mean(self) -> float:
+        """Mean similarity over the images (NaN images left out)."""
+        return float(_nanmean_rows(self.similarity)[0])
+
+    @property
+    def mean_abs(self) -> float:
+        """Mean similarity of the absolute maps."""
+        return float(_nanmean_rows(self.similarity_abs)[0])
+
+
+def _similarities(a, b, measure) -> tuple:
+    return map_similarity(a, b, measure), map_similarity(a, b, measure, absolute=True)
+
+
+def _check_common(model, measure, seed) -> int:
+    check_backend()
+    check_model(model)
+    check_one_of(measure, "similarity", MEASURES)
+    return check_seed(seed)
+
+
+def _is_preprocessing(layer) -> bool:
+    return ".preprocessing." in type(layer).__module__
+
+
+def randomizable_layers(model, layers=None) -> list:
+    """Paths of the layers a randomisation check re-draws, input side first.
+
+    Default: every layer (also inside nested models) with trainable weights,
+    except preprocessing layers; `layers` (a selector) restricts them.
+    """
+    from keras_introspect.model.introspector import Introspector
+
+    intro = Introspector(model)
+    infos = intro.layers if layers is None else intro.select(layers)
+    chosen = [
+        info.path
+        for info in infos
+        if not info.is_container
+        and not _is_preprocessing(info.layer)
+        and any(v.trainable for v in info.layer.weights)
+    ]
+    if not chosen:
+        raise ValueError(
+            f"Expected layers with trainable weights to randomise. Received: "
+            f"layers={layers!r} of model {model.name!r}"
+        )
+    return chosen
+
+
+def randomization_check(
+    method,
+    model,
+    x,
+    target,
+    *,
+    mode: str = "cascading",
+    similarity: str = "spearman",
+    layers=None,
+    options=None,
+    seed: int = 0,
+    keep_maps: bool = False,
+    verbose: int = 0,
+) -> RandomizationResult:
+    """Model-parameter randomisation test (Adebayo et al. 2018), layer by layer from the top.
+
+    The maps of the trained model are compared with the maps of a copy whose
+    layers are re-drawn from their initializers: in ``"cascading"`` mode the
+    top layer first, then the next one as well, down to the first; in
+    ``"independent"`` mode one layer at a time, the others trained. A method
+    that explains the model gives maps that differ more and more (low
+    similarity); one that shows the input (edges, the image itself) stays
+    near 1 whatever is randomised.
+
+    Args:
+        method: a method name (``"saliency"``, ``"gradcam"``, ...), an
+            attribution class, or a callable `fn(model, x, target) -> maps`.
+        model: a Keras 3 model; it is not changed (a copy is randomised).
+        x: images `(n, H, W, C)`.
+        target: what the maps explain.
+        mode: ``"cascading"`` or ``"independent"``.
+        similarity: ``"spearman"`` or ``"ssim"`` (with absolute values too).
+        layers: selector of the layers to randomise (default: every layer
+            with trainable weights), randomised top first.
+        options: keyword arguments of the attribution class.
+        seed: of the re-drawn weights.
+        keep_maps: keep every randomised map in the result.
+        verbose: 0 silent, 1 progress bar over the layers.
+
+    Returns:
+        `RandomizationResult`: `layers` (top first), `similarity` and
+        `similarity_abs` `(n_layers, n)`, their `mean` per layer.
+
+    Example:
+        >>> result = ki.metrics.randomization_check("saliency", model, x[:8],
+        ...                                         ki.targets.Class(y[:8]))  # doctest: +SKIP
+        >>> result.rows()[:2]                                                  # doctest: +SKIP
+        [{'randomised': 'out', 'spearman': 0.41, 'spearman (abs)': 0.38}, ...]
+    """
+    import keras
+
+    from keras_introspect.model.introspector import Introspector
+    from keras_introspect.probes.randomized_twin import reinitialize, trained_copy
+
+    seed = _check_common(model, similarity, seed)
+    check_one_of(mode, "mode", MODES)
+    verbose = check_verbose(verbose)
+    name, explain = explainer(method, options)
+    paths = randomizable_layers(model, layers)[::-1]
+    original = explain(model, x, target)
+    copy = trained_copy(model)
+    copy_intro = Introspector(copy)
+    rng = np.random.default_rng(seed)
+    rows, rows_abs, kept = [], [], []
+    progbar = keras.utils.Progbar(len(paths), verbose=verbose, unit_name="layer")
+    for path in paths:
+        layer = copy_intro.layer(path).layer
+        saved = [v.numpy() for v in layer.weights]
+        if not reinitialize(layer, rng):
+            warnings.warn(
+                f"Layer {path!r} has no initializer attribute for its weights; it is left "
+                "as trained, so its row measures nothing",
+                KerasIntrospectWarning,
+                stacklevel=2,
+            )
+        maps = explain(copy, x, target)
+        if mode == "independent":
+            for variable, value in zip(layer.weights, saved, strict=True):
+                variable.assign(value)
+        same, same_abs = _similarities(original, maps, similarity)
+        rows.append(same)
+        rows_abs.append(same_abs)
+        if keep_maps:
+            kept.append(maps)
+        progbar.add(1)
+    return RandomizationResult(
+        name,
+        mode,
+        similarity,
+        paths,
+        np.stack(rows),
+        np.stack(rows_abs),
+        original,
+        np.stack(kept) if keep_maps else None,
+    )
+
+
+def random_logit_check(
+    method,
+    model,
+    x,
+    labels,
+    *,
+    similarity: str = "spearman",
+    options=None,
+    seed: int = 0,
+) -> MapComparison:
+    """Map of the true class vs the map of a random other class (Adebayo et al. 2018).
+
+    A map that explains the class differs between the two (low similarity);
+    one that is the same for every class shows the image.
+
+    Args:
+        method: a method name, an attribution class, or a callable
+            `fn(model, x, target) -> maps`.
+        model: a classifier, output `(batch, classes)`.
+        x: images `(n, H, W, C)`.
+        labels: the class of each image: an int, a sequence of `n` ints, or
+            a `targets.Class` (its `logits` and `output` are kept).
+        similarity: ``"spearman"`` or ``"ssim"``.
+        options: keyword arguments of the attribution class.
+        seed: picks the other classes (uniform among the classes that are
+            not the image's).
+
+    Returns:
+        `MapComparison` with `details["classes"]` and `details["other_classes"]`.
+
+    Example:
+        >>> check = ki.metrics.random_logit_check("gradcam", model, x[:8], y[:8])  # doctest: +SKIP
+        >>> check.mean                                                              # doctest: +SKIP
+        0.12
+    """
+    from keras_introspect.model.introspector import Introspector
+    from keras_introspect.targets import Class, _check_index
+
+    seed = _check_common(model, similarity, seed)
+    name, explain = explainer(method, options)
+    given = labels if isinstance(labels, Class) else Class(labels)
+    intro = Introspector(model)
+    shapes = intro.output_shapes
+    output = _check_index(given.output, len(shapes), "`output` (model output)")
+    if len(shapes[output]) != 2 or shapes[output][1] is None or shapes[output][1] < 2:
+        raise ValueError(
+            f"Expected a classifier output (batch, classes >= 2) for a random logit check. "
+            f"Received: output shape {shapes[output]}"
+        )
+    n_classes = shapes[output][1]
+    x = image_array(x, intro.input_specs)
+    classes = np.asarray(given.index if isinstance(given.index, list) else [given.index] * len(x))
+    if len(classes) != len(x):
+        raise ValueError(
+            f"Expected one label per image ({len(x)} images). Received: {len(classes)} labels"
+        )
+    classes = np.array([_check_index(int(c), n_classes, "class index") for c in classes])
+    draws = np.random.default_rng(seed).integers(n_classes - 1, size=len(x))
+    others = np.where(draws >= classes, draws + 1, draws)
+    true_target = Class(classes, logits=given.logits, output=given.output)
+    other_target = Class(others, logits=given.logits, output=given.output)
+    maps = explain(model, x, true_target)
+    other = explain(model, x, other_target)
+    same, same_abs = _similarities(maps, other, similarity)
+    details = {"classes": classes, "other_classes": others, "seed": seed}
+    return MapComparison("random logit", name, similarity, maps, other, same, same_abs, details)
+
+
+def compare_with_random_twin(
+    method,
+    model,
+    x,
+    target,
+    *,
+    similarity: str = "spearman",
+    options=None,
+    seed: int = 0,
+) -> MapComparison:
+    """The same map on the model and on its randomly initialised twin, with their similarity.
+
+    Kalmeijer (2016, §4.3) put every visualization next to the one of a
+    network with the same architecture and random weights; structure found in
+    both comes from the architecture and the image, not from training. The
+    similarity per image says by how much (see `probes.randomized_twin`).
+
+    Args:
+        method: a method name, an attribution class, or a callable
+            `fn(model, x, target) -> maps`.
+        model: a Keras 3 model.
+        x: images; target: what the maps explain.
+        similarity: ``"spearman"`` or ``"ssim"``.
+        options: keyword arguments of the attribution class.
+        seed: of the twin's weights.
+
+    Returns:
+        `MapComparison`: `maps` (trained), `other_maps` (twin), `similarity`.
+
+    Example:
+        >>> twin = ki.metrics.compare_with_random_twin(
+        ...     "saliency", model, x[:4], 0)                      # doctest: +SKIP
+        >>> twin.similarity                                      # doctest: +SKIP
+        array([0.21, 0.35, 0.18, 0.27])
+    """
+    from keras_introspect.probes.randomized_twin import randomized_twin
+
+    seed = _check_common(model, similarity, seed)
+    name, explain = explainer(method, options)
+    maps = explain(model, x, target)
+    twin_maps = explain(randomized_twin(model, seed=seed), x, target)
+    same, same_abs = _similarities(maps, twin_maps, similarity)
+    return MapComparison(
+        "random twin", name, similarity, maps, twin_maps, same, same_abs, {"seed": seed}
+    )
