@@ -141,7 +141,8 @@ def _baseline_images(baseline, x: np.ndarray) -> np.ndarray:
         if baseline == "blur":
             from scipy.ndimage import gaussian_filter
 
-            sigma = max(x.shape[1:3]) / 45.0  # Petsiuk et al.: sigma 5 at 224 pixels
+            # Petsiuk et al.: sigma 5 at 224 pixels; at least a pixel for small images
+            sigma = max(1.0, max(x.shape[1:3]) / 45.0)
             return gaussian_filter(x.astype(np.float64), sigma=(0, sigma, sigma, 0))
         if baseline == "mean":
             return np.broadcast_to(x.mean(axis=(1, 2), keepdims=True), x.shape)
@@ -264,7 +265,8 @@ _ARGS_DOC = """
         steps: number of steps (the curve has `steps + 1` points).
         baseline: what deleted pixels become: a number, an array `(H, W, C)`
             or `(n, H, W, C)`, ``"blur"`` (Gaussian blur of the image, sigma
-            `max(H, W) / 45`, as Petsiuk et al. use for insertion) or
+            `max(H, W) / 45` but at least 1 pixel, as Petsiuk et al. use for
+            insertion) or
             ``"mean"`` (the image's mean colour).
         random_baseline: also score one seeded uniform random map per image
             (`random_auc`), the level a map must beat.

@@ -191,8 +191,10 @@ def randomization_check(
         target: what the maps explain.
         mode: ``"cascading"`` or ``"independent"``.
         similarity: ``"spearman"`` or ``"ssim"`` (with absolute values too).
-        layers: selector of the layers to randomise (default: every layer
-            with trainable weights), randomised top first.
+        layers: selector of the layers to measure at (default: every layer
+            with trainable weights), top first. In cascading mode every
+            layer with weights above a measured layer is randomised as well,
+            so a few measured layers of a deep model cost a few maps each.
         options: keyword arguments of the attribution class.
         seed: of the re-drawn weights.
         keep_maps: keep every randomised map in the result.
@@ -218,12 +220,16 @@ def randomization_check(
     verbose = check_verbose(verbose)
     name, explain = explainer(method, options)
     paths = randomizable_layers(model, layers)[::-1]
+    measured = set(paths)
+    if mode == "cascading":  # every layer above a measured one is random too
+        every = randomizable_layers(model)[::-1]
+        paths = every[: max(every.index(p) for p in measured) + 1]
     original = explain(model, x, target)
     copy = trained_copy(model)
     copy_intro = Introspector(copy)
     rng = np.random.default_rng(seed)
-    rows, rows_abs, kept = [], [], []
-    progbar = keras.utils.Progbar(len(paths), verbose=verbose, unit_name="layer")
+    rows, rows_abs, kept, done = [], [], [], []
+    progbar = keras.utils.Progbar(len(measured), verbose=verbose, unit_name="layer")
     for path in paths:
         layer = copy_intro.layer(path).layer
         saved = [v.numpy() for v in layer.weights]
@@ -234,10 +240,13 @@ def randomization_check(
                 KerasIntrospectWarning,
                 stacklevel=2,
             )
+        if path not in measured:
+            continue
         maps = explain(copy, x, target)
         if mode == "independent":
             for variable, value in zip(layer.weights, saved, strict=True):
                 variable.assign(value)
+        done.append(path)
         same, same_abs = _similarities(original, maps, similarity)
         rows.append(same)
         rows_abs.append(same_abs)
@@ -248,7 +257,7 @@ def randomization_check(
         name,
         mode,
         similarity,
-        paths,
+        done,
         np.stack(rows),
         np.stack(rows_abs),
         original,
@@ -333,6 +342,7 @@ def compare_with_random_twin(
     similarity: str = "spearman",
     options=None,
     seed: int = 0,
+    twin=None,
 ) -> MapComparison:
     """The same map on the model and on its randomly initialised twin, with their similarity.
 
@@ -349,6 +359,8 @@ def compare_with_random_twin(
         similarity: ``"spearman"`` or ``"ssim"``.
         options: keyword arguments of the attribution class.
         seed: of the twin's weights.
+        twin: a twin already built by `probes.randomized_twin` (to compare
+            several methods on one twin); `seed` is then not used.
 
     Returns:
         `MapComparison`: `maps` (trained), `other_maps` (twin), `similarity`.
@@ -364,8 +376,11 @@ def compare_with_random_twin(
     seed = _check_common(model, similarity, seed)
     name, explain = explainer(method, options)
     maps = explain(model, x, target)
-    twin_maps = explain(randomized_twin(model, seed=seed), x, target)
+    if twin is None:
+        details, twin = {"seed": seed}, randomized_twin(model, seed=seed)
+    else:
+        check_model(twin, "twin")
+        details = {"twin": twin.name}
+    twin_maps = explain(twin, x, target)
     same, same_abs = _similarities(maps, twin_maps, similarity)
-    return MapComparison(
-        "random twin", name, similarity, maps, twin_maps, same, same_abs, {"seed": seed}
-    )
+    return MapComparison("random twin", name, similarity, maps, twin_maps, same, same_abs, details)

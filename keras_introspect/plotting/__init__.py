@@ -21,11 +21,13 @@ from keras_introspect.plotting.grids import (
     plot_saliency_grid,
 )
 from keras_introspect.plotting.overlay import important_mask, overlay
+from keras_introspect.plotting.quality import plot_causal_curves, plot_randomization
 
 __all__ = [
     "important_mask",
     "overlay",
     "plot_category_tree",
+    "plot_causal_curves",
     "plot_composition",
     "plot_exemplars",
     "plot_feature_visualization",
@@ -34,6 +36,7 @@ __all__ = [
     "plot_label_maps",
     "plot_prediction_tree",
     "plot_purity",
+    "plot_randomization",
     "plot_saliency_grid",
     "plot_spanning_tree",
 ]

@@ -30,6 +30,7 @@ SECTIONS = (
     "category-tree",
     "prediction-tree",
     "twin",
+    "quality",
 )
 
 
@@ -130,6 +131,7 @@ def build_report(
     n_channels=3,
     max_images=500,
     am_steps=128,
+    n_quality=32,
     report=None,
     verbose=1,
 ):
@@ -151,6 +153,8 @@ def build_report(
         n_channels: channels per layer (those with the largest mean activation).
         max_images: at most this many images of `x` are used (the first ones).
         am_steps: activation maximization steps (capped by ``KI_MAX_STEPS``).
+        n_quality: images scored in the explanation-quality section (the
+            first ones), explained for their predicted class.
         report: a `Report` to add to (default: a new one).
         verbose: 1 prints a numbered line per section on stderr.
 
@@ -279,6 +283,13 @@ def build_report(
         elif name == "twin":
             report.add_random_twin(shown, targets)
             step("comparison with a randomly initialised twin")
+        elif name == "quality":
+            report.add_quality(
+                x[:n_quality],
+                _class_target(predicted[:n_quality]),
+                options={"occlusion": occlusion},
+            )
+            step("explanation quality: deletion, insertion, sanity checks")
     return report
 
 

@@ -201,7 +201,12 @@ def test_blur_baseline_is_a_blurred_copy_of_the_image():
     model = sum_model((9, 9, 1))
     x = rng.uniform(size=(1, 9, 9, 1)).astype("float32")
     result = insertion(model, x, rng.random((1, 9, 9)), 0, baseline="blur", normalize=False)
-    blurred = gaussian_filter(x[0, ..., 0].astype(float), 9 / 45)
+    blurred = gaussian_filter(x[0, ..., 0].astype(float), 1.0)  # sigma: at least 1 pixel
+    np.testing.assert_allclose(result.scores[0, 0], blurred.sum(), rtol=1e-5)
+    wide = sum_model((90, 90, 1))
+    big = rng.uniform(size=(1, 90, 90, 1)).astype("float32")
+    result = insertion(wide, big, rng.random((1, 90, 90)), 0, baseline="blur", normalize=False)
+    blurred = gaussian_filter(big[0, ..., 0].astype(float), 2.0)  # 90 / 45
     np.testing.assert_allclose(result.scores[0, 0], blurred.sum(), rtol=1e-5)
 
 

@@ -111,8 +111,14 @@ def test_independent_mode_restores_each_layer_before_the_next():
 
 def test_layers_can_be_restricted_and_are_validated(digits_cnn):
     model, x, _ = digits_cnn
-    result = randomization_check("saliency", model, x[:4], 0, layers="conv")
+    result = randomization_check("saliency", model, x[:4], 0, layers="conv", keep_maps=True)
     assert result.layers == ["conv2", "conv1"]
+    # cascading: measured at conv2, the layer above it (out) is random as well
+    full = randomization_check("saliency", model, x[:4], 0, keep_maps=True)
+    np.testing.assert_allclose(result.randomized_maps, full.randomized_maps[1:], rtol=1e-6)
+    alone = randomization_check("saliency", model, x[:4], 0, layers="conv2", mode="independent")
+    assert alone.layers == ["conv2"]
+    assert not np.allclose(alone.similarity[0], full.similarity[1])
     with pytest.raises(ValueError, match="trainable weights"):
         randomization_check("saliency", model, x[:4], 0, layers="gap")
     with pytest.raises(ValueError, match="Expected `mode` to be one of"):
@@ -160,6 +166,10 @@ def test_random_twin_comparison_equals_the_hand_computed_twin_correlation():
     np.testing.assert_allclose(twin.similarity, expected, atol=1e-6)
     np.testing.assert_allclose(twin.maps[0].ravel(), np.abs(weights[:, 2]), rtol=1e-6)
     assert twin.check == "random twin" and twin.details == {"seed": 5}
+    shared = ki.randomized_twin(model, seed=5)
+    again = compare_with_random_twin("saliency", model, x, 2, twin=shared)
+    np.testing.assert_allclose(again.similarity, twin.similarity)
+    assert again.details == {"twin": shared.name}
 
 
 def test_map_similarity_measures():

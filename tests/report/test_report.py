@@ -202,3 +202,29 @@ def test_random_twin_section_reports_the_rank_correlation():
         rho = spearmanr(a[i].ravel(), b[i].ravel())[0]
         assert f"<td>{rho:.3f}</td>" in page
     assert "seed=3" in page
+
+
+def test_quality_section_reports_the_metrics_of_each_method():
+    from keras_introspect import metrics, targets
+
+    model = _small_model()
+    x = np.random.default_rng(5).random((4, 8, 8, 3)).astype("float32")
+    target = targets.Class([0, 1, 1, 0])
+    report = ki.Report(model, "quality").add_quality(
+        x, target, methods=("saliency", "occlusion"), options={"occlusion": {"window": 2}}
+    )
+    page = report.to_html()
+    maps = ki.Saliency(model, target).explain(x)
+    scored = targets.Class([0, 1, 1, 0], logits=False)  # the curves score probabilities
+    down = metrics.deletion(model, x, maps, scored, baseline="blur", random_baseline=True)
+    up = metrics.insertion(model, x, maps, scored, baseline="blur", random_baseline=True)
+    for value in (down.mean_auc, down.random_mean_auc, up.mean_auc, up.random_mean_auc):
+        assert f"<td>{value:.3f}</td>" in page
+    twin = metrics.compare_with_random_twin("saliency", model, x, target)
+    logit = metrics.random_logit_check("saliency", model, x, target)
+    assert f"<td>{twin.mean:.3f}</td>" in page and f"<td>{logit.mean:.3f}</td>" in page
+    cascade = metrics.randomization_check("saliency", model, x, target)
+    assert cascade.layers == ["out", "identity"]
+    for value in cascade.mean:
+        assert f"<td>{value:.3f}</td>" in page
+    assert page.count("<img") == 2 and "Explanation quality" in page
