@@ -112,6 +112,11 @@ class Occlusion(Attribution):
                 f"shape {self.baseline.shape}"
             )
         size = shape[1:3]
+        if any(w > n for w, n in zip(self.window, size, strict=True)):
+            raise ValueError(
+                f"Expected `window` no larger than the image ({size[0]} x {size[1]}). "
+                f"Received: window={self.window}"
+            )
         starts = [
             np.asarray(window_starts(n, w, s))
             for n, w, s in zip(size, self.window, self.stride, strict=True)

@@ -36,7 +36,8 @@ def _in_group(info, group: str) -> bool:
 
 
 def _not_found(selector, infos, why: str = "") -> LayerNotFoundError:
-    candidates = [i.path for i in infos] + [i.name for i in infos]
+    # a top-level layer's path is its name: list each candidate once
+    candidates = list(dict.fromkeys([i.path for i in infos] + [i.name for i in infos]))
     close = difflib.get_close_matches(str(selector), candidates, n=5, cutoff=0.5)
     hint = f" Closest valid names: {close}." if close else ""
     first = [i.path for i in infos[:8]]

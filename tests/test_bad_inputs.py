@@ -1,0 +1,402 @@
+"""The bad-input matrix: one row per case.
+
+Each row either raises a `ValueError`/`TypeError` whose message names the
+value received and what was expected, or, where a sensible answer exists,
+gives the right answer (checked against an independent computation).
+"""
+
+import keras
+import numpy as np
+import pytest
+from sklearn.exceptions import NotFittedError
+
+import keras_introspect as ki
+from keras_introspect import targets
+from keras_introspect.exceptions import (
+    AmbiguousLayerError,
+    KerasIntrospectWarning,
+    LayerNotFoundError,
+    ModelNotBuiltError,
+    SharedLayerError,
+)
+
+L = keras.layers
+
+
+def small_cnn():
+    keras.utils.set_random_seed(0)
+    return keras.Sequential(
+        [
+            keras.Input((16, 16, 3)),
+            L.Conv2D(4, 3, activation="relu", name="conv1"),
+            L.MaxPooling2D(name="pool1"),
+            L.Conv2D(6, 3, padding="same", name="conv2"),
+            L.GlobalAveragePooling2D(name="gap"),
+            L.Dense(3, activation="softmax", name="out"),
+        ],
+        name="small_cnn",
+    )
+
+
+MODEL = small_cnn()
+X = np.random.default_rng(0).uniform(size=(2, 16, 16, 3)).astype("float32")
+
+
+def with_value(x, index, value):
+    x = x.copy()
+    x[index] = value
+    return x
+
+
+# (id, call, error type, regex the message must match: the value and what is expected)
+ERRORS = [
+    (
+        "unknown layer",
+        lambda: ki.GradCAM(MODEL, 0, layer="conv3").explain(X),
+        LayerNotFoundError,
+        r"No layer matches 'conv3'\. Closest valid names: \['conv2', 'conv1'\]",
+    ),
+    (
+        "ambiguous layer",
+        lambda: ki.GradCAM(MODEL, 0, layer="conv").explain(X),
+        AmbiguousLayerError,
+        r"Expected 'conv' to name one layer\. Received a selector matching 2 layers: "
+        r"\['conv1', 'conv2'\]",
+    ),
+    (
+        "layer index out of range",
+        lambda: ki.Introspector(MODEL).layer(5),
+        LayerNotFoundError,
+        r"Expected a layer index in \[-5, 4\]\. Received: index=5",
+    ),
+    (
+        "negative layer index out of range",
+        lambda: ki.LayerActivations(MODEL, -6).fit(X),
+        LayerNotFoundError,
+        r"Expected a layer index in \[-5, 4\]\. Received: index=-6",
+    ),
+    (
+        "Grad-CAM on a layer without spatial axes",
+        lambda: ki.GradCAM(MODEL, 0, layer="gap").explain(X),
+        ValueError,
+        r"Expected a layer with two spatial axes.*Received: layer 'gap' with output shape "
+        r"\(None, 6\)",
+    ),
+    (
+        "class out of range",
+        lambda: ki.Saliency(MODEL, 3).explain(X),
+        ValueError,
+        r"Expected class index in the range \[0, 2\].*Received: 3",
+    ),
+    (
+        "negative class out of range",
+        lambda: ki.Saliency(MODEL, targets.Class(-4)).explain(X),
+        ValueError,
+        r"Expected class index in the range \[0, 2\].*Received: -4",
+    ),
+    (
+        "channel out of range",
+        lambda: ki.Saliency(MODEL, targets.Channel("conv2", 6)).explain(X),
+        ValueError,
+        r"Expected channel of 'conv2' in the range \[0, 5\].*Received: 6",
+    ),
+    (
+        "neuron position out of range",
+        lambda: ki.Occlusion(MODEL, targets.Neuron("conv1", 0, (14, 0))).explain(X),
+        ValueError,
+        r"Expected position\[0\] of 'conv1' in the range \[0, 13\].*Received: 14",
+    ),
+    (
+        "neuron channel out of range",
+        lambda: ki.Saliency(MODEL, targets.Neuron("conv1", -5, (0, 0))).explain(X),
+        ValueError,
+        r"Expected channel of 'conv1' in the range \[0, 3\].*Received: -5",
+    ),
+    (
+        "image of the wrong size",
+        lambda: ki.Saliency(MODEL, 0).explain(X[:, :12]),
+        ValueError,
+        r"Expected input of shape \(None, 16, 16, 3\).*Received: x with shape \(2, 12, 16, 3\)",
+    ),
+    (
+        "image with the wrong channels",
+        lambda: ki.GradCAM(MODEL, 0).explain(X[..., :1]),
+        ValueError,
+        r"Expected input of shape \(None, 16, 16, 3\).*Received: x with shape \(2, 16, 16, 1\)",
+    ),
+    (
+        "NaN in the images",
+        lambda: ki.Saliency(MODEL, 0).explain(with_value(X, (1, 2, 3, 0), np.nan)),
+        ValueError,
+        r"Input contains NaN or infinity \(1 values\)\. Expected finite values in `x`",
+    ),
+    (
+        "inf in the images",
+        lambda: ki.Occlusion(MODEL, 0, window=4).explain(with_value(X, (0, 0, 0, 0), np.inf)),
+        ValueError,
+        r"Input contains NaN or infinity \(1 values\)",
+    ),
+    (
+        "NaN in the images of a dataset probe",
+        lambda: ki.top_activating(MODEL, "conv1", 0, with_value(X, (0, 0, 0, 0), np.nan), k=1),
+        ValueError,
+        r"Input contains NaN or infinity",
+    ),
+    (
+        "empty input",
+        lambda: ki.Saliency(MODEL, 0).explain(X[:0]),
+        ValueError,
+        r"Expected at least one sample\. Received: an empty `x` with shapes \[\(0, 16, 16, 3\)\]",
+    ),
+    (
+        "empty input to an estimator",
+        lambda: ki.PixelClusterer(MODEL, "conv1").fit(X[:0]),
+        ValueError,
+        r"Found array with 0 sample\(s\) \(shape=\(0, 16, 16, 3\)\) while a minimum of 1",
+    ),
+    (
+        "occlusion window larger than the image",
+        lambda: ki.Occlusion(MODEL, 0, window=(8, 17)).explain(X),
+        ValueError,
+        r"Expected `window` no larger than the image \(16 x 16\)\. Received: window=\(8, 17\)",
+    ),
+    (
+        "occlusion stride 0",
+        lambda: ki.Occlusion(MODEL, 0, window=4, stride=0),
+        ValueError,
+        r"Expected `stride` to be an integer >= 1 or a pair of them\. Received: stride=0",
+    ),
+    (
+        "occlusion negative stride",
+        lambda: ki.Occlusion(MODEL, 0, window=4, stride=(2, -1)),
+        ValueError,
+        r"Received: stride=\(2, -1\)",
+    ),
+    (
+        "PixelClusterer.transform before fit",
+        lambda: ki.PixelClusterer(MODEL, "conv1").transform(X),
+        NotFittedError,
+        r"This PixelClusterer instance is not fitted yet",
+    ),
+    (
+        "ImageClusterer.predict before fit",
+        lambda: ki.ImageClusterer(MODEL, "gap").predict(X),
+        NotFittedError,
+        r"This ImageClusterer instance is not fitted yet",
+    ),
+    (
+        "LayerActivations.transform before fit",
+        lambda: ki.LayerActivations(MODEL, "conv1").transform(X),
+        NotFittedError,
+        r"This LayerActivations instance is not fitted yet",
+    ),
+    (
+        "AttributionMaps.transform before fit",
+        lambda: ki.AttributionMaps(MODEL).transform(X),
+        NotFittedError,
+        r"This AttributionMaps instance is not fitted yet",
+    ),
+    (
+        "CategoryTree.transform before fit",
+        lambda: ki.CategoryTree(MODEL, "gap").transform(X),
+        NotFittedError,
+        r"This CategoryTree instance is not fitted yet",
+    ),
+    (
+        "PredictionTree.predict before fit",
+        lambda: ki.PredictionTree(MODEL, "conv2").predict(X),
+        NotFittedError,
+        r"This PredictionTree instance is not fitted yet",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    "call, error, message", [row[1:] for row in ERRORS], ids=[row[0] for row in ERRORS]
+)
+def test_bad_input_is_refused_clearly(call, error, message):
+    with pytest.raises(error, match=message):
+        call()
+
+
+def test_errors_are_value_or_type_errors():
+    for _, _, error, _ in ERRORS:
+        assert issubclass(error, (ValueError, TypeError))
+
+
+def test_single_image_without_batch_axis_is_accepted():
+    for method in (ki.Saliency(MODEL, 1), ki.GradCAM(MODEL, 1), ki.Occlusion(MODEL, 1, window=4)):
+        one = method.explain(X[1])
+        np.testing.assert_allclose(one, method.explain(X[1:2]), rtol=1e-6)
+        assert one.shape == (1, 16, 16)
+    acts = ki.Introspector(MODEL).activations(X[0], "conv1")["conv1"]
+    np.testing.assert_allclose(acts, ki.Introspector(MODEL).activations(X[:1], "conv1")["conv1"])
+
+
+def test_dpgmm_on_a_layer_with_one_channel_clusters_its_values():
+    """One channel is a valid 1-D clustering problem: two value levels, two clusters."""
+    model = keras.Sequential([keras.Input((8, 8, 1)), L.Conv2D(1, 1, use_bias=False, name="c")])
+    model.get_layer("c").set_weights([np.ones((1, 1, 1, 1), "float32")])  # identity
+    x = np.zeros((4, 8, 8, 1), "float32")
+    x[:, :, 4:] = 1.0
+    x += np.random.default_rng(0).normal(scale=0.01, size=x.shape).astype("float32")
+    clusterer = ki.PixelClusterer(model, "c", random_state=0, max_iter=200).fit(x)
+    labels = clusterer.transform(x)
+    assert clusterer.n_channels_ == 1 and clusterer.n_clusters_ == 2
+    left, right = labels[:, :, :4], labels[:, :, 4:]
+    assert len(np.unique(left)) == 1 and len(np.unique(right)) == 1
+    assert left[0, 0, 0] != right[0, 0, 0]
+
+
+def _channels_first_twin():
+    """The same network with its convolution computed channels first, and channels last."""
+    keras.utils.set_random_seed(3)
+    last = keras.Sequential(
+        [
+            keras.Input((8, 8, 3)),
+            L.Conv2D(4, 3, activation="relu", name="conv"),
+            L.Flatten(),
+            L.Dense(2, name="out"),
+        ]
+    )
+    first = keras.Sequential(
+        [
+            keras.Input((8, 8, 3)),
+            L.Permute((3, 1, 2)),
+            L.Conv2D(4, 3, activation="relu", data_format="channels_first", name="conv"),
+            L.Permute((2, 3, 1)),
+            L.Flatten(),
+            L.Dense(2, name="out"),
+        ]
+    )
+    first.get_layer("conv").set_weights(last.get_layer("conv").get_weights())
+    first.get_layer("out").set_weights(last.get_layer("out").get_weights())
+    return first, last
+
+
+def test_channels_first_conv_layer_is_handled_like_its_channels_last_twin():
+    first, last = _channels_first_twin()
+    x = np.random.default_rng(4).uniform(size=(3, 8, 8, 3)).astype("float32")
+    np.testing.assert_allclose(first(x), last(x), rtol=1e-5, atol=1e-6)
+    strong = int(last.get_layer("conv")(x).numpy().mean(axis=(0, 1, 2)).argmax())
+    pairs = [
+        lambda m: ki.GradCAM(m, 1, layer="conv").explain(x),
+        lambda m: ki.Saliency(m, targets.Channel("conv", strong, aggregate="sum")).explain(x),
+        lambda m: ki.Occlusion(m, targets.Neuron("conv", strong, (2, 4)), window=2).explain(x),
+        lambda m: ki.Introspector(m).activations(x, "conv", pooling="max")["conv"],
+        lambda m: ki.top_activating(m, "conv", 1, x, k=2).values,
+    ]
+    for compute in pairs:
+        np.testing.assert_allclose(compute(first), compute(last), rtol=1e-4, atol=1e-6)
+    labels = [
+        ki.PixelClusterer(m, "conv", method="kmeans", n_clusters=3, random_state=0)
+        .fit(x)
+        .transform(x)
+        for m in (first, last)
+    ]
+    np.testing.assert_array_equal(labels[0], labels[1])
+    assert ki.Introspector(first).layer("conv").channel_axis == 1
+
+
+def test_non_vector_output_needs_an_explicit_target():
+    segmenter = keras.Sequential(
+        [keras.Input((8, 8, 3)), L.Conv2D(2, 3, padding="same", name="logits")]
+    )
+    x = np.ones((1, 8, 8, 3), "float32")
+    with pytest.raises(
+        ValueError, match=r"output 0 with shape \(None, 8, 8, 2\); use targets\.Score"
+    ):
+        ki.Saliency(segmenter, 0).explain(x)
+    explicit = ki.Saliency(
+        segmenter, targets.Score(lambda y: keras.ops.sum(y[..., 1], axis=(1, 2)))
+    ).explain(x)
+    assert np.isfinite(explicit).all() and explicit.any()
+
+
+def test_never_built_sequential_is_refused_with_the_way_out():
+    model = keras.Sequential([L.Conv2D(2, 3, name="c"), L.Flatten(), L.Dense(2)])
+    x = np.ones((1, 8, 8, 3), "float32")
+    with pytest.raises(ModelNotBuiltError, match=r"was never built.*Pass `input_shape`"):
+        ki.Saliency(model, 0).explain(x)
+    info = ki.Introspector(model, input_shape=(8, 8, 3)).layer("c")
+    assert info.output_shape == (None, 6, 6, 2)
+
+
+@pytest.fixture
+def mixed_precision_model():
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        keras.utils.set_random_seed(5)
+        model = keras.Sequential(
+            [
+                keras.Input((16, 16, 3)),
+                L.Conv2D(4, 3, activation="relu", name="c1"),
+                L.MaxPooling2D(),
+                L.Conv2D(6, 3, name="c2"),
+                L.GlobalAveragePooling2D(),
+                L.Dense(3),
+                L.Activation("softmax", dtype="float32"),
+            ]
+        )
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    return model
+
+
+def test_mixed_precision_models_give_finite_float32_maps(mixed_precision_model):
+    model = mixed_precision_model
+    assert model.get_layer("c1").compute_dtype == "float16"
+    methods = [
+        ki.Saliency(model, 1),
+        ki.GradCAM(model, 1),
+        ki.SmoothGrad(model, 1, samples=4),
+        ki.IntegratedGradients(model, 1, steps=8),
+        ki.Occlusion(model, 1, window=4),
+        ki.GuidedBackprop(model, 1),
+        ki.Saliency(model, targets.Channel("c2", 1)),
+    ]
+    for method in methods:
+        maps = method.explain(X)
+        assert maps.dtype == np.float32 and np.isfinite(maps).all() and maps.any(), method
+    # the float16 maps agree with those of a float32 copy of the same weights
+    copy = keras.Sequential(
+        [
+            keras.Input((16, 16, 3)),
+            L.Conv2D(4, 3, activation="relu"),
+            L.MaxPooling2D(),
+            L.Conv2D(6, 3),
+            L.GlobalAveragePooling2D(),
+            L.Dense(3),
+            L.Activation("softmax"),
+        ]
+    )
+    copy.set_weights(model.get_weights())
+    half, full = ki.Saliency(model, 1).explain(X), ki.Saliency(copy, 1).explain(X)
+    np.testing.assert_allclose(half, full, rtol=0.05, atol=0.02 * float(full.max()))
+
+
+def test_layer_shared_by_two_branches_is_refused_clearly():
+    inputs = keras.Input((8, 8, 3))
+    shared = L.Conv2D(2, 3, name="shared")
+    a, b = shared(inputs), shared(L.Rescaling(2.0)(inputs))
+    out = L.Dense(2)(L.Flatten()(L.Add()([a, b])))
+    model = keras.Model(inputs, out)
+    x = np.ones((1, 8, 8, 3), "float32")
+    message = r"Layer 'shared' is called 2 times in one forward pass.*Tap a layer that is called"
+    for call in (
+        lambda: ki.GradCAM(model, 0, layer="shared").explain(x),
+        lambda: ki.Saliency(model, targets.Channel("shared", 0)).explain(x),
+        lambda: ki.Introspector(model).activations(x, "shared"),
+    ):
+        with pytest.raises(SharedLayerError, match=message):
+            call()
+    # the model output itself is unambiguous
+    assert np.isfinite(ki.Saliency(model, 0).explain(x)).all()
+
+
+def test_zero_maps_warn_instead_of_passing_silently():
+    dead = keras.Sequential(
+        [keras.Input((4, 4, 1)), L.Flatten(), L.Dense(2, kernel_initializer="zeros")]
+    )
+    with pytest.warns(KerasIntrospectWarning, match="Every attribution of Saliency"):
+        ki.Saliency(dead, 0).explain(np.ones((1, 4, 4, 1), "float32"))
