@@ -20,6 +20,7 @@ OUT = Path(__file__).with_name("api.md")
 # (title, module): sub-packages whose `__all__` is documented besides the top level
 MODULES = (
     ("Targets", "keras_introspect.targets"),
+    ("Explanation quality", "keras_introspect.metrics"),
     ("Optimisation regularizers", "keras_introspect.optimize.regularizers"),
     ("Optimisation transforms", "keras_introspect.optimize.transforms"),
     ("Plotting", "keras_introspect.plotting"),

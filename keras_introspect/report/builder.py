@@ -516,7 +516,9 @@ class Report:
                 insertion, which leaves no sharp edges for the model to react to).
             probabilities: score the curves on the class probability (Petsiuk
                 et al.) when `target` is a `targets.Class`; the maps still
-                explain `target`.
+                explain `target`. When the model's outputs are probabilities
+                (all in [0, 1]) the curves are kept raw, else normalised
+                (see `metrics.deletion`).
             layers: layers to measure the randomisation at (default: up to
                 `max_layers` of the layers with weights, spread, top included).
             seed: of the random maps, the re-drawn weights and the twin.
@@ -541,15 +543,27 @@ class Report:
         if layers is None:
             layers = _spread(randomizable_layers(model), max_layers)
         twin_model = randomized_twin(model, seed=seed)
-        scored = target
+        scored, normalize = target, True
         if probabilities and isinstance(target, Class):
             scored = Class(target.index, logits=False, output=target.output)
+            # probabilities are comparable as they are (Petsiuk et al.); logits are not
+            normalize = not _bounded_outputs(model, x[:8], target.output)
         curves, randomised, rows = {}, {}, []
         for name in methods:
             kwargs = options.get(name)
             maps = self._explain(x, name, target, kwargs)
             causal = [
-                fn(model, x, maps, scored, steps, baseline, random_baseline=True, seed=seed)
+                fn(
+                    model,
+                    x,
+                    maps,
+                    scored,
+                    steps,
+                    baseline,
+                    random_baseline=True,
+                    seed=seed,
+                    normalize=normalize,
+                )
                 for fn in (deletion, insertion)
             ]
             curves[name] = causal
@@ -579,6 +593,7 @@ class Report:
         params = {
             "target": target,
             "scored": scored,
+            "curves": "normalised" if normalize else "raw probabilities",
             "images": len(x),
             "steps": steps,
             "baseline": baseline,
@@ -589,10 +604,15 @@ class Report:
         section.blocks.append(
             _table(
                 rows,
-                "deletion AUC: lower is better; insertion AUC: higher is better (curves "
-                "normalised: 1 = the image's score, 0 = the baseline image's); the last four "
-                "columns: Spearman rank correlation with the trained model's map for the same "
-                "class, where a method that explains the model scores low",
+                "deletion AUC: lower is better; insertion AUC: higher is better ("
+                + (
+                    "normalised curves: 1 = the image's score, 0 = the baseline image's"
+                    if normalize
+                    else "class probabilities"
+                )
+                + "); the last four columns: Spearman rank correlation with the trained "
+                "model's map for the same class, where a method that explains the model "
+                "scores low",
             )
         )
         fig = plot_causal_curves(curves)
@@ -689,6 +709,14 @@ def explain_maps(model, x, method, target, options=None):
     if method not in METHODS:
         raise ValueError(f"Unknown method {method!r}. Expected a name from {sorted(METHODS)}")
     return one_map_per_image(METHODS[method](model, target, **(options or {})).explain(x), method)
+
+
+def _bounded_outputs(model, x, output=0) -> bool:
+    """Whether the model's `output` on `x` lies in [0, 1] (probabilities, not logits)."""
+    import tensorflow as tf
+
+    values = np.asarray(tf.nest.flatten(model(x, training=False))[output])
+    return bool(values.size) and bool(((values >= 0) & (values <= 1)).all())
 
 
 def one_map_per_image(maps, method):

@@ -228,3 +228,20 @@ def test_quality_section_reports_the_metrics_of_each_method():
     for value in cascade.mean:
         assert f"<td>{value:.3f}</td>" in page
     assert page.count("<img") == 2 and "Explanation quality" in page
+
+
+def test_quality_section_keeps_probability_curves_raw():
+    from keras_introspect import metrics, targets
+
+    keras.utils.set_random_seed(1)
+    model = keras.Sequential(
+        [keras.Input((8, 8, 3)), keras.layers.Flatten(), keras.layers.Dense(3, "softmax")]
+    )
+    x = np.random.default_rng(6).random((3, 8, 8, 3)).astype("float32")
+    target = targets.Class([0, 1, 2])
+    page = ki.Report(model).add_quality(x, target, methods=("saliency",)).to_html()
+    assert "raw probabilities" in page
+    maps = ki.Saliency(model, target).explain(x)
+    scored = targets.Class([0, 1, 2], logits=False)
+    raw = metrics.deletion(model, x, maps, scored, baseline="blur", normalize=False)
+    assert f"<td>{raw.mean_auc:.3f}</td>" in page
