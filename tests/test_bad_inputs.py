@@ -8,6 +8,7 @@ gives the right answer (checked against an independent computation).
 import keras
 import numpy as np
 import pytest
+from conftest import make_sequential
 from sklearn.exceptions import NotFittedError
 
 import keras_introspect as ki
@@ -23,22 +24,8 @@ from keras_introspect.exceptions import (
 L = keras.layers
 
 
-def small_cnn():
-    keras.utils.set_random_seed(0)
-    return keras.Sequential(
-        [
-            keras.Input((16, 16, 3)),
-            L.Conv2D(4, 3, activation="relu", name="conv1"),
-            L.MaxPooling2D(name="pool1"),
-            L.Conv2D(6, 3, padding="same", name="conv2"),
-            L.GlobalAveragePooling2D(name="gap"),
-            L.Dense(3, activation="softmax", name="out"),
-        ],
-        name="small_cnn",
-    )
-
-
-MODEL = small_cnn()
+keras.utils.set_random_seed(0)
+MODEL = make_sequential()  # conv1, pool1, conv2, gap, out (softmax over 3)
 X = np.random.default_rng(0).uniform(size=(2, 16, 16, 3)).astype("float32")
 
 

@@ -205,6 +205,7 @@ def _normalise(kind: str, scores: np.ndarray) -> tuple:
 
 def _causal(
     kind,
+    *,
     model,
     x,
     maps,
@@ -311,20 +312,7 @@ def deletion(
         >>> result.curves.round(2).tolist(), float(result.auc[0])
         ([[1.0, 0.75, 0.5, 0.25, 0.0]], 0.5)
     """
-    return _causal(
-        "deletion",
-        model,
-        x,
-        maps,
-        target,
-        steps,
-        baseline,
-        random_baseline,
-        seed,
-        normalize,
-        batch_size,
-        verbose,
-    )
+    return _causal("deletion", **locals())
 
 
 def insertion(
@@ -352,20 +340,7 @@ def insertion(
         >>> float(ki.metrics.insertion(model, x, x[..., 0], 0, steps=4).auc[0])
         0.5
     """
-    return _causal(
-        "insertion",
-        model,
-        x,
-        maps,
-        target,
-        steps,
-        baseline,
-        random_baseline,
-        seed,
-        normalize,
-        batch_size,
-        verbose,
-    )
+    return _causal("insertion", **locals())
 
 
 deletion.__doc__ = deletion.__doc__.replace("{args}", _ARGS_DOC.strip("\n").lstrip())
