@@ -130,10 +130,6 @@ def _check_common(model, measure, seed) -> int:
     return check_seed(seed)
 
 
-def _is_preprocessing(layer) -> bool:
-    return ".preprocessing." in type(layer).__module__
-
-
 def randomizable_layers(model, layers=None) -> list:
     """Paths of the layers a randomisation check re-draws, input side first.
 
@@ -142,7 +138,12 @@ def randomizable_layers(model, layers=None) -> list:
     """
     from keras_introspect.model.introspector import Introspector
 
-    intro = Introspector(model)
+    return _randomizable(Introspector(model), layers)
+
+
+def _randomizable(intro, layers) -> list:
+    from keras_introspect.probes.randomized_twin import _is_preprocessing
+
     infos = intro.layers if layers is None else intro.select(layers)
     chosen = [
         info.path
@@ -154,7 +155,7 @@ def randomizable_layers(model, layers=None) -> list:
     if not chosen:
         raise ValueError(
             f"Expected layers with trainable weights to randomise. Received: "
-            f"layers={layers!r} of model {model.name!r}"
+            f"layers={layers!r} of model {intro.model.name!r}"
         )
     return chosen
 
@@ -171,6 +172,7 @@ def randomization_check(
     options=None,
     seed: int = 0,
     keep_maps: bool = False,
+    maps=None,
     verbose: int = 0,
 ) -> RandomizationResult:
     """Model-parameter randomisation test (Adebayo et al. 2018), layer by layer from the top.
@@ -198,6 +200,8 @@ def randomization_check(
         options: keyword arguments of the attribution class.
         seed: of the re-drawn weights.
         keep_maps: keep every randomised map in the result.
+        maps: the trained model's maps of `x` for `target`, when already
+            computed (they are not computed again).
         verbose: 0 silent, 1 progress bar over the layers.
 
     Returns:
@@ -219,12 +223,13 @@ def randomization_check(
     check_one_of(mode, "mode", MODES)
     verbose = check_verbose(verbose)
     name, explain = explainer(method, options)
-    paths = randomizable_layers(model, layers)[::-1]
+    intro = Introspector(model)
+    paths = _randomizable(intro, layers)[::-1]
     measured = set(paths)
     if mode == "cascading":  # every layer above a measured one is random too
-        every = randomizable_layers(model)[::-1]
+        every = _randomizable(intro, None)[::-1]
         paths = every[: max(every.index(p) for p in measured) + 1]
-    original = explain(model, x, target)
+    original = explain(model, x, target) if maps is None else np.asarray(maps)
     copy = trained_copy(model)
     copy_intro = Introspector(copy)
     rng = np.random.default_rng(seed)
@@ -274,6 +279,7 @@ def random_logit_check(
     similarity: str = "spearman",
     options=None,
     seed: int = 0,
+    maps=None,
 ) -> MapComparison:
     """Map of the true class vs the map of a random other class (Adebayo et al. 2018).
 
@@ -291,6 +297,7 @@ def random_logit_check(
         options: keyword arguments of the attribution class.
         seed: picks the other classes (uniform among the classes that are
             not the image's).
+        maps: the maps of `x` for `labels`, when already computed.
 
     Returns:
         `MapComparison` with `details["classes"]` and `details["other_classes"]`.
@@ -326,7 +333,7 @@ def random_logit_check(
     others = np.where(draws >= classes, draws + 1, draws)
     true_target = Class(classes, logits=given.logits, output=given.output)
     other_target = Class(others, logits=given.logits, output=given.output)
-    maps = explain(model, x, true_target)
+    maps = explain(model, x, true_target) if maps is None else np.asarray(maps)
     other = explain(model, x, other_target)
     same, same_abs = _similarities(maps, other, similarity)
     details = {"classes": classes, "other_classes": others, "seed": seed}
@@ -343,6 +350,7 @@ def compare_with_random_twin(
     options=None,
     seed: int = 0,
     twin=None,
+    maps=None,
 ) -> MapComparison:
     """The same map on the model and on its randomly initialised twin, with their similarity.
 
@@ -361,6 +369,7 @@ def compare_with_random_twin(
         seed: of the twin's weights.
         twin: a twin already built by `probes.randomized_twin` (to compare
             several methods on one twin); `seed` is then not used.
+        maps: the trained model's maps of `x` for `target`, when already computed.
 
     Returns:
         `MapComparison`: `maps` (trained), `other_maps` (twin), `similarity`.
@@ -375,7 +384,7 @@ def compare_with_random_twin(
 
     seed = _check_common(model, similarity, seed)
     name, explain = explainer(method, options)
-    maps = explain(model, x, target)
+    maps = explain(model, x, target) if maps is None else np.asarray(maps)
     if twin is None:
         details, twin = {"seed": seed}, randomized_twin(model, seed=seed)
     else:

@@ -567,12 +567,17 @@ class Report:
                 for fn in (deletion, insertion)
             ]
             curves[name] = causal
+            # the trained model's maps are computed once, above, for every check
             randomised[name] = randomization_check(
-                name, model, x, target, layers=layers, options=kwargs, seed=seed
+                name, model, x, target, layers=layers, options=kwargs, seed=seed, maps=maps
             )
-            twin = compare_with_random_twin(name, model, x, target, options=kwargs, twin=twin_model)
+            twin = compare_with_random_twin(
+                name, model, x, target, options=kwargs, twin=twin_model, maps=maps
+            )
             logit = (
-                random_logit_check(name, model, x, target, options=kwargs, seed=seed).mean
+                random_logit_check(
+                    name, model, x, target, options=kwargs, seed=seed, maps=maps
+                ).mean
                 if isinstance(target, Class)
                 else float("nan")
             )

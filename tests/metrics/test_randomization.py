@@ -170,6 +170,12 @@ def test_random_twin_comparison_equals_the_hand_computed_twin_correlation():
     again = compare_with_random_twin("saliency", model, x, 2, twin=shared)
     np.testing.assert_allclose(again.similarity, twin.similarity)
     assert again.details == {"twin": shared.name}
+    given = compare_with_random_twin("saliency", model, x, 2, seed=5, maps=twin.maps)
+    np.testing.assert_allclose(given.similarity, twin.similarity)
+    reused = randomization_check("saliency", model, x, 2, maps=twin.maps)
+    np.testing.assert_allclose(
+        reused.similarity, randomization_check("saliency", model, x, 2).similarity
+    )
 
 
 def test_map_similarity_measures():
