@@ -70,6 +70,7 @@ _LAZY = {
     "noise_like": "keras_introspect.probes.out_of_sample",
     "randomized_twin": "keras_introspect.probes.randomized_twin",
     "metrics": "keras_introspect.metrics",
+    "distributed": "keras_introspect.distributed",
 }
 
 __all__ = sorted(_LAZY)

@@ -62,7 +62,7 @@ class LayerEstimator(ModelEstimatorMixin):
         if reset:
             self.input_shape_ = tuple(X.shape[1:])
             self.n_features_in_ = int(np.prod(self.input_shape_))
-        elif tuple(X.shape[1:]) != self.input_shape_:
+        elif self.input_shape_ is not None and tuple(X.shape[1:]) != self.input_shape_:
             if X.ndim == 2:
                 raise ValueError(
                     f"X has {X.shape[1]} features, but {name} is expecting "
@@ -205,8 +205,11 @@ class MixtureMixin:
             weight_concentration_prior_type="dirichlet_process", **kwargs
         )
 
-    def _fit_points(self, points, scaling: Scaling):
-        """Fit the mixture on `points` `(n, features)` (raw values); returns their labels."""
+    def _fit_points(self, points, scaling: Scaling, stacklevel: int = 3):
+        """Fit the mixture on `points` `(n, features)` (raw values); returns their labels.
+
+        `stacklevel` points the convergence warning at the user's call.
+        """
         from sklearn.exceptions import ConvergenceWarning
 
         if points.shape[0] < 2:
@@ -234,7 +237,7 @@ class MixtureMixin:
                 f"{self.max_iter} before its convergence test passed; the clusters are "
                 "usable, a larger max_iter refines them",
                 KerasIntrospectWarning,
-                stacklevel=3,
+                stacklevel=stacklevel,
             )
         components = self._components(scaled)
         raw = components.argmax(axis=1)
@@ -257,18 +260,48 @@ class MixtureMixin:
 
     def _components(self, scaled):
         """Per point, a score per component: larger is more probable."""
-        if self.method == "kmeans":
-            return -self.mixture_.transform(scaled)
-        from keras_introspect._sklearn import weighted_log_prob
-
-        return weighted_log_prob(self.mixture_, scaled)
+        return PointLabeler(self.method, self.mixture_, None, None).scores(scaled)
 
     def _labels(self, components):
         """Compact labels from per-component scores: the most probable used component."""
         return components[:, self.components_].argmax(axis=1).astype(np.int32)
 
+    def _labeler(self) -> PointLabeler:
+        return PointLabeler(self.method, self.mixture_, self.components_, self._scaling)
+
     def _predict_points(self, points):
-        return self._labels(self._components(self._scaling(points.astype(np.float64))))
+        return self._labeler()(points)
+
+
+class PointLabeler:
+    """Labels of raw points after a fit: the scaling, the clustering, the used components.
+
+    Small and picklable: the Dask paths send it to the workers, which label
+    their chunks with exactly the arithmetic of the in-memory path.
+    """
+
+    def __init__(self, method, mixture, components, scaling):
+        self.method = method
+        # k-means needs only its centres (scikit-learn's and dask-ml's alike)
+        self.mixture = mixture if method != "kmeans" else None
+        self.centers = np.asarray(mixture.cluster_centers_) if method == "kmeans" else None
+        self.components = components
+        self.scaling = scaling
+
+    def scores(self, scaled):
+        """`(n, n_components)`: larger is more probable."""
+        if self.method == "kmeans":
+            from sklearn.metrics.pairwise import euclidean_distances
+
+            return -euclidean_distances(scaled, self.centers)
+        from keras_introspect._sklearn import weighted_log_prob
+
+        return weighted_log_prob(self.mixture, scaled)
+
+    def __call__(self, points):
+        """Compact labels `(n,)` int32 of raw points `(n, features)`."""
+        scores = self.scores(self.scaling(points.astype(np.float64)))
+        return scores[:, self.components].argmax(axis=1).astype(np.int32)
 
 
 def _covariance_prior(points, covariance_type):

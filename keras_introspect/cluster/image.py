@@ -11,6 +11,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from keras_introspect._validation import check_one_of
 from keras_introspect.cluster._base import LayerEstimator, MixtureMixin, Scaling, pool
+from keras_introspect.distributed.store import is_array_source
 from keras_introspect.targets import one_output_layer
 
 
@@ -88,7 +89,12 @@ class ImageClusterer(MixtureMixin, LayerEstimator, ClusterMixin, BaseEstimator):
         """Cluster the images of `X`.
 
         Args:
-            X: images, or a stream of batches.
+            X: images, or a stream of batches; or the layer's activations
+                stored on disk (a dask or Zarr array with channels last, or
+                the path of a store written by
+                `ki.distributed.activations_to_zarr`): each chunk is pooled
+                where it is and only one point per image comes back, then
+                fitted as in memory.
             y: ignored (see `composition`).
 
         Returns:
@@ -102,8 +108,15 @@ class ImageClusterer(MixtureMixin, LayerEstimator, ClusterMixin, BaseEstimator):
             check_positive_int(self.max_features, "max_features")
         info = one_output_layer(self._get_introspector(), self.layer)
         self.layer_path_ = info.path
-        X = self._check_x(X, reset=True)
-        points = self._points(X)
+        if is_array_source(X):
+            from keras_introspect.distributed import cluster
+
+            acts = cluster.activations_of(self, X, info)
+            cluster.set_input_shape(self)
+            points = cluster.image_points(self, acts, self._grid(), self.verbose)
+        else:
+            X = self._check_x(X, reset=True)
+            points = self._points(X)
         scaling = Scaling(scale)
         scaling.update(points)
         self.data_range_ = (scaling.low, scaling.high)
@@ -111,12 +124,15 @@ class ImageClusterer(MixtureMixin, LayerEstimator, ClusterMixin, BaseEstimator):
         self.labels_ = self._fit_points(points, scaling)
         return self
 
-    def _points(self, X):
-        grid = None
+    def _grid(self):
         if self.pooling is None and self.max_features is not None:
-            grid = _pooled_grid(self._get_introspector().layer(self.layer_path_), self.max_features)
+            return _pooled_grid(self._get_introspector().layer(self.layer_path_), self.max_features)
+        return None
+
+    def _points(self, X):
+        reduce = self._reduce(self._grid())
         return np.concatenate(
-            [b.reshape(len(b), -1) for b in self._stream(X, self.layer_path_, self._reduce(grid))]
+            [b.reshape(len(b), -1) for b in self._stream(X, self.layer_path_, reduce)]
         )
 
     def _reduce(self, grid):
@@ -128,8 +144,17 @@ class ImageClusterer(MixtureMixin, LayerEstimator, ClusterMixin, BaseEstimator):
         return reduce
 
     def predict(self, X):
-        """Cluster of each image, `(n,)`."""
+        """Cluster of each image, `(n,)`.
+
+        `X` may be stored activations as in `fit`; the result is then a lazy
+        dask array, computed chunk by chunk where the chunks are.
+        """
         check_is_fitted(self)
+        if is_array_source(X):
+            from keras_introspect.distributed import cluster
+
+            info = self._get_introspector().layer(self.layer_path_)
+            return cluster.predict_images(self, cluster.activations_of(self, X, info), self._grid())
         X = self._check_x(X, reset=False)
         return self._predict_points(self._points(X))
 

@@ -16,6 +16,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from keras_introspect._validation import check_positive_int
 from keras_introspect.cluster._base import LayerEstimator, MixtureMixin, Scaling
+from keras_introspect.distributed.store import is_array_source
 from keras_introspect.targets import one_output_layer
 
 
@@ -32,7 +33,9 @@ class PixelClusterer(MixtureMixin, LayerEstimator, TransformerMixin, BaseEstimat
     `fit` uses a seeded uniform sample of at most `sample_size` points (drawn
     while streaming, so the activations of all images are never held at
     once); `transform` labels every pixel of any number of images, batch by
-    batch.
+    batch. Activations stored on disk (`ki.distributed.activations_to_zarr`)
+    are read in parallel by Dask: pass the store's path instead of images
+    (see the "Scale-out" guide).
 
     Args:
         model: a built `keras.Model`.
@@ -45,7 +48,9 @@ class PixelClusterer(MixtureMixin, LayerEstimator, TransformerMixin, BaseEstimat
         scale: `(low, high)` the values are mapped to, or `None` to keep them.
         covariance_type: of the Gaussian components: `"full"`, `"diag"`
             (and `"tied"`, `"spherical"` with `backend="sklearn"`).
-        sample_size: most points `fit` clusters; more are sampled.
+        sample_size: most points `fit` clusters; more are sampled. `None`
+            clusters all of them (on stored activations: k-means only, with
+            dask-ml on the cluster).
         backend: `"tensorflow"` (`DPGMM`: the same variational updates as
             scikit-learn, in float32 on the TensorFlow device, much faster)
             or `"sklearn"` (`BayesianGaussianMixture`, the reference). Only
@@ -114,14 +119,22 @@ class PixelClusterer(MixtureMixin, LayerEstimator, TransformerMixin, BaseEstimat
 
         Args:
             X: images `(n, ...)` as the model takes them, or a stream
-                (`tf.data.Dataset`, generator of batches).
+                (`tf.data.Dataset`, generator of batches); or the layer's
+                activations when they do not fit in memory: a dask or Zarr
+                array `(n, *map_shape, channels)`, or the path of a store
+                written by `ki.distributed.activations_to_zarr`. The range
+                and the sample are read chunk by chunk where the chunks are
+                (on the Dask cluster when a client is active), and the fit
+                is the in-memory one: the same seed gives the same clusters.
             y: ignored.
 
         Returns:
             self
         """
         scale = self._check_mixture_params()
-        sample_size = check_positive_int(self.sample_size, "sample_size")
+        sample_size = self.sample_size
+        if sample_size is not None:
+            sample_size = check_positive_int(sample_size, "sample_size")
         info = one_output_layer(self._get_introspector(), self.layer)
         if len(info.output_shape) < 3:
             raise ValueError(
@@ -129,9 +142,16 @@ class PixelClusterer(MixtureMixin, LayerEstimator, TransformerMixin, BaseEstimat
                 f"{info.output_shape}. Cluster whole images with ImageClusterer"
             )
         self.layer_path_ = info.path
-        X = self._check_x(X, reset=True)
         random = check_random_state(self.random_state)
         scaling = Scaling(scale)
+        if is_array_source(X):
+            from keras_introspect.distributed import cluster
+
+            acts = cluster.activations_of(self, X, info)
+            cluster.set_input_shape(self)
+            cluster.fit_pixels(self, acts, scaling, sample_size, random, self.verbose)
+            return self
+        X = self._check_x(X, reset=True)
         keys = np.empty(0)
         sample = None
         n_points = 0
@@ -143,7 +163,7 @@ class PixelClusterer(MixtureMixin, LayerEstimator, TransformerMixin, BaseEstimat
             # uniform sample without replacement: the smallest random keys
             keys = np.concatenate([keys, random.random_sample(len(points))])
             sample = points if sample is None else np.concatenate([sample, points])
-            if len(keys) > sample_size:
+            if sample_size is not None and len(keys) > sample_size:
                 keep = np.sort(np.argpartition(keys, sample_size)[:sample_size])
                 keys, sample = keys[keep], sample[keep]
         if sample is None:
@@ -165,12 +185,20 @@ class PixelClusterer(MixtureMixin, LayerEstimator, TransformerMixin, BaseEstimat
         """Label images: the cluster of every pixel of the layer's output.
 
         Args:
-            X: images, or a stream of batches.
+            X: images, or a stream of batches; or activations of the layer
+                (a dask or Zarr array, or the path of a store written by
+                `ki.distributed.activations_to_zarr`).
 
         Returns:
-            `np.ndarray` of int32, shape `(n, *map_shape_)`.
+            `np.ndarray` of int32, shape `(n, *map_shape_)`; for activations
+            a lazy dask array (see `transform_to_zarr` to store it).
         """
         check_is_fitted(self)
+        if is_array_source(X):
+            from keras_introspect.distributed import cluster
+
+            info = self._get_introspector().layer(self.layer_path_)
+            return cluster.label_pixels(self, cluster.activations_of(self, X, info))
         X = self._check_x(X, reset=False)
         maps = []
         for batch in self._stream(X, self.layer_path_):
@@ -181,6 +209,39 @@ class PixelClusterer(MixtureMixin, LayerEstimator, TransformerMixin, BaseEstimat
     def predict(self, X):
         """Same as `transform`: label images `(n, *map_shape_)`."""
         return self.transform(X)
+
+    def transform_to_zarr(self, X, path, overwrite=False):
+        """Label maps of stored activations, written into a Zarr store at `path`.
+
+        Every chunk of activations is labelled where it is (on the Dask
+        cluster when a client is active) and written as one chunk of an int32
+        array `(n, *map_shape_)`. Resumable like `activations_to_zarr`: the
+        same call after an interruption writes only the missing chunks; a
+        store written by another fit is refused.
+
+        Args:
+            X: activations of the layer: a dask or Zarr array, or the path of
+                a store written by `ki.distributed.activations_to_zarr`.
+            path: directory of the Zarr store of labels.
+            overwrite: replace a store of labels already at `path`.
+
+        Returns:
+            A dask array over the stored label maps.
+
+        Example:
+            >>> pc = ki.PixelClusterer(model, "block1_conv2", random_state=0)  # doctest: +SKIP
+            >>> pc.fit("acts.zarr").transform_to_zarr("acts.zarr", "labels.zarr")  # doctest: +SKIP
+        """
+        check_is_fitted(self)
+        if not is_array_source(X):
+            raise TypeError(
+                "transform_to_zarr labels stored activations (a dask or Zarr array, or the "
+                "path of a store); write them first with ki.distributed.activations_to_zarr, "
+                f"or call transform(images). Received: {type(X).__name__}"
+            )
+        from keras_introspect.distributed import cluster
+
+        return cluster.labels_to_zarr(self, X, path, overwrite, self.verbose)
 
     def fit_predict(self, X, y=None):
         """`fit(X)`, then the label images of `X`."""
@@ -210,7 +271,7 @@ class PixelClusterer(MixtureMixin, LayerEstimator, TransformerMixin, BaseEstimat
                 f"Received: background={background!r}"
             )
         field = self._get_introspector().receptive_field(self.layer_path_, strict=True)
-        maps = self.transform(X)
+        maps = np.asarray(self.transform(X))
         grids = np.indices(maps.shape[1:]).reshape(len(maps.shape) - 1, -1)
         centres = []
         for labels in maps.reshape(len(maps), -1):

@@ -1,0 +1,361 @@
+"""`activations_to_zarr`: one layer's activations for any number of images, on disk."""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+
+import numpy as np
+
+from keras_introspect._validation import check_positive_int, check_verbose
+from keras_introspect.distributed import store as stores
+from keras_introspect.distributed import tasks
+from keras_introspect.distributed._deps import require
+
+#: target size of one chunk when `chunk_images="auto"` (Dask's advice: ~100 MB)
+AUTO_CHUNK_BYTES = 64 * 2**20
+
+
+def activations_to_zarr(
+    model,
+    layer,
+    images,
+    path,
+    chunk_images="auto",
+    batch_size=32,
+    client=None,
+    loader=None,
+    custom_objects=None,
+    dtype="float32",
+    overwrite=False,
+    verbose=1,
+):
+    """Write one layer's activations for all `images` into a chunked Zarr array.
+
+    The images are read, pushed through the model up to `layer` and written
+    chunk by chunk, so memory holds one chunk at a time whatever the number
+    of images (a VGG's first block at 224x224 is 12.8 MB per image). The
+    store is resumable: a run that stops keeps the chunks it wrote, and the
+    same call again computes only the others. With a Dask `client` the chunks
+    are computed on the cluster's workers; each worker loads the model once
+    from the `.keras` file and writes its chunks itself, so `path` (and the
+    image files) must be reachable from the workers, e.g. a shared disk or an
+    object store.
+
+    The array is `(n_images, *layer_output)` float32 with channels last (as
+    every clusterer takes it), chunked along the images only, in a Zarr group
+    at `path` whose attributes record the layer, the model and the inputs.
+
+    Args:
+        model: a `keras.Model`, or the path of a `.keras` file (needed with
+            a `client`: workers load the model from it).
+        layer: selector of one layer.
+        images: a numpy array (or tensor) of images, a dask array of images,
+            a list of image file paths (read with `loader`), or a stream of
+            batches (`tf.data.Dataset`, `PyDataset`, generator; read here in
+            order and sent to the workers chunk by chunk).
+        path: directory of the Zarr store.
+        chunk_images: images per chunk (and per task), or `"auto"` for about
+            64 MB of activations per chunk.
+        batch_size: images per forward pass within a chunk.
+        client: a `distributed.Client`, or `None` to compute in this process.
+        loader: for a list of files, `loader(file) -> (h, w, c) array`; by
+            default the file is decoded and resized to the model's input
+            size with `keras.utils.load_img` (values 0-255, float32).
+        custom_objects: for loading the model file.
+        dtype: of the stored values: `"float32"` or `"float16"` (half the
+            disk; about three significant digits).
+        overwrite: replace an existing store at `path` (only a store this
+            function wrote is ever deleted).
+        verbose: 0 silent, 1 progress bar (images), 2 one line at the end.
+
+    Returns:
+        A dask array over the stored activations, one block per chunk.
+
+    Raises:
+        ValueError: `path` holds a store written for another layer, model,
+            dtype, chunking or images (the message names the difference).
+
+    Example:
+        >>> from dask.distributed import Client, LocalCluster    # doctest: +SKIP
+        >>> client = Client(LocalCluster(n_workers=4, threads_per_worker=1))  # doctest: +SKIP
+        >>> acts = ki.distributed.activations_to_zarr(
+        ...     "vgg16.keras", "block1_conv2", files, "acts.zarr",
+        ...     client=client)                                     # doctest: +SKIP
+        >>> pc = ki.PixelClusterer(model, "block1_conv2").fit("acts.zarr")  # doctest: +SKIP
+    """
+    require("zarr")
+    require("dask.array")
+    import keras
+
+    from keras_introspect.model.io import load_model
+    from keras_introspect.probes import _scan
+    from keras_introspect.targets import one_output_layer
+
+    verbose = check_verbose(verbose)
+    batch_size = check_positive_int(batch_size, "batch_size")
+    dtype = np.dtype(dtype)
+    if dtype not in (np.float32, np.float16):
+        raise ValueError(f"Expected dtype 'float32' or 'float16'. Received: dtype={dtype}")
+    model_path = None
+    if isinstance(model, (str, os.PathLike)):
+        model_path = os.path.abspath(os.fspath(model))
+        model = load_model(model_path, custom_objects)
+    elif client is not None:
+        raise ValueError(
+            "With a Dask client, pass the model as the path of a .keras file that every "
+            "worker can read (each worker loads it once): model.save('model.keras'). "
+            f"Received: a {type(model).__name__} object"
+        )
+    intro = _scan.introspector(model)
+    _scan.image_input(intro)
+    info = one_output_layer(intro, layer)
+    spec = intro.input_specs[0]
+    source = _source(images, spec, loader)
+    item_shape = _item_shape(info)
+    if item_shape is None:  # the layer's size depends on the image size: run one image
+        first = _materialize(next(source.parts(1))[2], source, spec)
+        item_shape = _extract(intro, info.path, first[:1], 1, dtype).shape[1:]
+    chunk_images = _chunk_images(chunk_images, item_shape, dtype, source.n)
+    meta = {
+        "layer": info.path,
+        "model": model.name,
+        "input_shape": [d for d in spec.shape[1:]],
+        "images": source.fingerprint,
+        "channels_last": True,
+    }
+    store = stores.ChunkedStore.create_or_resume(
+        path, "activations", item_shape, dtype, source.n, chunk_images, meta, overwrite
+    )
+    done = set(range(store.n_chunks)) - set(store.pending())
+    progbar = keras.utils.Progbar(source.n, verbose=verbose, unit_name="image")
+    if done and verbose:
+        print(f"activations_to_zarr: {len(done)} chunk(s) already in {store.path!r}; skipped")
+
+    def todo():
+        n_seen = 0
+        for index, start, part, size in source.parts(chunk_images):
+            n_seen = start + size
+            if source.n is None:
+                store.grow(n_seen)
+            if index in done:
+                progbar.add(size)
+                continue
+            yield index, part, size
+        if source.n is None and n_seen != store.n_images:
+            raise ValueError(
+                f"The stream gave {n_seen} images; the store at {store.path!r} was written "
+                f"for {store.n_images}. Pass overwrite=True to start again"
+            )
+
+    if client is None:
+        for index, part, size in todo():
+            values = _extract(intro, info.path, _materialize(part, source, spec), batch_size, dtype)
+            stores.write_chunk(store.path, "activations", index, values)
+            progbar.add(size)
+    else:
+        dask = require("dask")
+        remote = dask.delayed(_remote_chunk, pure=False)
+        job = (model_path, custom_objects, info.path, batch_size, dtype.str, store.path)
+        tasks.run(
+            ((remote(job, index, part, source.loader_job), size) for index, part, size in todo()),
+            client=client,
+            progbar=progbar,
+        )
+    store.finish()
+    return store.to_dask()
+
+
+# ------------------------------------------------------------------ sources
+
+
+class _Source:
+    """Where the images come from, cut into chunks.
+
+    `parts(chunk)` yields `(index, start, part, size)`; a part is a numpy
+    array, a dask `Delayed` block or a list of file names, turned into images
+    by `_materialize` where the task runs.
+    """
+
+    def __init__(self, n, fingerprint, parts, loader_job=None):
+        self.n = n
+        self.fingerprint = fingerprint
+        self.parts = parts
+        self.loader_job = loader_job
+
+
+def _source(images, spec, loader):
+    from keras_introspect._data import Batches, _is_stream, as_array
+
+    if images is None:
+        raise ValueError("Expected images. Received: images=None")
+    if stores._is_dask(images):
+        _check_shape(images.shape, spec, "images")
+
+        def dask_parts(chunk):
+            blocks = images.rechunk((chunk, *images.shape[1:])).to_delayed().ravel()
+            for index, block in enumerate(blocks):
+                start = index * chunk
+                yield index, start, block, min(chunk, images.shape[0] - start)
+
+        return _Source(
+            int(images.shape[0]), f"dask array {tuple(images.shape)} {images.dtype}", dask_parts
+        )
+    if (
+        isinstance(images, (list, tuple))
+        and images
+        and all(isinstance(f, (str, os.PathLike)) for f in images)
+    ):
+        import hashlib
+
+        files = [os.fspath(f) for f in images]
+        digest = hashlib.sha1("\n".join(files).encode()).hexdigest()[:16]
+
+        def file_parts(chunk):
+            for index, start in enumerate(range(0, len(files), chunk)):
+                part = files[start : start + chunk]
+                yield index, start, part, len(part)
+
+        return _Source(len(files), f"{len(files)} files sha1:{digest}", file_parts, loader)
+    if _is_stream(images):
+        batches = Batches(images, 32, [spec], "images")
+
+        def stream_parts(chunk):
+            held, start, index = [], 0, 0
+            for batch in batches:
+                held.append(batch)
+                while sum(len(b) for b in held) >= chunk:
+                    joined = np.concatenate(held)
+                    yield index, start, joined[:chunk], chunk
+                    held, start, index = [joined[chunk:]], start + chunk, index + 1
+            rest = np.concatenate(held) if held else np.empty((0,))
+            if len(rest):
+                yield index, start, rest, len(rest)
+
+        return _Source(None, f"stream {type(images).__name__}", stream_parts)
+    array = as_array(images, "images")
+    batches = Batches(array, 32, [spec], "images")  # checks the shape
+    array = batches._arrays[0]
+    head = np.ascontiguousarray(array[:1]).tobytes()
+    import hashlib
+
+    digest = hashlib.sha1(head).hexdigest()[:16]
+
+    def array_parts(chunk):
+        for index, start in enumerate(range(0, len(array), chunk)):
+            part = array[start : start + chunk]
+            yield index, start, part, len(part)
+
+    return _Source(
+        len(array), f"array {tuple(array.shape)} {array.dtype} first:{digest}", array_parts
+    )
+
+
+def _check_shape(shape, spec, name):
+    expected = spec.shape
+    if len(shape) != len(expected) or any(
+        e is not None and e != s for e, s in zip(expected[1:], shape[1:], strict=True)
+    ):
+        raise ValueError(
+            f"Expected {name} of shape {expected} (batch first). Received: shape {tuple(shape)}"
+        )
+
+
+def _materialize(part, source, spec):
+    """The images of one part, as numpy (runs where the task runs)."""
+    if isinstance(part, list):
+        return _load_files(part, source.loader_job if source else None, spec)
+    if hasattr(part, "compute"):
+        return np.asarray(part.compute())
+    return part
+
+
+def _load_files(files, loader, spec):
+    if loader is not None:
+        images = [np.asarray(loader(f)) for f in files]
+    else:
+        import keras
+
+        size = tuple(spec.shape[1:3]) if None not in spec.shape[1:3] else None
+        channels = spec.shape[-1]
+        mode = {1: "grayscale", 3: "rgb", 4: "rgba"}.get(channels)
+        if mode is None:
+            raise ValueError(
+                f"Cannot read image files for an input of shape {spec.shape}; pass "
+                "loader=fn(file) -> array"
+            )
+        images = []
+        for f in files:
+            if not os.path.exists(f):
+                raise FileNotFoundError(f"No image file at {f!r}")
+            image = keras.utils.load_img(f, color_mode=mode, target_size=size)
+            images.append(keras.utils.img_to_array(image, dtype="float32"))
+    shapes = {a.shape for a in images}
+    if len(shapes) != 1:
+        raise ValueError(
+            f"Expected images of one size. Received: shapes {sorted(shapes)} in {files[:3]}..."
+        )
+    return np.stack(images)
+
+
+# -------------------------------------------------------------- extraction
+
+
+def _item_shape(info):
+    """Channels-last shape of one image's output, or `None` if not static."""
+    shape = list(info.output_shape[1:])
+    if any(d is None for d in shape):
+        return None
+    channel = info.channel_axis % len(info.output_shape) - 1
+    shape.append(shape.pop(channel))
+    return tuple(shape)
+
+
+def _chunk_images(chunk_images, item_shape, dtype, n):
+    if chunk_images == "auto":
+        per_image = max(1, math.prod(item_shape) * dtype.itemsize)
+        chunk = max(1, AUTO_CHUNK_BYTES // per_image)
+        return int(min(chunk, n)) if n else int(chunk)
+    return check_positive_int(chunk_images, "chunk_images")
+
+
+def _extract(intro, layer_path, images, batch_size, dtype):
+    from keras_introspect.probes import _scan
+
+    parts = [
+        outputs[0]
+        for outputs, _ in _scan.scan(intro, layer_path, images, lambda a: [a], batch_size, 0)
+    ]
+    return np.concatenate(parts).astype(dtype, copy=False)
+
+
+_MODELS = {}
+_MODELS_LOCK = threading.Lock()
+#: models this process loaded from files (tests check "once per worker")
+LOADS = []
+
+
+def _worker_introspector(model_path, custom_objects):
+    """The model of this process, loaded once per file version."""
+    from keras_introspect.model.introspector import Introspector
+    from keras_introspect.model.io import load_model
+
+    stat = os.stat(model_path)
+    key = (model_path, stat.st_mtime_ns, stat.st_size)
+    with _MODELS_LOCK:
+        if key not in _MODELS:
+            _MODELS.clear()  # one model per worker at a time
+            _MODELS[key] = Introspector(load_model(model_path, custom_objects))
+            LOADS.append(model_path)
+        return _MODELS[key]
+
+
+def _remote_chunk(job, index, part, loader):
+    """The task a worker runs: load the model (once), compute and write one chunk."""
+    model_path, custom_objects, layer_path, batch_size, dtype, path = job
+    intro = _worker_introspector(model_path, custom_objects)
+    spec = intro.input_specs[0]
+    images = _load_files(part, loader, spec) if isinstance(part, list) else np.asarray(part)
+    values = _extract(intro, layer_path, images, batch_size, np.dtype(dtype))
+    return stores.write_chunk(path, "activations", index, values)
