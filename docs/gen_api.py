@@ -21,6 +21,7 @@ OUT = Path(__file__).with_name("api.md")
 MODULES = (
     ("Targets", "keras_introspect.targets"),
     ("Explanation quality", "keras_introspect.metrics"),
+    ("Scale-out: Zarr stores and Dask", "keras_introspect.distributed"),
     ("Optimisation regularizers", "keras_introspect.optimize.regularizers"),
     ("Optimisation transforms", "keras_introspect.optimize.transforms"),
     ("Plotting", "keras_introspect.plotting"),

@@ -252,3 +252,20 @@ def digits_cnn():
     )
     model.fit(x, y, epochs=15, batch_size=64, verbose=0)
     return model, x, y
+
+
+@pytest.fixture(scope="session")
+def dask_client():
+    """Two Dask worker processes with one thread each, as TensorFlow workers run.
+
+    Not the default client: a test passes it, or works inside
+    `with dask_client.as_current():`.
+    """
+    distributed = pytest.importorskip("distributed")
+    cluster = distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+    )
+    client = distributed.Client(cluster, set_as_default=False)
+    yield client
+    client.close()
+    cluster.close()

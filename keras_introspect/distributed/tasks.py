@@ -37,7 +37,7 @@ def run(tasks, client=None, progbar=None, window=None, scheduler=None) -> list:
     distributed = require("distributed")
     if window is None:
         window = 2 * max(1, sum(client.nthreads().values()))
-    running = distributed.as_completed()
+    running = distributed.as_completed(loop=client.loop)
     sizes = {}
 
     def submit() -> bool:
