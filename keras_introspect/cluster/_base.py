@@ -300,8 +300,15 @@ class PointLabeler:
 
     def __call__(self, points):
         """Compact labels `(n,)` int32 of raw points `(n, features)`."""
-        scores = self.scores(self.scaling(points.astype(np.float64)))
-        return scores[:, self.components].argmax(axis=1).astype(np.int32)
+        from keras_introspect.cluster.dpgmm import DPGMM
+
+        scaled = self.scaling(points.astype(np.float64))
+        if isinstance(self.mixture, DPGMM):
+            # DPGMM scores only the used components (often a third of them)
+            scores = self.mixture._estimate_weighted_log_prob(scaled, self.components)
+        else:
+            scores = self.scores(scaled)[:, self.components]
+        return scores.argmax(axis=1).astype(np.int32)
 
 
 def _covariance_prior(points, covariance_type):

@@ -366,21 +366,25 @@ class DPGMM(DensityMixin, BaseEstimator):
 
     # ------------------------------------------------ the pass over points
 
-    def _pass(self, device_x, moments: bool):
+    def _pass(self, device_x, moments: bool, components=None):
         """One pass over the points on the device.
 
         With `moments`, returns the float64 sums `(nk, sum r x, sum r (x-m)(x-m)^T
-        or its diagonal, sum r log r)`; without, the labels and log-probabilities.
+        or its diagonal, sum r log r)`; without, the labels and log-probabilities
+        (of the `components` given, or all). A component's weighted
+        log-probability does not depend on the others.
         """
         import tensorflow as tf
 
-        k, d = self.means_.shape
+        keep = slice(None) if components is None else np.asarray(components)
+        means = self.means_[keep]
+        k, d = means.shape
         fn = _compiled(self.covariance_type == "full", moments, k, d)
         outputs = fn(
             device_x,
-            tf.constant(self.means_, tf.float32),
-            tf.constant(self.precisions_cholesky_, tf.float32),
-            tf.constant(self._component_constants(), tf.float32),
+            tf.constant(means, tf.float32),
+            tf.constant(self.precisions_cholesky_[keep], tf.float32),
+            tf.constant(self._component_constants()[keep], tf.float32),
             tf.constant(self.chunk_size, tf.int32),
         )
         if not moments:
@@ -394,10 +398,11 @@ class DPGMM(DensityMixin, BaseEstimator):
 
     # --------------------------------------------------------- predictions
 
-    def _estimate_weighted_log_prob(self, X):
+    def _estimate_weighted_log_prob(self, X, components=None):
+        """`(n, n_components)`, or `(n, len(components))` for those components only."""
         check_is_fitted(self)
         X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
-        _, log_prob = self._pass(_to_device(np.asarray(X, np.float64)), moments=False)
+        _, log_prob = self._pass(_to_device(np.asarray(X, np.float64)), False, components)
         return log_prob.numpy().astype(np.float64)
 
     def predict(self, X):

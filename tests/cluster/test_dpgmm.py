@@ -79,6 +79,18 @@ def test_results_do_not_depend_on_chunk_size():
     np.testing.assert_array_equal(a.predict(x), b.predict(x))
 
 
+@pytest.mark.parametrize("covariance_type", ["full", "diag"])
+def test_scores_of_some_components_are_those_columns(covariance_type):
+    x, _ = _blobs(dims=40)  # 40 dims: the full whitening's split product runs too
+    gmm = DPGMM(n_components=8, covariance_type=covariance_type, random_state=0, max_iter=5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        gmm.fit(x)
+    full = gmm._estimate_weighted_log_prob(x)
+    some = gmm._estimate_weighted_log_prob(x, [5, 0, 3])
+    np.testing.assert_allclose(some, full[:, [5, 0, 3]], rtol=1e-5, atol=1e-3)
+
+
 def test_fit_predict_equals_predict_and_pickles():
     x, _ = _blobs(dims=2)
     gmm = DPGMM(n_components=5, random_state=0)
