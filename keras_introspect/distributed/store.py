@@ -172,36 +172,33 @@ class ChunkedStore:
 
     @property
     def meta(self) -> dict:
+        """The stored description (a copy)."""
         return dict(self.group.attrs[KEY])
 
     @property
     def array(self):
+        """The `zarr.Array` of results."""
         return self.group[self.name]
 
     @property
     def chunk_images(self) -> int:
+        """Images per chunk."""
         return int(self.meta["chunk_images"])
 
     @property
     def n_images(self) -> int:
+        """Images the array holds room for."""
         return int(self.array.shape[0])
 
     @property
     def n_chunks(self) -> int:
+        """Chunks along the images."""
         return int(self.group["done"].shape[0])
-
-    def chunk_range(self, index) -> tuple:
-        start = index * self.chunk_images
-        return start, min(start + self.chunk_images, self.n_images)
 
     def pending(self) -> list:
         """Indices of the chunks not written yet."""
         done = np.asarray(self.group["done"][:], dtype=bool)
         return [int(i) for i in np.flatnonzero(~done)]
-
-    def is_done(self, index) -> bool:
-        done = self.group["done"]
-        return index < done.shape[0] and bool(done[index])
 
     def to_dask(self):
         """The array as a dask array, one block per chunk."""
