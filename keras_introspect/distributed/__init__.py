@@ -13,24 +13,9 @@ Example:
 
 from __future__ import annotations
 
-import importlib
+# none of these imports Dask or Zarr until a function runs
+from keras_introspect.distributed._deps import available
+from keras_introspect.distributed.extract import activations_to_zarr
+from keras_introspect.distributed.store import ChunkedStore, open_store
 
-_LAZY = {
-    "activations_to_zarr": "keras_introspect.distributed.extract",
-    "open_store": "keras_introspect.distributed.store",
-    "ChunkedStore": "keras_introspect.distributed.store",
-    "available": "keras_introspect.distributed._deps",
-}
-
-__all__ = sorted(_LAZY)
-
-
-def __getattr__(name: str):
-    module_name = _LAZY.get(name)
-    if module_name is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(module_name), name)
-
-
-def __dir__():
-    return __all__
+__all__ = ["ChunkedStore", "activations_to_zarr", "available", "open_store"]
