@@ -298,8 +298,18 @@ class PointLabeler:
 
         return weighted_log_prob(self.mixture, scaled)
 
+    #: points labelled at once: bounds the float64 copies whatever the batch or chunk
+    SLICE = 2**16
+
     def __call__(self, points):
         """Compact labels `(n,)` int32 of raw points `(n, features)`."""
+        labels = np.empty(len(points), dtype=np.int32)
+        for start in range(0, len(points), self.SLICE):
+            part = points[start : start + self.SLICE]
+            labels[start : start + len(part)] = self._label(part)
+        return labels
+
+    def _label(self, points):
         from keras_introspect.cluster.dpgmm import DPGMM
 
         scaled = self.scaling(points.astype(np.float64))
@@ -308,7 +318,7 @@ class PointLabeler:
             scores = self.mixture._estimate_weighted_log_prob(scaled, self.components)
         else:
             scores = self.scores(scaled)[:, self.components]
-        return scores.argmax(axis=1).astype(np.int32)
+        return scores.argmax(axis=1)
 
 
 def _covariance_prior(points, covariance_type):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import os
 
 from keras_introspect.distributed._deps import require
 
@@ -22,13 +23,14 @@ def run(tasks, client=None, progbar=None, window=None, scheduler=None) -> list:
             `scheduler` (dask's default when `None`).
         progbar: a `keras.utils.Progbar` counting images, or `None`.
         window: most tasks in flight; default twice the cluster's threads
-            (here: one task at a time with `scheduler="sync"`, else 4).
+            (here: one at a time with `scheduler="sync"`, else the number
+            of cores up to 4).
     """
     dask = require("dask")
     tasks = iter(tasks)
     results = []
     if client is None:
-        window = window or (1 if scheduler == "sync" else 4)
+        window = window or (1 if scheduler == "sync" else min(4, os.cpu_count() or 1))
         while group := list(itertools.islice(tasks, window)):
             results.extend(dask.compute(*[t for t, _ in group], scheduler=scheduler))
             if progbar is not None:
