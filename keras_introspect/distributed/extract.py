@@ -199,18 +199,19 @@ def _source(images, spec, loader):
                 start = index * chunk
                 yield index, start, block, min(chunk, images.shape[0] - start)
 
+        first = _digest(np.asarray(images[:1].compute()))
         return _Source(
-            int(images.shape[0]), f"dask array {tuple(images.shape)} {images.dtype}", dask_parts
+            int(images.shape[0]),
+            f"dask array {tuple(images.shape)} {images.dtype} first:{first}",
+            dask_parts,
         )
     if (
         isinstance(images, (list, tuple))
         and images
         and all(isinstance(f, (str, os.PathLike)) for f in images)
     ):
-        import hashlib
-
         files = [os.fspath(f) for f in images]
-        digest = hashlib.sha1("\n".join(files).encode()).hexdigest()[:16]
+        digest = _digest("\n".join(files).encode())
 
         def file_parts(chunk):
             for index, start in enumerate(range(0, len(files), chunk)):
@@ -237,10 +238,7 @@ def _source(images, spec, loader):
     array = as_array(images, "images")
     batches = Batches(array, 32, [spec], "images")  # checks the shape
     array = batches._arrays[0]
-    head = np.ascontiguousarray(array[:1]).tobytes()
-    import hashlib
-
-    digest = hashlib.sha1(head).hexdigest()[:16]
+    digest = _digest(array[:1])
 
     def array_parts(chunk):
         for index, start in enumerate(range(0, len(array), chunk)):
@@ -250,6 +248,15 @@ def _source(images, spec, loader):
     return _Source(
         len(array), f"array {tuple(array.shape)} {array.dtype} first:{digest}", array_parts
     )
+
+
+def _digest(data) -> str:
+    """Short hash of bytes or of an array's values: what identifies the images."""
+    import hashlib
+
+    if isinstance(data, np.ndarray):
+        data = np.ascontiguousarray(data).tobytes()
+    return hashlib.sha1(data).hexdigest()[:16]
 
 
 def _check_shape(shape, spec, name):

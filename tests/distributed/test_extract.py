@@ -204,6 +204,10 @@ def test_dask_images(model, images, tmp_path):
     x = da.from_array(images, chunks=7)
     acts = to_zarr(model, "conv2", x, tmp_path / "d.zarr", chunk_images=8, verbose=0)
     np.testing.assert_array_equal(acts.compute(), reference(model, images, "conv2"))
+    # other images of the same shape are told apart (by the first image's hash)
+    other = da.from_array(images[::-1].copy(), chunks=7)
+    with pytest.raises(ValueError, match="images: stored 'dask array"):
+        to_zarr(model, "conv2", other, tmp_path / "d.zarr", chunk_images=8, verbose=0)
 
 
 def test_on_a_local_cluster_each_worker_loads_the_model_once(
