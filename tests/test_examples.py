@@ -44,3 +44,12 @@ def test_die360_table_runs_in_fast_mode(tmp_path):
     for row in rows:  # our parameter counts are the thesis'
         assert row[2].strip() == row[4].strip()
         assert 0.0 <= float(row[3]) <= 1.0
+
+
+def test_scale_out_gives_the_in_memory_clusters(tmp_path):
+    pytest.importorskip("distributed")
+    pytest.importorskip("zarr", minversion="3")
+    out = tmp_path / "scale.png"
+    result = _run("06_scale_out.py", str(out))
+    assert out.stat().st_size > 10_000
+    assert "in memory vs Dask: ARI 1.000, identical labels 1.000" in result.stdout
