@@ -143,6 +143,30 @@ def check_scale(scale):
     return (low, high)
 
 
+class SmallestKeys:
+    """A seeded uniform sample without replacement, drawn while streaming.
+
+    Every item added gets a uniform key from `random`, in arrival order; the
+    `size` items with the smallest keys are kept (all when `size` is
+    `None`), in arrival order. The sample depends only on the order of the
+    items, not on how they are split into calls to `add`, so the in-memory
+    and the Dask paths of `PixelClusterer` draw the same one.
+    """
+
+    def __init__(self, size, random):
+        self.size = size
+        self.random = random
+        self.keys = np.empty(0)
+        self.items = None
+
+    def add(self, items) -> None:
+        self.keys = np.concatenate([self.keys, self.random.random_sample(len(items))])
+        self.items = items if self.items is None else np.concatenate([self.items, items])
+        if self.size is not None and len(self.keys) > self.size:
+            keep = np.sort(np.argpartition(self.keys, self.size)[: self.size])
+            self.keys, self.items = self.keys[keep], self.items[keep]
+
+
 class MixtureMixin:
     """Fit a clustering of points and predict compact labels.
 
@@ -226,37 +250,41 @@ class MixtureMixin:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             self.mixture_.fit(scaled)
-        self.n_iter_ = int(self.mixture_.n_iter_)
+        components = self._components(scaled)
+        counts = np.bincount(components.argmax(axis=1), minlength=components.shape[1])
+        self._keep_used(counts, scaling, stacklevel + 1)
+        return self._labels(components)
+
+    def _keep_used(self, counts, scaling: Scaling, stacklevel: int) -> None:
+        """After `mixture_.fit`: its convergence, and the clusters that hold points.
+
+        `counts` are the fitted points per component; the components holding
+        any become the labels, the largest weight first (k-means: the share
+        of points), with their centres in activation units.
+        """
+        mixture = self.mixture_
+        self.n_iter_ = int(mixture.n_iter_)
         if self.method == "kmeans":
-            self.converged_ = bool(self.mixture_.n_iter_ < self.mixture_.max_iter)
+            self.converged_ = bool(mixture.n_iter_ < mixture.max_iter)
         else:
-            self.converged_ = bool(self.mixture_.converged_)
+            self.converged_ = bool(mixture.converged_)
         if not self.converged_:
             warnings.warn(
                 f"{type(self).__name__}: the {self.method} fit stopped at max_iter="
-                f"{self.max_iter} before its convergence test passed; the clusters are "
+                f"{mixture.max_iter} before its convergence test passed; the clusters are "
                 "usable, a larger max_iter refines them",
                 KerasIntrospectWarning,
                 stacklevel=stacklevel,
             )
-        components = self._components(scaled)
-        raw = components.argmax(axis=1)
-        counts = np.bincount(raw, minlength=components.shape[1])
-        if self.method == "kmeans":
-            weight = counts / counts.sum()
-        else:
-            weight = self.mixture_.weights_
+        weight = counts / counts.sum() if self.method == "kmeans" else mixture.weights_
         used = np.flatnonzero(counts)
         used = used[np.argsort(-weight[used], kind="stable")]
         self.components_ = used
         self.n_clusters_ = len(used)
         self.weights_ = weight[used]
-        centres = (
-            self.mixture_.cluster_centers_ if self.method == "kmeans" else self.mixture_.means_
-        )
-        self.cluster_centers_ = scaling.inverse(centres[used])
+        centres = mixture.cluster_centers_ if self.method == "kmeans" else mixture.means_
+        self.cluster_centers_ = scaling.inverse(np.asarray(centres)[used])
         self._scaling = scaling
-        return self._labels(components)
 
     def _components(self, scaled):
         """Per point, a score per component: larger is more probable."""

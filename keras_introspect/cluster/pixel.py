@@ -15,7 +15,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from keras_introspect._validation import check_positive_int
-from keras_introspect.cluster._base import LayerEstimator, MixtureMixin, Scaling
+from keras_introspect.cluster._base import LayerEstimator, MixtureMixin, Scaling, SmallestKeys
 from keras_introspect.distributed.store import is_array_source
 from keras_introspect.targets import one_output_layer
 
@@ -152,34 +152,32 @@ class PixelClusterer(MixtureMixin, LayerEstimator, TransformerMixin, BaseEstimat
             cluster.fit_pixels(self, acts, scaling, sample_size, random, self.verbose)
             return self
         X = self._check_x(X, reset=True)
-        keys = np.empty(0)
-        sample = None
+        sample = SmallestKeys(sample_size, random)
         n_points = 0
         for batch in self._stream(X, info.path):
             self.map_shape_ = tuple(batch.shape[1:-1])
             points = batch.reshape(-1, batch.shape[-1])
             scaling.update(points)
             n_points += len(points)
-            # uniform sample without replacement: the smallest random keys
-            keys = np.concatenate([keys, random.random_sample(len(points))])
-            sample = points if sample is None else np.concatenate([sample, points])
-            if sample_size is not None and len(keys) > sample_size:
-                keep = np.sort(np.argpartition(keys, sample_size)[:sample_size])
-                keys, sample = keys[keep], sample[keep]
-        if sample is None:
+            sample.add(points)
+        if sample.items is None:
             raise ValueError("Expected at least one image in X. Received: an empty stream")
-        self.n_channels_ = sample.shape[1]
+        self.n_channels_ = sample.items.shape[1]
         self.n_points_ = n_points
+        self._fit_sample(sample.items, scaling, stacklevel=3)
+        return self
+
+    def _fit_sample(self, sample, scaling, stacklevel):
+        """Fit on the sampled points, recording what was sampled (both paths)."""
         self.n_points_fit_ = len(sample)
-        self.sampled_ = n_points > len(sample)
+        self.sampled_ = self.n_points_ > len(sample)
         self.data_range_ = (scaling.low, scaling.high)
         if self.sampled_ and self.verbose:
             print(
                 f"PixelClusterer: fitting on a seeded sample of {len(sample):,} of the "
-                f"{n_points:,} pixels (sample_size={sample_size:,})"
+                f"{self.n_points_:,} pixels (sample_size={self.sample_size:,})"
             )
-        self._fit_points(sample, scaling)
-        return self
+        self._fit_points(sample, scaling, stacklevel=stacklevel + 1)
 
     def transform(self, X):
         """Label images: the cluster of every pixel of the layer's output.

@@ -25,7 +25,6 @@ import hashlib
 import itertools
 import math
 import os
-import warnings
 
 import numpy as np
 
@@ -119,35 +118,22 @@ def fit_pixels(estimator, acts, scaling, sample_size, random, verbose):
     high = max(r[1] for r in results)
     _check_finite(low, high, estimator)
     scaling.low, scaling.high = low, high
-    sample = np.concatenate([r[2] for r in results])
-    estimator.n_points_fit_ = len(sample)
-    estimator.sampled_ = n_points > len(sample)
-    estimator.data_range_ = (low, high)
-    if estimator.sampled_ and verbose:
-        print(
-            f"PixelClusterer: fitting on a seeded sample of {len(sample):,} of the "
-            f"{n_points:,} pixels (sample_size={sample_size:,})"
-        )
-    estimator._fit_points(sample, scaling, stacklevel=4)
+    estimator._fit_sample(np.concatenate([r[2] for r in results]), scaling, stacklevel=4)
 
 
 def _sample_indices(random, n_points, sample_size):
     """Sorted indices of the pixels the in-memory path samples.
 
-    That path draws one uniform key per pixel, in image order, and keeps the
-    `sample_size` smallest; the keys are drawn here in pieces, keeping only
-    the best indices, so memory stays bounded whatever `n_points`.
+    The same `SmallestKeys` draw as that path, over the pixels' indices
+    instead of their values, a piece at a time, so memory stays bounded
+    whatever `n_points`.
     """
-    keys = np.empty(0)
-    index = np.empty(0, dtype=np.int64)
+    from keras_introspect.cluster._base import SmallestKeys
+
+    sample = SmallestKeys(sample_size, random)
     for start in range(0, n_points, KEY_PIECE):
-        size = min(KEY_PIECE, n_points - start)
-        keys = np.concatenate([keys, random.random_sample(size)])
-        index = np.concatenate([index, np.arange(start, start + size)])
-        if len(keys) > sample_size:
-            keep = np.argpartition(keys, sample_size)[:sample_size]
-            keys, index = keys[keep], index[keep]
-    return np.sort(index)
+        sample.add(np.arange(start, min(start + KEY_PIECE, n_points)))
+    return sample.items
 
 
 def _summary(block, local):
@@ -175,31 +161,11 @@ def _fit_kmeans_all(estimator, acts, scaling, verbose):
     scaled = scaling(points.astype(np.float64))
     if verbose:
         print(f"PixelClusterer: dask-ml k-means on all {len(points):,} pixels")
-    mixture = dask_cluster.KMeans(
+    estimator.mixture_ = dask_cluster.KMeans(
         n_clusters=estimator.n_clusters, random_state=estimator.random_state
-    )
-    mixture.fit(scaled)
-    estimator.mixture_ = mixture
-    estimator.n_iter_ = int(mixture.n_iter_)
-    estimator.converged_ = bool(mixture.n_iter_ < mixture.max_iter)
-    counts = da.bincount(mixture.labels_, minlength=estimator.n_clusters).compute()
-    weight = counts / counts.sum()
-    used = np.flatnonzero(counts)
-    used = used[np.argsort(-weight[used], kind="stable")]
-    estimator.components_ = used
-    estimator.n_clusters_ = len(used)
-    estimator.weights_ = weight[used]
-    estimator.cluster_centers_ = scaling.inverse(np.asarray(mixture.cluster_centers_)[used])
-    estimator._scaling = scaling
-    if not estimator.converged_:
-        from keras_introspect.exceptions import KerasIntrospectWarning
-
-        warnings.warn(
-            f"PixelClusterer: dask-ml k-means stopped at max_iter={mixture.max_iter} "
-            "before converging",
-            KerasIntrospectWarning,
-            stacklevel=4,
-        )
+    ).fit(scaled)
+    counts = da.bincount(estimator.mixture_.labels_, minlength=estimator.n_clusters).compute()
+    estimator._keep_used(counts, scaling, stacklevel=5)
 
 
 def label_pixels(estimator, acts):
