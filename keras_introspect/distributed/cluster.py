@@ -21,7 +21,6 @@ agree with the in-memory fit only as far as the data's clusters are clear.
 from __future__ import annotations
 
 import functools
-import hashlib
 import itertools
 import math
 import os
@@ -199,15 +198,16 @@ def labels_to_zarr(estimator, X, path, overwrite, verbose):
     store = stores.ChunkedStore.create_or_resume(
         path, "labels", labels.shape[1:], np.int32, len(acts), chunk, meta, overwrite
     )
-    pending = set(store.pending())
+    pending = store.pending()
+    sizes = [acts.chunks[0][index] for index in pending]
     progbar = keras.utils.Progbar(len(acts), verbose=verbose, unit_name="image")
-    progbar.add(len(acts) - sum(_sizes(acts, pending)))
+    progbar.add(len(acts) - sum(sizes))
     write = dask.delayed(stores.write_chunk, pure=False)
     blocks = labels.to_delayed().ravel()
     tasks.run(
         (
             (write(store.path, "labels", index, blocks[index]), size)
-            for index, size in zip(sorted(pending), _sizes(acts, pending), strict=True)
+            for index, size in zip(pending, sizes, strict=True)
         ),
         client=tasks.current_client(),
         progbar=progbar,
@@ -216,16 +216,9 @@ def labels_to_zarr(estimator, X, path, overwrite, verbose):
     return store.to_dask()
 
 
-def _sizes(acts, indices):
-    return [acts.chunks[0][i] for i in sorted(indices)]
-
-
 def _fingerprint(estimator) -> str:
     """What identifies a fit: its centres and weights."""
-    digest = hashlib.sha1()
-    for value in (estimator.cluster_centers_, estimator.weights_, estimator.components_):
-        digest.update(np.ascontiguousarray(value).tobytes())
-    return digest.hexdigest()[:16]
+    return stores.digest(estimator.cluster_centers_, estimator.weights_, estimator.components_)
 
 
 # ------------------------------------------------------------------ images

@@ -115,7 +115,7 @@ def activations_to_zarr(
     source = _source(images, spec, loader)
     item_shape = _item_shape(info)
     if item_shape is None:  # the layer's size depends on the image size: run one image
-        first = _materialize(next(source.parts(1))[2], source, spec)
+        first = _materialize(next(source.parts(1))[2], source.loader, spec)
         item_shape = _extract(intro, info.path, first[:1], 1, dtype).shape[1:]
     chunk_images = _chunk_images(chunk_images, item_shape, dtype, source.n)
     meta = {
@@ -149,17 +149,19 @@ def activations_to_zarr(
                 f"for {store.n_images}. Pass overwrite=True to start again"
             )
 
+    job = (info.path, source.loader, batch_size, dtype.str, store.path)
     if client is None:
         for index, part, size in todo():
-            values = _extract(intro, info.path, _materialize(part, source, spec), batch_size, dtype)
-            stores.write_chunk(store.path, "activations", index, values)
+            _chunk(intro, job, index, part)
             progbar.add(size)
     else:
         dask = require("dask")
         remote = dask.delayed(_remote_chunk, pure=False)
-        job = (model_path, custom_objects, info.path, batch_size, dtype.str, store.path)
         tasks.run(
-            ((remote(job, index, part, source.loader_job), size) for index, part, size in todo()),
+            (
+                (remote((model_path, custom_objects), job, index, part), size)
+                for index, part, size in todo()
+            ),
             client=client,
             progbar=progbar,
         )
@@ -174,15 +176,15 @@ class _Source:
     """Where the images come from, cut into chunks.
 
     `parts(chunk)` yields `(index, start, part, size)`; a part is a numpy
-    array, a dask `Delayed` block or a list of file names, turned into images
-    by `_materialize` where the task runs.
+    array, a dask `Delayed` block or a list of file names (read by `loader`),
+    turned into images by `_materialize` where the task runs.
     """
 
-    def __init__(self, n, fingerprint, parts, loader_job=None):
+    def __init__(self, n, fingerprint, parts, loader=None):
         self.n = n
         self.fingerprint = fingerprint
         self.parts = parts
-        self.loader_job = loader_job
+        self.loader = loader
 
 
 def _source(images, spec, loader):
@@ -199,7 +201,7 @@ def _source(images, spec, loader):
                 start = index * chunk
                 yield index, start, block, min(chunk, images.shape[0] - start)
 
-        first = _digest(np.asarray(images[:1].compute()))
+        first = stores.digest(np.asarray(images[:1].compute()))
         return _Source(
             int(images.shape[0]),
             f"dask array {tuple(images.shape)} {images.dtype} first:{first}",
@@ -211,7 +213,7 @@ def _source(images, spec, loader):
         and all(isinstance(f, (str, os.PathLike)) for f in images)
     ):
         files = [os.fspath(f) for f in images]
-        digest = _digest("\n".join(files).encode())
+        digest = stores.digest("\n".join(files).encode())
 
         def file_parts(chunk):
             for index, start in enumerate(range(0, len(files), chunk)):
@@ -238,7 +240,7 @@ def _source(images, spec, loader):
     array = as_array(images, "images")
     batches = Batches(array, 32, [spec], "images")  # checks the shape
     array = batches._arrays[0]
-    digest = _digest(array[:1])
+    digest = stores.digest(array[:1])
 
     def array_parts(chunk):
         for index, start in enumerate(range(0, len(array), chunk)):
@@ -248,15 +250,6 @@ def _source(images, spec, loader):
     return _Source(
         len(array), f"array {tuple(array.shape)} {array.dtype} first:{digest}", array_parts
     )
-
-
-def _digest(data) -> str:
-    """Short hash of bytes or of an array's values: what identifies the images."""
-    import hashlib
-
-    if isinstance(data, np.ndarray):
-        data = np.ascontiguousarray(data).tobytes()
-    return hashlib.sha1(data).hexdigest()[:16]
 
 
 def _check_shape(shape, spec, name):
@@ -269,13 +262,13 @@ def _check_shape(shape, spec, name):
         )
 
 
-def _materialize(part, source, spec):
+def _materialize(part, loader, spec):
     """The images of one part, as numpy (runs where the task runs)."""
     if isinstance(part, list):
-        return _load_files(part, source.loader_job if source else None, spec)
-    if hasattr(part, "compute"):
+        return _load_files(part, loader, spec)
+    if hasattr(part, "compute"):  # a dask block, here; a task gets it computed
         return np.asarray(part.compute())
-    return part
+    return np.asarray(part)
 
 
 def _load_files(files, loader, spec):
@@ -358,11 +351,14 @@ def _worker_introspector(model_path, custom_objects):
         return _MODELS[key]
 
 
-def _remote_chunk(job, index, part, loader):
-    """The task a worker runs: load the model (once), compute and write one chunk."""
-    model_path, custom_objects, layer_path, batch_size, dtype, path = job
-    intro = _worker_introspector(model_path, custom_objects)
-    spec = intro.input_specs[0]
-    images = _load_files(part, loader, spec) if isinstance(part, list) else np.asarray(part)
+def _chunk(intro, job, index, part):
+    """Compute chunk `index` from its part of the images and write it (here or on a worker)."""
+    layer_path, loader, batch_size, dtype, path = job
+    images = _materialize(part, loader, intro.input_specs[0])
     values = _extract(intro, layer_path, images, batch_size, np.dtype(dtype))
     return stores.write_chunk(path, "activations", index, values)
+
+
+def _remote_chunk(model, job, index, part):
+    """The task a worker runs: the model of the worker (loaded once), then `_chunk`."""
+    return _chunk(_worker_introspector(*model), job, index, part)

@@ -246,6 +246,16 @@ def write_chunk(path, name, index, values) -> int:
     return index
 
 
+def digest(*parts) -> str:
+    """Short hash of bytes or array values: what identifies inputs and fits in `meta`."""
+    import hashlib
+
+    h = hashlib.sha1()
+    for part in parts:
+        h.update(np.ascontiguousarray(part).tobytes() if isinstance(part, np.ndarray) else part)
+    return h.hexdigest()[:16]
+
+
 def _n_chunks(n, chunk) -> int:
     return -(-int(n) // int(chunk))
 
