@@ -23,6 +23,7 @@ Run: python benchmarks/bench_quality.py            (about 6 minutes on 2 cores)
 import os
 import sys
 import time
+from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -40,27 +41,11 @@ METHODS = {
 
 
 def digits_cnn(epochs):
-    import keras
-    from sklearn.datasets import load_digits
+    """The test suite's digits CNN, trained with the last 256 images held out."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from conftest import untrained_digits_cnn
 
-    L = keras.layers
-    digits = load_digits()
-    x = (digits.images[..., None] / 16.0).astype("float32")
-    y = digits.target
-    keras.utils.set_random_seed(0)
-    model = keras.Sequential(
-        [
-            keras.Input((8, 8, 1)),
-            L.Conv2D(8, 3, activation="relu", name="conv1"),
-            L.Conv2D(16, 3, activation="relu", name="conv2"),
-            L.GlobalAveragePooling2D(name="gap"),
-            L.Dense(10, activation="softmax", name="out"),
-        ],
-        name="digits_cnn",
-    )
-    model.compile(
-        keras.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy", metrics=["accuracy"]
-    )
+    model, x, y = untrained_digits_cnn()
     model.fit(x[:-256], y[:-256], epochs=epochs, batch_size=64, verbose=0)
     accuracy = float(model.evaluate(x[-256:], y[-256:], verbose=0)[1])
     return model, x[-256:], y[-256:], accuracy

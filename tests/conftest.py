@@ -224,12 +224,12 @@ def get_model(built_models, reloaded_models, variant):
     return lambda name: (built_models if variant == "built" else reloaded_models)[name]
 
 
-@pytest.fixture(scope="session")
-def digits_cnn():
-    """A small CNN trained on scikit-learn's 8x8 digits: `(model, x, y)`.
+def untrained_digits_cnn():
+    """The suite's digits CNN, seeded and compiled but not trained: `(model, x, y)`.
 
     conv1 and conv2 use valid padding, so conv2's receptive field (5 x 5)
-    lies inside the image for every unit.
+    lies inside the image for every unit. `benchmarks/bench_quality.py`
+    trains this same network.
     """
     from sklearn.datasets import load_digits
 
@@ -250,6 +250,13 @@ def digits_cnn():
     model.compile(
         keras.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy", metrics=["accuracy"]
     )
+    return model, x, y
+
+
+@pytest.fixture(scope="session")
+def digits_cnn():
+    """`untrained_digits_cnn`, trained for 15 epochs on all the digits: `(model, x, y)`."""
+    model, x, y = untrained_digits_cnn()
     model.fit(x, y, epochs=15, batch_size=64, verbose=0)
     return model, x, y
 
