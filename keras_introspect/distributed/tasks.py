@@ -8,37 +8,34 @@ import os
 from keras_introspect.distributed._deps import require
 
 
-def run(tasks, client=None, progbar=None, window=None, scheduler=None) -> list:
+def run(tasks, client=None, progbar=None) -> list:
     """Compute `tasks`, an iterable of `(dask.delayed task, n_images)`; their results in order.
 
     The iterable is consumed lazily, so tasks that carry their images (a
-    numpy array, a stream) are made only when there is room for them: at
-    most `window` are submitted and not finished at a time, which bounds the
-    memory they hold. An error in a task stops the run and is raised here;
+    numpy array, a stream) are made only when there is room for them. At
+    most twice the cluster's threads (here: the number of cores, up to 4)
+    are submitted and not finished at a time, which bounds the memory they
+    hold. An error in a task stops the run and is raised here;
     the chunks written before it stay written.
 
     Args:
         tasks: iterable of `(task, n_images)`.
         client: a `distributed.Client`, or `None` to compute here with
-            `scheduler` (dask's default when `None`).
+            Dask's default scheduler.
         progbar: a `keras.utils.Progbar` counting images, or `None`.
-        window: most tasks in flight; default twice the cluster's threads
-            (here: one at a time with `scheduler="sync"`, else the number
-            of cores up to 4).
     """
     dask = require("dask")
     tasks = iter(tasks)
     results = []
     if client is None:
-        window = window or (1 if scheduler == "sync" else min(4, os.cpu_count() or 1))
+        window = min(4, os.cpu_count() or 1)
         while group := list(itertools.islice(tasks, window)):
-            results.extend(dask.compute(*[t for t, _ in group], scheduler=scheduler))
+            results.extend(dask.compute(*[t for t, _ in group]))
             if progbar is not None:
                 progbar.add(sum(n for _, n in group))
         return results
     distributed = require("distributed")
-    if window is None:
-        window = 2 * max(1, sum(client.nthreads().values()))
+    window = 2 * max(1, sum(client.nthreads().values()))
     running = distributed.as_completed(loop=client.loop)
     sizes = {}
 
