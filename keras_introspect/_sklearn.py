@@ -15,25 +15,14 @@ class ModelEstimatorMixin:
     - `clone` shares the Keras model instead of deep-copying it (the
       estimators never change the model, and copying one is slow and loses
       compiled state);
-    - pickling drops the private caches of compiled TensorFlow functions,
-      which are rebuilt on first use.
+    - compiled TensorFlow functions live in the model's session
+      (`ModelSession`), never on the estimator, so pickling needs no care.
     """
-
-    _transient = ("_introspector",)
 
     def __sklearn_clone__(self):
         params = self.get_params(deep=False)
         params = {k: v if k == "model" else clone(v, safe=False) for k, v in params.items()}
         return type(self)(**params)
-
-    def __getstate__(self):
-        state = dict(self.__dict__)
-        for key in self._transient:
-            state.pop(key, None)
-        return state
-
-    def __setstate__(self, state):
-        self.__dict__.update(state)
 
 
 def weighted_log_prob(mixture, X):

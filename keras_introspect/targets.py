@@ -86,9 +86,17 @@ class Target:
     def __rsub__(self, other):
         return as_target(other) + (-1.0) * self
 
-    def _bind(self, intro):
-        """Resolve against an `Introspector`; return a `_Leaf` (leaf targets only)."""
-        raise NotImplementedError
+    def bind(self, intro) -> Binding:
+        """Resolve the target against a model's `Introspector` (the target protocol).
+
+        A leaf target returns a `Binding`: the layer it reads, its score
+        function, the integer columns fed to that function and the key of
+        everything the traced score depends on. Subclass `Target` and
+        implement `bind` to write a target of your own (see `Direction`).
+        """
+        raise NotImplementedError(
+            f"{type(self).__name__} does not implement Target.bind(intro) -> Binding"
+        )
 
 
 def _terms(target) -> list:
@@ -145,7 +153,7 @@ class Class(Target):
         extra += "" if self.output == 0 else f", output={self.output}"
         return f"Class({index}{extra})"
 
-    def _bind(self, intro):
+    def bind(self, intro):
         shapes = intro.output_shapes
         output = _check_index(self.output, len(shapes), "`output` (model output)")
         shape = shapes[output]
@@ -159,7 +167,7 @@ class Class(Target):
         indices = [_check_index(i, n_classes, "class index") for i in indices]
         logits = self.logits
 
-        def score(activations, outputs, column):
+        def score(activations, outputs, columns):
             import tensorflow as tf
 
             from keras_introspect.model.tap import pre_activation
@@ -167,10 +175,10 @@ class Class(Target):
             out = outputs[output]
             if logits:
                 out = pre_activation(out)
-            return tf.gather(tf.cast(out, tf.float32), column, axis=1, batch_dims=1)
+            return tf.gather(tf.cast(out, tf.float32), columns[:, 0], axis=1, batch_dims=1)
 
         per_image = None if _is_int(self.index) else np.asarray(indices, np.int32)
-        return _Leaf(self, None, score, constant=indices[0], per_image=per_image)
+        return Binding(self, None, score, (indices[0],), key=(output, logits), per_image=per_image)
 
 
 def one_output_layer(intro, selector):
@@ -247,7 +255,7 @@ class Channel(_LayerTarget):
     def __repr__(self):
         return f"Channel({self.layer!r}, {self.index!r}, aggregate={self.aggregate!r})"
 
-    def _bind(self, intro):
+    def bind(self, intro):
         info = self._info(intro)
         n_channels = info.output_shape[info.channel_axis]
         if n_channels is None:
@@ -265,13 +273,13 @@ class Channel(_LayerTarget):
         )
         aggregate, axis = self.aggregate, info.channel_axis
 
-        def score(activation, outputs, column):
+        def score(activation, outputs, columns):
             import tensorflow as tf
 
             a = _channels_last(activation, axis)
-            return _reduce(tf.gather(a, column, axis=-1, batch_dims=1), aggregate)
+            return _reduce(tf.gather(a, columns[:, 0], axis=-1, batch_dims=1), aggregate)
 
-        return _Leaf(self, info.path, score, constant=constant, many=many)
+        return Binding(self, info.path, score, (constant,), key=(aggregate,), many=many)
 
 
 class Neuron(_LayerTarget):
@@ -297,7 +305,7 @@ class Neuron(_LayerTarget):
     def __repr__(self):
         return f"Neuron({self.layer!r}, {self.channel!r}, {self.position!r})"
 
-    def _bind(self, intro):
+    def bind(self, intro):
         info = self._info(intro)
         shape = list(info.output_shape[1:])
         axis = info.channel_axis
@@ -313,14 +321,16 @@ class Neuron(_LayerTarget):
             for i, (p, n) in enumerate(zip(self.position, shape, strict=True))
         )
 
-        def score(activation, outputs, column):
+        def score(activation, outputs, columns):
             import tensorflow as tf
 
+            # columns: channel, then the position; both are inputs of the
+            # compiled function, so another unit of the layer needs no trace
             a = _channels_last(activation, axis)
-            a = a[(slice(None), *position)]
-            return tf.gather(a, column, axis=-1, batch_dims=1)
+            index = tf.concat([columns[:, 1:], columns[:, :1]], axis=1)
+            return tf.gather_nd(a, index, batch_dims=1)
 
-        return _Leaf(self, info.path, score, constant=channel, position=position)
+        return Binding(self, info.path, score, (channel, *position), position=position)
 
 
 class Layer(_LayerTarget):
@@ -342,16 +352,16 @@ class Layer(_LayerTarget):
     def __repr__(self):
         return f"Layer({self.layer!r}, aggregate={self.aggregate!r})"
 
-    def _bind(self, intro):
+    def bind(self, intro):
         info = self._info(intro)
         aggregate = self.aggregate
 
-        def score(activation, outputs, column):
+        def score(activation, outputs, columns):
             import tensorflow as tf
 
             return _reduce(tf.cast(activation, tf.float32), aggregate)
 
-        return _Leaf(self, info.path, score, constant=0)
+        return Binding(self, info.path, score, key=(aggregate,))
 
 
 class Score(Target):
@@ -378,10 +388,10 @@ class Score(Target):
     def __repr__(self):
         return f"Score({self.name!r})"
 
-    def _bind(self, intro):
+    def bind(self, intro):
         fn, name = self.fn, self.name
 
-        def score(activations, outputs, column):
+        def score(activations, outputs, columns):
             import tensorflow as tf
 
             value = tf.cast(fn(outputs[0] if len(outputs) == 1 else list(outputs)), tf.float32)
@@ -394,7 +404,8 @@ class Score(Target):
                 )
             return value
 
-        return _Leaf(self, None, score, constant=0)
+        # the function itself is the key: another function is another graph
+        return Binding(self, None, score, key=(fn,))
 
 
 class Sum(Target):
@@ -429,29 +440,160 @@ def as_target(target) -> Target:
     )
 
 
-class _Leaf:
-    """A bound leaf target: its layer path and a TensorFlow score function."""
+class Binding:
+    """A leaf target resolved against one model: the target protocol.
 
-    def __init__(self, target, path, score, constant=0, per_image=None, many=None, position=None):
+    Compiled functions call `score(activation, outputs, columns)` inside a
+    traced forward pass and are cached by `key`; everything else that
+    varies between targets of the same kind must come in through `columns`,
+    so that a new target object does not trace the model again.
+
+    Args:
+        target: the `Target` that was bound.
+        path: the layer path whose activation `score` reads (as
+            `Introspector.layer(...).path`), or `None` for the model output.
+        score: `score(activation, outputs, columns) -> (rows,)` float32
+            tensor: `activation` is the tapped tensor of `path` (`None`
+            without a path), `outputs` the flat list of model outputs and
+            `columns` an int32 `(rows, len(columns))` tensor with this
+            target's columns for every row.
+        columns: the integer values the score reads per row (class,
+            channel, position): inputs, never part of the graph.
+        key: hashable; whatever else the traced score depends on (options,
+            constant arrays). Two bindings of one type, path and key must
+            compute the same function of `columns`.
+        per_image: optional `(n,)` int32 values of the first column, one per
+            image (per-image classes).
+        many: optional list of values of the first column explained in one
+            call, one output each (`Channel(layer, "all")`).
+        position: the spatial position of a single unit, if the target has
+            one (used to restrict occlusion to its receptive field).
+    """
+
+    def __init__(
+        self,
+        target,
+        path,
+        score,
+        columns=(0,),
+        key=(),
+        per_image=None,
+        many=None,
+        position=None,
+    ):
+        if not callable(score):
+            raise TypeError(f"Expected `score` to be callable. Received: score={score!r}")
         self.target = target
         self.path = path
         self.score = score
-        self.constant = constant
+        self.columns = tuple(int(c) for c in columns) or (0,)
+        self.key = key
         self.per_image = per_image
         self.many = many
         self.position = position
+
+    @property
+    def constant(self) -> int:
+        """The first column (class or channel index)."""
+        return self.columns[0]
+
+
+class Direction(_LayerTarget):
+    """How strongly a layer's activations point along a direction, e.g. a concept vector.
+
+    At every position of the layer the activation vector `a` (its channels)
+    is compared with `vector`: by the dot product `a . v`, or by the cosine
+    `a . v / (|a| |v|)`. The per-position values are then aggregated to one
+    scalar per image. A layer without spatial axes (dense) has one position.
+
+    Args:
+        layer: layer selector.
+        vector: `(channels,)` direction in the layer's channel space.
+        aggregate: ``"mean"``, ``"max"`` or ``"sum"`` over positions.
+        similarity: ``"dot"`` or ``"cosine"``.
+
+    A new vector is a new graph (it is part of the target's key); another
+    class or channel elsewhere in a sum is not.
+
+    Example:
+        >>> Direction("conv2", [1.0, 0.0, -1.0], similarity="cosine")
+        Direction('conv2', (3,), aggregate='mean', similarity='cosine')
+    """
+
+    SIMILARITIES = ("dot", "cosine")
+
+    def __init__(self, layer, vector, aggregate: str = "mean", similarity: str = "dot"):
+        self.layer = layer
+        vector = np.asarray(vector, np.float32)
+        if vector.ndim != 1 or not len(vector) or not np.all(np.isfinite(vector)):
+            raise ValueError(
+                "Expected `vector` as a finite 1-D array of one value per channel. "
+                f"Received: vector with shape {vector.shape}"
+            )
+        if similarity not in self.SIMILARITIES:
+            raise ValueError(
+                f"Expected `similarity` to be one of {list(self.SIMILARITIES)}. "
+                f"Received: similarity={similarity!r}"
+            )
+        if similarity == "cosine" and not np.any(vector):
+            raise ValueError("Expected a non-zero `vector` for similarity='cosine'")
+        self.vector = vector
+        self.aggregate = _check_aggregate(aggregate)
+        self.similarity = similarity
+
+    def __repr__(self):
+        return (
+            f"Direction({self.layer!r}, {self.vector.shape}, aggregate={self.aggregate!r}, "
+            f"similarity={self.similarity!r})"
+        )
+
+    def bind(self, intro):
+        info = self._info(intro)
+        n_channels = info.output_shape[info.channel_axis]
+        if n_channels != len(self.vector):
+            raise ValueError(
+                f"Expected a vector of {n_channels} values, one per channel of layer "
+                f"{info.path!r}. Received: vector with {len(self.vector)} values"
+            )
+        vector, axis = self.vector, info.channel_axis
+        aggregate, cosine = self.aggregate, self.similarity == "cosine"
+
+        def score(activation, outputs, columns):
+            import tensorflow as tf
+
+            a = _channels_last(activation, axis)
+            v = tf.constant(vector)
+            value = tf.tensordot(a, v, axes=[[a.shape.rank - 1], [0]])
+            if cosine:
+                norm = tf.norm(a, axis=-1) * float(np.linalg.norm(vector))
+                value = tf.math.divide_no_nan(value, norm)
+            return _reduce(value, aggregate)
+
+        key = (aggregate, self.similarity, vector.tobytes())
+        return Binding(self, info.path, score, key=key)
+
+
+def _bound_leaf(target, intro) -> Binding:
+    binding = target.bind(intro)
+    if not isinstance(binding, Binding):
+        raise TypeError(
+            f"Expected {type(target).__name__}.bind(intro) to return a targets.Binding. "
+            f"Received: {binding!r}"
+        )
+    return binding
 
 
 class BoundTarget:
     """A target resolved against one model; used inside compiled functions.
 
-    Each leaf owns one integer column of a `params` matrix (its class or
-    channel index per row), so per-image classes and several channels in one
-    call need no re-tracing.
+    Each leaf owns integer columns of a `params` matrix (its class, channel
+    or position per row), so per-image classes, other channels and other
+    units need no re-tracing.
 
     Attributes:
         paths: layers whose activations the score needs (tap these).
-        leaves: the bound leaves, in order.
+        leaves: `(weight, Binding)` of each term, in order.
+        n_columns: columns of `params` (all leaves together).
         n_outputs: how many scores per image (> 1 for `Channel(..., "all")`).
         output_labels: the channel indices behind those scores.
     """
@@ -459,7 +601,9 @@ class BoundTarget:
     def __init__(self, target, intro):
         target = as_target(target)
         self.target = target
-        self.leaves = [(w, t._bind(intro)) for w, t in _terms(target)]
+        self.leaves = [(w, _bound_leaf(t, intro)) for w, t in _terms(target)]
+        self.offsets = list(np.cumsum([0] + [len(leaf.columns) for _, leaf in self.leaves]))
+        self.n_columns = int(self.offsets[-1])
         self.paths = list(dict.fromkeys(leaf.path for _, leaf in self.leaves if leaf.path))
         many = [(i, leaf) for i, (_, leaf) in enumerate(self.leaves) if leaf.many is not None]
         if len(many) > 1:
@@ -477,26 +621,15 @@ class BoundTarget:
     def structure(self) -> tuple:
         """What a compiled function of this target depends on.
 
-        Class and channel indices are `params` columns, not part of the
-        traced graph, so targets that differ only in them share one
+        Class, channel and position indices are `params` columns, not part
+        of the traced graph, so targets that differ only in them share one
         compiled function.
         """
-        parts = []
-        for weight, leaf in self.leaves:
-            t = leaf.target
-            parts.append(
-                (
-                    weight,
-                    type(t).__name__,
-                    leaf.path,
-                    getattr(t, "aggregate", None),
-                    getattr(t, "logits", None),
-                    getattr(t, "output", None),
-                    leaf.position,
-                    id(t.fn) if hasattr(t, "fn") else None,
-                )
-            )
-        return tuple(parts)
+        leaves = tuple(
+            (weight, type(leaf.target), leaf.path, len(leaf.columns), leaf.key)
+            for weight, leaf in self.leaves
+        )
+        return (leaves, self.n_outputs)
 
     @property
     def neuron(self):
@@ -514,11 +647,11 @@ class BoundTarget:
             )
 
     def params(self, start: int, n: int) -> np.ndarray:
-        """`(n, n_leaves)` int32 columns for images `start ... start + n - 1`."""
-        out = np.empty((n, len(self.leaves)), np.int32)
-        for j, (_, leaf) in enumerate(self.leaves):
+        """`(n, n_columns)` int32 columns for images `start ... start + n - 1`."""
+        out = np.empty((n, self.n_columns), np.int32)
+        for j, (_, leaf) in zip(self.offsets, self.leaves, strict=False):
+            out[:, j : j + len(leaf.columns)] = leaf.columns
             if leaf.per_image is None:
-                out[:, j] = leaf.constant
                 continue
             part = leaf.per_image[start : start + n]
             if len(part) < n:
@@ -533,7 +666,8 @@ class BoundTarget:
         """Repeat each row `n_outputs` times, one row per listed channel."""
         if self._many is None:
             return params
-        column, leaf = self._many
+        index, leaf = self._many
+        column = self.offsets[index]
         out = np.repeat(params, self.n_outputs, axis=0)
         out[:, column] = np.tile(np.asarray(leaf.many, np.int32), len(params))
         return out
@@ -545,16 +679,16 @@ class BoundTarget:
             activations: tensors of the layers in `paths`, in that order
                 (a tap may return more after them; they are ignored).
             output: the model output (any structure).
-            params: `(rows, n_leaves)` int32 columns (`params`/`expand`).
+            params: `(rows, n_columns)` int32 columns (`params`/`expand`).
         """
         import tensorflow as tf
 
         by_path = dict(zip(self.paths, activations[: len(self.paths)], strict=True))
         outputs = tf.nest.flatten(output)
         total = None
-        for j, (weight, leaf) in enumerate(self.leaves):
+        for j, (weight, leaf) in zip(self.offsets, self.leaves, strict=False):
             source = by_path[leaf.path] if leaf.path else None
-            value = leaf.score(source, outputs, params[:, j])
+            value = leaf.score(source, outputs, params[:, j : j + len(leaf.columns)])
             value = value if weight == 1 else weight * value
             total = value if total is None else total + value
         return tf.reshape(total, [-1])

@@ -150,3 +150,56 @@ def test_logits_are_found_behind_any_softmax(spelling):
     np.testing.assert_allclose(_scores(model, T.Class(3), x), logits[:, 3], rtol=1e-5, atol=1e-6)
     probs = model(x).numpy()[:, 3]
     np.testing.assert_allclose(_scores(model, T.Class(3, logits=False), x), probs, rtol=1e-5)
+
+
+def test_a_user_target_on_inner_activations_is_compiled_once_per_key():
+    """The documented protocol: bind() -> Binding(path, score, columns, key)."""
+
+    class ChannelRatio(T.Target):
+        def __init__(self, layer, a, b):
+            self.layer, self.a, self.b = layer, a, b
+
+        def bind(self, intro):
+            info = intro.layer(self.layer)
+
+            def score(activation, outputs, columns):
+                mean = tf.reduce_mean(activation, axis=[1, 2])
+                a = tf.gather(mean, columns[:, 0], axis=1, batch_dims=1)
+                b = tf.gather(mean, columns[:, 1], axis=1, batch_dims=1)
+                return a / (b + 1.0)
+
+            return T.Binding(self, info.path, score, columns=(self.a, self.b))
+
+    keras.utils.set_random_seed(3)
+    model = keras.Sequential(
+        [
+            keras.Input((6, 6, 1)),
+            keras.layers.Conv2D(4, 3, activation="softplus", name="conv"),
+            keras.layers.Flatten(),
+            keras.layers.Dense(2),
+        ]
+    )
+    x = np.random.default_rng(0).normal(size=(3, 6, 6, 1)).astype("float32")
+    ki.Saliency(model, ChannelRatio("conv", 0, 1), reduce_channels=None).explain(x)
+    count = ki.Introspector(model).trace_count
+    maps = ki.Saliency(model, ChannelRatio("conv", 3, 2), reduce_channels=None).explain(x)
+    assert ki.Introspector(model).trace_count == count
+    conv = keras.Model(model.inputs, model.get_layer("conv").output)
+    xt = tf.constant(x)
+    with tf.GradientTape() as tape:
+        tape.watch(xt)
+        mean = tf.reduce_mean(conv(xt), axis=[1, 2])
+        ratio = mean[:, 3] / (mean[:, 2] + 1.0)
+    np.testing.assert_allclose(maps, tape.gradient(ratio, xt).numpy(), rtol=1e-4, atol=1e-6)
+
+
+def test_bind_must_return_a_binding():
+    class Broken(T.Target):
+        def bind(self, intro):
+            return lambda *a: 0
+
+    model = keras.Sequential(
+        [keras.Input((4, 4, 1)), keras.layers.Flatten(), keras.layers.Dense(2)]
+    )
+    with pytest.raises(TypeError, match="Binding"):
+        ki.Saliency(model, Broken()).explain(np.zeros((1, 4, 4, 1), "float32"))

@@ -86,6 +86,17 @@ def _chunks(batches, size: int):
         yield _pad(merged, size), pack, len(merged[0])
 
 
+def row_specs(leaves: list, bound) -> list:
+    """Input specs of a compiled step: the chunk's inputs and the target columns.
+
+    The batch axes are dynamic (`None`).
+    """
+    import tensorflow as tf
+
+    specs = [tf.TensorSpec((None, *a.shape[1:]), tf.as_dtype(a.dtype)) for a in leaves]
+    return [*specs, tf.TensorSpec((None, bound.n_columns), tf.int32)]
+
+
 def expand_rows(inputs: list, image: int, draws, params, n_outputs: int) -> tuple:
     """One row per (image, draw, target), in that order, on the device.
 
@@ -104,7 +115,8 @@ def expand_rows(inputs: list, image: int, draws, params, n_outputs: int) -> tupl
     """
     import tensorflow as tf
 
-    b, m, K = draws.shape[0], draws.shape[1], n_outputs
+    # b and m are dynamic: one compiled step serves every plan and OOM retry
+    b, m, K = tf.shape(draws)[0], tf.shape(draws)[1], n_outputs
     shape = draws.shape[2:]
     rows = tf.reshape(tf.repeat(tf.expand_dims(draws, 2), K, axis=2), [b * m * K, *shape])
     row_inputs = [rows if i == image else tf.repeat(t, m * K, axis=0) for i, t in enumerate(inputs)]
@@ -149,9 +161,9 @@ class Attribution:
         self.input_index = input_index
         self._intro = None
         self._bound = None
-        self._fns = {}
         self.trace_count = 0
-        """Number of compiled steps traced so far (a diagnostic; see tests)."""
+        """Compiled steps this object had to trace (a diagnostic; a second
+        object of the same method and target kind reuses the first one's)."""
 
     # ------------------------------------------------------------ set-up
     def _introspector(self):
@@ -159,9 +171,22 @@ class Attribution:
             check_backend()
             from keras_introspect.model.introspector import Introspector
 
-            self._intro = Introspector(self.model)
-            self._bound = BoundTarget(self.target, self._intro)
+            intro = Introspector(self.model)
+            self._bound = BoundTarget(self.target, intro)
+            self._intro = intro
         return self._intro
+
+    def _graph_key(self) -> tuple:
+        """The options of this method that change its compiled graph.
+
+        Everything else that differs between objects (indices, seeds,
+        baselines, step counts) is an input of the compiled step.
+        """
+        return (self.compute_dtype,)
+
+    def _extra_inputs(self, image: int) -> list:
+        """Per-object values fed to the compiled step as inputs (numpy arrays)."""
+        return []
 
     def _image_input(self, specs) -> int:
         if self.input_index is not None:
@@ -235,19 +260,21 @@ class Attribution:
         self._bound.check_n_samples(n)
         b, m = self._plan(n, batch_size)
         n_steps = None if n is None else -(-n // b) * -(-self._n_draws // m)
-        progbar = keras.utils.Progbar(n_steps, verbose=verbose)
+        call = _Call(
+            keras.utils.Progbar(n_steps, verbose=verbose),
+            Halver(b, type(self).__name__),
+            Halver(m, type(self).__name__),
+            self._extra_inputs(image),
+        )
         parts, start = [], 0
-        self._signal = False
-        self._images_per_step = Halver(b, type(self).__name__)
-        self._draws_per_step = Halver(m, type(self).__name__)
         for leaves, pack, n_valid in _chunks(batches, b):
-            parts.append(self._explain_valid(leaves, pack, image, start, n_valid, progbar))
+            parts.append(self._explain_valid(call, leaves, pack, image, start, n_valid))
             start += n_valid
         self._bound.check_n_samples(start)
         out = np.concatenate(parts)
         if self._bound.n_outputs == 1:
             out = out[:, 0]
-        if not (self._signal or np.any(out)):
+        if not (call.signal or np.any(out)):
             warnings.warn(
                 f"Every attribution of {type(self).__name__} for {self.target!r} is zero. "
                 "The target may not depend on the input (a dead filter, a saturated "
@@ -258,7 +285,7 @@ class Attribution:
             )
         return out
 
-    def _explain_valid(self, leaves, pack, image, start, n_valid, progbar):
+    def _explain_valid(self, call, leaves, pack, image, start, n_valid):
         """Maps of the `n_valid` first images of a chunk, shrinking the step on OOM.
 
         A step that runs out of device memory is retried with half the
@@ -269,19 +296,19 @@ class Attribution:
         errors = out_of_memory_errors()
         out, first = [], 0
         while first < n_valid:
-            b, m = self._images_per_step.size, self._draws_per_step.size
+            b, m = call.images.size, call.draws.size
             last = min(n_valid, first + b)
             piece = _pad([a[first:last] for a in leaves], b)
             params = self._bound.params(start + first, last - first)
             params = np.concatenate([params, np.repeat(params[-1:], b - (last - first), 0)])
             try:
-                maps = self._explain_chunk(piece, pack, image, params, start + first, m, progbar)
+                maps = self._explain_chunk(call, piece, pack, image, params, start + first, m)
             except errors as error:
                 if b > 1:
-                    self._images_per_step.shrink(error, "images")
+                    call.images.shrink(error, "images")
                 else:
-                    self._draws_per_step.shrink(error, "draws (one image)")
-                progbar.target = None  # more, smaller steps than planned
+                    call.draws.shrink(error, "draws (one image)")
+                call.progbar.target = None  # more, smaller steps than planned
                 continue
             out.append(maps[: last - first])
             first = last
@@ -290,24 +317,52 @@ class Attribution:
     def _check_options(self, image: int) -> None:
         """Validate method options once the model and its image input are known."""
 
-    def _explain_chunk(self, leaves, pack, image, params, start, m, progbar):
+    def _explain_chunk(self, call, leaves, pack, image, params, start, m):
         """Maps `(b, K, ...)` of one chunk of `b` images, `m` draws per step."""
         raise NotImplementedError
 
-    def _compiled(self, key, build):
-        fn = self._fns.get(key)
-        if fn is None:
-            fn = build()
-            self._fns[key] = fn
-        return fn
+    def _compiled(self, call, leaves, image, build):
+        """The compiled step, shared by every object of the model.
+
+        The key holds what the graph depends on: the method, its graph
+        options, the target's structure, the image input and the shapes of
+        one sample. Images per step and draws per step are dynamic, so step
+        counts, sample counts and out-of-memory retries reuse the step.
+        """
+        key = (
+            "attribution",
+            type(self),
+            self._graph_key(),
+            self._bound.structure,
+            image,
+            tuple((a.shape[1:], a.dtype.str) for a in leaves),
+            tuple((np.shape(e), np.asarray(e).dtype.str) for e in call.extra),
+        )
+
+        def counted():
+            self.trace_count += 1
+            return build()
+
+        return self._intro.cached(key, counted)
 
     def __repr__(self):
         return f"{type(self).__name__}(model={self.model.name!r}, target={self.target!r})"
 
     def __getstate__(self):
         state = dict(self.__dict__)
-        state.update(_intro=None, _bound=None, _fns={})
+        state.update(_intro=None, _bound=None)
         return state
+
+
+class _Call:
+    """The state of one `explain` call (objects may be used from several threads)."""
+
+    def __init__(self, progbar, images, draws, extra):
+        self.progbar = progbar
+        self.images = images  # Halver: images per step
+        self.draws = draws  # Halver: draws per step
+        self.extra = extra  # per-object inputs of the compiled step
+        self.signal = False  # some gradient was non-zero
 
 
 class GradientMethod(Attribution):
@@ -336,14 +391,18 @@ class GradientMethod(Attribution):
         n = self._n_draws
         return np.arange(n, dtype=np.int32), np.zeros(n, np.float32), np.ones(n, np.float32)
 
-    def _perturb(self, images, image_ids, draw_ids, draw_values):
-        """Images of every draw: `(b, ...)` -> `(b, m, ...)` on the device."""
+    def _perturb(self, images, image_ids, draw_ids, draw_values, extra):
+        """Images of every draw: `(b, ...)` -> `(b, m, ...)` on the device.
+
+        `extra` are the tensors of `_extra_inputs`; the graph may read
+        nothing else of `self` but class-level behaviour and `_graph_key`.
+        """
         import tensorflow as tf
 
         return tf.expand_dims(images, 1)
 
     def _statistics(self, grads, weights, images):
-        """Per-chunk sums over draws: grads `(b, m, K, ...)`, weights `(m,)`."""
+        """Per-chunk sums over draws: grads `(b, m, K, ...)`, weights `(m,)` (traced)."""
         import tensorflow as tf
 
         w = tf.reshape(weights, [1, -1] + [1] * (grads.shape.rank - 2))
@@ -353,32 +412,33 @@ class GradientMethod(Attribution):
         """Map `(b, K, H, W, C)` from the summed statistics (numpy)."""
         return stats[0]
 
-    def _step_fn(self, b: int, m: int, leaves: list, pack, image: int):
+    def _step_fn(self, leaves: list, pack, image: int, extra: list):
         import tensorflow as tf
 
-        bound = self._bound
+        bound, intro = self._bound, self._intro
         K = bound.n_outputs
-        tap = self._intro.tap(
+        tap = intro.tap(
             bound.paths or [], backward=self._backward, compute_dtype=self.compute_dtype
         )
-        signature = [tf.TensorSpec(a.shape, tf.as_dtype(a.dtype)) for a in leaves]
+        signature = row_specs(leaves, bound)
         signature += [
-            tf.TensorSpec((b * K, len(bound.leaves)), tf.int32),
-            tf.TensorSpec((b,), tf.int32),
-            tf.TensorSpec((m,), tf.int32),
-            tf.TensorSpec((m,), tf.float32),
-            tf.TensorSpec((m,), tf.float32),
+            tf.TensorSpec((None,), tf.int32),
+            tf.TensorSpec((None,), tf.int32),
+            tf.TensorSpec((None,), tf.float32),
+            tf.TensorSpec((None,), tf.float32),
         ]
+        signature += [tf.TensorSpec(e.shape, tf.as_dtype(e.dtype)) for e in extra]
         n_leaves = len(leaves)
+        perturb, statistics = self._perturb, self._statistics
 
         def step(*args):
-            self.trace_count += 1
-            inputs, (params, image_ids, draw_ids, draw_values, weights) = (
-                list(args[:n_leaves]),
-                args[n_leaves:],
-            )
+            intro.note_trace()
+            inputs = list(args[:n_leaves])
+            params, image_ids, draw_ids, draw_values, weights = args[n_leaves : n_leaves + 5]
+            extra = list(args[n_leaves + 5 :])
             x = inputs[image]
-            perturbed = self._perturb(x, image_ids, draw_ids, draw_values)  # (b, m, ...)
+            b, m = tf.shape(image_ids)[0], tf.shape(draw_ids)[0]
+            perturbed = perturb(x, image_ids, draw_ids, draw_values, extra)  # (b, m, ...)
             row_inputs, rows, row_params = expand_rows(inputs, image, perturbed, params, K)
             with tf.GradientTape() as tape:
                 tape.watch(rows)
@@ -386,16 +446,16 @@ class GradientMethod(Attribution):
                 score = bound.score(activations, output, row_params)
             grads = tf.cast(tape.gradient(score, rows), tf.float32)
             grads = tf.reshape(grads, [b, m, K, *x.shape[1:]])
-            return self._statistics(grads, weights, tf.cast(x, tf.float32))
+            return statistics(grads, weights, tf.cast(x, tf.float32))
 
         return compile_step(step, signature)
 
-    def _explain_chunk(self, leaves, pack, image, params, start, m, progbar):
+    def _explain_chunk(self, call, leaves, pack, image, params, start, m):
         b = len(leaves[0])
         ids, values, weights = self._draws()
         n_draws = len(ids)
-        key = (b, m, tuple((a.shape, a.dtype.str) for a in leaves))
-        fn = self._compiled(key, lambda: self._step_fn(b, m, leaves, pack, image))
+        extra = call.extra
+        fn = self._compiled(call, leaves, image, lambda: self._step_fn(leaves, pack, image, extra))
         image_ids = np.arange(start, start + b, dtype=np.int32)
         expanded = self._bound.expand(params)
         totals = None
@@ -407,13 +467,13 @@ class GradientMethod(Attribution):
                 d_ids = np.concatenate([d_ids, np.repeat(d_ids[-1:], pad)])
                 d_values = np.concatenate([d_values, np.repeat(d_values[-1:], pad)])
                 d_w = np.concatenate([d_w, np.zeros(pad, np.float32)])
-            stats = fn(*leaves, expanded, image_ids, d_ids, d_values, d_w)
+            stats = fn(*leaves, expanded, image_ids, d_ids, d_values, d_w, *extra)
             stats = [np.asarray(s) for s in stats]
             totals = (
                 stats if totals is None else [t + s for t, s in zip(totals, stats, strict=True)]
             )
-            progbar.add(1)
-        self._signal = self._signal or bool(np.any(totals[-1]))
+            call.progbar.add(1)
+        call.signal = call.signal or bool(np.any(totals[-1]))
         x = leaves[image].astype(np.float32)
         maps = self._finish(totals, x[:, None])
         return reduce_channels(maps, self.reduce_channels).astype(np.float32, copy=False)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from keras_introspect.attribution._base import Attribution, compile_step, expand_rows
+from keras_introspect.attribution._base import Attribution, compile_step, expand_rows, row_specs
 
 
 class GradCAM(Attribution):
@@ -68,29 +68,33 @@ class GradCAM(Attribution):
         return info
 
     def _check_options(self, image):
-        self._feature = self._layer_info()
-        self.layer_path_ = self._feature.path
+        self.layer_path_ = self._layer_info().path
+
+    def _graph_key(self):
+        return (*super()._graph_key(), self.layer_path_, self.upsample)
 
     def _weights(self, grads, activations):
         import tensorflow as tf
 
         return tf.reduce_mean(grads, axis=[1, 2])
 
-    def _step_fn(self, b, leaves, pack, image):
+    def _step_fn(self, leaves, pack, image):
         import tensorflow as tf
 
-        bound = self._bound
+        bound, intro = self._bound, self._intro
         K = bound.n_outputs
-        info = self._feature
-        tap = self._intro.tap([*bound.paths, info.path], compute_dtype=self.compute_dtype)
+        info = intro.layer(self.layer_path_)
+        tap = intro.tap([*bound.paths, info.path], compute_dtype=self.compute_dtype)
         size = leaves[image].shape[1:3]
-        signature = [tf.TensorSpec(a.shape, tf.as_dtype(a.dtype)) for a in leaves]
-        signature.append(tf.TensorSpec((b * K, len(bound.leaves)), tf.int32))
+        signature = row_specs(leaves, bound)
         n_leaves = len(leaves)
+        weigh, upsample, name = self._weights, self.upsample, type(self).__name__
+        what = " + ".join(type(leaf.target).__name__ for _, leaf in bound.leaves)
 
         def step(*args):
-            self.trace_count += 1
+            intro.note_trace()
             inputs, params = list(args[:n_leaves]), args[n_leaves]
+            b = tf.shape(inputs[image])[0]
             row_inputs, _, _ = expand_rows(inputs, image, inputs[image][:, None], params, K)
             with tf.GradientTape() as tape:
                 activations, output = tap(pack(row_inputs))
@@ -100,29 +104,27 @@ class GradCAM(Attribution):
             grads = tape.gradient(score, feature)
             if grads is None:
                 raise ValueError(
-                    f"The target {self.target!r} does not depend on layer {info.path!r}; "
-                    f"{type(self).__name__} needs a layer before the target's layer"
+                    f"The target ({what}) does not depend on layer {info.path!r}; "
+                    f"{name} needs a layer before the target's layer"
                 )
             grads = tf.cast(grads, tf.float32)
             feature = tf.cast(feature, tf.float32)
             if info.channel_axis == 1:
                 grads = tf.transpose(grads, [0, 2, 3, 1])
                 feature = tf.transpose(feature, [0, 2, 3, 1])
-            weights = self._weights(grads, feature)
+            weights = weigh(grads, feature)
             cam = tf.nn.relu(tf.einsum("bhwc,bc->bhw", feature, weights))
-            if self.upsample:
+            if upsample:
                 cam = tf.image.resize(cam[..., None], size, method="bilinear")[..., 0]
             return tf.reshape(cam, [b, K, *cam.shape[1:]]), tf.reduce_any(grads != 0)
 
         return compile_step(step, signature)
 
-    def _explain_chunk(self, leaves, pack, image, params, start, m, progbar):
-        b = len(leaves[0])
-        key = (b, tuple((a.shape, a.dtype.str) for a in leaves))
-        fn = self._compiled(key, lambda: self._step_fn(b, leaves, pack, image))
+    def _explain_chunk(self, call, leaves, pack, image, params, start, m):
+        fn = self._compiled(call, leaves, image, lambda: self._step_fn(leaves, pack, image))
         maps, signal = fn(*leaves, self._bound.expand(params))
-        self._signal = self._signal or bool(signal)
-        progbar.add(1)
+        call.signal = call.signal or bool(signal)
+        call.progbar.add(1)
         return np.asarray(maps)
 
 

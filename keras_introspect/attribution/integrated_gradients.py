@@ -62,18 +62,20 @@ class IntegratedGradients(GradientMethod):
         weights[[0, -1]] /= 2
         return np.arange(n, dtype=np.int32), np.linspace(0, 1, n, dtype=np.float32), weights
 
-    def _base(self, images):
-        import tensorflow as tf
-
+    def _extra_inputs(self, image):
+        # the baseline is an input of the compiled step, never a constant
+        shape = tuple(self._intro.input_specs[image].shape[1:])
         if isinstance(self.baseline, np.ndarray):
-            return tf.constant(self.baseline)[None]
-        return tf.fill(tf.shape(images), tf.constant(float(self.baseline), tf.float32))
+            return [self.baseline.astype(np.float32)]
+        if all(d is not None for d in shape):
+            return [np.full(shape, float(self.baseline), np.float32)]
+        return [np.full((1,) * len(shape), float(self.baseline), np.float32)]
 
-    def _perturb(self, images, image_ids, draw_ids, draw_values):
+    def _perturb(self, images, image_ids, draw_ids, draw_values, extra):
         import tensorflow as tf
 
         x = tf.cast(images, tf.float32)
-        base = self._base(x)
+        base = tf.broadcast_to(extra[0], tf.shape(x)[1:])[None]
         alpha = tf.reshape(draw_values, [1, -1] + [1] * (x.shape.rank - 1))
         path = tf.expand_dims(base, 1) + alpha * tf.expand_dims(x - base, 1)
         return tf.cast(path, images.dtype)

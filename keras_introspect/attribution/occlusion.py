@@ -7,7 +7,7 @@ import numbers
 import numpy as np
 
 from keras_introspect._validation import check_one_of
-from keras_introspect.attribution._base import Attribution, compile_step, expand_rows
+from keras_introspect.attribution._base import Attribution, compile_step, expand_rows, row_specs
 
 
 def _pair(value, name: str) -> tuple:
@@ -142,6 +142,17 @@ class Occlusion(Attribution):
     def _n_draws(self):
         return max(1, len(self._boxes))
 
+    def _graph_key(self):
+        return (*super()._graph_key(), self.window)
+
+    def _extra_inputs(self, image):
+        # the baseline is an input, so another baseline reuses the compiled step
+        shape = tuple(self._intro.input_specs[image].shape[1:])
+        baseline = self.baseline
+        if isinstance(baseline, np.ndarray) and baseline.ndim == 2:
+            baseline = baseline[..., None]
+        return [np.broadcast_to(np.asarray(baseline, np.float32), shape).copy()]
+
     def _field(self, size):
         """Clipped `((r0, r1), (c0, c1))` of a Neuron target's field, or None."""
         if self.receptive_field is False:
@@ -161,33 +172,32 @@ class Occlusion(Attribution):
         return tuple((s.start, s.stop) for s in slices)
 
     # ---------------------------------------------------------------- steps
-    def _step_fn(self, b, m, leaves, pack, image):
+    def _step_fn(self, leaves, pack, image, extra):
         import tensorflow as tf
 
-        bound = self._bound
+        bound, intro = self._bound, self._intro
         K = bound.n_outputs
-        tap = self._intro.tap(bound.paths or [], compute_dtype=self.compute_dtype)
-        signature = [tf.TensorSpec(a.shape, tf.as_dtype(a.dtype)) for a in leaves]
+        tap = intro.tap(bound.paths or [], compute_dtype=self.compute_dtype)
+        signature = row_specs(leaves, bound)
         signature += [
-            tf.TensorSpec((b * K, len(bound.leaves)), tf.int32),
-            tf.TensorSpec((m, 2), tf.int32),
-            tf.TensorSpec((m,), tf.float32),
+            tf.TensorSpec((None, 2), tf.int32),
+            tf.TensorSpec((None,), tf.float32),
+            tf.TensorSpec(extra[0].shape, tf.float32),
         ]
         n_leaves = len(leaves)
         H, W = leaves[image].shape[1:3]
-        (wh, ww), baseline = self.window, self.baseline
-        if isinstance(baseline, np.ndarray) and baseline.ndim == 2:
-            baseline = baseline[..., None]
+        wh, ww = self.window
 
         def score(inputs, params):
             activations, output = tap(pack(inputs))
             return bound.score(activations, output, params)
 
         def step(*args):
-            self.trace_count += 1
+            intro.note_trace()
             inputs = list(args[:n_leaves])
-            params, boxes, valid = args[n_leaves : n_leaves + 3]
+            params, boxes, valid, baseline = args[n_leaves : n_leaves + 4]
             x = inputs[image]
+            b, m = tf.shape(x)[0], tf.shape(boxes)[0]
             # Window masks of this chunk, built on the device; padded boxes
             # (valid 0) give all-zero masks, which change nothing and add nothing.
             in_rows = (tf.range(H)[None] >= boxes[:, :1]) & (tf.range(H)[None] < boxes[:, :1] + wh)
@@ -198,7 +208,7 @@ class Occlusion(Attribution):
             base_score = score(base_inputs, base_params)
             mask = masks[None, :, :, :, None]  # (1, m, H, W, 1)
             xf = tf.cast(x, tf.float32)[:, None]
-            occluded = xf * (1.0 - mask) + tf.constant(baseline, tf.float32) * mask
+            occluded = xf * (1.0 - mask) + baseline * mask
             row_inputs, _, row_params = expand_rows(
                 inputs, image, tf.cast(occluded, x.dtype), params, K
             )
@@ -208,11 +218,11 @@ class Occlusion(Attribution):
 
         return compile_step(step, signature)
 
-    def _explain_chunk(self, leaves, pack, image, params, start, m, progbar):
+    def _explain_chunk(self, call, leaves, pack, image, params, start, m):
         b = len(leaves[0])
         boxes = self._boxes
-        key = (b, m, tuple((a.shape, a.dtype.str) for a in leaves))
-        fn = self._compiled(key, lambda: self._step_fn(b, m, leaves, pack, image))
+        extra = call.extra
+        fn = self._compiled(call, leaves, image, lambda: self._step_fn(leaves, pack, image, extra))
         expanded = self._bound.expand(params)
         total = np.zeros((b, self._bound.n_outputs, *self.counts_.shape), np.float32)
         for first in range(0, len(boxes), m):
@@ -221,6 +231,6 @@ class Occlusion(Attribution):
             if len(chunk) < m:
                 valid[len(chunk) :] = 0
                 chunk = np.concatenate([chunk, np.zeros((m - len(chunk), 2), np.int32)])
-            total += np.asarray(fn(*leaves, expanded, chunk, valid))
-            progbar.add(1)
+            total += np.asarray(fn(*leaves, expanded, chunk, valid, *extra))
+            call.progbar.add(1)
         return np.divide(total, self.counts_, out=np.zeros_like(total), where=self.counts_ > 0)

@@ -58,23 +58,28 @@ class SmoothGrad(GradientMethod):
             np.full(n, 1.0 / n, np.float32),
         )
 
-    def _perturb(self, images, image_ids, draw_ids, draw_values):
+    def _extra_inputs(self, image):
+        # inputs, not constants: another seed, noise level or sample count
+        # reuses the compiled step
+        return [np.int64(self.seed), np.int64(self.samples), np.float32(self.noise)]
+
+    def _perturb(self, images, image_ids, draw_ids, draw_values, extra):
         import tensorflow as tf
 
+        seed, samples, level = extra
         shape = images.shape[1:]
         x = tf.cast(images, tf.float32)
         axes = list(range(1, x.shape.rank))
-        scale = self.noise * (tf.reduce_max(x, axis=axes) - tf.reduce_min(x, axis=axes))
+        scale = level * (tf.reduce_max(x, axis=axes) - tf.reduce_min(x, axis=axes))
         # The noise of (image i, draw j) comes from the stateless seed
         # (seed, i * samples + j): whatever the batch size and the chunking of
         # draws, it is the same, and only this step's rows are ever drawn.
-        b, m = image_ids.shape[0], draw_ids.shape[0]
+        b, m = tf.shape(image_ids)[0], tf.shape(draw_ids)[0]
         rows = tf.reshape(
-            tf.cast(image_ids, tf.int64)[:, None] * self.samples
-            + tf.cast(draw_ids, tf.int64)[None, :],
+            tf.cast(image_ids, tf.int64)[:, None] * samples + tf.cast(draw_ids, tf.int64)[None, :],
             [-1],
         )
-        seeds = tf.stack([tf.fill(tf.shape(rows), tf.constant(self.seed, tf.int64)), rows], 1)
+        seeds = tf.stack([tf.fill(tf.shape(rows), seed), rows], 1)
         noise = tf.map_fn(
             lambda s: tf.random.stateless_normal(shape, seed=s),
             seeds,

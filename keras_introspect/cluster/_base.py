@@ -25,12 +25,8 @@ class LayerEstimator(ModelEstimatorMixin):
     """Mixin for estimators that read one layer of a Keras `model`."""
 
     def _get_introspector(self) -> Introspector:
-        if (
-            getattr(self, "_introspector", None) is None
-            or self._introspector.model is not self.model
-        ):
-            self._introspector = Introspector(self.model)
-        return self._introspector
+        # the model's shared session: analysed once, compiled scans reused
+        return Introspector(self.model)
 
     def _check_x(self, X, reset: bool):
         """`X` as numpy (streams pass through); records the sample shape on `reset`."""
@@ -74,10 +70,13 @@ class LayerEstimator(ModelEstimatorMixin):
             )
         return X
 
-    def _stream(self, X, path, reduce=None):
+    def _stream(self, X, path, reduce=None, key=()):
         """Yield one numpy array per batch: the layer's output, channels last.
 
-        `reduce(tensor) -> tensor` runs on the device before the copy back.
+        `reduce(tensor) -> tensor` runs on the device before the copy back;
+        `key` names what it computes (the compiled scan is shared by every
+        estimator of the model with the same key), so `reduce` must read
+        nothing but the values in `key`.
         """
         from keras_introspect.probes import _scan
 
@@ -85,7 +84,13 @@ class LayerEstimator(ModelEstimatorMixin):
             return [activation if reduce is None else reduce(activation)]
 
         for outputs, _ in _scan.scan(
-            self._get_introspector(), path, X, run, self.batch_size, self.verbose
+            self._get_introspector(),
+            path,
+            X,
+            run,
+            ("estimator", key if reduce is not None else None),
+            self.batch_size,
+            self.verbose,
         ):
             yield outputs[0]
 

@@ -130,16 +130,19 @@ class ImageClusterer(MixtureMixin, LayerEstimator, ClusterMixin, BaseEstimator):
         return None
 
     def _points(self, X):
-        reduce = self._reduce(self._grid())
-        return np.concatenate(
-            [b.reshape(len(b), -1) for b in self._stream(X, self.layer_path_, reduce)]
+        grid = self._grid()
+        batches = self._stream(
+            X, self.layer_path_, self._reduce(grid), key=("grid", grid, self.pooling)
         )
+        return np.concatenate([b.reshape(len(b), -1) for b in batches])
 
     def _reduce(self, grid):
+        pooling = self.pooling
+
         def reduce(a):
             if grid is not None and a.shape.rank > 2:
                 return _block_mean(a, grid)
-            return pool(a, self.pooling)
+            return pool(a, pooling)
 
         return reduce
 

@@ -144,7 +144,7 @@ def layerwise_purity(
         n_clusters = len(np.unique(y))
     infos = [
         info
-        for info in (intro.layer(i.path) for i in intro.select(layers))
+        for info in intro.select(layers)
         if not info.is_container and isinstance(info.output_shape, tuple) and info.n_calls == 1
     ]
     if not infos:
@@ -163,7 +163,6 @@ def layerwise_purity(
             verbose=verbose,
             **clusterer_params,
         )
-        clusterer._introspector = intro
         labels = clusterer.fit(x).labels_
         if len(labels) != len(y):
             raise ValueError(

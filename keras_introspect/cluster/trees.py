@@ -183,10 +183,13 @@ class CategoryTree(LayerEstimator, TransformerMixin, BaseEstimator):
         self.verbose = verbose
 
     def _vectors(self, X):
-        def reduce(a):
-            return pool(a, self.pooling)
+        pooling = self.pooling
 
-        return [b.reshape(len(b), -1) for b in self._stream(X, self.layer_path_, reduce)]
+        def reduce(a):
+            return pool(a, pooling)
+
+        batches = self._stream(X, self.layer_path_, reduce, key=("pool", pooling))
+        return [b.reshape(len(b), -1) for b in batches]
 
     def fit(self, X, y):
         """Representatives, distances, hierarchy and spanning tree from labelled images.

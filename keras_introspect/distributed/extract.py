@@ -325,7 +325,9 @@ def _extract(intro, layer_path, images, batch_size, dtype):
 
     parts = [
         outputs[0]
-        for outputs, _ in _scan.scan(intro, layer_path, images, lambda a: [a], batch_size, 0)
+        for outputs, _ in _scan.scan(
+            intro, layer_path, images, lambda a: [a], "activations", batch_size, 0
+        )
     ]
     return np.concatenate(parts).astype(dtype, copy=False)
 

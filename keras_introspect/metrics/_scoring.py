@@ -54,21 +54,26 @@ class Scorer:
                 f"{self.bound.n_outputs} scores per image (pick one channel)"
             )
         self.halver = Halver(check_positive_int(batch_size, "batch_size"), what)
-        tap = self.intro.tap(self.bound.paths or [])
-        bound = self.bound
+        intro, bound = self.intro, self.bound
+        signature = [
+            tf.TensorSpec((None, *self.spec.shape[1:]), tf.as_dtype(self.spec.dtype)),
+            tf.TensorSpec((None, bound.n_columns), tf.int32),
+        ]
 
-        def score(images, params):
-            activations, output = tap(images)
-            return bound.score(activations, output, params)
+        def build():
+            tap = intro.tap(bound.paths or [])
 
-        self._fn = tf.function(
-            score,
-            input_signature=[
-                tf.TensorSpec((None, *self.spec.shape[1:]), tf.as_dtype(self.spec.dtype)),
-                tf.TensorSpec((None, len(bound.leaves)), tf.int32),
-            ],
-            autograph=False,
-        ).get_concrete_function()
+            def score(images, params):
+                intro.note_trace()
+                activations, output = tap(images)
+                return bound.score(activations, output, params)
+
+            return tf.function(
+                score, input_signature=signature, autograph=False
+            ).get_concrete_function()
+
+        # shared by every scorer of the model: classes and labels are inputs
+        self._fn = intro.cached(("scorer", bound.structure, repr(signature)), build)
         self._params = None
 
     def images(self, x) -> np.ndarray:

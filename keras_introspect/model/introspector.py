@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import threading
+import weakref
 from dataclasses import dataclass
 
 import keras
@@ -137,6 +139,157 @@ def _shape(outputs):
     return shapes[0] if len(shapes) == 1 else shapes
 
 
+_SESSION_ATTRIBUTE = "_keras_introspect_session"
+_SESSIONS_LOCK = threading.Lock()
+
+
+def _specs_from(input_shape):
+    if input_shape is None:
+        return None
+    shapes = input_shape
+    if not (isinstance(shapes, (list, tuple)) and shapes and isinstance(shapes[0], (list, tuple))):
+        shapes = [shapes]
+    try:
+        return [
+            InputSpec((None, *(None if d is None else int(d) for d in s)), "float32")
+            for s in shapes
+        ]
+    except (TypeError, ValueError) as err:
+        raise ValueError(
+            "Expected `input_shape` as a tuple of ints per input, without batch "
+            f"axis, e.g. (32, 32, 3). Received: input_shape={input_shape!r}"
+        ) from err
+
+
+def _model_specs(model):
+    try:
+        inputs = model.inputs
+    except (AttributeError, ValueError):
+        inputs = None
+    if inputs:
+        return [InputSpec(tuple(t.shape), str(t.dtype)) for t in keras.tree.flatten(inputs)]
+    shapes = getattr(model, "_build_shapes_dict", None)
+    if shapes and len(shapes) == 1:
+        shape = next(iter(shapes.values()))
+        if shape and isinstance(shape[0], (int, type(None))):
+            return [InputSpec((None, *shape[1:]), "float32")]
+    return None
+
+
+def _conflicts(given, known) -> bool:
+    return len(given) != len(known) or any(
+        len(g.shape) != len(k.shape)
+        or any(kd is not None and kd != gd for gd, kd in zip(g.shape, k.shape, strict=True))
+        for g, k in zip(given, known, strict=True)
+    )
+
+
+def _build_if_needed(model, given, input_shape) -> None:
+    if model.built:
+        known = _model_specs(model)
+        if given and known and _conflicts(given, known):
+            raise ValueError(
+                f"Expected `input_shape` to match the model's inputs "
+                f"{[k.shape[1:] for k in known]}. Received: input_shape={input_shape!r}"
+            )
+        return
+    if given is None:
+        raise ModelNotBuiltError(
+            f"Model {model.name!r} was never built, so its layers have no weights "
+            "or shapes yet. Pass `input_shape` (one sample, no batch axis), e.g. "
+            "Introspector(model, input_shape=(32, 32, 3)), or call the model on "
+            "data first"
+        )
+    zeros = [np.zeros((1, *s.shape[1:]), "float32") for s in given]
+    model(zeros[0] if len(zeros) == 1 else zeros, training=False)
+
+
+class ModelSession:
+    """What is known about one live model, shared by every object that uses it.
+
+    One session exists per model object: the flat layer list, the analysed
+    shapes and receptive fields, and every compiled TensorFlow function built
+    for the model (attribution steps, scans, optimisation loops), keyed by
+    what their graph depends on. Compiled functions read the model's
+    variables, so a session stays valid when weights change (`fit`,
+    `set_weights`); it is rebuilt when the layers themselves change.
+
+    The model holds its session (an attribute that Keras neither tracks nor
+    saves) and the session holds the model through a weak reference, so
+    deleting the model frees the session and its compiled functions. Use
+    `ModelSession.of(model)`; `Introspector(model)` is a view of it.
+    """
+
+    def __init__(self, model, given_specs):
+        self._model = weakref.ref(model)
+        self.lock = threading.RLock()
+        self.given_specs = given_specs
+        self.entries = _walk(model)
+        self.layer_ids = _layer_ids(self.entries)
+        self.analysed = None
+        self.output_shapes = None
+        self.compiled = {}
+        self.trace_count = 0
+
+    @classmethod
+    def of(cls, model, input_shape=None) -> ModelSession:
+        """The session of `model`, made (and the model built) on first use."""
+        given = _specs_from(input_shape)
+        with _SESSIONS_LOCK:
+            session = model.__dict__.get(_SESSION_ATTRIBUTE)
+            if session is not None and not session.serves(model):
+                session = None  # a copy of a model, or its layers changed
+            if session is None:
+                _build_if_needed(model, given, input_shape)
+                session = cls(model, given)
+                object.__setattr__(model, _SESSION_ATTRIBUTE, session)  # not tracked by Keras
+                return session
+        if given is not None:
+            known = session.given_specs or _model_specs(model)
+            if known is None:
+                session.given_specs = given
+            elif _conflicts(given, known):
+                raise ValueError(
+                    f"Expected `input_shape` to match the model's inputs "
+                    f"{[k.shape[1:] for k in known]}. Received: input_shape={input_shape!r}"
+                )
+        return session
+
+    def serves(self, model) -> bool:
+        """Whether this session describes `model` as it is now."""
+        return self._model() is model and _layer_ids(_walk(model)) == self.layer_ids
+
+    @property
+    def model(self):
+        return self._model()
+
+    def cached(self, key, build):
+        """The compiled object stored under `key`, built by `build()` once."""
+        found = self.compiled.get(key)
+        if found is not None:
+            return found
+        with self.lock:
+            found = self.compiled.get(key)
+            if found is None:
+                found = build()
+                self.compiled[key] = found
+            return found
+
+    def note_trace(self) -> None:
+        """Count one trace (called from inside every traced function)."""
+        self.trace_count += 1
+
+    def __deepcopy__(self, memo):
+        return None  # a deep copy of a model gets its own session on first use
+
+    def __reduce__(self):
+        return (type(None), ())
+
+
+def _layer_ids(entries) -> tuple:
+    return tuple(id(info.layer) for info in entries)
+
+
 class Introspector:
     """A flat view of every layer of a Keras 3 model, nested models expanded.
 
@@ -177,85 +330,35 @@ class Introspector:
         check_model(model)
         self.model = model
         self.input_shape = input_shape
-        self._given_specs = self._specs_from(input_shape)
-        self._build_if_needed()
-        self._entries = _walk(model)
-        self._analysed = None
-        self._compiled = {}
-        self.trace_count = 0
-        """Number of times a compiled function was traced (for diagnostics)."""
+        self._session = ModelSession.of(model, input_shape)
+        self._entries = self._session.entries
 
-    # ----------------------------------------------------------------- specs
-    def _specs_from(self, input_shape):
-        if input_shape is None:
-            return None
-        shapes = input_shape
-        if not (
-            isinstance(shapes, (list, tuple)) and shapes and isinstance(shapes[0], (list, tuple))
-        ):
-            shapes = [shapes]
-        try:
-            return [
-                InputSpec((None, *(None if d is None else int(d) for d in s)), "float32")
-                for s in shapes
-            ]
-        except (TypeError, ValueError) as err:
-            raise ValueError(
-                "Expected `input_shape` as a tuple of ints per input, without batch "
-                f"axis, e.g. (32, 32, 3). Received: input_shape={input_shape!r}"
-            ) from err
+    @property
+    def session(self) -> ModelSession:
+        """The `ModelSession` shared by every object working on this model."""
+        return self._session
 
-    def _model_specs(self):
-        try:
-            inputs = self.model.inputs
-        except (AttributeError, ValueError):
-            inputs = None
-        if inputs:
-            return [InputSpec(tuple(t.shape), str(t.dtype)) for t in keras.tree.flatten(inputs)]
-        shapes = getattr(self.model, "_build_shapes_dict", None)
-        if shapes and len(shapes) == 1:
-            shape = next(iter(shapes.values()))
-            if shape and isinstance(shape[0], (int, type(None))):
-                return [InputSpec((None, *shape[1:]), "float32")]
-        return None
+    @property
+    def trace_count(self) -> int:
+        """Functions traced for this model so far, by any object (a diagnostic)."""
+        return self._session.trace_count
 
-    def _build_if_needed(self):
-        model = self.model
-        if model.built:
-            known = self._model_specs()
-            given = self._given_specs
-            if (
-                given
-                and known
-                and (
-                    len(given) != len(known)
-                    or any(
-                        k is not None and k != g
-                        for gs, ks in zip(given, known, strict=True)
-                        for g, k in zip(gs.shape, ks.shape, strict=False)
-                    )
-                    or any(len(g.shape) != len(k.shape) for g, k in zip(given, known, strict=True))
-                )
-            ):
-                raise ValueError(
-                    f"Expected `input_shape` to match the model's inputs "
-                    f"{[k.shape[1:] for k in known]}. Received: input_shape={self.input_shape!r}"
-                )
-            return
-        if self._given_specs is None:
-            raise ModelNotBuiltError(
-                f"Model {model.name!r} was never built, so its layers have no weights "
-                "or shapes yet. Pass `input_shape` (one sample, no batch axis), e.g. "
-                "Introspector(model, input_shape=(32, 32, 3)), or call the model on "
-                "data first"
-            )
-        zeros = [np.zeros((1, *s.shape[1:]), "float32") for s in self._given_specs]
-        model(zeros[0] if len(zeros) == 1 else zeros, training=False)
+    def cached(self, key, build):
+        """A compiled function shared by every object of this model (see `ModelSession`).
+
+        `key` must name everything the traced graph depends on; what
+        varies between calls (indices, seeds, baselines) is passed as input.
+        """
+        return self._session.cached(key, build)
+
+    def note_trace(self) -> None:
+        """Count one trace; every function given to `cached` calls it when traced."""
+        self._session.note_trace()
 
     @property
     def input_specs(self) -> list | None:
         """Expected shape (batch first) and dtype of each model input, if known."""
-        return self._given_specs or self._model_specs()
+        return self._session.given_specs or _model_specs(self.model)
 
     # ---------------------------------------------------------------- layers
     @property
@@ -269,8 +372,8 @@ class Introspector:
         return self._analyse()
 
     def select(self, selector) -> list:
-        """`LayerInfo` of every layer matched by `selector` (see module docs)."""
-        return select(selector, self._analyse() if self._analysed else self._entries)
+        """`LayerInfo` of every layer matched by `selector` (see module docs), analysed."""
+        return select(selector, self._analyse())
 
     def layer(self, selector) -> LayerInfo:
         """`LayerInfo` of the one layer matched by `selector`."""
@@ -278,8 +381,15 @@ class Introspector:
 
     def _analyse(self) -> list:
         """Trace the model once to read output shapes and receptive fields."""
-        if self._analysed is not None:
-            return self._analysed
+        session = self._session
+        if session.analysed is not None:
+            return session.analysed
+        with session.lock:
+            if session.analysed is None:
+                session.output_shapes, session.analysed = self._analysis()
+        return session.analysed
+
+    def _analysis(self) -> tuple:
         import tensorflow as tf
 
         specs = self.input_specs
@@ -369,15 +479,13 @@ class Introspector:
                     n_calls=result["calls"],
                 )
             )
-        self._output_shapes = output_shapes
-        self._analysed = analysed
-        return analysed
+        return output_shapes, analysed
 
     @property
     def output_shapes(self) -> list:
         """Static shape (batch axis `None`) of each model output, in order."""
         self._analyse()
-        return list(self._output_shapes)
+        return list(self._session.output_shapes)
 
     def summary_rows(self) -> list:
         """The layer table as dicts: index, path, depth, type, output_shape,
@@ -486,22 +594,21 @@ class Introspector:
     def _compiled_fn(self, infos, pooling, signature):
         import tensorflow as tf
 
-        key = (tuple(i.path for i in infos), pooling, repr(signature))
-        fn = self._compiled.get(key)
-        if fn is not None:
-            return fn
-        tap = Tap(self.model, infos)
+        key = ("activations", tuple(i.path for i in infos), pooling, repr(signature))
 
-        def run(inputs):
-            self.trace_count += 1
-            activations, _ = tap(inputs)
-            if pooling is None:
-                return activations
-            return [_pool(a, info, pooling) for a, info in zip(activations, infos, strict=True)]
+        def build():
+            tap = Tap(self.model, infos)
 
-        fn = tf.function(run, input_signature=[signature], autograph=False)
-        self._compiled[key] = fn
-        return fn
+            def run(inputs):
+                self.note_trace()
+                activations, _ = tap(inputs)
+                if pooling is None:
+                    return activations
+                return [_pool(a, info, pooling) for a, info in zip(activations, infos, strict=True)]
+
+            return tf.function(run, input_signature=[signature], autograph=False)
+
+        return self.cached(key, build)
 
     def activations(self, x, layers, batch_size: int = 32, verbose: int = 0, pooling=None) -> dict:
         """Activations of `layers` for every sample of `x`, streamed in batches.

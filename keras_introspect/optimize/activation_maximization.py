@@ -16,7 +16,6 @@ Extension"; init from the most activating dataset patch, §4.4).
 from __future__ import annotations
 
 import math
-import weakref
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -40,9 +39,6 @@ from keras_introspect.optimize.regularizers import check_regularizers
 from keras_introspect.targets import BoundTarget, Channel, Neuron, as_target
 
 INITS = ("random", "mean", "max")
-
-# Compiled loops per model, shared by every optimizer object of that model.
-_LOOPS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 @dataclass
@@ -391,9 +387,6 @@ class ActivationMaximization:
         return result
 
     # ---------------------------------------------------------- compiled
-    def _cache(self):
-        return _LOOPS.setdefault(self.model, {})
-
     def _score_fn(self, intro, bound, rf, dtype):
         """`score(images, cols) -> (rows,)` of the objective (no regularizers)."""
         import tensorflow as tf
@@ -403,6 +396,7 @@ class ActivationMaximization:
             tap = intro.tap(bound.paths or [], compute_dtype=self.compute_dtype, truncate=truncate)
 
             def score(images, cols):
+                intro.note_trace()
                 activations, output = tap(tf.cast(images, dtype))
                 return bound.score(activations, output, cols)
 
@@ -411,6 +405,7 @@ class ActivationMaximization:
         from keras_introspect.targets import _channels_last
 
         def score(images, cols):
+            intro.note_trace()
             (activation,), _ = tap(tf.cast(images, dtype))
             a = _channels_last(activation, rf.info.channel_axis)
             unit = a[(slice(None), *rf.unit)]
@@ -420,6 +415,7 @@ class ActivationMaximization:
 
     def _key(self, bound, rf, rows, kind):
         return (
+            "activation maximization",
             kind,
             bound.structure,
             None if rf is None else rf.unit,
@@ -436,10 +432,10 @@ class ActivationMaximization:
             repr(self.regularizers),
             self.optimizer,
         )
-        cache = self._cache()
-        if key not in cache:
+
+        def build():
             score = self._score_fn(intro, bound, rf, dtype)
-            cache[key] = Loop(
+            return Loop(
                 lambda images, cols: {"objective": score(images, cols)},
                 ["objective"],
                 param,
@@ -447,19 +443,22 @@ class ActivationMaximization:
                 self.regularizers,
                 self.optimizer,
                 rows,
-                len(bound.leaves),
+                bound.n_columns,
             )
-        return cache[key]
+
+        # shared by every optimizer object of the model (see ModelSession)
+        return intro.cached(key, build)
 
     def _evaluator(self, intro, bound, rf, rows, dtype):
         import tensorflow as tf
 
         key = self._key(bound, rf, rows, "score")
-        cache = self._cache()
-        if key not in cache:
-            score = self._score_fn(intro, bound, rf, dtype)
-            cache[key] = tf.function(score, autograph=False, reduce_retracing=True)
-        return cache[key]
+        return intro.cached(
+            key,
+            lambda: tf.function(
+                self._score_fn(intro, bound, rf, dtype), autograph=False, reduce_retracing=True
+            ),
+        )
 
     # ------------------------------------------------------------- inits
     def _init_images(self, shape, n, K, seed, data, row_image, row_output, rf):
@@ -618,6 +617,48 @@ def _transform_draws(seed, n, steps, n_random) -> np.ndarray:
     return draws
 
 
+def _dataset_scores(intro, bound, spec):
+    """Compiled `(images, cols (K, n_columns)) -> [(b, K) scores]` of the target."""
+    import tensorflow as tf
+
+    truncate = all(leaf.path for _, leaf in bound.leaves)
+    tap = intro.tap(bound.paths or [], truncate=truncate)
+
+    def scores(images, cols):
+        intro.note_trace()
+        b, K = tf.shape(images)[0], tf.shape(cols)[0]
+        rows = tf.repeat(images, K, axis=0)
+        activations, output = tap(rows)
+        return [tf.reshape(bound.score(activations, output, tf.tile(cols, [b, 1])), [b, K])]
+
+    signature = [spec, tf.TensorSpec((None, bound.n_columns), tf.int32)]
+    return tf.function(scores, input_signature=signature, autograph=False)
+
+
+def _dataset_units(intro, rf, spec):
+    """Compiled `(images, channels) -> [best unit value, its flat position]` per channel."""
+    import tensorflow as tf
+
+    from keras_introspect.targets import _channels_last
+
+    weight, info = rf.weight, rf.info
+    tap = intro.tap([info.path], truncate=True)
+
+    def scores(images, channels):
+        intro.note_trace()
+        (a,), _ = tap(images)
+        a = tf.gather(_channels_last(a, info.channel_axis), channels, axis=-1)
+        flat = tf.reshape(a, [tf.shape(a)[0], -1, tf.shape(channels)[0]])
+        # the objective is weight * unit: rank units by it
+        return [
+            tf.reduce_max(weight * flat, axis=1),
+            tf.argmax(weight * flat, axis=1, output_type=tf.int32),
+        ]
+
+    signature = [spec, tf.TensorSpec((None,), tf.int32)]
+    return tf.function(scores, input_signature=signature, autograph=False)
+
+
 class _DatasetScan:
     """One pass over the dataset: mean image, colour statistics, best activations.
 
@@ -631,40 +672,20 @@ class _DatasetScan:
         from keras_introspect.probes.out_of_sample import ChannelMoments
         from keras_introspect.probes.top_activating import crop, keep_images, merge_top
 
-        K = bound.n_outputs
         total = 0.0
         moments = ChannelMoments()
         samples = []
         want_top = isinstance(am.init, str) and am.init == "max"
         if rf is None:
-            truncate = all(leaf.path for _, leaf in bound.leaves)
-            tap = intro.tap(bound.paths or [], truncate=truncate)
-            params = bound.expand(bound.params(0, 1))  # (K, n_leaves); per-image classes: first
-
-            def scores(images):
-                b = tf.shape(images)[0]
-                rows = tf.repeat(images, K, axis=0)
-                cols = tf.tile(tf.constant(params), [b, 1])
-                activations, output = tap(rows)
-                return [tf.reshape(bound.score(activations, output, cols), [b, K])]
-
+            # (K, n_columns) target columns; per-image classes: the first
+            extra = bound.expand(bound.params(0, 1))
+            key = ("activation maximization", "dataset", bound.structure)
+            build = lambda spec: _dataset_scores(intro, bound, spec)  # noqa: E731
         else:
-            weight, leaf, info = rf.weight, rf.leaf, rf.info
-            tap = intro.tap([info.path], truncate=True)
-            channels = tf.constant(
-                [leaf.constant] if leaf.many is None else list(leaf.many), tf.int32
-            )
-            from keras_introspect.targets import _channels_last
-
-            def scores(images):
-                (a,), _ = tap(images)
-                a = tf.gather(_channels_last(a, info.channel_axis), channels, axis=-1)
-                flat = tf.reshape(a, [tf.shape(a)[0], -1, a.shape[-1]])
-                # the objective is weight * unit: rank units by it
-                return [
-                    tf.reduce_max(weight * flat, axis=1),
-                    tf.argmax(weight * flat, axis=1, output_type=tf.int32),
-                ]
+            leaf = rf.leaf
+            extra = np.asarray([leaf.constant] if leaf.many is None else list(leaf.many), np.int32)
+            key = ("activation maximization", "dataset units", rf.info.path, rf.weight)
+            build = lambda spec: _dataset_units(intro, rf, spec)  # noqa: E731
 
         fn = None
         best = None
@@ -678,8 +699,8 @@ class _DatasetScan:
                 samples.append(pixels[:: max(1, len(pixels) // 2000)])
             if fn is None:
                 spec = tf.TensorSpec((None, *batch.shape[1:]), tf.as_dtype(batch.dtype))
-                fn = tf.function(scores, input_signature=[spec], autograph=False)
-            out = [np.asarray(o) for o in fn(batch)]
+                fn = intro.cached((*key, repr(spec)), lambda spec=spec: build(spec))
+            out = [np.asarray(o) for o in fn(batch, extra)]
             values = out[0].T.astype(np.float64)  # (K, b) objective values
             b = values.shape[1]
             index = np.broadcast_to(np.arange(start, start + b), values.shape)

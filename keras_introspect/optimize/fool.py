@@ -96,10 +96,8 @@ def fool(
         10
     """
     import keras
-    import tensorflow as tf
 
     from keras_introspect.model.introspector import Introspector
-    from keras_introspect.model.tap import class_prediction
 
     check_backend()
     check_model(model)
@@ -121,27 +119,13 @@ def fool(
     bound = BoundTarget(Class(target_class), intro)
     bound.check_n_samples(n)
     target = bound.params(0, n)[:, 0]
-    tap = intro.tap([])
     dtype = specs[0].dtype
-
-    def score(batch, cols):
-        activations, output = tap(tf.cast(batch, dtype))
-        predicted, _ = class_prediction(output)
-        return {
-            "objective": bound.score(activations, output, cols),
-            "prediction": tf.cast(predicted, tf.float32),
-        }
-
-    def evaluate(batch):
-        _, output = tap(tf.cast(batch, dtype))
-        predicted, probabilities = class_prediction(output)
-        return predicted, tf.cast(probabilities, tf.float32)
-
     rows = min(batch_size, n)
-    param = Parameterization("pixel", images.shape[1:], value_range)
-    loop = Loop(score, ["objective", "prediction"], param, [], [], optimizer, rows, 1)
-    spec = tf.TensorSpec((rows, *images.shape[1:]), tf.float32)
-    evaluate = tf.function(evaluate, input_signature=[spec], autograph=False)
+    # one compiled loop per model and problem shape: the classes are inputs
+    key = ("fool", bound.structure, optimizer, rows, images.shape[1:], value_range, dtype)
+    loop, evaluate = intro.cached(
+        key, lambda: _compile(intro, bound, dtype, images.shape[1:], value_range, optimizer, rows)
+    )
     progbar = keras.utils.Progbar(steps * math.ceil(n / rows), verbose=verbose, unit_name="step")
     finals, history, last, probs0, probs1 = [], [], [], [], []
     chunk = steps if verbose == 0 else max(1, steps // 25)
@@ -186,3 +170,32 @@ def fool(
         heatmap=heatmap.astype(np.float32),
         history=history,
     )
+
+
+def _compile(intro, bound, dtype, shape, value_range, optimizer, rows):
+    """`(loop, evaluate)` of `fool` for one model, target structure and shape."""
+    import tensorflow as tf
+
+    from keras_introspect.model.tap import class_prediction
+
+    tap = intro.tap([])
+
+    def score(batch, cols):
+        intro.note_trace()
+        activations, output = tap(tf.cast(batch, dtype))
+        predicted, _ = class_prediction(output)
+        return {
+            "objective": bound.score(activations, output, cols),
+            "prediction": tf.cast(predicted, tf.float32),
+        }
+
+    def evaluate(batch):
+        intro.note_trace()
+        _, output = tap(tf.cast(batch, dtype))
+        predicted, probabilities = class_prediction(output)
+        return predicted, tf.cast(probabilities, tf.float32)
+
+    param = Parameterization("pixel", shape, value_range)
+    loop = Loop(score, ["objective", "prediction"], param, [], [], optimizer, rows, 1)
+    spec = tf.TensorSpec((rows, *shape), tf.float32)
+    return loop, tf.function(evaluate, input_signature=[spec], autograph=False)

@@ -42,17 +42,32 @@ def image_input(intro) -> int:
     return 0
 
 
-def scan(intro, path, x, reduce, batch_size: int, verbose: int, keep_batches: bool = False):
-    """Yield `(outputs, batch)` per batch: `reduce(activation)` as numpy.
+def scan(
+    intro,
+    path,
+    x,
+    reduce,
+    key,
+    batch_size: int,
+    verbose: int,
+    keep_batches: bool = False,
+    extra=(),
+):
+    """Yield `(outputs, batch)` per batch: `reduce(activation, *extra)` as numpy.
 
     Args:
         intro: the model's `Introspector`.
         path: the layer path (`None` for the model output).
         x: images in any form `Batches` accepts.
-        reduce: `reduce(activation_channels_last) -> list of tensors`, traced
-            once; for `path=None` it receives the model output instead.
+        reduce: `reduce(activation_channels_last, *extra) -> list of
+            tensors`, traced once per `key`; for `path=None` it receives the
+            model output instead.
+        key: hashable: what `reduce` computes besides `extra` (the compiled
+            scan is shared by every call with the same key, layer and input).
         batch_size, verbose: streaming options.
         keep_batches: also yield the batch (numpy) for crops and images.
+        extra: numpy arrays passed to `reduce` as inputs (channel indices):
+            other values reuse the compiled scan.
     """
     import keras
     import tensorflow as tf
@@ -61,32 +76,44 @@ def scan(intro, path, x, reduce, batch_size: int, verbose: int, keep_batches: bo
     verbose = check_verbose(verbose)
     image_input(intro)
     batches = Batches(x, batch_size, intro.input_specs)
-    if path is None:
-        tap = intro.tap([])
-        axis = -1
-    else:
-        info = intro.layer(path)
-        tap = intro.tap([info.path], truncate=True)
-        axis = info.channel_axis
+    if path is not None:
+        path = intro.layer(path).path
+    extra = [np.asarray(e) for e in extra]
     fn = None
     halver = Halver(batch_size, "dataset scan")
     progbar = keras.utils.Progbar(batches.n_batches, verbose=verbose, unit_name="batch")
     for step, batch in enumerate(batches):
         if fn is None:
             spec = tf.TensorSpec((None, *batch.shape[1:]), tf.as_dtype(batch.dtype))
-
-            def run(images):
-                activations, output = tap(images)
-                if path is None:
-                    return reduce(output)
-                return reduce(channels_last(activations[0], axis))
-
-            fn = tf.function(run, input_signature=[spec], autograph=False).get_concrete_function()
+            specs = [tf.TensorSpec([None] * e.ndim, tf.as_dtype(e.dtype)) for e in extra]
+            fn = intro.cached(
+                ("scan", key, path, repr(spec), repr(specs)),
+                lambda spec=spec, specs=specs: _compile_scan(intro, path, reduce, spec, specs),
+            )
         outputs = concat_pieces(
-            halver.map(lambda piece, fn=fn: [np.asarray(o) for o in fn(piece)], batch)
+            halver.map(lambda piece, fn=fn: [np.asarray(o) for o in fn(piece, *extra)], batch)
         )
         yield outputs, (batch if keep_batches else None)
         progbar.update(step + 1)
+
+
+def _compile_scan(intro, path, reduce, spec, specs):
+    import tensorflow as tf
+
+    if path is None:
+        tap, axis = intro.tap([]), -1
+    else:
+        tap, axis = intro.tap([path], truncate=True), intro.layer(path).channel_axis
+
+    def run(images, *extra):
+        intro.note_trace()
+        activations, output = tap(images)
+        if path is None:
+            return reduce(output, *extra)
+        return reduce(channels_last(activations[0], axis), *extra)
+
+    signature = [spec, *specs]
+    return tf.function(run, input_signature=signature, autograph=False).get_concrete_function()
 
 
 def channel_layer(intro, layer, channels) -> tuple:

@@ -82,13 +82,23 @@ def activation_histogram(
     intro = _scan.introspector(model)
     info, (channel,) = _scan.channel_layer(intro, layer, [channel])
 
-    def reduce(a):
-        a = a[..., channel]
+    def reduce(a, channel):
+        a = tf.gather(a, channel, axis=-1)
         if aggregate is None or a.shape.rank == 1:
             return [tf.reshape(a, [-1])]
         return [_scan.aggregate_spatial(a[..., None], aggregate)[:, 0]]
 
-    parts = [out[0] for out, _ in _scan.scan(intro, info.path, x, reduce, batch_size, verbose)]
+    scans = _scan.scan(
+        intro,
+        info.path,
+        x,
+        reduce,
+        ("histogram", aggregate),
+        batch_size,
+        verbose,
+        extra=[np.int32(channel)],
+    )
+    parts = [out[0] for out, _ in scans]
     values = np.concatenate(parts).astype(np.float32)
     counts, edges = np.histogram(values, bins=bins, range=range)
     return ActivationHistogram(info.path, channel, aggregate, values, counts, edges)

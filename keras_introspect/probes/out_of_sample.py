@@ -100,7 +100,8 @@ def out_of_sample(model, x, class_names=None, batch_size: int = 32, verbose: int
         )
     predictions, counts = {}, []
     for name, images in sets.items():
-        parts = [o[0] for o, _ in _scan.scan(intro, None, images, reduce, batch_size, verbose)]
+        scans = _scan.scan(intro, None, images, reduce, "predicted class", batch_size, verbose)
+        parts = [o[0] for o, _ in scans]
         predictions[name] = np.concatenate(parts)
         counts.append(np.bincount(predictions[name], minlength=n_classes))
     counts = np.array(counts)

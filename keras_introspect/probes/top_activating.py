@@ -105,19 +105,26 @@ def _top(model, layer, channels, x, k, aggregate, crops, batch_size, verbose):
     intro = _scan.introspector(model)
     info, channels = _scan.channel_layer(intro, layer, channels)
     spatial = info.spatial_shape
-    selected = tf.constant(channels, tf.int32)
 
-    def reduce(a):
+    def reduce(a, selected):
         a = tf.gather(a, selected, axis=-1)
         values = _scan.aggregate_spatial(a, aggregate)
         if a.shape.rank == 2:
             return [values]
-        flat = tf.reshape(a, [tf.shape(a)[0], -1, len(channels)])
+        flat = tf.reshape(a, [tf.shape(a)[0], -1, tf.shape(selected)[0]])
         return [values, tf.argmax(flat, axis=1, output_type=tf.int32)]
 
     best, images, start = None, {}, 0
     for outputs, batch in _scan.scan(
-        intro, info.path, x, reduce, batch_size, verbose, keep_batches=crops
+        intro,
+        info.path,
+        x,
+        reduce,
+        ("top activating", aggregate),
+        batch_size,
+        verbose,
+        keep_batches=crops,
+        extra=[np.asarray(channels, np.int32)],
     ):
         values = outputs[0].T  # (C, b)
         b = values.shape[1]

@@ -35,12 +35,12 @@ def _oom_above(method, rows_allowed):
     original = method._explain_chunk
     seen = []
 
-    def chunk(leaves, pack, image, params, start, m, progbar):
+    def chunk(call, leaves, pack, image, params, start, m):
         rows = len(leaves[0]) * m
         seen.append((len(leaves[0]), m))
         if rows > rows_allowed:
             raise tf.errors.ResourceExhaustedError(None, None, f"OOM with {rows} rows")
-        return original(leaves, pack, image, params, start, m, progbar)
+        return original(call, leaves, pack, image, params, start, m)
 
     method._explain_chunk = chunk
     return seen

@@ -75,12 +75,14 @@ def test_gradient_through_nested_backbone_layer(built_models):
 
 
 def test_second_call_does_not_retrace(built_models):
-    intro = ki.Introspector(built_models["functional"])
+    model = keras.models.clone_model(built_models["functional"])  # a session of its own
+    intro = ki.Introspector(model)
     x = sample_input("functional", n=10)
     intro.activations(x, ["add", "flat"], batch_size=4)  # last batch has 2 samples
     assert intro.trace_count == 1
     intro.activations(x[:3], ["add", "flat"], batch_size=4)
     intro.activations(tf.constant(x), ["add", "flat"], batch_size=8)
+    ki.Introspector(model).activations(x, ["add", "flat"])  # another object: same session
     assert intro.trace_count == 1
     intro.activations(x, ["add"], batch_size=4)  # other layers: one new function
     assert intro.trace_count == 2
