@@ -30,6 +30,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import keras
 import numpy as np
 import tensorflow as tf
+from bench_attribution import resnet50, small_cnn
 
 import keras_introspect as ki
 
@@ -37,33 +38,11 @@ T = ki.targets
 L = keras.layers
 
 
-def small_cnn():
-    keras.utils.set_random_seed(0)
-    return keras.Sequential(
-        [
-            keras.Input((28, 28, 1)),
-            L.Conv2D(32, 3, activation="relu", name="conv1"),
-            L.MaxPooling2D(name="pool1"),
-            L.Conv2D(64, 3, activation="relu", name="conv2"),
-            L.MaxPooling2D(name="pool2"),
-            L.Flatten(),
-            L.Dense(128, activation="relu"),
-            L.Dense(10, name="logits"),
-        ],
-        name="small_cnn",
-    )
-
-
 def mobilenet():
     keras.utils.set_random_seed(0)
     return keras.applications.MobileNetV2(
         weights=None, alpha=0.35, input_shape=(96, 96, 3), classifier_activation=None
     )
-
-
-def resnet50():
-    keras.utils.set_random_seed(0)
-    return keras.applications.ResNet50(weights=None, classifier_activation=None)
 
 
 CONFIGS = {

@@ -227,6 +227,7 @@ class ModelSession:
         self.entries = _walk(model)
         self.layer_ids = _layer_ids(self.entries)
         self.analysed = None
+        self.analysis = None  # "keras graph" (no tracing) or "trace", once analysed
         self.output_shapes = None
         self.compiled = {}
         self.trace_count = 0
@@ -390,19 +391,50 @@ class Introspector:
         return session.analysed
 
     def _analysis(self) -> tuple:
-        import tensorflow as tf
-
+        """`(output_shapes, analysed entries)`: from Keras' own graph where it has
+        one (no tracing), else from one traced forward pass."""
         specs = self.input_specs
         if specs is None:
             raise ValueError(
                 f"Cannot tell the input shape of model {self.model.name!r} (a "
                 "subclassed model). Pass `input_shape` to Introspector"
             )
-        by_layer = {id(info.layer): info for info in self._entries}
         inputs_of = {}
         for info in self._entries:
             if info.input_of is not None:
                 inputs_of.setdefault(id(info.input_of[0]), []).append(info)
+        found = self._graph_results(inputs_of) if self._session.given_specs is None else None
+        self._session.analysis = "keras graph" if found is not None else "trace"
+        output_shapes, results = found if found is not None else self._traced_results(inputs_of)
+        analysed = []
+        for info in self._entries:
+            result = results[info.path]
+            field = result.get("field")
+            reason = None
+            if result["calls"] == 0:
+                reason = "not called in the forward pass"
+            elif field is None:
+                reason = "its input comes from an operation outside any layer"
+            elif isinstance(field, rf.Undefined):
+                reason = field.reason
+            analysed.append(
+                dataclasses.replace(
+                    info,
+                    output_shape=result.get("shape"),
+                    n_params=int(info.layer.count_params()) if info.layer.built else 0,
+                    receptive_field=field if isinstance(field, rf.ReceptiveField) else None,
+                    receptive_field_reason=reason,
+                    n_calls=result["calls"],
+                )
+            )
+        return output_shapes, analysed
+
+    def _traced_results(self, inputs_of) -> tuple:
+        """Shapes, fields and call counts recorded while one forward pass is traced."""
+        import tensorflow as tf
+
+        specs = self.input_specs
+        by_layer = {id(info.layer): info for info in self._entries}
         results = {info.path: {"calls": 0} for info in self._entries}
         fields = {}
         output_shapes = []
@@ -458,28 +490,91 @@ class Introspector:
         signature = [tf.TensorSpec(s.shape, s.dtype) for s in specs]
         with recording([info.layer for info in self._entries], on_call):
             tf.function(forward, autograph=False).get_concrete_function(*signature)
-        analysed = []
-        for info in self._entries:
-            result = results[info.path]
-            field = result.get("field")
-            reason = None
-            if result["calls"] == 0:
-                reason = "not called in the forward pass"
-            elif field is None:
-                reason = "its input comes from an operation outside any layer"
-            elif isinstance(field, rf.Undefined):
-                reason = field.reason
-            analysed.append(
-                dataclasses.replace(
-                    info,
-                    output_shape=result.get("shape"),
-                    n_params=int(info.layer.count_params()) if info.layer.built else 0,
-                    receptive_field=field if isinstance(field, rf.ReceptiveField) else None,
-                    receptive_field_reason=reason,
-                    n_calls=result["calls"],
-                )
+        return output_shapes, results
+
+    def _graph_results(self, inputs_of):
+        """Shapes, fields and call counts read from Keras' symbolic graph, or `None`.
+
+        Functional and built Sequential models (nested at any depth) keep
+        every call as a node with static output shapes, so the receptive
+        fields are propagated over the nodes without running TensorFlow.
+        `None` (use a trace) for subclassed models, shared layers, nested
+        models called on other shapes than they were built for, or any
+        structure the walk does not know.
+        """
+        from keras_introspect.model._keras_graph import graph_of, is_symbolic, node_calls
+
+        by_layer = {id(info.layer): info for info in self._entries}
+        results = {info.path: {"calls": 0} for info in self._entries}
+        fields = {}  # id(KerasTensor) -> field; the tensors live in the model's graph
+
+        def shape(t):
+            return tuple(t.shape)
+
+        def run(graph, in_fields) -> bool:
+            for tensor, field in zip(graph.inputs, in_fields, strict=True):
+                fields[id(tensor)] = field
+            for op, args, kwargs, outs in node_calls(graph):
+                main = first_input(args, kwargs)
+                if isinstance(main, dict):
+                    return False
+                ins = [t for t in keras.tree.flatten(main) if is_symbolic(t)]
+                info = by_layer.get(id(op))
+                if info is None:  # an operation outside any layer (x * 2.0)
+                    if isinstance(op, keras.layers.Layer):
+                        return False
+                    for t in outs:
+                        fields[id(t)] = None
+                    continue
+                result = results[info.path]
+                result["calls"] += 1
+                if result["calls"] > 1 or not outs:
+                    return False  # shared layers: the trace tells calls apart
+                in_fields = [fields.get(id(t)) for t in ins]
+                if info.is_container:
+                    inner = graph_of(op)
+                    if (
+                        inner is None
+                        or len(ins) != len(inner.inputs)
+                        or any(shape(a) != shape(b) for a, b in zip(ins, inner.inputs, strict=True))
+                    ):
+                        return False
+                    for child in inputs_of.get(id(op), ()):
+                        position = child.input_of[1]
+                        results[child.path].update(
+                            calls=1, shape=shape(ins[position]), field=in_fields[position]
+                        )
+                    if not run(inner, in_fields):
+                        return False
+                    out_fields = [fields.get(id(t)) for t in inner.outputs]
+                    for t, field in zip(outs, out_fields, strict=True):
+                        fields[id(t)] = field
+                    known = out_fields[0]
+                else:
+                    known = rf.propagate(op, in_fields, [shape(t) for t in ins], shape(outs[0]))
+                    for t in outs:
+                        fields[id(t)] = known
+                shapes = [shape(t) for t in outs]
+                result.update(shape=shapes[0] if len(shapes) == 1 else shapes, field=known)
+            return True
+
+        graph = graph_of(self.model)
+        if graph is None:
+            return None
+        top = []
+        for i, tensor in enumerate(graph.inputs):
+            rank = len(tensor.shape)
+            top.append(
+                rf.input_field(rank - 2, i)
+                if rank >= 3
+                else rf.Undefined(f"input {i} has no spatial axes")
             )
-        return output_shapes, analysed
+        for info in inputs_of.get(id(self.model), ()):
+            tensor = graph.inputs[info.input_of[1]]
+            results[info.path].update(calls=1, shape=shape(tensor), field=top[info.input_of[1]])
+        if not run(graph, top):
+            return None
+        return [shape(t) for t in graph.outputs], results
 
     @property
     def output_shapes(self) -> list:

@@ -195,12 +195,7 @@ def test_other_probes_and_metrics_trace_zero_times_for_another_index(get_model):
 
     def run(index):
         return [
-            ki.top_activating(model, CONV, index, x, k=1).values,
-            ki.activation_histogram(model, CONV, index, x, bins=3).values,
-            ki.metrics.deletion(
-                model, x, maps, T.Class([index % 4, 1]), steps=3, normalize=False
-            ).curves,
-            ki.metrics.insertion(model, x, maps, index % 4, steps=3, normalize=False).curves,
+            *run_on(model, x, maps, index),
             ki.fool(model, x, index % 4, steps=2, learning_rate=1.0).images,
             ki.ActivationMaximization(model, T.Channel(CONV, index), steps=2)
             .generate(n=1, seed=index)
