@@ -79,6 +79,24 @@ def check_seed(seed, name: str = "seed") -> int:
     return int(seed)
 
 
+def check_baseline(value, name: str = "baseline"):
+    """A baseline: a finite number (as float) or an array of finite values (float32)."""
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        return check_number(value, name)
+    try:
+        array = np.asarray(value, np.float32)
+    except (TypeError, ValueError) as err:
+        raise ValueError(
+            f"Expected `{name}` to be a number or an array. Received: {name}={value!r}"
+        ) from err
+    if not np.all(np.isfinite(array)):
+        raise ValueError(
+            f"Expected `{name}` with finite values. Received: {name} with "
+            f"{int(np.sum(~np.isfinite(array)))} NaN or infinite value(s)"
+        )
+    return array
+
+
 def check_number(value, name: str, minimum=None, strict: bool = False) -> float:
     """Return `value` as float if it is a real number (above `minimum`), else raise."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value):

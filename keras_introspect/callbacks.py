@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import os
+import warnings
 
 import keras
 import numpy as np
 
 from keras_introspect._validation import check_positive_int
+from keras_introspect.exceptions import KerasIntrospectWarning
 
 SECTIONS = ("gradcam", "saliency", "purity")
+
+
+def _is_report(value) -> bool:
+    from keras_introspect.report.builder import Report
+
+    return isinstance(value, Report)
 
 
 class IntrospectionCallback(keras.callbacks.Callback):
@@ -29,11 +37,14 @@ class IntrospectionCallback(keras.callbacks.Callback):
 
     Args:
         x: a few fixed images (e.g. 4 for maps, a few hundred for purity).
-        y: their labels (required for `"purity"`).
+        y: their labels (required for `"purity"`). With a maps section they
+            are the explained classes: integer class indices (integral floats
+            accepted, fractions and negatives refused at once).
         sections: names from `SECTIONS`.
         every: compute after every `every`-th epoch.
         log_dir: TensorBoard log folder, or `None`.
-        report: a `Report`, a file path, or `None`.
+        report: a `Report`, a file path (its folder must exist: checked
+            here, before training), or `None`.
         layers: layers for `"purity"` (a selector, default all).
         n_maps: how many images of `x` get maps.
         random_state: seed of the clustering.
@@ -70,6 +81,18 @@ class IntrospectionCallback(keras.callbacks.Callback):
             raise ValueError(
                 f"Expected one label per image: {len(self.x)} images, {len(self.y)} labels"
             )
+        self._classes = None
+        if self.y is not None and set(sections) & {"gradcam", "saliency"}:
+            from keras_introspect.targets import as_indices
+
+            # the maps explain y's classes: class indices only, never truncated floats
+            self._classes = np.asarray(
+                as_indices(self.y[:n_maps], "`y` (a class index per image)", negative=False)
+            )
+        if report is not None and not _is_report(report):
+            from keras_introspect._files import check_output_path
+
+            report = check_output_path(report, "report")  # before any epoch runs
         self.sections = sections
         self.every = check_positive_int(every, "every")
         self.log_dir = None if log_dir is None else os.fspath(log_dir)
@@ -95,14 +118,32 @@ class IntrospectionCallback(keras.callbacks.Callback):
             return
         record = {"epoch": epoch + 1}
         for section in self.sections:
-            if section == "purity":
-                record["purity"] = self._purity(epoch)
-            else:
-                record[section] = self._maps(section, epoch)
+            # a failing section is reported and skipped: it never ends training
+            try:
+                if section == "purity":
+                    record["purity"] = self._purity(epoch)
+                else:
+                    record[section] = self._maps(section, epoch)
+            except Exception as error:
+                record.setdefault("errors", {})[section] = f"{type(error).__name__}: {error}"
+                warnings.warn(
+                    f"IntrospectionCallback: section {section!r} failed after epoch "
+                    f"{epoch + 1} ({type(error).__name__}: {error}); training goes on",
+                    KerasIntrospectWarning,
+                    stacklevel=2,
+                )
         self.history_.append(record)
         report = self._report()
         if report is not None and report is not self.report:
-            report.save(self.report)  # `report` is a path: write it now, nothing is lost
+            try:
+                report.save(self.report)  # `report` is a path: write it now, nothing is lost
+            except OSError as error:
+                warnings.warn(
+                    f"IntrospectionCallback: could not write {self.report!r} ({error}); "
+                    "training goes on",
+                    KerasIntrospectWarning,
+                    stacklevel=2,
+                )
 
     def on_train_end(self, logs=None):
         if self._writer is not None:
@@ -123,8 +164,8 @@ class IntrospectionCallback(keras.callbacks.Callback):
         from keras_introspect.targets import Class
 
         images = self.x[: self.n_maps]
-        if self.y is not None:
-            labels = self.y[: self.n_maps].astype(int)
+        if self._classes is not None:
+            labels = self._classes
         else:
             labels = np.asarray(self.model.predict(images, verbose=0)).argmax(axis=-1)
         maps = METHODS[section](self.model, Class(labels)).explain(images)

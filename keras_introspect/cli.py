@@ -19,13 +19,21 @@ def _parse_shape(text):
         raise _UsageError(f"--input-shape expects integers like 32,32,3; got {text!r}") from err
 
 
-def _cmd_layers(args) -> int:
-    from keras_introspect.model import Introspector, load_model
+def _load(args):
+    """The model of `args.model_file`, with `--custom-objects`; one-line errors."""
+    from keras_introspect.model.io import custom_objects_from, load_model
 
     try:
-        model = load_model(args.model_file)
+        custom = custom_objects_from(getattr(args, "custom_objects", None))
+        return load_model(args.model_file, custom or None)
     except (FileNotFoundError, ValueError) as err:
         raise _UsageError(str(err)) from err
+
+
+def _cmd_layers(args) -> int:
+    from keras_introspect.model import Introspector
+
+    model = _load(args)
     try:
         intro = Introspector(model, input_shape=_parse_shape(args.input_shape))
         intro.summary()
@@ -45,14 +53,22 @@ def _cmd_demo(args) -> int:
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
 
-def load_images(path, input_shape):
+def _image_files(folder) -> list:
+    import os
+
+    return sorted(f for f in os.listdir(folder) if f.lower().endswith(IMAGE_SUFFIXES))
+
+
+def load_images(path, input_shape, max_images=None):
     """Images from a folder (PNG/JPEG/...), a `.npy` or a `.npz` file, fitted to the model.
 
-    Folder images are read in name order; grey and RGB are converted to the
-    model's channel count and every image is resized to the model's input
-    size (values kept in their range). Arrays are taken as they are: `(n, H,
-    W, C)`, or `(H, W, C)` for one image; a `.npz` file gives its `x` array,
-    or its only one.
+    Folder images are read in name order with `datasets.read_image` (CMYK to
+    RGB, 16-bit scaled to 0-255, alpha dropped, animated files refused);
+    grey and RGB are converted to the model's channel count and every image
+    is resized to the model's input size. Arrays are taken as they are:
+    `(n, H, W, C)`, or `(H, W, C)` for one image; a `.npz` file gives its
+    `x` array, or its only one. With `max_images`, the first ones are
+    chosen *before* anything is decoded or converted.
 
     Returns:
         `(images float32, names)`.
@@ -61,35 +77,47 @@ def load_images(path, input_shape):
 
     import numpy as np
 
+    if max_images is not None and (
+        isinstance(max_images, bool) or not isinstance(max_images, int) or max_images < 1
+    ):
+        raise _UsageError(f"--max-images must be a positive integer; got {max_images!r}")
     if not os.path.exists(path):
         raise _UsageError(f"No images at {path!r}")
     if os.path.isdir(path):
-        import skimage.io
+        from keras_introspect.datasets.images import read_image
 
-        from keras_introspect.datasets.images import conform_image
-
-        names = sorted(f for f in os.listdir(path) if f.lower().endswith(IMAGE_SUFFIXES))
+        names = _image_files(path)
         if not names:
             raise _UsageError(f"No image files ({', '.join(IMAGE_SUFFIXES)}) in {path!r}")
+        names = names[:max_images]
         height, width, channels = input_shape
-        images = []
-        for name in names:
+        images = np.empty((len(names), height, width, channels), np.float32)
+        for i, name in enumerate(names):
             try:
-                image = np.asarray(skimage.io.imread(os.path.join(path, name)), dtype=np.float32)
+                images[i] = read_image(os.path.join(path, name), (height, width), channels)
             except Exception as err:  # any unreadable file is a usage error
-                raise _UsageError(f"Could not read image {name!r}: {err}") from err
-            images.append(conform_image(image, (height, width), channels))
-        return np.stack(images), names
+                reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+                raise _UsageError(f"Could not read image {name!r}: {reason}") from err
+        return images, names
     try:
-        loaded = np.load(path)
+        loaded = np.load(path, mmap_mode="r", allow_pickle=False)
+        if isinstance(loaded, np.lib.npyio.NpzFile):
+            keys = list(loaded.keys())
+            if "x" not in keys and len(keys) != 1:
+                raise _UsageError(f"{path!r} holds {keys}; name the images array 'x'")
+            loaded = loaded["x" if "x" in keys else keys[0]]
+        if loaded.dtype.kind not in "biuf":
+            raise _UsageError(
+                f"{path!r} holds an array of {loaded.dtype} values; expected numbers (images)"
+            )
+        if loaded.ndim == len(input_shape) + 1:
+            loaded = loaded[:max_images]
+        images = np.asarray(loaded, dtype=np.float32)
+    except _UsageError:
+        raise
     except Exception as err:
-        raise _UsageError(f"Could not read {path!r} as .npy or .npz: {err}") from err
-    if isinstance(loaded, np.lib.npyio.NpzFile):
-        keys = list(loaded.keys())
-        if "x" not in keys and len(keys) != 1:
-            raise _UsageError(f"{path!r} holds {keys}; name the images array 'x'")
-        loaded = loaded["x" if "x" in keys else keys[0]]
-    images = np.asarray(loaded, dtype=np.float32)
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise _UsageError(f"Could not read {path!r} as .npy or .npz: {reason}") from err
     if images.ndim == len(input_shape):
         images = images[None]
     if tuple(images.shape[1:]) != tuple(input_shape):
@@ -100,25 +128,53 @@ def load_images(path, input_shape):
 
 
 def _model_and_images(args):
-    from keras_introspect.model import Introspector, load_model
+    from keras_introspect.model import Introspector
 
+    model = _load(args)
     try:
-        model = load_model(args.model_file)
         intro = Introspector(model)
         specs = intro.input_specs
     except (FileNotFoundError, ValueError) as err:
         raise _UsageError(str(err)) from err
     if specs is None or len(specs) != 1 or len(specs[0].shape) != 4:
         raise _UsageError("Expected a model with one image input (batch, height, width, channels)")
-    images, names = load_images(args.images, tuple(specs[0].shape[1:]))
+    images, names = load_images(
+        args.images, tuple(specs[0].shape[1:]), getattr(args, "max_images", None)
+    )
     return model, images, names
 
 
 def _out_dir(args):
+    """The output folder, made now: called before any computation."""
     import os
 
-    os.makedirs(args.out, exist_ok=True)
+    if os.path.exists(args.out) and not os.path.isdir(args.out):
+        raise _UsageError(f"--out {args.out!r} is a file; expected a folder")
+    try:
+        os.makedirs(args.out, exist_ok=True)
+    except OSError as err:
+        raise _UsageError(f"cannot create the output folder {args.out!r}: {err.strerror}") from err
+    if not os.access(args.out, os.W_OK):
+        raise _UsageError(f"cannot write into the output folder {args.out!r}: permission denied")
     return args.out
+
+
+def _save_npy(path, array) -> None:
+    import numpy as np
+
+    from keras_introspect._files import atomic_path
+
+    with atomic_path(path) as temporary, open(temporary, "wb") as out:
+        np.save(out, array)
+
+
+def _save_png(path, image, **options) -> None:
+    import matplotlib.pyplot as plt
+
+    from keras_introspect._files import atomic_path
+
+    with atomic_path(path) as temporary:
+        plt.imsave(temporary, image, format="png", **options)
 
 
 # Preprocessing put in front of a model whose inputs are raw pixels in [0, 255]:
@@ -168,12 +224,46 @@ def with_preprocessing(model, kind):
     return keras.Model(inputs, model(h), name=model.name)
 
 
-def load_labels(path, names):
-    """Labels of the images `names` from a CSV file.
+_DELIMITERS = (",", ";", "\t", "|")
+_HEADER_WORDS = frozenset({"label", "labels", "class", "classes", "category", "target", "y"})
 
-    Two or more columns: ``file name, label`` per row (any order, a header
-    row allowed). One column: one label per image in name order (a header
-    allowed). Labels that are all integers become ints.
+
+def _delimiter(lines) -> str:
+    """The delimiter that splits every line into the same number (>= 2) of fields."""
+    import csv
+
+    for delimiter in _DELIMITERS:
+        counts = {len(row) for row in csv.reader(lines[:200], delimiter=delimiter)}
+        if len(counts) == 1 and min(counts) >= 2:
+            return delimiter
+    return ","
+
+
+def _as_int(value: str):
+    try:
+        return int(value)
+    except ValueError:
+        return None
+
+
+def load_labels(path, names, n_total=None):
+    """Labels of the images `names` from a CSV file (rules in docs/cli.md).
+
+    - UTF-8 text, a byte-order mark is accepted; the delimiter is the one
+      of ``,`` ``;`` tab ``|`` that splits every line alike.
+    - Two or more columns: ``file name, label`` per row, in any order. The
+      first row is a header only when its first field is not the name of
+      an image. A file listed twice is refused (naming the rows), and every
+      image needs a label; rows of other files are ignored.
+    - One column: one label per image, in the images' name order. The first
+      row is a header only when it is a usual header word (`label`,
+      `class`, ...) or not an integer while every other row is; the count
+      must then match the images exactly (nothing is dropped to fit).
+    - Labels that are all integers become ints, else strings.
+
+    `names` are the images used; `n_total`, the images of the folder when
+    `--max-images` chose the first `len(names)` of them (one column then
+    holds `n_total` labels, of which the first `len(names)` are used).
     """
     import csv
     import os
@@ -182,13 +272,30 @@ def load_labels(path, names):
 
     if not os.path.exists(path):
         raise _UsageError(f"No labels file at {path!r}")
-    with open(path, newline="", encoding="utf-8") as handle:
-        rows = [row for row in csv.reader(handle) if row and any(v.strip() for v in row)]
-    if not rows:
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as handle:
+            text = handle.read()
+    except UnicodeDecodeError as err:
+        raise _UsageError(
+            f"{path!r} is not UTF-8 text (byte {err.start}); save the labels as UTF-8"
+        ) from err
+    lines = [line for line in text.splitlines() if line.strip()]
+    if not lines:
         raise _UsageError(f"No labels in {path!r}")
+    rows = [[v.strip() for v in row] for row in csv.reader(lines, delimiter=_delimiter(lines))]
     if len(rows[0]) >= 2:
         known = set(names)
-        table = {row[0].strip(): row[1].strip() for row in rows if row[0].strip() in known}
+        first = 0 if rows[0][0] in known else 1  # a header names no image
+        table, where = {}, {}
+        for number, row in enumerate(rows[first:], start=first + 1):
+            name = row[0]
+            if name in where:
+                same = "the same label" if table[name] == row[1] else "conflicting labels"
+                raise _UsageError(
+                    f"{path!r} lists {name!r} twice (rows {where[name]} and {number}, "
+                    f"{same}); keep one row per image"
+                )
+            where[name], table[name] = number, row[1]
         missing = [name for name in names if name not in table]
         if missing:
             raise _UsageError(
@@ -196,25 +303,43 @@ def load_labels(path, names):
             )
         labels = [table[name] for name in names]
     else:
-        values = [row[0].strip() for row in rows]
-        if len(values) == len(names) + 1:
-            values = values[1:]
-        if len(values) != len(names):
-            raise _UsageError(f"{path!r} holds {len(values)} labels for {len(names)} images")
-        labels = values
-    try:
-        return np.array([int(v) for v in labels])
-    except ValueError:
-        return np.array(labels)
+        values = [row[0] for row in rows]
+        if len(values) > 1 and (
+            values[0].lower() in _HEADER_WORDS
+            or (_as_int(values[0]) is None and all(_as_int(v) is not None for v in values[1:]))
+        ):
+            values = values[1:]  # a header
+        expected = len(names) if n_total is None else n_total
+        if len(values) != expected:
+            raise _UsageError(
+                f"{path!r} holds {len(values)} labels for {expected} images (one column: "
+                "one label per image in name order; a first row is a header only when it is "
+                f"one of {sorted(_HEADER_WORDS)} or a word above integer labels)"
+            )
+        labels = values[: len(names)]
+    integers = [_as_int(v) for v in labels]
+    if all(i is not None for i in integers):
+        return np.array(integers)
+    return np.array(labels)
 
 
 def _cmd_report(args) -> int:
+    import os
+
+    from keras_introspect._files import check_output_path
     from keras_introspect.probes._scan import introspector
     from keras_introspect.report.auto import build_report, choose_layers
 
+    try:
+        check_output_path(args.out, "report")
+    except ValueError as err:
+        raise _UsageError(str(err)) from err
     model, images, names = _model_and_images(args)
+    n_total = len(_image_files(args.images)) if os.path.isdir(args.images) else None
     labels = (
-        load_labels(args.labels, names) if args.labels else _npz_labels(args.images, len(images))
+        load_labels(args.labels, names, n_total)
+        if args.labels
+        else _npz_labels(args.images, len(images))
     )
     inner = model
     try:
@@ -246,22 +371,27 @@ def _npz_labels(path, n):
 
     if not str(path).endswith(".npz"):
         return None
-    with np.load(path) as loaded:
-        if "y" in loaded and len(loaded["y"]) == n:
-            return np.asarray(loaded["y"])
-    return None
+    with np.load(path, allow_pickle=False) as loaded:
+        if "y" not in loaded:
+            return None
+        y = np.asarray(loaded["y"])
+        keys = [k for k in loaded.keys() if k != "y"]
+        total = len(loaded["x" if "x" in keys else keys[0]]) if keys else n
+    if y.ndim != 1 or len(y) != total:
+        raise _UsageError(f"{path!r}: 'y' holds {len(y)} labels for {total} images")
+    return y[:n]  # the first n images were chosen (--max-images)
 
 
 def _cmd_saliency(args) -> int:
     import os
 
-    import matplotlib.image
     import numpy as np
 
     from keras_introspect.attribution.maps import METHODS
     from keras_introspect.plotting.overlay import overlay
     from keras_introspect.targets import Class
 
+    out = _out_dir(args)
     model, images, names = _model_and_images(args)
     if args.target == "pred":
         classes = np.asarray(model.predict(images, verbose=0)).argmax(axis=-1)
@@ -281,15 +411,12 @@ def _cmd_saliency(args) -> int:
         )
     except (ValueError, TypeError) as err:
         raise _UsageError(str(err)) from err
-    out = _out_dir(args)
     if args.format == "npy":
-        np.save(os.path.join(out, f"{args.method}.npy"), maps)
+        _save_npy(os.path.join(out, f"{args.method}.npy"), maps)
     else:
         for name, image, saliency in zip(names, images, maps, strict=True):
             stem = os.path.splitext(name)[0]
-            matplotlib.image.imsave(
-                os.path.join(out, f"{stem}_{args.method}.png"), overlay(image, saliency)
-            )
+            _save_png(os.path.join(out, f"{stem}_{args.method}.png"), overlay(image, saliency))
     if not args.quiet:
         print(f"wrote {len(maps)} {args.method} maps to {out}", file=sys.stderr)
     return 0
@@ -298,11 +425,9 @@ def _cmd_saliency(args) -> int:
 def _cmd_cluster(args) -> int:
     import os
 
-    import matplotlib.pyplot as plt
-    import numpy as np
-
     from keras_introspect.cluster.pixel import PixelClusterer
 
+    out = _out_dir(args)
     model, images, names = _model_and_images(args)
     try:
         clusterer = PixelClusterer(
@@ -316,14 +441,13 @@ def _cmd_cluster(args) -> int:
         maps = clusterer.fit_predict(images)
     except (ValueError, TypeError) as err:
         raise _UsageError(str(err)) from err
-    out = _out_dir(args)
     if args.format == "npy":
-        np.save(os.path.join(out, "labels.npy"), maps)
+        _save_npy(os.path.join(out, "labels.npy"), maps)
     else:
         top = max(clusterer.n_clusters_ - 1, 1)
         for name, labels in zip(names, maps, strict=True):
             stem = os.path.splitext(name)[0]
-            plt.imsave(
+            _save_png(
                 os.path.join(out, f"{stem}_clusters.png"), labels, cmap="tab20", vmin=0, vmax=top
             )
     if not args.quiet:
@@ -333,6 +457,16 @@ def _cmd_cluster(args) -> int:
             file=sys.stderr,
         )
     return 0
+
+
+def _custom_objects_option(parser) -> None:
+    parser.add_argument(
+        "--custom-objects",
+        nargs="+",
+        metavar="MODULE:NAME|FILE.py",
+        help="custom layers the model file needs: module:name (module: for all its "
+        "classes), or a Python file defining them",
+    )
 
 
 def main(argv=None) -> int:
@@ -345,6 +479,7 @@ def main(argv=None) -> int:
     layers = sub.add_parser("layers", help="print every layer of a saved model")
     layers.add_argument("model_file", help="a .keras or .h5 model file")
     layers.add_argument("--input-shape", help="sample shape, e.g. 32,32,3 (unbuilt models)")
+    _custom_objects_option(layers)
     layers.set_defaults(run=_cmd_layers)
     demo = sub.add_parser(
         "demo", help="render Die360, train the thesis' c2 network, write a report of it"
@@ -359,6 +494,7 @@ def main(argv=None) -> int:
     report = sub.add_parser("report", help="an HTML report of every section for your model")
     report.add_argument("model_file", help="a .keras or .h5 model file")
     report.add_argument("images", help="a folder of PNG/JPEG images, a .npy or a .npz file")
+    _custom_objects_option(report)
     report.add_argument("--labels", help="CSV: file name,label rows, or one label per line")
     report.add_argument("--layers", nargs="+", help="layers for the per-layer sections")
     report.add_argument(
@@ -388,6 +524,7 @@ def main(argv=None) -> int:
         command.add_argument("--out", default="keras_introspect_out", help="output folder")
         command.add_argument("--format", choices=("png", "npy"), default="png")
         command.add_argument("--quiet", action="store_true", help="no progress messages")
+        _custom_objects_option(command)
     saliency.add_argument("--method", choices=sorted(METHODS), default="saliency")
     saliency.add_argument("--target", default="pred", help="class index, or 'pred' (predicted)")
     saliency.add_argument("--layer", help="layer for gradcam (default: the last conv layer)")

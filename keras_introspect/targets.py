@@ -38,12 +38,70 @@ def _check_aggregate(aggregate) -> str:
 
 
 def _is_int(value) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
+
+
+def as_index(value, what: str) -> int:
+    """One index: an integer, or an integral float such as ``2.0``.
+
+    The one rule for every index the package takes (classes, channels,
+    positions, per-image labels): fractions, NaN, bools and strings are
+    refused, never truncated.
+    """
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"Expected {what} to be an integer, not a bool. Received: {value!r}")
+    if _is_int(value):
+        return int(value)
+    if isinstance(value, numbers.Real) and np.isfinite(value) and float(value).is_integer():
+        return int(value)
+    raise TypeError(
+        f"Expected {what} to be an integer (integral floats such as 2.0 are accepted). "
+        f"Received: {value!r}"
+    )
+
+
+def as_indices(values, what: str, negative: bool = True) -> list:
+    """A 1-D sequence of indices, each by the rule of `as_index`.
+
+    Args:
+        values: a list, tuple or 1-D array.
+        what: the name used in errors.
+        negative: whether negative values (counted from the end) are
+            allowed; per-image labels refuse them.
+    """
+    if isinstance(values, (list, tuple)) and any(isinstance(v, (bool, np.bool_)) for v in values):
+        raise TypeError(f"Expected {what} to be integers, not bools. Received: {values!r}")
+    array = np.asarray(values)
+    if array.ndim != 1:
+        raise ValueError(
+            f"Expected {what} as a 1-D sequence (one index each). Received: an array of "
+            f"shape {array.shape}"
+        )
+    if array.dtype == bool:
+        raise TypeError(f"Expected {what} to be integers, not bools. Received: {values!r}")
+    if array.dtype.kind in "iu":
+        out = [int(v) for v in array]
+    else:
+        out = [as_index(v, what) for v in array.tolist()]
+    if not negative:
+        bad = [(i, v) for i, v in enumerate(out) if v < 0]
+        if bad:
+            i, v = bad[0]
+            raise ValueError(
+                f"Expected non-negative {what}. Received: {v} at position {i} "
+                f"({len(bad)} negative value(s))"
+            )
+    return out
+
+
+def _is_scalar(value) -> bool:
+    return isinstance(value, (numbers.Number, np.generic)) or (
+        isinstance(value, np.ndarray) and value.ndim == 0
+    )
 
 
 def _check_index(value, size: int, what: str) -> int:
-    if not _is_int(value):
-        raise TypeError(f"Expected {what} to be an integer. Received: {value!r}")
+    value = as_index(value.item() if isinstance(value, np.ndarray) else value, what)
     if not -size <= value < size:
         raise ValueError(
             f"Expected {what} in the range [0, {size - 1}] (or negative from the end). "
@@ -130,16 +188,17 @@ class Class(Target):
     """
 
     def __init__(self, index, logits: bool = True, output: int = 0):
-        if isinstance(index, str) or not (
-            _is_int(index) or isinstance(index, (Sequence, np.ndarray))
-        ):
+        if _is_scalar(index):
+            self.index = as_index(np.asarray(index).item(), "`index` (class)")
+        elif isinstance(index, (Sequence, np.ndarray)) and not isinstance(index, str):
+            self.index = as_indices(index, "`index` (one class per image)", negative=False)
+            if not self.index:
+                raise ValueError("Expected at least one class index. Received: index=[]")
+        else:
             raise TypeError(
                 "Expected `index` to be a class index or a sequence of one index per "
                 f"image. Received: index={index!r}"
             )
-        self.index = index if _is_int(index) else [int(i) for i in np.asarray(index).ravel()]
-        if not _is_int(index) and not self.index:
-            raise ValueError("Expected at least one class index. Received: index=[]")
         self.logits = bool(logits)
         self.output = output
 
@@ -240,15 +299,19 @@ class Channel(_LayerTarget):
 
     def __init__(self, layer, index, aggregate: str = "max"):
         self.layer = layer
-        if not (_is_int(index) or index == "all" or isinstance(index, (Sequence, np.ndarray))):
+        if isinstance(index, str) and index == "all":
+            pass
+        elif _is_scalar(index):
+            index = as_index(np.asarray(index).item(), "`index` (channel)")
+        elif isinstance(index, (Sequence, np.ndarray)) and not isinstance(index, str):
+            index = as_indices(index, "`index` (channels)")
+            if not index:
+                raise ValueError("Expected at least one channel index. Received: index=[]")
+        else:
             raise TypeError(
                 "Expected `index` to be a channel index, a sequence of them or 'all'. "
                 f"Received: index={index!r}"
             )
-        if isinstance(index, (Sequence, np.ndarray)) and not isinstance(index, str):
-            index = [int(i) for i in np.asarray(index).ravel()]
-            if not index:
-                raise ValueError("Expected at least one channel index. Received: index=[]")
         self.index = index
         self.aggregate = _check_aggregate(aggregate)
 
@@ -429,8 +492,8 @@ def as_target(target) -> Target:
     """Normalise what users pass as a target: a `Target`, a class index or a callable."""
     if isinstance(target, Target):
         return target
-    if _is_int(target):
-        return Class(int(target))
+    if _is_scalar(target) and not isinstance(target, (bool, np.bool_)):
+        return Class(target)
     if callable(target):
         return Score(target)
     raise TypeError(

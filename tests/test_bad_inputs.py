@@ -195,6 +195,86 @@ ERRORS = [
         NotFittedError,
         r"This PredictionTree instance is not fitted yet",
     ),
+    # issue 18, D12: one index rule for scalars and arrays (never truncated)
+    (
+        "fractional per-image classes",
+        lambda: targets.Class([0.9, 1.6, 2.2, 0.1]),
+        TypeError,
+        r"Expected `index` \(one class per image\) to be an integer.*Received: 0\.9",
+    ),
+    (
+        "fractional channels",
+        lambda: targets.Channel("conv2", [1.7, 2.2]),
+        TypeError,
+        r"Expected `index` \(channels\) to be an integer.*Received: 1\.7",
+    ),
+    (
+        "bool per-image classes",
+        lambda: targets.Class(np.array([True, False])),
+        TypeError,
+        r"integers, not bools",
+    ),
+    (
+        "bool scalar class",
+        lambda: targets.Class(True),
+        TypeError,
+        r"integer, not a bool\. Received: True",
+    ),
+    (
+        "2-D label array",
+        lambda: targets.Class(np.zeros((2, 2), int)),
+        ValueError,
+        r"Expected `index` \(one class per image\) as a 1-D sequence.*shape \(2, 2\)",
+    ),
+    (
+        "negative per-image class",
+        lambda: targets.Class([0, -1, 2]),
+        ValueError,
+        r"Expected non-negative `index` \(one class per image\)\. Received: -1 at position 1",
+    ),
+    (
+        "NaN class",
+        lambda: targets.Class(float("nan")),
+        TypeError,
+        r"Received: nan",
+    ),
+    # D14: NaN / inf parameters
+    (
+        "NaN occlusion baseline",
+        lambda: ki.Occlusion(MODEL, 0, baseline=float("nan")),
+        ValueError,
+        r"Expected `baseline` to be a finite number\. Received: baseline=nan",
+    ),
+    (
+        "inf in an occlusion baseline image",
+        lambda: ki.Occlusion(MODEL, 0, baseline=with_value(X[0], (0, 0, 0), np.inf)),
+        ValueError,
+        r"Expected `baseline` with finite values\. Received: baseline with 1 NaN or infinite",
+    ),
+    (
+        "NaN SmoothGrad noise",
+        lambda: ki.SmoothGrad(MODEL, 0, noise=float("nan")),
+        ValueError,
+        r"Expected `noise` to be a finite number\. Received: noise=nan",
+    ),
+    (
+        "inf SmoothGrad noise",
+        lambda: ki.SmoothGrad(MODEL, 0, noise=np.inf),
+        ValueError,
+        r"Expected `noise` to be a finite number\. Received: noise=inf",
+    ),
+    (
+        "NaN integrated-gradients baseline",
+        lambda: ki.IntegratedGradients(MODEL, 0, baseline=np.full((16, 16, 3), np.nan)),
+        ValueError,
+        r"Expected `baseline` with finite values\. Received: baseline with 768 NaN",
+    ),
+    (
+        "fractional occlusion window",
+        lambda: ki.Occlusion(MODEL, 0, window=4.5),
+        ValueError,
+        r"Expected `window` to be an integer >= 1 or a pair of them\. Received: window=4\.5",
+    ),
 ]
 
 
@@ -381,9 +461,118 @@ def test_layer_shared_by_two_branches_is_refused_clearly():
     assert np.isfinite(ki.Saliency(model, 0).explain(x)).all()
 
 
+def test_integral_floats_and_numpy_scalars_are_accepted_as_indices_and_numbers():
+    # one rule: 2.0 is the index 2, np.float32(0.1) a noise level, window=4.0 a window of 4
+    assert targets.Class(2.0).index == 2
+    assert targets.Class(np.array([0.0, 2.0])).index == [0, 2]
+    assert targets.Channel("conv2", np.int64(3)).index == 3
+    assert ki.SmoothGrad(MODEL, 0, noise=np.float32(0.1)).noise == pytest.approx(0.1)
+    assert ki.Occlusion(MODEL, 0, window=4.0).window == (4, 4)
+    np.testing.assert_array_equal(
+        ki.Saliency(MODEL, 2.0).explain(X), ki.Saliency(MODEL, 2).explain(X)
+    )
+
+
+def test_gradcam_maps_that_are_all_zero_warn_although_gradients_are_not():
+    """D15: the maps are checked, not only the gradients (every pre-ReLU map <= 0)."""
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [
+            keras.Input((6, 6, 1)),
+            L.Conv2D(2, 3, activation="relu", kernel_initializer="ones", name="conv"),
+            L.GlobalAveragePooling2D(),
+            L.Dense(2, kernel_initializer="ones"),
+        ]
+    )
+    model.layers[-1].set_weights([-np.ones((2, 2), "float32"), np.zeros(2, "float32")])
+    x = np.random.default_rng(0).uniform(0.1, 1, (3, 6, 6, 1)).astype("float32")
+    # class 0 = -(mean of two positive feature maps): every Grad-CAM weight is negative
+    with pytest.warns(KerasIntrospectWarning, match=r"is zero \(3 of 3 images\)\. Its gradients"):
+        maps = ki.GradCAM(model, 0, layer="conv").explain(x)
+    assert not maps.any()
+
+
+def test_gradcam_default_layer_skips_dropout_and_reshaping():
+    """D16: Conv -> Pool -> Dropout -> Flatten -> Dense picks the pooling layer."""
+    model = keras.Sequential(
+        [
+            keras.Input((8, 8, 1)),
+            L.Conv2D(2, 3, activation="relu", name="conv"),
+            L.MaxPooling2D(name="pool"),
+            L.Dropout(0.5, name="drop"),
+            L.Flatten(),
+            L.Dense(2),
+        ]
+    )
+    x = np.random.default_rng(1).uniform(size=(2, 8, 8, 1)).astype("float32")
+    method = ki.GradCAM(model, 1)
+    default = method.explain(x)
+    assert method.layer_path_ == "pool"
+    np.testing.assert_allclose(default, ki.GradCAM(model, 1, layer="pool").explain(x))
+
+
+@pytest.mark.parametrize("method", [ki.GuidedBackprop, ki.Deconvnet])
+def test_guided_rules_work_through_prelu(method):
+    """D17: a rectifier with weights (PReLU, as in MTCNN's ONet)."""
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(2)
+    model = keras.Sequential(
+        [
+            keras.Input((5, 5, 1)),
+            L.Conv2D(3, 3, name="conv"),
+            L.PReLU(alpha_initializer=keras.initializers.Constant(0.25), name="prelu"),
+            L.Flatten(),
+            L.Dense(2),
+        ]
+    )
+    x = np.random.default_rng(3).normal(size=(2, 5, 5, 1)).astype("float32")
+    maps = method(model, 1, reduce_channels=None).explain(x)
+    # by hand: the gradient arriving at the PReLU output is the dense weight of
+    # class 1; the rule keeps its positive part (guided: times PReLU's slope)
+    conv, dense = model.get_layer("conv"), model.layers[-1]
+    xt = tf.constant(x)
+    with tf.GradientTape() as tape:
+        tape.watch(xt)
+        pre = conv(xt)
+    dy = np.broadcast_to(dense.kernel.numpy()[:, 1].reshape(pre.shape[1:]), pre.shape)
+    slope = np.where(pre.numpy() > 0, 1.0, 0.25)
+    rule = np.maximum(dy, 0) * (slope if method is ki.GuidedBackprop else 1.0)
+    expected = tape.gradient(pre, xt, output_gradients=tf.constant(rule, tf.float32)).numpy()
+    np.testing.assert_allclose(maps, expected, rtol=1e-5, atol=1e-6)
+
+
 def test_zero_maps_warn_instead_of_passing_silently():
     dead = keras.Sequential(
         [keras.Input((4, 4, 1)), L.Flatten(), L.Dense(2, kernel_initializer="zeros")]
     )
     with pytest.warns(KerasIntrospectWarning, match="Every attribution of Saliency"):
         ki.Saliency(dead, 0).explain(np.ones((1, 4, 4, 1), "float32"))
+
+
+def test_a_layer_named_like_a_group_is_used_with_a_warning_and_reports_pick_by_kind():
+    """D13: `select("dense")` with a layer named "dense" says which one it used; the
+    report's choices go by class, never by names that collide with groups."""
+    from keras_introspect.report.auto import _purity_layers, choose_layers
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [
+            keras.Input((12, 12, 1)),
+            L.Conv2D(2, 3, name="conv"),
+            L.MaxPooling2D(name="pool"),
+            L.Conv2D(2, 3, name="c2"),
+            L.MaxPooling2D(name="p2"),
+            L.Flatten(name="flat"),
+            L.Dense(4, name="dense"),
+            L.Dense(2, name="dense_1"),
+        ]
+    )
+    intro = ki.Introspector(model)
+    with pytest.warns(KerasIntrospectWarning, match=r"'dense' is both the name of layer"):
+        assert [i.path for i in intro.select("dense")] == ["dense"]
+    assert [i.path for i in intro.select("Dense")] == ["dense", "dense_1"]
+    assert [i.path for i in intro.layers_of_kind("dense")] == ["dense", "dense_1"]
+    assert [i.path for i in intro.layers_of_kind("pool")] == ["pool", "p2"]
+    assert choose_layers(intro) == ["pool", "p2"]
+    assert {"dense", "dense_1"} <= set(_purity_layers(intro))

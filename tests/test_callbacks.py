@@ -97,3 +97,34 @@ def test_predicted_classes_without_labels_and_a_report_object():
     # without labels the maps explain the predicted classes (after the epoch)
     predicted = model.predict(x[:2], verbose=0).argmax(axis=1)
     assert callback.history_ == [{"epoch": 1, "saliency": predicted.tolist()}]
+
+
+def test_bad_paths_and_labels_are_refused_before_training(tmp_path):
+    """Issue 18, C10: checked in __init__, not at the end of epoch 1."""
+    x, y = _data()
+    with pytest.raises(ValueError, match=r"The folder of the report does not exist"):
+        ki.IntrospectionCallback(x[:8], y[:8], report=tmp_path / "missing" / "r.html")
+    with pytest.raises(TypeError, match=r"Expected `y` \(a class index per image\)"):
+        ki.IntrospectionCallback(x[:8], y[:8].astype(str), sections="gradcam")
+    with pytest.raises(TypeError, match=r"Received: 0\.5"):
+        ki.IntrospectionCallback(x[:8], y[:8] + 0.5, sections="saliency")
+    # purity takes any labels; integral floats are class indices
+    ki.IntrospectionCallback(x[:8], y[:8].astype(str), sections="purity")
+    callback = ki.IntrospectionCallback(x[:8], y[:8].astype(float), sections="saliency")
+    assert callback._classes.tolist() == y[:4].tolist()
+
+
+def test_a_failing_section_warns_and_training_goes_on(tmp_path):
+    x, y = _data()
+    model = _model()
+    callback = ki.IntrospectionCallback(
+        x[:32], y[:32], sections=("purity", "saliency"), layers="no_such_layer", n_maps=2
+    )
+    from keras_introspect.exceptions import KerasIntrospectWarning
+
+    with pytest.warns(KerasIntrospectWarning, match=r"section 'purity' failed after epoch [12]"):
+        history = model.fit(x, y, epochs=2, verbose=0, callbacks=[callback])
+    assert len(history.history["loss"]) == 2
+    assert [r["epoch"] for r in callback.history_] == [1, 2]
+    assert "no_such_layer" in callback.history_[0]["errors"]["purity"]
+    assert callback.history_[1]["saliency"] == y[:2].tolist()

@@ -200,3 +200,165 @@ def test_labels_csv_forms(tmp_path):
         load_labels(str(tmp_path / "few.csv"), names)
     with pytest.raises(_UsageError, match="No labels file"):
         load_labels(str(tmp_path / "missing.csv"), names)
+
+
+def test_labels_csv_rules_never_shift_or_split_labels(tmp_path):
+    """Issue 18, B5: BOM, delimiters, headers, duplicates and encodings."""
+    import numpy as np
+
+    from keras_introspect.cli import _UsageError, load_labels
+
+    names = ["a.png", "b.png", "c.png"]
+
+    def labels(text, encoding="utf-8"):
+        path = tmp_path / "labels.csv"
+        path.write_bytes(text.encode(encoding) if isinstance(text, str) else text)
+        return load_labels(str(path), names)
+
+    # one column, no header: nothing is dropped
+    np.testing.assert_array_equal(labels("3\n0\n1\n"), [3, 0, 1])
+    # a byte-order mark is not part of the first label
+    np.testing.assert_array_equal(labels("\ufeff0\n1\n2\n"), [0, 1, 2])
+    np.testing.assert_array_equal(
+        labels("\ufefffile,label\nb.png,1\na.png,0\nc.png,2\n"), [0, 1, 2]
+    )
+    # ';' and tab delimiters are two columns, not one label per image
+    np.testing.assert_array_equal(labels("a.png;4\nb.png;5\nc.png;6\n"), [4, 5, 6])
+    np.testing.assert_array_equal(labels("file\tlabel\nc.png\t2\nb.png\t1\na.png\t0\n"), [0, 1, 2])
+    # a first row naming an image is data, not a header
+    np.testing.assert_array_equal(labels("a.png,7\nb.png,8\nc.png,9\n"), [7, 8, 9])
+    # a header word above one column is dropped; a label is never dropped to fit
+    np.testing.assert_array_equal(labels("class\n2\n1\n0\n"), [2, 1, 0])
+    with pytest.raises(_UsageError, match="holds 4 labels for 3 images"):
+        labels("5\n0\n1\n2\n")
+    # duplicates and conflicts are refused, naming the rows
+    with pytest.raises(_UsageError, match=r"lists 'a.png' twice \(rows 1 and 4, conflicting"):
+        labels("a.png,0\nb.png,1\nc.png,2\na.png,1\n")
+    with pytest.raises(_UsageError, match=r"lists 'b.png' twice \(rows 3 and 4, the same label"):
+        labels("name,label\na.png,0\nb.png,1\nb.png,1\nc.png,2\n")
+    with pytest.raises(_UsageError, match="is not UTF-8 text"):
+        labels("a.png,caf\xe9\nb.png,x\nc.png,y\n", encoding="latin-1")
+
+
+def test_report_output_path_is_checked_before_any_work(tmp_path, capsys):
+    import numpy as np
+
+    _, path, _ = _saved_rgb_model(tmp_path)
+    np.save(tmp_path / "ok.npy", np.zeros((2, 16, 16, 3)))
+    (tmp_path / "folder.html").mkdir()
+    cases = [
+        (tmp_path / "missing" / "report.html", "The folder of the report does not exist"),
+        (tmp_path / "folder.html", "is a folder"),
+    ]
+    for out, message in cases:
+        argv = ["report", str(path), str(tmp_path / "ok.npy"), "--out", str(out), "--quiet"]
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1, err
+    # --out of saliency must be a folder
+    (tmp_path / "file").write_text("x")
+    argv = ["saliency", str(path), str(tmp_path / "ok.npy"), "--out", str(tmp_path / "file")]
+    assert main([*argv, "--quiet"]) == 2
+    assert "is a file; expected a folder" in capsys.readouterr().err
+
+
+def _png16(path, rgb):
+    """Write a 16-bit PNG (Pillow writes 16-bit grey only): the format by hand."""
+    import struct
+    import zlib
+
+    import numpy as np
+
+    height, width = rgb.shape[:2]
+    raw = b"".join(b"\x00" + row.astype(">u2").tobytes() for row in rgb.reshape(height, -1))
+
+    def chunk(kind, data):
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    header = struct.pack(">IIBBBBB", width, height, 16, 2, 0, 0, 0)
+    png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
+    png += chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
+    path.write_bytes(png)
+    assert np.asarray(rgb).dtype == np.uint16
+
+
+def test_images_are_converted_by_one_rule(tmp_path):
+    """Issue 18, B6: CMYK, 16-bit grey and RGB, grey + alpha, animated files."""
+    import numpy as np
+    from PIL import Image
+
+    from keras_introspect.cli import _UsageError, load_images
+
+    folder = tmp_path / "images"
+    folder.mkdir()
+    Image.new("CMYK", (8, 8), (0, 255, 255, 0)).save(folder / "a_cmyk.jpg", quality=100)
+    Image.fromarray(np.full((8, 8), 257 * 100, np.uint16)).save(folder / "b_grey16.png")
+    _png16(folder / "c_rgb16.png", np.full((8, 8, 3), 257 * 100, np.uint16))
+    Image.new("LA", (8, 8), (60, 10)).save(folder / "d_grey_alpha.png")
+    images, names = load_images(str(folder), (8, 8, 3))
+    assert names == ["a_cmyk.jpg", "b_grey16.png", "c_rgb16.png", "d_grey_alpha.png"]
+    np.testing.assert_allclose(images[0].mean(axis=(0, 1)), [255, 0, 0], atol=3)  # red, not C/M/Y
+    np.testing.assert_allclose(images[1], 100.0, atol=0.5)  # 16-bit grey on the 0-255 scale
+    np.testing.assert_allclose(images[2], 100.0, atol=1.0)  # 16-bit RGB on the same scale
+    np.testing.assert_allclose(images[3], 60.0)  # alpha dropped
+    frames = [Image.new("RGB", (8, 8), (i * 80, 0, 0)) for i in range(3)]
+    frames[0].save(folder / "e_animated.png", save_all=True, append_images=frames[1:])
+    with pytest.raises(_UsageError, match=r"'e_animated.png'.*animated \(3 frames\)"):
+        load_images(str(folder), (8, 8, 3))
+
+
+def test_max_images_chooses_before_decoding_and_bad_arrays_exit_2(tmp_path, capsys):
+    """B7: the first images are chosen before anything is read; -1 is refused."""
+    import numpy as np
+
+    from keras_introspect.cli import _UsageError, load_images
+
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for i in range(3):
+        keras.utils.save_img(folder / f"{i}.png", np.full((8, 8, 3), 40 * i, np.uint8))
+    (folder / "3.png").write_bytes(b"not an image")  # never read with max_images=3
+    images, names = load_images(str(folder), (8, 8, 3), max_images=3)
+    assert names == ["0.png", "1.png", "2.png"] and images.shape == (3, 8, 8, 3)
+    with pytest.raises(_UsageError, match=r"Could not read image '3\.png'"):
+        load_images(str(folder), (8, 8, 3))
+    with pytest.raises(_UsageError, match="--max-images must be a positive integer; got -1"):
+        load_images(str(folder), (8, 8, 3), max_images=-1)
+    np.save(tmp_path / "many.npy", np.arange(10 * 8 * 8 * 3, dtype=np.uint8).reshape(10, 8, 8, 3))
+    images, _ = load_images(str(tmp_path / "many.npy"), (8, 8, 3), max_images=4)
+    assert images.shape == (4, 8, 8, 3) and images.dtype == np.float32
+    np.savez(tmp_path / "objects.npz", x=np.array([None, 1], dtype=object))
+    with pytest.raises(_UsageError, match=r"Could not read .*objects\.npz"):
+        load_images(str(tmp_path / "objects.npz"), (8, 8, 3))
+
+
+def test_custom_layers_need_custom_objects_and_say_so_in_one_line(tmp_path, capsys):
+    """Issue 18, B8: an unregistered custom layer: a one-line error pointing to
+    --custom-objects, which then loads the model."""
+    import numpy as np
+
+    from keras_introspect.model.io import custom_objects_from
+
+    source = tmp_path / "layers_of_mine.py"
+    source.write_text(
+        "import keras\n\n"
+        "class TimesTwo(keras.layers.Layer):\n"
+        "    def call(self, x):\n"
+        "        return x * 2.0\n"
+    )
+    times_two = custom_objects_from([str(source)])["TimesTwo"]
+    model = keras.Sequential(
+        [keras.Input((6, 6, 1)), times_two(name="double"), keras.layers.Conv2D(2, 3, name="c")]
+    )
+    path = tmp_path / "custom.keras"
+    model.save(path)
+    assert main(["layers", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1, err
+    assert "uses the class 'TimesTwo'" in err and "--custom-objects" in err
+    assert main(["layers", str(path), "--custom-objects", str(source)]) == 0
+    assert "double" in capsys.readouterr().out
+    assert main(["layers", str(path), "--custom-objects", "no_such_module:X"]) == 2
+    assert "Cannot import module 'no_such_module'" in capsys.readouterr().err
+    np.testing.assert_equal(len(custom_objects_from(["keras.layers:Dense"])), 1)

@@ -274,12 +274,23 @@ class Attribution:
         out = np.concatenate(parts)
         if self._bound.n_outputs == 1:
             out = out[:, 0]
-        if not (call.signal or np.any(out)):
+        if not np.any(out):  # the maps are checked, not only the gradients
+            if call.signal:
+                why = (
+                    "Its gradients are not zero: the method's own rule removed "
+                    "everything (Grad-CAM: every weighted sum of feature maps is <= 0 "
+                    "before the ReLU, the layer's features speak against the target; "
+                    "VarGrad: no noise). Try another layer, target or method."
+                )
+            else:
+                why = (
+                    "The target may not depend on the input (a dead filter, a saturated "
+                    "probability: try logits=True), or gradients underflowed (float16 "
+                    "models: compare with a float32 copy)."
+                )
             warnings.warn(
-                f"Every attribution of {type(self).__name__} for {self.target!r} is zero. "
-                "The target may not depend on the input (a dead filter, a saturated "
-                "probability: try logits=True), or gradients underflowed (float16 "
-                "models: compare with a float32 copy).",
+                f"Every attribution of {type(self).__name__} for {self.target!r} is zero "
+                f"({len(out)} of {len(out)} images). {why}",
                 KerasIntrospectWarning,
                 stacklevel=3,
             )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from keras_introspect.attribution._base import Attribution, compile_step, expand_rows, row_specs
+from keras_introspect.model._kinds import PASS_THROUGH
 
 
 class GradCAM(Attribution):
@@ -18,7 +19,11 @@ class GradCAM(Attribution):
     Args:
         model: a Keras 3 model.
         target: a `keras_introspect.targets` object, class index or callable.
-        layer: layer selector; default: the last layer with two spatial axes.
+        layer: layer selector; default: the last layer with two spatial axes
+            that computes something (a convolution, pooling, normalisation,
+            activation or merge; never dropout, noise, padding or reshaping
+            layers, which only pass feature maps on). The chosen path is in
+            `layer_path_` after `explain`.
         upsample: resize the map bilinearly to the input resolution
             (`False`: the raw map at the layer's resolution).
         batch_size, verbose, input_index: as `Saliency`.
@@ -28,6 +33,7 @@ class GradCAM(Attribution):
 
     Example:
         >>> import numpy as np, keras, keras_introspect as ki
+        >>> keras.utils.set_random_seed(4)
         >>> model = keras.Sequential([keras.Input((8, 8, 1)),
         ...     keras.layers.Conv2D(4, 3, name="conv"), keras.layers.GlobalAveragePooling2D(),
         ...     keras.layers.Dense(2)])
@@ -50,6 +56,7 @@ class GradCAM(Attribution):
                 for i in intro.layers
                 if not i.is_container
                 and i.input_of is None
+                and i.type not in PASS_THROUGH
                 and isinstance(i.output_shape, tuple)
                 and len(i.output_shape) == 4
             ]
@@ -137,6 +144,7 @@ class GradCAMPlusPlus(GradCAM):
 
     Example:
         >>> import numpy as np, keras, keras_introspect as ki
+        >>> keras.utils.set_random_seed(4)
         >>> model = keras.Sequential([keras.Input((8, 8, 1)),
         ...     keras.layers.Conv2D(4, 3, name="conv"), keras.layers.GlobalAveragePooling2D(),
         ...     keras.layers.Dense(2)])

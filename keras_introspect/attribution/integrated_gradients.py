@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 
-from keras_introspect._validation import check_positive_int
+from keras_introspect._validation import check_baseline, check_positive_int
 from keras_introspect.attribution._base import GradientMethod
 
 
@@ -39,9 +37,7 @@ class IntegratedGradients(GradientMethod):
         self.steps = check_positive_int(steps, "steps")
         if self.steps < 2:
             raise ValueError(f"Expected `steps` >= 2. Received: steps={steps!r}")
-        if not isinstance(baseline, numbers.Real):
-            baseline = np.asarray(baseline, np.float32)
-        self.baseline = baseline
+        self.baseline = check_baseline(baseline)
 
     @property
     def _n_draws(self):

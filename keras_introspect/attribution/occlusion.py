@@ -6,19 +6,23 @@ import numbers
 
 import numpy as np
 
-from keras_introspect._validation import check_one_of
+from keras_introspect._validation import check_baseline, check_one_of
 from keras_introspect.attribution._base import Attribution, compile_step, expand_rows, row_specs
+from keras_introspect.targets import as_index
 
 
 def _pair(value, name: str) -> tuple:
-    values = (value, value) if isinstance(value, numbers.Integral) else tuple(value)
-    if len(values) != 2 or not all(
-        isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= 1 for v in values
-    ):
-        raise ValueError(
-            f"Expected `{name}` to be an integer >= 1 or a pair of them. Received: {name}={value!r}"
-        )
-    return tuple(int(v) for v in values)
+    error = ValueError(
+        f"Expected `{name}` to be an integer >= 1 or a pair of them. Received: {name}={value!r}"
+    )
+    values = (value, value) if isinstance(value, numbers.Real) else value
+    try:
+        values = tuple(as_index(v, f"`{name}`") for v in values)
+    except TypeError as err:
+        raise error from err
+    if len(values) != 2 or any(v < 1 for v in values):
+        raise error
+    return values
 
 
 def window_starts(size: int, window: int, stride: int) -> list:
@@ -89,11 +93,7 @@ class Occlusion(Attribution):
         self.stride = self.window if stride is None else _pair(stride, "stride")
         check_one_of(receptive_field, "receptive_field", ("auto", True, False))
         self.receptive_field = receptive_field
-        self.baseline = (
-            float(baseline)
-            if isinstance(baseline, numbers.Real)
-            else np.asarray(baseline, np.float32)
-        )
+        self.baseline = check_baseline(baseline)
 
     # -------------------------------------------------------------- windows
     def _check_options(self, image):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from keras_introspect._validation import check_positive_int
+from keras_introspect._validation import check_number, check_positive_int
 from keras_introspect.attribution._base import GradientMethod
 
 
@@ -39,9 +39,7 @@ class SmoothGrad(GradientMethod):
     def __init__(self, model, target, *, samples=25, noise=0.15, seed=0, **kwargs):
         super().__init__(model, target, **kwargs)
         self.samples = check_positive_int(samples, "samples")
-        if not isinstance(noise, (int, float)) or isinstance(noise, bool) or noise < 0:
-            raise ValueError(f"Expected `noise` to be a number >= 0. Received: noise={noise!r}")
-        self.noise = float(noise)
+        self.noise = check_number(noise, "noise", 0.0)
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
             raise ValueError(f"Expected `seed` to be an integer. Received: seed={seed!r}")
         self.seed = int(seed)

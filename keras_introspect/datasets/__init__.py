@@ -16,7 +16,12 @@ from keras_introspect.datasets.die360 import (
     render_die,
 )
 from keras_introspect.datasets.digits import digits, digits_model, nested_digits_cnn
-from keras_introspect.datasets.images import SAMPLE_IMAGES, conform_image, sample_images
+from keras_introspect.datasets.images import (
+    SAMPLE_IMAGES,
+    conform_image,
+    read_image,
+    sample_images,
+)
 
 __all__ = [
     "DIE360_NETWORKS",
@@ -28,6 +33,7 @@ __all__ = [
     "digits",
     "digits_model",
     "nested_digits_cnn",
+    "read_image",
     "render_die",
     "sample_images",
 ]

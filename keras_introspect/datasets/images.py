@@ -28,6 +28,52 @@ def conform_image(image, size=None, channels=3):
     return image.astype(np.float32)
 
 
+# Pillow modes of 16-bit (and 32-bit integer) images: scaled to 0-255 like 8-bit ones
+_WIDE_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
+
+
+def read_image(path, size=None, channels=3):
+    """One image file as float32 `(H, W, channels)` in 0-255, resized to `size`.
+
+    The rules (documented in docs/cli.md):
+
+    - CMYK (print JPEGs), palette, YCbCr and other colour modes are converted
+      to RGB; alpha channels are dropped (also grey + alpha);
+    - 16-bit images are scaled to 0-255 like 8-bit ones (grey: value / 257;
+      16-bit RGB PNGs are read by Pillow as their high bytes), so every image
+      of a folder is on one scale;
+    - an animated file (several frames) is refused;
+    - a large image is first reduced in the decoder (JPEG) and by an integer
+      box filter to about twice `size`, then resized with anti-aliasing, so a
+      photo of tens of megapixels takes a fraction of a second.
+
+    Raises:
+        ValueError: an animated image, or a file Pillow cannot decode.
+    """
+    from PIL import Image
+
+    with Image.open(path) as image:
+        frames = getattr(image, "n_frames", 1)
+        if frames > 1:
+            raise ValueError(f"{path!r} is animated ({frames} frames); give one image per file")
+        if size is not None and image.format == "JPEG":
+            image.draft(image.mode, (2 * size[1], 2 * size[0]))
+        if image.mode in _WIDE_MODES:
+            image = image.convert("F").point(lambda v: v / 257.0)
+        elif image.mode == "F":
+            pass
+        elif image.mode in ("1", "L", "LA", "La"):
+            image = image.convert("L")
+        else:
+            image = image.convert("RGB")
+        if size is not None:
+            factor = min(image.width // size[1], image.height // size[0]) // 2
+            if factor >= 2:
+                image = image.reduce(factor)
+        array = np.asarray(image, dtype=np.float32)
+    return conform_image(array, size, channels)
+
+
 SAMPLE_IMAGES = (
     "astronaut",
     "coffee",

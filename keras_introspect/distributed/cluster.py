@@ -184,6 +184,7 @@ def labels_to_zarr(estimator, X, path, overwrite, verbose):
     import keras
 
     dask = require("dask")
+    _check_not_inside(X, path)
     info = estimator._get_introspector().layer(estimator.layer_path_)
     acts = activations_of(estimator, X, info)
     chunk = max(acts.chunks[0])
@@ -193,7 +194,7 @@ def labels_to_zarr(estimator, X, path, overwrite, verbose):
         "layer": estimator.layer_path_,
         "estimator": type(estimator).__name__,
         "fit": _fingerprint(estimator),
-        "activations": f"{tuple(acts.shape)} {acts.dtype} {acts.name}",
+        "activations": _activations_fingerprint(X, acts),
     }
     store = stores.ChunkedStore.create_or_resume(
         path, "labels", labels.shape[1:], np.int32, len(acts), chunk, meta, overwrite
@@ -214,6 +215,48 @@ def labels_to_zarr(estimator, X, path, overwrite, verbose):
     )
     store.finish()
     return store.to_dask()
+
+
+def _store_path(X):
+    """The folder of the store `X` reads, if it is one (a path or a Zarr array of it)."""
+    if isinstance(X, (str, os.PathLike)):
+        return os.path.realpath(os.fspath(X))
+    if stores._is_zarr(X):
+        root = getattr(getattr(X, "store", None), "root", None)
+        if root is not None:
+            return os.path.realpath(os.fspath(root))
+    return None
+
+
+def _check_not_inside(X, path) -> None:
+    """Refuse a label store at (or inside, or around) the activation store it reads."""
+    source = _store_path(X)
+    if source is None:
+        return
+    target = os.path.realpath(os.fspath(path))
+    if target == source or target.startswith(source + os.sep) or source.startswith(target + os.sep):
+        raise ValueError(
+            f"The label store {os.fspath(path)!r} would overwrite the activations it reads "
+            f"({source!r}): choose a path outside the activation store"
+        )
+
+
+def _activations_fingerprint(X, acts) -> str:
+    """What identifies the activations: a store's description and chunk digests, or
+    the dask graph's name (deterministic for the same inputs)."""
+    source = _store_path(X)
+    if source is not None and os.path.isdir(source):
+        try:
+            store = stores.ChunkedStore.open(source)
+        except ValueError:
+            store = None
+        if store is not None:
+            import json
+
+            meta = json.dumps(store.meta, sort_keys=True, default=str).encode()
+            digests = np.asarray(store.group["digests"][:])
+            return f"store {stores.chunk_digest(meta, digests):016x}"
+    return f"{tuple(acts.shape)} {acts.dtype} {acts.name}"
 
 
 def _fingerprint(estimator) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 import threading
 
 import numpy as np
@@ -121,6 +122,7 @@ def activations_to_zarr(
     meta = {
         "layer": info.path,
         "model": model.name,
+        "model weights and config": model_digest(model),
         "input_shape": [d for d in spec.shape[1:]],
         "images": source.fingerprint,
         "channels_last": True,
@@ -130,8 +132,12 @@ def activations_to_zarr(
     )
     done = set(range(store.n_chunks)) - set(store.pending())
     progbar = keras.utils.Progbar(source.n, verbose=verbose, unit_name="image")
-    if done and verbose:
-        print(f"activations_to_zarr: {len(done)} chunk(s) already in {store.path!r}; skipped")
+    if done:  # said whatever `verbose` is: a reuse is never silent
+        print(
+            f"activations_to_zarr: resuming {store.path!r}: {len(done)} chunk(s) already "
+            "written for the same model weights and layer; their images are checked",
+            file=sys.stderr,
+        )
 
     def todo():
         n_seen = 0
@@ -140,6 +146,7 @@ def activations_to_zarr(
             if source.n is None:
                 store.grow(n_seen)
             if index in done:
+                _check_chunk(store, index, size, source, part, spec)
                 progbar.add(size)
                 continue
             yield index, part, size
@@ -152,14 +159,17 @@ def activations_to_zarr(
     job = (info.path, source.loader, batch_size, dtype.str, store.path)
     if client is None:
         for index, part, size in todo():
-            _chunk(intro, job, index, part)
+            _chunk(intro, job, index, part, source.digest(part))
             progbar.add(size)
     else:
         dask = require("dask")
         remote = dask.delayed(_remote_chunk, pure=False)
         tasks.run(
             (
-                (remote((model_path, custom_objects), job, index, part), size)
+                (
+                    remote((model_path, custom_objects), job, index, part, source.digest(part)),
+                    size,
+                )
                 for index, part, size in todo()
             ),
             client=client,
@@ -180,11 +190,16 @@ class _Source:
     turned into images by `_materialize` where the task runs.
     """
 
-    def __init__(self, n, fingerprint, parts, loader=None):
+    def __init__(self, n, fingerprint, parts, loader=None, digest=None):
         self.n = n
         self.fingerprint = fingerprint
         self.parts = parts
         self.loader = loader
+        self._digest = digest
+
+    def digest(self, part):
+        """The digest of a part's images here, or `None`: computed where they are read."""
+        return None if self._digest is None else self._digest(part)
 
 
 def _source(images, spec, loader):
@@ -201,11 +216,8 @@ def _source(images, spec, loader):
                 start = index * chunk
                 yield index, start, block, min(chunk, images.shape[0] - start)
 
-        first = stores.digest(np.asarray(images[:1].compute()))
         return _Source(
-            int(images.shape[0]),
-            f"dask array {tuple(images.shape)} {images.dtype} first:{first}",
-            dask_parts,
+            int(images.shape[0]), f"dask array {tuple(images.shape)} {images.dtype}", dask_parts
         )
     if (
         isinstance(images, (list, tuple))
@@ -213,14 +225,15 @@ def _source(images, spec, loader):
         and all(isinstance(f, (str, os.PathLike)) for f in images)
     ):
         files = [os.fspath(f) for f in images]
-        digest = stores.digest("\n".join(files).encode())
 
         def file_parts(chunk):
             for index, start in enumerate(range(0, len(files), chunk)):
                 part = files[start : start + chunk]
                 yield index, start, part, len(part)
 
-        return _Source(len(files), f"{len(files)} files sha1:{digest}", file_parts, loader)
+        # each chunk is checked by its files' names, sizes and modification
+        # times: a changed file is a changed chunk, and nothing is read again
+        return _Source(len(files), f"{len(files)} files", file_parts, loader, _files_digest)
     if _is_stream(images):
         batches = Batches(images, 32, [spec], "images")
 
@@ -236,11 +249,10 @@ def _source(images, spec, loader):
             if len(rest):
                 yield index, start, rest, len(rest)
 
-        return _Source(None, f"stream {type(images).__name__}", stream_parts)
+        return _Source(None, f"stream {type(images).__name__}", stream_parts, None, _digest)
     array = as_array(images, "images")
     batches = Batches(array, 32, [spec], "images")  # checks the shape
     array = batches._arrays[0]
-    digest = stores.digest(array[:1])
 
     def array_parts(chunk):
         for index, start in enumerate(range(0, len(array), chunk)):
@@ -248,8 +260,58 @@ def _source(images, spec, loader):
             yield index, start, part, len(part)
 
     return _Source(
-        len(array), f"array {tuple(array.shape)} {array.dtype} first:{digest}", array_parts
+        len(array), f"array {tuple(array.shape)} {array.dtype}", array_parts, None, _digest
     )
+
+
+def _digest(images) -> int:
+    return stores.chunk_digest(np.asarray(images))
+
+
+def _files_digest(files) -> int:
+    described = []
+    for name in files:
+        try:
+            stat = os.stat(name)
+            described.append(f"{os.path.abspath(name)}\t{stat.st_size}\t{stat.st_mtime_ns}")
+        except OSError:
+            described.append(f"{os.path.abspath(name)}\tmissing")
+    return stores.chunk_digest("\n".join(described).encode())
+
+
+def model_digest(model) -> str:
+    """What determines a model's outputs: its config and every weight's values."""
+    import json
+
+    try:
+        config = json.dumps(model.get_config(), sort_keys=True, default=repr)
+    except (NotImplementedError, TypeError):
+        config = type(model).__qualname__
+    parts = [config.encode()]
+    for weight in model.weights:
+        parts += [str(weight.path).encode(), np.asarray(weight.numpy())]
+    return f"{stores.chunk_digest(*parts):016x}"
+
+
+def _check_chunk(store, index, size, source, part, spec) -> None:
+    """Refuse to reuse chunk `index` if its images are not those it was written from."""
+    stored = min(store.chunk_images, store.n_images - index * store.chunk_images)
+    if size != stored:
+        raise ValueError(
+            f"Chunk {index} of the store at {store.path!r} holds {stored} images; the input "
+            f"gives {size} there: the images changed since (a shorter or longer input). "
+            "Pass overwrite=True to recompute the store, or another path"
+        )
+    expected = store.digest_of(index)
+    found = source.digest(part)
+    if found is None:  # a dask block: compute it here to check it
+        found = _digest(_materialize(part, source.loader, spec))
+    if expected != found:
+        raise ValueError(
+            f"Chunk {index} of the store at {store.path!r} was written from other images "
+            "than the ones given now (their digest differs): the images changed since. "
+            "Pass overwrite=True to recompute the store, or another path"
+        )
 
 
 def _check_shape(shape, spec, name):
@@ -353,14 +415,19 @@ def _worker_introspector(model_path, custom_objects):
         return _MODELS[key]
 
 
-def _chunk(intro, job, index, part):
-    """Compute chunk `index` from its part of the images and write it (here or on a worker)."""
+def _chunk(intro, job, index, part, digest=None):
+    """Compute chunk `index` from its part of the images and write it (here or on a worker).
+
+    `digest` identifies the images (`None`: the digest of the images read here).
+    """
     layer_path, loader, batch_size, dtype, path = job
     images = _materialize(part, loader, intro.input_specs[0])
     values = _extract(intro, layer_path, images, batch_size, np.dtype(dtype))
-    return stores.write_chunk(path, "activations", index, values)
+    if digest is None:
+        digest = _digest(images)
+    return stores.write_chunk(path, "activations", index, values, digest)
 
 
-def _remote_chunk(model, job, index, part):
+def _remote_chunk(model, job, index, part, digest=None):
     """The task a worker runs: the model of the worker (loaded once), then `_chunk`."""
-    return _chunk(_worker_introspector(*model), job, index, part)
+    return _chunk(_worker_introspector(*model), job, index, part, digest)

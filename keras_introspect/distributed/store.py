@@ -19,7 +19,10 @@ import numpy as np
 from keras_introspect.distributed._deps import require
 
 KEY = "keras_introspect"
-VERSION = 1
+VERSION = 2  # 2: a digest of each chunk's inputs, and the model's weights in `meta`
+# Files Zarr writes for group and array metadata; a folder holding nothing else
+# has no chunk written (a run killed while creating the store).
+_METADATA_FILES = frozenset({"zarr.json", ".zgroup", ".zattrs", ".zarray", ".zmetadata"})
 
 
 def _is_zarr(x) -> bool:
@@ -78,6 +81,13 @@ class ChunkedStore:
         """
         zarr = require("zarr")
         path = os.fspath(path)
+        if os.path.islink(path):
+            raise ValueError(
+                f"{path!r} is a symbolic link; stores are written and replaced only at their "
+                f"real path. Pass {os.path.realpath(path)!r} instead"
+            )
+        if os.path.isdir(path) and _holds_no_chunks(path) and not _is_store(path):
+            shutil.rmtree(path)  # a store whose creation was killed: nothing to keep
         if overwrite and os.path.exists(path):
             _remove(path)
         wanted = {
@@ -114,6 +124,13 @@ class ChunkedStore:
         )
         group.create_array(
             "done", shape=(_n_chunks(n, chunk_images),), chunks=(1,), dtype=bool, fill_value=False
+        )
+        group.create_array(
+            "digests",
+            shape=(_n_chunks(n, chunk_images),),
+            chunks=(1,),
+            dtype=np.uint64,
+            fill_value=0,
         )
         group.attrs[KEY] = {
             **wanted,
@@ -200,6 +217,10 @@ class ChunkedStore:
         done = np.asarray(self.group["done"][:], dtype=bool)
         return [int(i) for i in np.flatnonzero(~done)]
 
+    def digest_of(self, index) -> int:
+        """The digest of chunk `index`'s inputs recorded when it was written (0: none)."""
+        return int(self.group["digests"][index])
+
     def to_dask(self):
         """The array as a dask array, one block per chunk."""
         da = require("dask.array")
@@ -212,7 +233,9 @@ class ChunkedStore:
         if n_images > self.n_images:
             array = self.array
             array.resize((n_images, *array.shape[1:]))
-            self.group["done"].resize((_n_chunks(n_images, self.chunk_images),))
+            n_chunks = _n_chunks(n_images, self.chunk_images)
+            self.group["done"].resize((n_chunks,))
+            self.group["digests"].resize((n_chunks,))
 
     def finish(self) -> None:
         """Record that every chunk is written and the length final."""
@@ -224,10 +247,12 @@ class ChunkedStore:
         self.group.attrs[KEY] = meta
 
 
-def write_chunk(path, name, index, values) -> int:
+def write_chunk(path, name, index, values, inputs_digest=0) -> int:
     """Write chunk `index` of array `name` of the store at `path`, then its marker.
 
     Runs where the task runs (a Dask worker needs to reach `path`).
+    `inputs_digest` (`chunk_digest` of what the chunk was computed from) is
+    recorded before the marker, so a resumed run can check every chunk.
     """
     zarr = require("zarr")
     group = zarr.open_group(os.fspath(path), mode="r+")
@@ -242,8 +267,22 @@ def write_chunk(path, name, index, values) -> int:
             f"Received: {values.shape}"
         )
     array[start:stop] = values
+    group["digests"][index] = np.uint64(inputs_digest)
     group["done"][index] = True
     return index
+
+
+def chunk_digest(*parts) -> int:
+    """A nonzero 64-bit digest of bytes or arrays (what a chunk was computed from)."""
+    import hashlib
+
+    h = hashlib.sha1()
+    for part in parts:
+        if isinstance(part, np.ndarray):
+            h.update(str((part.shape, part.dtype.str)).encode())
+            part = np.ascontiguousarray(part).tobytes()
+        h.update(part)
+    return int.from_bytes(h.digest()[:8], "little") or 1
 
 
 def digest(*parts) -> str:
@@ -265,6 +304,19 @@ def _jsonable(value):
     if isinstance(value, (list, tuple)):
         return [_jsonable(v) for v in value]
     return value
+
+
+def _is_store(path) -> bool:
+    zarr = require("zarr")
+    try:
+        return isinstance(dict(zarr.open_group(path, mode="r").attrs).get(KEY), dict)
+    except Exception:  # not a Zarr group at all
+        return False
+
+
+def _holds_no_chunks(path) -> bool:
+    """Whether the folder holds Zarr metadata files only, or nothing (no data at all)."""
+    return all(name in _METADATA_FILES for _, _, files in os.walk(path) for name in files)
 
 
 def _remove(path) -> None:

@@ -37,3 +37,25 @@ DENSE = frozenset({"Dense", "EinsumDense"})
 # stand-alone layers, and names of `activation=` functions.
 RECTIFIER_LAYERS = frozenset({"ReLU", "LeakyReLU", "ELU", "PReLU"})
 RECTIFIER_ACTIVATIONS = frozenset({"relu", "relu6", "leaky_relu", "elu"})
+# Layers that only pass their input on (at inference) or reshape it: never the
+# default layer of a method (Grad-CAM's feature maps are those of the layer before).
+PASS_THROUGH = frozenset(
+    {
+        "Dropout",
+        "SpatialDropout1D",
+        "SpatialDropout2D",
+        "SpatialDropout3D",
+        "GaussianDropout",
+        "GaussianNoise",
+        "AlphaDropout",
+        "ActivityRegularization",
+        "Identity",
+        "Reshape",
+        "Permute",
+        "Flatten",
+        "RepeatVector",
+        "Cropping2D",
+        "ZeroPadding2D",
+        "InputLayer",
+    }
+)

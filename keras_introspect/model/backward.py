@@ -43,11 +43,21 @@ def _rectify(fn, rule: str):
             tape.watch(x)
             y = fn(x)
 
-        def grad(dy):
+        # A rectifier with weights (PReLU's slopes) reads variables, so
+        # TensorFlow also asks for their gradients (`variables`).
+        def grad(dy, variables=None):
             dy = tf.nn.relu(dy)
+            variables = list(variables or [])
             if rule == "deconvnet":
-                return tf.cast(dy, x.dtype)
-            return tape.gradient(y, x, output_gradients=dy)
+                dx, dvars = tf.cast(dy, x.dtype), [tf.zeros_like(v) for v in variables]
+            else:
+                grads = tape.gradient(y, [x, *variables], output_gradients=dy)
+                dx = grads[0]
+                dvars = [
+                    tf.zeros_like(v) if g is None else g
+                    for g, v in zip(grads[1:], variables, strict=True)
+                ]
+            return (dx, dvars) if variables else dx
 
         return y, grad
 

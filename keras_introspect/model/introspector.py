@@ -21,7 +21,7 @@ from keras_introspect._validation import (
 from keras_introspect.exceptions import ModelNotBuiltError
 from keras_introspect.model import receptive_field as rf
 from keras_introspect.model._instrument import first_input, recording
-from keras_introspect.model.selectors import select, select_one
+from keras_introspect.model.selectors import of_kind, select, select_one
 from keras_introspect.model.tap import COMPUTE_DTYPES, Tap, producers
 
 
@@ -373,8 +373,24 @@ class Introspector:
         return self._analyse()
 
     def select(self, selector) -> list:
-        """`LayerInfo` of every layer matched by `selector` (see module docs), analysed."""
-        return select(selector, self._analyse())
+        """`LayerInfo` of every layer matched by `selector` (see module docs), analysed.
+
+        A string that names a layer and a group alike (a layer named "dense")
+        selects the layer, with a `KerasIntrospectWarning`; `layers_of_kind`
+        always gives the group.
+        """
+        return select(selector, self._analyse(), warn_groups=True)
+
+    def layers_of_kind(self, kind: str) -> list:
+        """Analysed `LayerInfo` of every layer of a kind, chosen by class, never by name.
+
+        Args:
+            kind: ``"all"`` (every layer but containers and inputs),
+                ``"conv"``, ``"pool"`` or ``"dense"``. Unlike `select("dense")`,
+                which means the layer *named* "dense" when there is one, this
+                is always the group.
+        """
+        return of_kind(kind, self._analyse())
 
     def layer(self, selector) -> LayerInfo:
         """`LayerInfo` of the one layer matched by `selector`."""
@@ -670,7 +686,9 @@ class Introspector:
                 returned output is then `None`; see `Tap`).
         """
         check_one_of(compute_dtype, "compute_dtype", COMPUTE_DTYPES)
-        infos = self.select(layers) if not (isinstance(layers, list) and not layers) else []
+        infos = (
+            select(layers, self._analyse()) if not (isinstance(layers, list) and not layers) else []
+        )
         entries = [info.layer for info in self._entries]
         return Tap(self.model, infos, backward, entries, compute_dtype, truncate)
 
@@ -727,7 +745,7 @@ class Introspector:
 
         check_one_of(pooling, "pooling", (None, "avg", "max"))
         verbose = check_verbose(verbose)
-        infos = self.select(layers)
+        infos = select(layers, self._analyse())
         batches = Batches(x, batch_size, self.input_specs)
         progbar = keras.utils.Progbar(batches.n_batches, verbose=verbose, unit_name="batch")
         out, parts, start = None, None, 0

@@ -48,7 +48,7 @@ def _not_found(selector, infos, why: str = "") -> LayerNotFoundError:
     )
 
 
-def _select_one_item(selector, infos) -> list:
+def _select_one_item(selector, infos, warn_groups=True) -> list:
     import keras
 
     if hasattr(selector, "path") and hasattr(selector, "layer"):  # a LayerInfo
@@ -81,6 +81,8 @@ def _select_one_item(selector, infos) -> list:
     ):
         found = [i for i in infos if match(i)]
         if len(found) == 1:
+            if warn_groups and (selector in _GROUPS or selector == "all"):
+                _warn_name_over_group(selector, found[0])
             return found
         if found:
             raise AmbiguousLayerError(
@@ -104,14 +106,50 @@ def _select_one_item(selector, infos) -> list:
     raise _not_found(selector, infos)
 
 
-def select(selector, infos) -> list:
-    """All layers matched by `selector` (in model order for groups, else as given)."""
+def _warn_name_over_group(selector, info) -> None:
+    import warnings
+
+    from keras_introspect.exceptions import KerasIntrospectWarning
+
+    way_out = {
+        "dense": "'Dense'",
+        "conv": "'Conv2D' (or 'Conv1D', ...)",
+        "pool": "'MaxPooling2D' (or another pooling class)",
+        "all": "Introspector.layers_of_kind('all')",
+    }[selector]
+    warnings.warn(
+        f"{selector!r} is both the name of layer {info.path!r} and a group of layers; the "
+        f"layer {info.path!r} was used. For the group, pass a class name such as {way_out}, "
+        f"or Introspector.layers_of_kind({selector!r})",
+        KerasIntrospectWarning,
+        stacklevel=5,
+    )
+
+
+def of_kind(kind: str, infos) -> list:
+    """The leaf layers of a group, by their class, never by name: `"all"`, `"conv"`,
+    `"pool"` or `"dense"` (a layer *named* "dense" does not change the answer)."""
+    if kind not in _GROUPS and kind != "all":
+        raise ValueError(f"Expected a kind in {['all', *_GROUPS]}. Received: kind={kind!r}")
+    return [i for i in infos if _in_group(i, kind)]
+
+
+def select(selector, infos, warn_groups: bool = False) -> list:
+    """All layers matched by `selector` (in model order for groups, else as given).
+
+    A string that is both a layer's name and a group (`"dense"`) means the
+    layer; with `warn_groups` (where users pass selectors of several layers) a
+    `KerasIntrospectWarning` says so for a single string. Lists of names, paths
+    the package passes itself and selectors of one layer never warn.
+    """
     items = selector if isinstance(selector, (list, tuple)) else [selector]
+    if isinstance(selector, (list, tuple)):
+        warn_groups = False  # a list of names: the layers are meant
     if not items:
         raise ValueError("Expected at least one layer selector. Received: an empty list")
     out, seen = [], set()
     for item in items:
-        for info in _select_one_item(item, infos):
+        for info in _select_one_item(item, infos, warn_groups):
             if info.path not in seen:
                 seen.add(info.path)
                 out.append(info)
@@ -122,7 +160,7 @@ def select(selector, infos) -> list:
 
 def select_one(selector, infos):
     """The single layer matched by `selector`; raise if it matches several."""
-    found = select(selector, infos)
+    found = select(selector, infos, warn_groups=False)
     if len(found) > 1:
         raise AmbiguousLayerError(
             f"Expected {selector!r} to name one layer. Received a selector matching "

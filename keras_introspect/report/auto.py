@@ -68,14 +68,9 @@ def _spatial(info) -> bool:
 
 
 def _group(intro, group) -> list:
-    """Analysed `LayerInfo`s (shapes, receptive fields) of a selector group; [] if it is empty."""
-    from keras_introspect.exceptions import LayerNotFoundError
-    from keras_introspect.model.selectors import select
-
-    try:
-        return select(group, intro.layers)
-    except LayerNotFoundError:
-        return []
+    """Analysed `LayerInfo`s of a kind of layers, by class: a layer *named* "pool" or
+    "dense" never stands in for the group."""
+    return intro.layers_of_kind(group)
 
 
 def choose_layers(intro, k=2):
@@ -168,7 +163,9 @@ def build_report(
     from keras_introspect.report.builder import Report
 
     sections = _check_sections(sections)
-    x = np.asarray(x, np.float32)[:max_images]
+    if isinstance(max_images, bool) or not isinstance(max_images, int) or max_images < 1:
+        raise ValueError(f"Expected `max_images` >= 1. Received: max_images={max_images!r}")
+    x = np.asarray(np.asarray(x)[:max_images], np.float32)  # cut first, then convert
     if x.ndim != 4 or len(x) < 2:
         raise ValueError(f"Expected at least 2 images (n, H, W, C). Received: shape {x.shape}")
     intro = introspector(model)
@@ -308,11 +305,12 @@ def _class_target(classes):
 
 def _penultimate(intro):
     """The last leaf layer before the output layer (the features the classifier reads)."""
-    leaves = intro.select("all")
+    leaves = intro.layers_of_kind("all")
     return leaves[-2].path if len(leaves) > 1 else leaves[-1].path
 
 
 def _purity_layers(intro, k=10):
     """Up to `k` convolution, pooling and dense layers, evenly spread, the output included."""
     kept = {info.path for group in ("conv", "pool", "dense") for info in _group(intro, group)}
-    return [i.path for i in _spread([i for i in intro.select("all") if i.path in kept], k)]
+    leaves = intro.layers_of_kind("all")
+    return [i.path for i in _spread([i for i in leaves if i.path in kept], k)]

@@ -9,10 +9,13 @@ layer names, parameter values) is HTML-escaped.
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime
+import functools
 import html
 import io
 import re
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -67,6 +70,28 @@ def array_png(image) -> bytes:
     buffer = io.BytesIO()
     matplotlib.image.imsave(buffer, image, format="png", cmap="gray" if image.ndim == 2 else None)
     return buffer.getvalue()
+
+
+@contextlib.contextmanager
+def _zero_maps_shown():
+    """The report shows an all-zero map as such ("constant map" in its figure), so the
+    warning about it is not repeated on stderr; every other warning still is."""
+    from keras_introspect.exceptions import KerasIntrospectWarning
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", message="Every attribution of", category=KerasIntrospectWarning
+        )
+        yield
+
+
+def _showing_zero_maps(method):
+    @functools.wraps(method)
+    def wrapped(*args, **kwargs):
+        with _zero_maps_shown():
+            return method(*args, **kwargs)
+
+    return wrapped
 
 
 class Report:
@@ -441,6 +466,7 @@ class Report:
         section.blocks.append(_table(composition.table, ""))
         return self
 
+    @_showing_zero_maps
     def add_random_twin(self, x, target, methods=("saliency", "gradcam"), options=None, seed=0):
         """The same maps on the model and on its randomly initialised twin (`004` §4.3).
 
@@ -483,6 +509,7 @@ class Report:
         )
         return self
 
+    @_showing_zero_maps
     def add_quality(
         self,
         x,
@@ -691,13 +718,15 @@ class Report:
         )
 
     def save(self, path) -> str:
-        """Write the report to `path` (UTF-8) and return the path."""
-        import os
+        """Write the report to `path` (UTF-8) atomically and return the path.
 
-        path = os.fspath(path)
-        with open(path, "w", encoding="utf-8") as out:
-            out.write(self.to_html())
-        return path
+        The page goes to a temporary file in the same folder that then
+        replaces `path`: a full disk or an interruption leaves the previous
+        report intact, and a symbolic link at `path` is replaced, not followed.
+        """
+        from keras_introspect._files import check_output_path, write_atomic
+
+        return write_atomic(check_output_path(path, "report"), self.to_html())
 
 
 _OVERLAY_CAPTION = (
@@ -713,7 +742,9 @@ def explain_maps(model, x, method, target, options=None):
 
     if method not in METHODS:
         raise ValueError(f"Unknown method {method!r}. Expected a name from {sorted(METHODS)}")
-    return one_map_per_image(METHODS[method](model, target, **(options or {})).explain(x), method)
+    with _zero_maps_shown():
+        maps = METHODS[method](model, target, **(options or {})).explain(x)
+    return one_map_per_image(maps, method)
 
 
 def _bounded_outputs(model, x, output=0) -> bool:

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import keras_introspect as ki
+from keras_introspect.exceptions import KerasIntrospectWarning
 
 L = keras.layers
 
@@ -34,7 +35,8 @@ def test_zero_noise_equals_saliency(model):
     np.testing.assert_allclose(smooth, saliency, rtol=1e-5, atol=1e-6)
     square = ki.SquareGrad(model, 1, samples=4, noise=0.0, reduce_channels=None).explain(x)
     np.testing.assert_allclose(square, saliency**2, rtol=1e-4, atol=1e-7)
-    var = ki.VarGrad(model, 1, samples=4, noise=0.0, reduce_channels=None).explain(x)
+    with pytest.warns(KerasIntrospectWarning, match="VarGrad: no noise"):
+        var = ki.VarGrad(model, 1, samples=4, noise=0.0, reduce_channels=None).explain(x)
     np.testing.assert_allclose(var, 0.0, atol=1e-7)
 
 

@@ -192,3 +192,31 @@ def test_stores_and_arrays_that_do_not_fit_are_refused(model, images, stored, tm
             stored["conv1"], labels
         )
         pixel(model).fit(str(labels))
+
+
+def test_a_label_store_is_never_written_into_its_activation_store(model, images, tmp_path):
+    """Issue 18, A2: refused before anything is touched."""
+    path = tmp_path / "acts.zarr"
+    ki.distributed.activations_to_zarr(model, "conv1", images, path, chunk_images=8, verbose=0)
+    fitted = pixel(model, method="kmeans", n_clusters=3).fit(str(path))
+    before = ki.distributed.open_store(path).compute()
+    for target in (path, path / "labels"):
+        with pytest.raises(ValueError, match="would overwrite the activations it reads"):
+            fitted.transform_to_zarr(str(path), target, overwrite=True)
+    np.testing.assert_array_equal(ki.distributed.open_store(path).compute(), before)
+
+
+def test_labels_of_a_replaced_activation_store_are_refused(model, images, tmp_path):
+    """A3: the label store's fingerprint holds the activation store's."""
+    acts = tmp_path / "acts.zarr"
+    ki.distributed.activations_to_zarr(model, "conv1", images, acts, chunk_images=8, verbose=0)
+    fitted = pixel(model, method="kmeans", n_clusters=3).fit(str(acts))
+    labels = tmp_path / "labels.zarr"
+    fitted.transform_to_zarr(str(acts), labels)
+    ki.distributed.activations_to_zarr(
+        model, "conv1", images[::-1].copy(), acts, chunk_images=8, verbose=0, overwrite=True
+    )
+    with pytest.raises(ValueError, match="activations: stored 'store "):
+        fitted.transform_to_zarr(str(acts), labels)
+    again = fitted.transform_to_zarr(str(acts), labels, overwrite=True)
+    np.testing.assert_array_equal(again.compute(), fitted.transform(images[::-1].copy()))

@@ -134,7 +134,7 @@ def test_a_store_of_other_inputs_is_refused_not_mixed(model, images, tmp_path):
         to_zarr(model, "conv2", images, path, chunk_images=8, verbose=0)
     with pytest.raises(ValueError, match="chunk_images: stored 8, now 10"):
         to_zarr(model, "conv1", images, path, chunk_images=10, verbose=0)
-    with pytest.raises(ValueError, match="images: stored"):
+    with pytest.raises(ValueError, match=r"Chunk 0 of the store .* other images"):
         to_zarr(model, "conv1", images[::-1], path, chunk_images=8, verbose=0)
     acts = to_zarr(model, "conv2", images, path, chunk_images=8, verbose=0, overwrite=True)
     np.testing.assert_array_equal(acts.compute(), reference(model, images, "conv2"))
@@ -176,7 +176,7 @@ def test_a_stream_resumes_and_checks_its_length(model, images, tmp_path):
 
     with pytest.raises(KeyboardInterrupt):
         to_zarr(model, "conv1", stream(29), path, chunk_images=8, verbose=0)
-    with pytest.raises(ValueError, match="The stream gave 12 images"):
+    with pytest.raises(ValueError, match=r"Chunk 1 .* holds 8 images; the input gives 4 there"):
         to_zarr(model, "conv1", stream(12), path, chunk_images=8, verbose=0)
     acts = to_zarr(model, "conv1", stream(30), path, chunk_images=8, verbose=0)
     np.testing.assert_array_equal(acts.compute(), reference(model, images, "conv1"))
@@ -204,9 +204,9 @@ def test_dask_images(model, images, tmp_path):
     x = da.from_array(images, chunks=7)
     acts = to_zarr(model, "conv2", x, tmp_path / "d.zarr", chunk_images=8, verbose=0)
     np.testing.assert_array_equal(acts.compute(), reference(model, images, "conv2"))
-    # other images of the same shape are told apart (by the first image's hash)
+    # other images of the same shape are told apart (by each chunk's digest)
     other = da.from_array(images[::-1].copy(), chunks=7)
-    with pytest.raises(ValueError, match="images: stored 'dask array"):
+    with pytest.raises(ValueError, match=r"Chunk 0 of the store .* other images"):
         to_zarr(model, "conv2", other, tmp_path / "d.zarr", chunk_images=8, verbose=0)
 
 
@@ -259,8 +259,11 @@ def test_a_worker_error_reaches_the_caller_and_the_written_chunks_stay(
         )
     pending = store.ChunkedStore._open_existing(str(path), None, "r").pending()
     assert 9 in pending and len(pending) < 10
-    with pytest.raises(ValueError, match="images: stored"):  # other files: refused
-        to_zarr(model_file, "conv1", files, path, chunk_images=3, client=client, verbose=0)
+    # the chunks written are checked file by file and kept; the missing one is computed
+    acts = to_zarr(
+        model_file, "conv1", files, path, chunk_images=3, client=client, verbose=0, loader=np.load
+    )
+    np.testing.assert_array_equal(acts.compute(), reference(model, images, "conv1"))
 
 
 def test_bad_input(model, model_file, images, client, tmp_path):
@@ -297,3 +300,91 @@ def test_missing_extra_says_how_to_install(monkeypatch):
     with pytest.raises(ImportError, match=r"pip install 'keras-introspect\[distributed\]'"):
         _deps.require("zarr")
     assert not _deps.available()
+
+
+# --- issue 18, A: a store is reused only for the same model weights and images
+
+
+def _retrained(model):
+    twin = keras.models.clone_model(model)
+    rng = np.random.default_rng(7)
+    twin.set_weights([rng.normal(size=w.shape).astype("float32") for w in model.get_weights()])
+    return twin
+
+
+def test_a_retrained_model_with_the_same_name_is_refused(model, images, tmp_path, capsys):
+    path = tmp_path / "w.zarr"
+    to_zarr(model, "conv1", images, path, chunk_images=8, verbose=0)
+    other = _retrained(model)
+    assert other.name == model.name
+    with pytest.raises(ValueError, match=r"model weights and config: stored '[0-9a-f]+', now"):
+        to_zarr(other, "conv1", images, path, chunk_images=8, verbose=0)
+    # the same model and images: reused, and said so even with verbose=0
+    to_zarr(model, "conv1", images, path, chunk_images=8, verbose=0)
+    assert "resuming" in capsys.readouterr().err
+
+
+def test_a_run_stopped_with_one_model_is_not_finished_with_another(model, images, tmp_path):
+    path = tmp_path / "mixed.zarr"
+
+    def stream(stop):
+        for i in range(0, 30, 5):
+            if i >= stop:
+                raise KeyboardInterrupt
+            yield images[i : i + 5]
+
+    with pytest.raises(KeyboardInterrupt):
+        to_zarr(model, "conv1", stream(20), path, chunk_images=8, verbose=0)
+    with pytest.raises(ValueError, match="model weights and config"):
+        to_zarr(_retrained(model), "conv1", stream(30), path, chunk_images=8, verbose=0)
+
+
+def test_images_that_differ_after_the_first_are_refused(model, images, tmp_path):
+    path = tmp_path / "i.zarr"
+    to_zarr(model, "conv1", images, path, chunk_images=8, verbose=0)
+    changed = images.copy()
+    changed[20] += 1.0  # the first image is the same; chunk 2 is not
+    with pytest.raises(ValueError, match=r"Chunk 2 of the store .* was written from other images"):
+        to_zarr(model, "conv1", changed, path, chunk_images=8, verbose=0)
+
+
+def test_another_stream_of_the_same_length_is_refused(model, images, tmp_path):
+    path = tmp_path / "t.zarr"
+    to_zarr(model, "conv1", tf.data.Dataset.from_tensor_slices(images), path, chunk_images=8)
+    other = tf.data.Dataset.from_tensor_slices(images[::-1].copy())
+    with pytest.raises(ValueError, match=r"Chunk 0 of the store .* other images"):
+        to_zarr(model, "conv1", other, path, chunk_images=8, verbose=0)
+
+
+def test_a_changed_image_file_is_refused_without_reading_the_others(model, files, tmp_path):
+    path = tmp_path / "files.zarr"
+    to_zarr(model, "conv1", files, path, chunk_images=8, verbose=0, loader=np.load)
+    image = np.load(files[9])
+    np.save(files[9], image + 1.0)
+    os.utime(files[9], ns=(1, 1))  # a different modification time, whatever the clock says
+    with pytest.raises(ValueError, match="Chunk 1 of the store"):
+        to_zarr(model, "conv1", files, path, chunk_images=8, verbose=0, loader=np.load)
+
+
+def test_a_store_whose_creation_was_killed_is_resumed(model, images, tmp_path):
+    """A4: a group without our metadata and no chunk written is safe to replace."""
+    import zarr
+
+    path = tmp_path / "k.zarr"
+    zarr.open_group(str(path), mode="w")  # what a SIGKILL right after creation leaves
+    acts = to_zarr(model, "conv1", images, path, chunk_images=8, verbose=0)
+    np.testing.assert_array_equal(acts.compute(), reference(model, images, "conv1"))
+    path2 = tmp_path / "k2.zarr"
+    zarr.open_group(str(path2), mode="w")
+    acts = to_zarr(model, "conv1", images, path2, chunk_images=8, verbose=0, overwrite=True)
+    assert acts.shape[0] == 30
+
+
+def test_a_symlinked_store_path_gives_a_clear_error(model, images, tmp_path):
+    real = tmp_path / "real.zarr"
+    to_zarr(model, "conv1", images, real, chunk_images=8, verbose=0)
+    link = tmp_path / "link.zarr"
+    link.symlink_to(real)
+    with pytest.raises(ValueError, match=r"is a symbolic link.*Pass '.*real\.zarr' instead"):
+        to_zarr(model, "conv1", images, link, chunk_images=8, verbose=0, overwrite=True)
+    assert ki.distributed.open_store(real).shape[0] == 30

@@ -3,7 +3,11 @@
 import pytest
 
 import keras_introspect as ki
-from keras_introspect.exceptions import AmbiguousLayerError, LayerNotFoundError
+from keras_introspect.exceptions import (
+    AmbiguousLayerError,
+    KerasIntrospectWarning,
+    LayerNotFoundError,
+)
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +35,9 @@ def test_groups_class_names_regex_lists(intro):
     assert paths(intro, "conv") == ["encoder/stem/stem_conv", "encoder/enc_conv"]
     assert paths(intro, "Conv2D") == ["encoder/stem/stem_conv", "encoder/enc_conv"]
     assert paths(intro, "pool") == ["gmp"]
-    assert paths(intro, "dense") == ["dense"]
+    with pytest.warns(KerasIntrospectWarning, match="'dense' is both the name of layer"):
+        assert paths(intro, "dense") == ["dense"]  # the name wins, and it is said
+    assert [i.path for i in intro.layers_of_kind("dense")] == ["dense"]
     assert paths(intro, r"encoder/.*conv") == [
         "encoder/stem/stem_conv",
         "encoder/enc_conv",

@@ -58,7 +58,7 @@ def test_one_session_per_model_and_select_is_analysed():
     assert first.session is second.session
     assert ModelSession.of(model) is first.session
     # a fresh Introspector's select already has shapes and fields
-    info = ki.Introspector(_small()).select("conv")[0]
+    info = ki.Introspector(_small()).select("Conv2D")[0]  # fresh: shapes already read
     assert info.output_shape == (None, 6, 6, 3)
     assert info.receptive_field.size == (3, 3)
 
@@ -106,7 +106,7 @@ def test_two_threads_share_objects_and_sessions():
     x = np.random.default_rng(2).normal(size=(6, 8, 8, 1)).astype("float32")
     method = ki.SmoothGrad(model, T.Class([0, 1, 2, 0, 1, 2]), samples=4, batch_size=4)
     expected = method.explain(x)
-    gradcam = {c: ki.GradCAM(model, c, layer="conv").explain(x) for c in range(3)}
+    filters = {c: ki.Saliency(model, T.Channel("conv", c)).explain(x) for c in range(3)}
     results, errors = {}, []
 
     def work(name, fn):
@@ -120,7 +120,7 @@ def test_two_threads_share_objects_and_sessions():
     threads += [
         threading.Thread(
             target=work,
-            args=(c, lambda c=c: ki.GradCAM(model, c, layer="conv").explain(x)),
+            args=(c, lambda c=c: ki.Saliency(model, T.Channel("conv", c)).explain(x)),
         )
         for c in range(3)
     ]
@@ -133,7 +133,7 @@ def test_two_threads_share_objects_and_sessions():
         np.testing.assert_array_equal(maps, expected)
     for c in range(3):
         for maps in results[c]:
-            np.testing.assert_array_equal(maps, gradcam[c])
+            np.testing.assert_array_equal(maps, filters[c])
 
 
 # --- a second object for another class, channel, unit or labels traces 0 times

@@ -245,3 +245,35 @@ def test_quality_section_keeps_probability_curves_raw():
     scored = targets.Class([0, 1, 2], logits=False)
     raw = metrics.deletion(model, x, maps, scored, baseline="blur", normalize=False)
     assert f"<td>{raw.mean_auc:.3f}</td>" in page
+
+
+def test_save_is_atomic_and_replaces_a_link_instead_of_following_it(tmp_path, monkeypatch):
+    """Issue 18, C9: a failed write keeps the previous report; links are not followed."""
+    import os
+
+    import keras_introspect as ki
+    from keras_introspect import _files
+
+    report = ki.Report(title="first")
+    path = tmp_path / "report.html"
+    report.save(path)
+    good = path.read_text()
+    assert "first" in good
+
+    def full_disk(self, *args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    second = ki.Report(title="second")
+    monkeypatch.setattr(_files.os, "replace", lambda *a: full_disk(None))
+    with pytest.raises(OSError, match="No space left"):
+        second.save(path)
+    monkeypatch.undo()
+    assert path.read_text() == good
+    assert sorted(os.listdir(tmp_path)) == ["report.html"]  # no temporary file left
+    target = tmp_path / "elsewhere.html"
+    target.write_text("keep me")
+    link = tmp_path / "link.html"
+    link.symlink_to(target)
+    second.save(link)
+    assert target.read_text() == "keep me"
+    assert not link.is_symlink() and "second" in link.read_text()
