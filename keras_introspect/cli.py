@@ -356,6 +356,7 @@ def _cmd_report(args) -> int:
             title=args.title,
             value_range=(0.0, 255.0) if args.preprocess != "none" else None,
             max_images=args.max_images,
+            output=_output_arg(args.output),
             verbose=0 if args.quiet else 1,
         )
     except (ValueError, TypeError) as err:
@@ -459,6 +460,13 @@ def _cmd_cluster(args) -> int:
     return 0
 
 
+def _output_arg(text):
+    """`--output`: an index when it is an integer, else a name."""
+    if text is None:
+        return None
+    return int(text) if text.lstrip("-").isdigit() else text
+
+
 def _custom_objects_option(parser) -> None:
     parser.add_argument(
         "--custom-objects",
@@ -508,6 +516,9 @@ def main(argv=None) -> int:
         help="preprocessing of raw 0-255 pixels, when it is not inside the model",
     )
     report.add_argument("--title", help="report title")
+    report.add_argument(
+        "--output", help="for a model with several outputs: the one to explain (name or index)"
+    )
     report.add_argument("--max-images", type=int, default=500, help="images used at most")
     report.add_argument("--quiet", action="store_true", help="no progress messages")
     report.set_defaults(run=_cmd_report)

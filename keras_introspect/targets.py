@@ -100,6 +100,17 @@ def _is_scalar(value) -> bool:
     )
 
 
+def _free_position(value, what: str) -> int:
+    """A position along an axis whose size comes with the data: non-negative."""
+    value = as_index(value, what)
+    if value < 0:
+        raise ValueError(
+            f"Expected {what} >= 0: the layer's size depends on the input size, so a "
+            f"position cannot count from the end. Received: {value}"
+        )
+    return value
+
+
 def _check_index(value, size: int, what: str) -> int:
     value = as_index(value.item() if isinstance(value, np.ndarray) else value, what)
     if not -size <= value < size:
@@ -178,7 +189,11 @@ class Class(Target):
             input (the pre-activation logit) instead of the probability.
             Probabilities saturate, so their gradients vanish for confident
             predictions (Simonyan et al. 2014 use the unnormalised score).
-        output: which model output, for models with several outputs.
+        output: which model output: its position, or for a model with dict
+            outputs its key (or the output layer's name). `None` (default):
+            the model's only output, or the first of a list of outputs; a
+            model with dict outputs must name one (their order is the sorted
+            keys, which nobody means by "the first").
 
     Example:
         >>> Class(281)
@@ -187,7 +202,7 @@ class Class(Target):
         Class([0, 2, 1], logits=False)
     """
 
-    def __init__(self, index, logits: bool = True, output: int = 0):
+    def __init__(self, index, logits: bool = True, output=None):
         if _is_scalar(index):
             self.index = as_index(np.asarray(index).item(), "`index` (class)")
         elif isinstance(index, (Sequence, np.ndarray)) and not isinstance(index, str):
@@ -209,12 +224,12 @@ class Class(Target):
         else:
             index = repr(index)
         extra = "" if self.logits else ", logits=False"
-        extra += "" if self.output == 0 else f", output={self.output}"
+        extra += "" if self.output is None else f", output={self.output!r}"
         return f"Class({index}{extra})"
 
     def bind(self, intro):
         shapes = intro.output_shapes
-        output = _check_index(self.output, len(shapes), "`output` (model output)")
+        output = output_index(intro, self.output)
         shape = shapes[output]
         if len(shape) != 2:
             raise ValueError(
@@ -238,6 +253,30 @@ class Class(Target):
 
         per_image = None if _is_int(self.index) else np.asarray(indices, np.int32)
         return Binding(self, None, score, (indices[0],), key=(output, logits), per_image=per_image)
+
+
+def output_index(intro, output) -> int:
+    """Position of the model output `output` names (see `Class`); errors name the outputs."""
+    shapes = intro.output_shapes
+    keys = intro.output_keys
+    names = list(getattr(intro.model, "output_names", None) or [])
+    if output is None:
+        if keys is not None and len(keys) > 1:
+            listed = ", ".join(f"{k!r}: {s}" for k, s in zip(keys, shapes, strict=True))
+            raise ValueError(
+                f"The model has {len(keys)} outputs, a dict {{{listed}}}: name the one to "
+                f"explain, e.g. Class(k, output={keys[0]!r})"
+            )
+        return 0
+    if isinstance(output, str):
+        for candidates in (keys or [], names):
+            if output in candidates:
+                return candidates.index(output)
+        raise ValueError(
+            f"Expected `output` to name a model output: one of {keys or names}. "
+            f"Received: output={output!r}"
+        )
+    return _check_index(output, len(shapes), "`output` (model output)")
 
 
 def one_output_layer(intro, selector):
@@ -380,9 +419,13 @@ class Neuron(_LayerTarget):
                 f"{info.path!r} (spatial shape {tuple(shape)}). Received: position={self.position}"
             )
         position = tuple(
-            _check_index(p, n, f"position[{i}] of {info.path!r}")
+            _free_position(p, f"position[{i}] of {info.path!r}")
+            if n is None
+            else _check_index(p, n, f"position[{i}] of {info.path!r}")
             for i, (p, n) in enumerate(zip(self.position, shape, strict=True))
         )
+        free = any(n is None for n in shape)
+        path = info.path
 
         def score(activation, outputs, columns):
             import tensorflow as tf
@@ -391,6 +434,13 @@ class Neuron(_LayerTarget):
             # compiled function, so another unit of the layer needs no trace
             a = _channels_last(activation, axis)
             index = tf.concat([columns[:, 1:], columns[:, :1]], axis=1)
+            if free:  # the layer's size comes with the data: check it there
+                size = tf.shape(a)[1:]
+                tf.debugging.assert_less(
+                    index,
+                    tf.broadcast_to(size, tf.shape(index)),
+                    message=f"Neuron position outside layer {path!r} for these images",
+                )
             return tf.gather_nd(a, index, batch_dims=1)
 
         return Binding(self, info.path, score, (channel, *position), position=position)

@@ -203,3 +203,26 @@ def test_bind_must_return_a_binding():
     )
     with pytest.raises(TypeError, match="Binding"):
         ki.Saliency(model, Broken()).explain(np.zeros((1, 4, 4, 1), "float32"))
+
+
+def test_dict_outputs_must_be_named_and_names_are_accepted():
+    """Issue 18, D14: Class(k) on a dict-output model names the outputs instead of
+    silently taking the first in sorted-key order."""
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((4, 4, 1))
+    flat = L.Flatten()(inputs)
+    model = keras.Model(
+        inputs, {"size": L.Dense(1, name="size_head")(flat), "kind": L.Dense(3, name="kind")(flat)}
+    )
+    x = np.random.default_rng(0).normal(size=(2, 4, 4, 1)).astype("float32")
+    with pytest.raises(ValueError, match=r"2 outputs, a dict \{'kind': \(None, 3\), 'size'"):
+        ki.Saliency(model, T.Class(1)).explain(x)
+    by_key = ki.Saliency(model, T.Class(1, output="kind"), reduce_channels=None).explain(x)
+    kernel = model.get_layer("kind").kernel.numpy()[:, 1].reshape(4, 4, 1)
+    np.testing.assert_allclose(by_key, np.broadcast_to(kernel, x.shape), rtol=1e-5)
+    # the output layer's name works too
+    by_name = ki.Saliency(model, T.Class(0, output="size_head"), reduce_channels=None).explain(x)
+    size = model.get_layer("size_head").kernel.numpy()[:, 0].reshape(4, 4, 1)
+    np.testing.assert_allclose(by_name, np.broadcast_to(size, x.shape), rtol=1e-5)
+    with pytest.raises(ValueError, match=r"one of \['kind', 'size'\]\. Received: output='sizes'"):
+        ki.Saliency(model, T.Class(0, output="sizes")).explain(x)

@@ -11,6 +11,7 @@ target) triple is one row of a single batched forward/backward pass.
 
 from __future__ import annotations
 
+import itertools
 import warnings
 
 import numpy as np
@@ -184,8 +185,9 @@ class Attribution:
         """
         return (self.compute_dtype,)
 
-    def _extra_inputs(self, image: int) -> list:
-        """Per-object values fed to the compiled step as inputs (numpy arrays)."""
+    def _extra_inputs(self, image: int, shape: tuple) -> list:
+        """Per-object values fed to the compiled step as inputs (numpy arrays);
+        `shape` is the sample shape of the explained input, from the data."""
         return []
 
     def _image_input(self, specs) -> int:
@@ -254,8 +256,14 @@ class Attribution:
         intro = self._introspector()
         specs = intro.input_specs
         image = self._image_input(specs)
-        self._check_options(image)
         batches = Batches(x, batch_size, specs)
+        stream = iter(batches)
+        first = next(stream, None)
+        if first is None:
+            raise ValueError("Expected at least one image. Received: no images")
+        # the sample shape from the data: models with a free input size (None, None, 3)
+        shape = tuple(_leaves(first)[0][image].shape[1:])
+        self._check_options(image, shape)
         n = batches.n_samples
         self._bound.check_n_samples(n)
         b, m = self._plan(n, batch_size)
@@ -264,10 +272,10 @@ class Attribution:
             keras.utils.Progbar(n_steps, verbose=verbose),
             Halver(b, type(self).__name__),
             Halver(m, type(self).__name__),
-            self._extra_inputs(image),
+            self._extra_inputs(image, shape),
         )
         parts, start = [], 0
-        for leaves, pack, n_valid in _chunks(batches, b):
+        for leaves, pack, n_valid in _chunks(itertools.chain([first], stream), b):
             parts.append(self._explain_valid(call, leaves, pack, image, start, n_valid))
             start += n_valid
         self._bound.check_n_samples(start)
@@ -325,8 +333,9 @@ class Attribution:
             first = last
         return out[0] if len(out) == 1 else np.concatenate(out)
 
-    def _check_options(self, image: int) -> None:
-        """Validate method options once the model and its image input are known."""
+    def _check_options(self, image: int, shape: tuple) -> None:
+        """Validate method options once the model, its image input and the sample
+        `shape` of the data (without batch axis) are known."""
 
     def _explain_chunk(self, call, leaves, pack, image, params, start, m):
         """Maps `(b, K, ...)` of one chunk of `b` images, `m` draws per step."""

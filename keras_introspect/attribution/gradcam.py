@@ -74,7 +74,7 @@ class GradCAM(Attribution):
             )
         return info
 
-    def _check_options(self, image):
+    def _check_options(self, image, shape):
         self.layer_path_ = self._layer_info().path
 
     def _graph_key(self):

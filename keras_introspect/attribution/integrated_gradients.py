@@ -43,9 +43,8 @@ class IntegratedGradients(GradientMethod):
     def _n_draws(self):
         return self.steps
 
-    def _check_options(self, image):
+    def _check_options(self, image, shape):
         if isinstance(self.baseline, np.ndarray):
-            shape = self._intro.input_specs[image].shape[1:]
             if self.baseline.shape != tuple(shape):
                 raise ValueError(
                     f"Expected `baseline` of the image shape {tuple(shape)}. Received: "
@@ -58,14 +57,11 @@ class IntegratedGradients(GradientMethod):
         weights[[0, -1]] /= 2
         return np.arange(n, dtype=np.int32), np.linspace(0, 1, n, dtype=np.float32), weights
 
-    def _extra_inputs(self, image):
+    def _extra_inputs(self, image, shape):
         # the baseline is an input of the compiled step, never a constant
-        shape = tuple(self._intro.input_specs[image].shape[1:])
         if isinstance(self.baseline, np.ndarray):
             return [self.baseline.astype(np.float32)]
-        if all(d is not None for d in shape):
-            return [np.full(shape, float(self.baseline), np.float32)]
-        return [np.full((1,) * len(shape), float(self.baseline), np.float32)]
+        return [np.full(shape, float(self.baseline), np.float32)]
 
     def _perturb(self, images, image_ids, draw_ids, draw_values, extra):
         import tensorflow as tf

@@ -96,12 +96,11 @@ class Occlusion(Attribution):
         self.baseline = check_baseline(baseline)
 
     # -------------------------------------------------------------- windows
-    def _check_options(self, image):
-        shape = self._intro.input_specs[image].shape
-        if len(shape) != 4 or shape[1] is None or shape[2] is None:
+    def _check_options(self, image, shape):
+        shape = (None, *shape)  # the data's size: also for free-size models
+        if len(shape) != 4:
             raise ValueError(
-                f"Occlusion needs images of a fixed size (batch, H, W, C). Received: "
-                f"input shape {shape}"
+                f"Occlusion needs images (batch, H, W, C). Received: samples of shape {shape[1:]}"
             )
         if isinstance(self.baseline, np.ndarray) and self.baseline.shape not in (
             tuple(shape[1:]),
@@ -145,9 +144,8 @@ class Occlusion(Attribution):
     def _graph_key(self):
         return (*super()._graph_key(), self.window)
 
-    def _extra_inputs(self, image):
+    def _extra_inputs(self, image, shape):
         # the baseline is an input, so another baseline reuses the compiled step
-        shape = tuple(self._intro.input_specs[image].shape[1:])
         baseline = self.baseline
         if isinstance(baseline, np.ndarray) and baseline.ndim == 2:
             baseline = baseline[..., None]

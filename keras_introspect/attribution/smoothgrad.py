@@ -56,7 +56,7 @@ class SmoothGrad(GradientMethod):
             np.full(n, 1.0 / n, np.float32),
         )
 
-    def _extra_inputs(self, image):
+    def _extra_inputs(self, image, shape):
         # inputs, not constants: another seed, noise level or sample count
         # reuses the compiled step
         return [np.int64(self.seed), np.int64(self.samples), np.float32(self.noise)]

@@ -308,14 +308,14 @@ def random_logit_check(
         0.12
     """
     from keras_introspect.model.introspector import Introspector
-    from keras_introspect.targets import Class, _check_index
+    from keras_introspect.targets import Class, _check_index, output_index
 
     seed = _check_common(model, similarity, seed)
     name, explain = explainer(method, options)
     given = labels if isinstance(labels, Class) else Class(labels)
     intro = Introspector(model)
     shapes = intro.output_shapes
-    output = _check_index(given.output, len(shapes), "`output` (model output)")
+    output = output_index(intro, given.output)
     if len(shapes[output]) != 2 or shapes[output][1] is None or shapes[output][1] < 2:
         raise ValueError(
             f"Expected a classifier output (batch, classes >= 2) for a random logit check. "

@@ -593,6 +593,16 @@ class Introspector:
         return [shape(t) for t in graph.outputs], results
 
     @property
+    def output_keys(self) -> list | None:
+        """The keys of a model whose outputs are a dict, in the order of `output_shapes`
+        (Keras flattens a dict by sorted keys); `None` for other models."""
+        try:
+            structure = self.model.output
+        except (AttributeError, ValueError):
+            return None
+        return sorted(structure) if isinstance(structure, dict) else None
+
+    @property
     def output_shapes(self) -> list:
         """Static shape (batch axis `None`) of each model output, in order."""
         self._analyse()

@@ -131,6 +131,8 @@ class ActivationMaximization:
             several independent batches with identical results.
         compute_dtype: `None`, ``"bfloat16"`` or ``"float16"`` (see
             `Introspector.tap`).
+        image_shape: `(H, W, C)` of the images to optimise, for a model that
+            takes any size (input `(None, None, C)`); default: the model's.
         verbose: 0 silent, 1 progress bar, 2 one line at the end.
 
     Example:
@@ -161,6 +163,7 @@ class ActivationMaximization:
         snapshot_every: int | None = None,
         batch_size: int = 64,
         compute_dtype=None,
+        image_shape=None,
         verbose: int = 0,
     ):
         check_model(model)
@@ -191,6 +194,7 @@ class ActivationMaximization:
         self.batch_size = check_positive_int(batch_size, "batch_size")
         check_one_of(compute_dtype, "compute_dtype", COMPUTE_DTYPES)
         self.compute_dtype = compute_dtype
+        self.image_shape = image_shape
         self.verbose = check_verbose(verbose)
         self._intro = None
 
@@ -262,12 +266,27 @@ class ActivationMaximization:
                 f"{'unknown inputs' if specs is None else f'{len(specs)} inputs'}"
             )
         shape = specs[0].shape
-        if len(shape) != 4 or any(d is None for d in shape[1:]):
+        if len(shape) != 4:
             raise ValueError(
-                "Expected a model input of fixed shape (batch, H, W, C). Received: input "
-                f"shape {shape}"
+                f"Expected a model input of shape (batch, H, W, C). Received: input shape {shape}"
             )
-        return tuple(shape[1:]), specs[0].dtype
+        if self.image_shape is None:
+            if any(d is None for d in shape[1:]):
+                raise ValueError(
+                    "The model takes images of any size (input shape "
+                    f"{shape}): pass the size to optimise, image_shape=(H, W, C)"
+                )
+            return tuple(shape[1:]), specs[0].dtype
+        given = tuple(self.image_shape)
+        if len(given) != 3 or any(
+            not isinstance(g, int) or g < 1 or (d is not None and d != g)
+            for g, d in zip(given, shape[1:], strict=True)
+        ):
+            raise ValueError(
+                f"Expected `image_shape` (H, W, C) of positive integers that the model "
+                f"accepts (input shape {shape}). Received: image_shape={self.image_shape!r}"
+            )
+        return given, specs[0].dtype
 
     def _rf_leaf(self, bound, image_size):
         """The single Channel/Neuron leaf optimised in receptive-field mode."""

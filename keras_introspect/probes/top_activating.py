@@ -112,9 +112,12 @@ def _top(model, layer, channels, x, k, aggregate, crops, batch_size, verbose):
         if a.shape.rank == 2:
             return [values]
         flat = tf.reshape(a, [tf.shape(a)[0], -1, tf.shape(selected)[0]])
-        return [values, tf.argmax(flat, axis=1, output_type=tf.int32)]
+        # the map's size: the layer's, or the data's for a free-size model
+        return [values, tf.argmax(flat, axis=1, output_type=tf.int32), tf.shape(a)[1:-1]]
 
-    best, images, start = None, {}, 0
+    best, images, start, input_size = None, {}, 0, None
+    # a free-size model (None, None, 3): the boxes need the images' own size
+    free = any(d is None for d in intro.input_specs[0].shape[1:3])
     for outputs, batch in _scan.scan(
         intro,
         info.path,
@@ -123,7 +126,7 @@ def _top(model, layer, channels, x, k, aggregate, crops, batch_size, verbose):
         ("top activating", aggregate),
         batch_size,
         verbose,
-        keep_batches=crops,
+        keep_batches=crops or free,
         extra=[np.asarray(channels, np.int32)],
     ):
         values = outputs[0].T  # (C, b)
@@ -131,7 +134,10 @@ def _top(model, layer, channels, x, k, aggregate, crops, batch_size, verbose):
         indices = np.broadcast_to(np.arange(start, start + b), values.shape)
         positions = None
         if len(outputs) > 1:
+            spatial = tuple(int(d) for d in outputs[2])
             positions = np.stack(np.unravel_index(outputs[1].T, spatial), axis=-1)
+            if input_size is None and batch is not None:
+                input_size = batch.shape[1 : 1 + len(spatial)]
         best = merge_top(best, (values, indices, positions), k)
         if crops:
             images = keep_images(images, best[1], batch, start)
@@ -142,7 +148,9 @@ def _top(model, layer, channels, x, k, aggregate, crops, batch_size, verbose):
     boxes = crop_array = None
     field = info.receptive_field
     if positions is not None and field is not None:
-        input_size = tuple(intro.input_specs[field.input_index].shape[1 : 1 + len(spatial)])
+        specified = intro.input_specs[field.input_index].shape[1 : 1 + len(spatial)]
+        if not free:
+            input_size = tuple(specified)
         units = positions.reshape(-1, len(spatial))
         boxes = np.array(
             [[[sl.start, sl.stop] for sl in field.slices(p, input_size)] for p in units]

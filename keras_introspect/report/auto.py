@@ -14,6 +14,8 @@ import warnings
 
 import numpy as np
 
+from keras_introspect.exceptions import KerasIntrospectWarning
+
 # Section names in report order; `needs_labels` ones use the model's predicted
 # classes when no labels are given.
 SECTIONS = (
@@ -128,9 +130,17 @@ def build_report(
     am_steps=128,
     n_quality=32,
     report=None,
+    output=None,
     verbose=1,
 ):
     """A `Report` with every section (or the chosen ones) for `model` on the images `x`.
+
+    Which sections apply is decided before any computation: the class
+    sections explain the predicted class of a classifier output, or the
+    value of a one-unit output (a regression head); the quality section
+    needs a classifier and is skipped with a note otherwise. A section that
+    still fails is replaced by a note saying why (and a warning), so the
+    sections that succeeded are always written.
 
     Args:
         model: a Keras classifier with one image input.
@@ -151,6 +161,8 @@ def build_report(
         n_quality: images scored in the explanation-quality section (the
             first ones), explained for their predicted class.
         report: a `Report` to add to (default: a new one).
+        output: for a model with several outputs, the one to explain: its
+            position, dict key or layer name (see `targets.Class`).
         verbose: 1 prints a numbered line per section on stderr.
 
     Returns:
@@ -159,8 +171,11 @@ def build_report(
     Example:
         >>> build_report(model, x, y).save("report.html")  # doctest: +SKIP
     """
+    import tensorflow as tf
+
     from keras_introspect.probes._scan import introspector
     from keras_introspect.report.builder import Report
+    from keras_introspect.targets import output_index
 
     sections = _check_sections(sections)
     if isinstance(max_images, bool) or not isinstance(max_images, int) or max_images < 1:
@@ -170,11 +185,22 @@ def build_report(
         raise ValueError(f"Expected at least 2 images (n, H, W, C). Received: shape {x.shape}")
     intro = introspector(model)
     value_range = value_range or (float(x.min()), float(x.max()))
-    predicted = np.asarray(model.predict(x, batch_size=32, verbose=0)).argmax(-1)
+    position = output_index(intro, output)
+    scores = np.asarray(
+        tf.nest.flatten(model.predict(x, batch_size=32, verbose=0))[position], np.float32
+    )
+    if scores.ndim != 2:
+        raise ValueError(
+            f"Expected a model output of shape (batch, units) to explain. Received: output "
+            f"{position} with shape {scores.shape}; pick another with `output=`"
+        )
+    classifier = scores.shape[1] >= 2
+    # a one-unit output: a regression head (or a sigmoid): its value is explained
+    predicted = scores.argmax(-1) if classifier else np.zeros(len(x), int)
     labels_from = "the given labels"
     if y is None:
         y, labels_from = predicted, "the model's predicted classes (no labels given)"
-    y = np.asarray(y)[: len(x)]
+    y = _check_labels(np.asarray(y)[: len(x)])
     if len(y) != len(x):
         raise ValueError(f"Expected one label per image ({len(x)}). Received: {len(y)} labels")
     paths = [intro.layer(layer).path for layer in layers] if layers else choose_layers(intro)
@@ -183,7 +209,7 @@ def build_report(
     channels = _top_channels(intro, x, paths, n_channels)
     report = report or Report(model, title=title or f"keras_introspect report: {model.name}")
     pick = _one_per_label(y, n_show)
-    shown, targets = x[pick], _class_target(predicted[pick])
+    shown, targets = x[pick], _class_target(predicted[pick], output)
     height = x.shape[1]
     window = max(2, height // 6)
     occlusion = {"window": window, "stride": max(1, window // 2)}
@@ -191,103 +217,152 @@ def build_report(
     step = Progress(len(sections) + per_layer * (len(paths) - 1), verbose)
 
     for name in sections:
-        if name == "summary":
-            report.add_model_summary()
-            step("model summary")
-        elif name == "saliency":
-            report.add_saliency(
-                shown,
-                targets,
-                options={"occlusion": occlusion},
-                value_range=value_range,
-                title="Class saliency of the predicted class",
-            )
-            step("class saliency, Grad-CAM and occlusion")
-        elif name == "occlusion":
-            report.add_occlusion(shown, targets, value_range=value_range, **occlusion)
-            step("occlusion")
-        elif name == "filters":
-            for path in paths:
-                report.add_filter_saliency(
-                    shown[:3], path, channels[path], occlusion=occlusion, value_range=value_range
-                )
-                step(f"filter saliency (max / sum aggregation) vs occlusion at {path}")
-        elif name == "features":
-            for path in paths:
-                field = intro.layer(path).receptive_field
-                report.add_feature_visualization(
-                    path,
-                    channels[path],
-                    x=x,
-                    n=2,
+        try:
+            if name == "summary":
+                report.add_model_summary()
+                step("model summary")
+            elif name == "saliency":
+                report.add_saliency(
+                    shown,
+                    targets,
+                    options={"occlusion": occlusion},
                     value_range=value_range,
-                    receptive_field=all(
-                        f <= n for f, n in zip(field.size, x.shape[1:3], strict=True)
-                    ),
-                    init="max",
-                    steps=am_steps,
+                    title="Class saliency of the predicted class",
                 )
-                step(f"activation maximization of receptive fields at {path}")
-        elif name == "exemplars":
-            for path in paths:
-                report.add_exemplars(x, path, channels[path], k=6, value_range=value_range)
-            step("top activating images")
-        elif name == "histograms":
-            report.add_histograms(x, paths[-1], channels[paths[-1]])
-            step("activation histograms")
-        elif name == "clustering":
-            with warnings.catch_warnings():
-                # the table shows which fits converged
-                warnings.filterwarnings("ignore", message=".*before its convergence test passed")
-                report.add_clustering(
-                    x[:100], paths, image_index=0, sample_size=50_000, random_state=0
+                step("class saliency, Grad-CAM and occlusion")
+            elif name == "occlusion":
+                report.add_occlusion(shown, targets, value_range=value_range, **occlusion)
+                step("occlusion")
+            elif name == "filters":
+                for path in paths:
+                    report.add_filter_saliency(
+                        shown[:3],
+                        path,
+                        channels[path],
+                        occlusion=occlusion,
+                        value_range=value_range,
+                    )
+                    step(f"filter saliency (max / sum aggregation) vs occlusion at {path}")
+            elif name == "features":
+                for path in paths:
+                    field = intro.layer(path).receptive_field
+                    report.add_feature_visualization(
+                        path,
+                        channels[path],
+                        x=x,
+                        n=2,
+                        value_range=value_range,
+                        receptive_field=all(
+                            f <= n for f, n in zip(field.size, x.shape[1:3], strict=True)
+                        ),
+                        init="max",
+                        steps=am_steps,
+                    )
+                    step(f"activation maximization of receptive fields at {path}")
+            elif name == "exemplars":
+                for path in paths:
+                    report.add_exemplars(
+                        x, path, channels[path], k=min(6, len(x)), value_range=value_range
+                    )
+                step("top activating images")
+            elif name == "histograms":
+                report.add_histograms(x, paths[-1], channels[paths[-1]])
+                step("activation histograms")
+            elif name == "clustering":
+                with warnings.catch_warnings():
+                    # the table shows which fits converged
+                    warnings.filterwarnings(
+                        "ignore", message=".*before its convergence test passed"
+                    )
+                    report.add_clustering(
+                        x[:100], paths, image_index=0, sample_size=50_000, random_state=0
+                    )
+                step("pixel DPGMM label maps")
+            elif name == "purity":
+                report.add_layerwise_purity(
+                    x, y, layers=_purity_layers(intro), method="kmeans", random_state=0
                 )
-            step("pixel DPGMM label maps")
-        elif name == "purity":
-            report.add_layerwise_purity(
-                x, y, layers=_purity_layers(intro), method="kmeans", random_state=0
-            )
-            report.sections[-1].params["labels"] = labels_from
-            step("layer-wise purity")
-        elif name == "image-clusters":
-            report.add_image_clustering(
-                x,
-                y,
-                _penultimate(intro),
-                method="kmeans",
-                n_clusters=len(np.unique(y)),
-                pooling="avg",
-                random_state=0,
-            )
-            report.sections[-1].params["labels"] = labels_from
-            step("image clusters")
-        elif name == "category-tree":
-            if len(np.unique(y)) < 3:
-                report.add_text("Category tree", "Needs at least 3 categories among the labels.")
-            else:
-                report.add_category_tree(x, y, _penultimate(intro), pooling="avg")
                 report.sections[-1].params["labels"] = labels_from
-            step("category tree")
-        elif name == "prediction-tree":
-            values, counts = np.unique(y, return_counts=True)
-            label = values[counts.argmax()]
-            report.add_prediction_tree(
-                x[y == label][:16],
-                paths[-1],
-                title=f"Prediction tree of label {label} at {paths[-1]}",
+                step("layer-wise purity")
+            elif name == "image-clusters":
+                report.add_image_clustering(
+                    x,
+                    y,
+                    _penultimate(intro),
+                    method="kmeans",
+                    n_clusters=len(np.unique(y)),
+                    pooling="avg",
+                    random_state=0,
+                )
+                report.sections[-1].params["labels"] = labels_from
+                step("image clusters")
+            elif name == "category-tree":
+                if len(np.unique(y)) < 3:
+                    report.add_text(
+                        "Category tree", "Needs at least 3 categories among the labels."
+                    )
+                else:
+                    report.add_category_tree(x, y, _penultimate(intro), pooling="avg")
+                    report.sections[-1].params["labels"] = labels_from
+                step("category tree")
+            elif name == "prediction-tree":
+                values, counts = np.unique(y, return_counts=True)
+                label = values[counts.argmax()]
+                report.add_prediction_tree(
+                    x[y == label][:16],
+                    paths[-1],
+                    title=f"Prediction tree of label {label} at {paths[-1]}",
+                )
+                step("prediction tree")
+            elif name == "twin":
+                report.add_random_twin(shown, targets)
+                step("comparison with a randomly initialised twin")
+            elif name == "quality" and not classifier:
+                report.add_text(
+                    _TITLES["quality"],
+                    "Skipped: the deletion / insertion curves and sanity checks score class "
+                    "probabilities, and the explained output has one unit (a regression head).",
+                )
+                step("explanation quality: skipped (not a classifier)")
+            elif name == "quality":
+                report.add_quality(
+                    x[:n_quality],
+                    _class_target(predicted[:n_quality], output),
+                    options={"occlusion": occlusion},
+                )
+                step("explanation quality: deletion, insertion, sanity checks")
+        except Exception as error:  # the report keeps the sections that succeeded
+            first = str(error).splitlines()[0] if str(error) else ""
+            reason = f"{type(error).__name__}: {first}"
+            report.add_text(
+                _TITLES.get(name, name), f"This section could not be computed: {reason}"
             )
-            step("prediction tree")
-        elif name == "twin":
-            report.add_random_twin(shown, targets)
-            step("comparison with a randomly initialised twin")
-        elif name == "quality":
-            report.add_quality(
-                x[:n_quality],
-                _class_target(predicted[:n_quality]),
-                options={"occlusion": occlusion},
+            warnings.warn(
+                f"build_report: section {name!r} failed ({reason}); the others are kept",
+                KerasIntrospectWarning,
+                stacklevel=2,
             )
-            step("explanation quality: deletion, insertion, sanity checks")
+            step(f"{name}: failed")
+
     return report
+
+
+_TITLES = {
+    "summary": "Model summary",
+    "saliency": "Class saliency",
+    "occlusion": "Occlusion",
+    "filters": "Filter saliency",
+    "features": "Feature visualization",
+    "exemplars": "Exemplars",
+    "histograms": "Activation histograms",
+    "clustering": "Pixel clustering",
+    "purity": "Layer-wise purity",
+    "image-clusters": "Image clusters",
+    "category-tree": "Category tree",
+    "prediction-tree": "Prediction tree",
+    "twin": "Comparison with a random twin",
+    "quality": "Explanation quality",
+}
 
 
 def _one_per_label(y, k):
@@ -297,10 +372,27 @@ def _one_per_label(y, k):
     return np.array((firsts + rest)[:k])
 
 
-def _class_target(classes):
+def _class_target(classes, output=None):
     from keras_introspect.targets import Class
 
-    return Class(np.asarray(classes).astype(int))
+    return Class(np.asarray(classes).astype(int), output=output)
+
+
+def _check_labels(y):
+    """Labels as one comparable kind: NaN refused (naming where), mixed objects as text."""
+    if y.ndim != 1:
+        raise ValueError(f"Expected one label per image, a 1-D array. Received: shape {y.shape}")
+    if y.dtype.kind == "f" and np.isnan(y).any():
+        where = np.flatnonzero(np.isnan(y))
+        raise ValueError(
+            f"Expected labels without NaN. Received: NaN at position(s) {where[:10].tolist()}"
+            " (label those images, or leave them out)"
+        )
+    if y.dtype.kind == "O":  # mixed types (1, "a") cannot be sorted or compared as they are
+        if any(v is None or (isinstance(v, float) and np.isnan(v)) for v in y):
+            raise ValueError("Expected a label for every image. Received: None or NaN labels")
+        y = np.asarray([str(v) for v in y])
+    return y
 
 
 def _penultimate(intro):

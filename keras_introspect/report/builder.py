@@ -176,6 +176,11 @@ class Report:
             self._intro = introspector(self.model)
         return self._intro
 
+    def _output_position(self, target) -> int:
+        from keras_introspect.targets import output_index
+
+        return output_index(self._introspector(), target.output)
+
     def add_model_summary(self):
         """Every layer (nested models expanded): path, type, shape, weights, receptive field."""
         intro = self._introspector()
@@ -574,7 +579,7 @@ class Report:
         if probabilities and isinstance(target, Class):
             scored = Class(target.index, logits=False, output=target.output)
             # probabilities are comparable as they are (Petsiuk et al.); logits are not
-            normalize = not _bounded_outputs(model, x[:8], target.output)
+            normalize = not _bounded_outputs(model, x[:8], self._output_position(target))
         curves, randomised, rows = {}, {}, []
         for name in methods:
             kwargs = options.get(name)
@@ -747,7 +752,7 @@ def explain_maps(model, x, method, target, options=None):
     return one_map_per_image(maps, method)
 
 
-def _bounded_outputs(model, x, output=0) -> bool:
+def _bounded_outputs(model, x, output: int = 0) -> bool:
     """Whether the model's `output` on `x` lies in [0, 1] (probabilities, not logits)."""
     import tensorflow as tf
 

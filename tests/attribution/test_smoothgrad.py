@@ -45,7 +45,7 @@ def test_mean_of_noisy_gradients_matches_a_manual_average(model):
     x = _x(n=2)
     sg = ki.SmoothGrad(model, 0, samples=5, noise=0.2, seed=3, reduce_channels=None)
     ids, draws = np.array([0, 1], np.int32), np.arange(5, dtype=np.int32)
-    noisy = [np.asarray(sg._perturb(x, ids, draws, None, sg._extra_inputs(0)))]
+    noisy = [np.asarray(sg._perturb(x, ids, draws, None, sg._extra_inputs(0, x.shape[1:])))]
     rows = noisy[0].reshape(10, 10, 10, 2)
     grads = ki.Saliency(model, 0, reduce_channels=None).explain(rows).reshape(2, 5, 10, 10, 2)
     np.testing.assert_allclose(sg.explain(x), grads.mean(axis=1), rtol=1e-4, atol=1e-6)

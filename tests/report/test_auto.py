@@ -67,3 +67,77 @@ def test_sections_labels_and_errors(monkeypatch):
     with pytest.raises(ValueError, match="at least 2 images"):
         build_report(model, x[:1], sections=["summary"], verbose=0)
     assert SECTIONS[0] == "summary" and len(SECTIONS) == 14
+
+
+def _small_cnn(head):
+    keras.utils.set_random_seed(0)
+    L = keras.layers
+    inputs = keras.Input((12, 12, 1))
+    h = L.Conv2D(4, 3, activation="relu", name="conv")(inputs)
+    h = L.MaxPooling2D(name="pool")(h)
+    h = L.Conv2D(4, 3, activation="relu", name="conv2")(h)
+    h = L.MaxPooling2D(name="pool2")(h)
+    return keras.Model(inputs, head(L.Flatten(name="flat")(h)))
+
+
+def _html(section) -> str:
+    return "".join(map(str, section.blocks))
+
+
+ALL_BUT_SLOW = ["summary", "saliency", "occlusion", "exemplars", "histograms", "purity", "quality"]
+
+
+def test_a_regression_head_gets_its_report_with_the_quality_section_skipped(monkeypatch):
+    """Issue 18, C11: decided before computing; one-unit outputs are explained as values."""
+    monkeypatch.setenv("KI_MAX_STEPS", "3")
+    model = _small_cnn(lambda h: keras.layers.Dense(1, name="value")(h))
+    x = np.random.default_rng(1).random((8, 12, 12, 1)).astype("float32")
+    report = build_report(model, x, np.arange(8) % 2, sections=ALL_BUT_SLOW, verbose=0)
+    titles = [s.title for s in report.sections]
+    assert len(titles) == len(ALL_BUT_SLOW) + 1  # exemplars: one section per layer
+    quality = report.sections[-1]
+    assert quality.title == "Explanation quality" and "regression head" in _html(quality)
+    assert not any("could not be computed" in _html(s) for s in report.sections)
+
+
+def test_dict_outputs_are_named_and_few_images_and_odd_labels_work(monkeypatch):
+    monkeypatch.setenv("KI_MAX_STEPS", "3")
+    model = _small_cnn(
+        lambda h: {
+            "kind": keras.layers.Dense(3, name="kind")(h),
+            "size": keras.layers.Dense(1, name="size")(h),
+        }
+    )
+    x = np.random.default_rng(2).random((3, 12, 12, 1)).astype("float32")
+    with pytest.raises(ValueError, match="2 outputs, a dict"):
+        build_report(model, x, sections=["saliency"], verbose=0)
+    # 3 images (fewer than the 6 exemplars asked for), mixed labels kept as text
+    report = build_report(
+        model,
+        x,
+        [1, "b", 1],
+        sections=["saliency", "exemplars", "purity"],
+        output="kind",
+        verbose=0,
+    )
+    assert not any("could not be computed" in _html(s) for s in report.sections)
+    with pytest.raises(ValueError, match=r"NaN at position\(s\) \[1\]"):
+        build_report(model, x, [0.0, np.nan, 1.0], sections=["purity"], output=0, verbose=0)
+
+
+def test_a_failing_section_is_a_note_and_the_others_are_kept(monkeypatch):
+    from keras_introspect.exceptions import KerasIntrospectWarning
+    from keras_introspect.report.builder import Report
+
+    model = _small_cnn(lambda h: keras.layers.Dense(3, name="out")(h))
+    x = np.random.default_rng(3).random((6, 12, 12, 1)).astype("float32")
+
+    def broken(self, *args, **kwargs):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(Report, "add_histograms", broken)
+    with pytest.warns(KerasIntrospectWarning, match="section 'histograms' failed"):
+        report = build_report(model, x, sections=["summary", "histograms", "purity"], verbose=0)
+    assert [s.title for s in report.sections][1] == "Activation histograms"
+    assert "RuntimeError: disk on fire" in _html(report.sections[1])
+    assert report.sections[2].title.startswith("Layer-wise purity")
