@@ -60,13 +60,22 @@ def atomic_path(path):
         raise
 
 
+def _read_umask() -> int:
+    # read once, at import (changing the process' umask later, even for an
+    # instant, would race with other threads creating files)
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
+
+
+_UMASK = _read_umask()
+
+
 def _mode(path) -> int:
     """The permissions a new file gets (an existing target keeps its own)."""
     if os.path.isfile(path) and not os.path.islink(path):
         return os.stat(path).st_mode & 0o777
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
+    return 0o666 & ~_UMASK
 
 
 def write_atomic(path, content) -> str:

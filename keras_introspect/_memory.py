@@ -1,11 +1,16 @@
-"""Out-of-memory recovery: retry a batch that does not fit with half as many rows.
+"""Memory: retry a batch that does not fit, and size batches for the memory there is.
 
-A forward or backward pass whose batch does not fit in device memory raises
-`tf.errors.ResourceExhaustedError`. Every streaming loop of the package runs
-its batches through a `Halver`: the batch that failed is split in halves
-(down to one row) and run again, with a `KerasIntrospectWarning`, and the
-smaller size is kept for the rest of the call. Nothing already computed is
-lost, and results do not depend on the batch size, so they are unchanged.
+A forward or backward pass whose batch does not fit in *device* (GPU) memory
+raises `tf.errors.ResourceExhaustedError`. Every streaming loop of the
+package runs its batches through a `Halver`: the batch that failed is split
+in halves (down to one row) and run again, with a `KerasIntrospectWarning`,
+and the smaller size is kept for the rest of the call. Nothing already
+computed is lost, and results do not depend on the batch size.
+
+On CPU an allocation beyond the process' memory limit is not reported: the
+process is killed. There `batch_size="auto"` (`auto_batch_size`) sizes the
+batch from the model's activation sizes and the memory available, before
+anything runs.
 """
 
 from __future__ import annotations
@@ -92,3 +97,72 @@ def concat_pieces(pieces: list):
     if isinstance(pieces[0], (list, tuple)):
         return [np.concatenate(parts) for parts in zip(*pieces, strict=True)]
     return np.concatenate(pieces)
+
+
+AUTO = "auto"
+
+
+def check_batch_size(value, name: str = "batch_size"):
+    """`"auto"`, or a positive int (as `check_positive_int`)."""
+    from keras_introspect._validation import check_positive_int
+
+    if isinstance(value, str) and value == AUTO:
+        return AUTO
+    return check_positive_int(value, name)
+
+
+def available_bytes() -> int | None:
+    """Memory this process may still use: the smaller of the machine's available
+    memory and its cgroup's remaining limit (containers); `None` if unknown."""
+    found = []
+    try:
+        with open("/proc/meminfo", encoding="ascii") as info:
+            for line in info:
+                if line.startswith("MemAvailable:"):
+                    found.append(int(line.split()[1]) * 1024)
+    except OSError:
+        pass
+    try:
+        with open("/sys/fs/cgroup/memory.max", encoding="ascii") as limit:
+            text = limit.read().strip()
+        with open("/sys/fs/cgroup/memory.current", encoding="ascii") as current:
+            used = int(current.read().strip())
+        if text != "max":
+            found.append(max(0, int(text) - used))
+    except (OSError, ValueError):
+        pass
+    return min(found) if found else None
+
+
+def bytes_per_row(intro) -> int | None:
+    """float32 bytes of every layer's output for one sample (`None`: sizes unknown)."""
+    total = 0
+    for info in intro.layers:
+        shape = info.output_shape
+        if info.is_container or not isinstance(shape, tuple):
+            continue
+        if any(d is None for d in shape[1:]):
+            return None
+        total += int(np.prod(shape[1:], dtype=np.int64)) * 4
+    return total
+
+
+def auto_batch_size(intro, available=None, share=0.25, factor=3, default=32, cap=512) -> int:
+    """Rows per step that fit in `share` of the `available` memory.
+
+    A row costs `factor` times its forward activations (kept for the
+    backward pass, plus their gradients). For a model whose sizes depend on
+    the input, or where the memory cannot be read, `default`.
+
+    Example:
+        >>> import keras, keras_introspect as ki
+        >>> model = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Conv2D(2, 3)])
+        >>> # one row: 6 * 6 * 2 float32 = 288 bytes, times 3
+        >>> auto_batch_size(ki.Introspector(model), available=4 * 864 * 100)
+        100
+    """
+    available = available_bytes() if available is None else available
+    per_row = bytes_per_row(intro)
+    if available is None or not per_row:
+        return default
+    return int(max(1, min(cap, (share * available) // (factor * per_row))))

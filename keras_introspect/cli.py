@@ -53,6 +53,25 @@ def _cmd_demo(args) -> int:
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
 
+def _n_images(path) -> int | None:
+    """How many images `path` holds before `--max-images` chooses: files or array rows."""
+    import os
+
+    import numpy as np
+
+    if os.path.isdir(path):
+        return len(_image_files(path))
+    try:
+        loaded = np.load(path, mmap_mode="r", allow_pickle=False)
+        if isinstance(loaded, np.lib.npyio.NpzFile):
+            keys = list(loaded.keys())
+            with loaded:
+                return len(loaded["x" if "x" in keys else keys[0]])
+        return len(loaded)
+    except Exception:  # load_images has already said what is wrong with the file
+        return None
+
+
 def _image_files(folder) -> list:
     import os
 
@@ -288,6 +307,11 @@ def load_labels(path, names, n_total=None):
         first = 0 if rows[0][0] in known else 1  # a header names no image
         table, where = {}, {}
         for number, row in enumerate(rows[first:], start=first + 1):
+            if len(row) < 2:
+                raise _UsageError(
+                    f"{path!r} row {number} has one field ({row[0]!r}); expected "
+                    "'file name, label' on every row"
+                )
             name = row[0]
             if name in where:
                 same = "the same label" if table[name] == row[1] else "conflicting labels"
@@ -324,7 +348,6 @@ def load_labels(path, names, n_total=None):
 
 
 def _cmd_report(args) -> int:
-    import os
 
     from keras_introspect._files import check_output_path
     from keras_introspect.probes._scan import introspector
@@ -335,7 +358,7 @@ def _cmd_report(args) -> int:
     except ValueError as err:
         raise _UsageError(str(err)) from err
     model, images, names = _model_and_images(args)
-    n_total = len(_image_files(args.images)) if os.path.isdir(args.images) else None
+    n_total = _n_images(args.images)
     labels = (
         load_labels(args.labels, names, n_total)
         if args.labels
@@ -378,7 +401,12 @@ def _npz_labels(path, n):
         y = np.asarray(loaded["y"])
         keys = [k for k in loaded.keys() if k != "y"]
         total = len(loaded["x" if "x" in keys else keys[0]]) if keys else n
-    if y.ndim != 1 or len(y) != total:
+    if y.ndim != 1:
+        raise _UsageError(
+            f"{path!r}: 'y' has shape {y.shape}; expected one label per image (1-D), e.g. "
+            "class indices rather than one-hot rows"
+        )
+    if len(y) != total:
         raise _UsageError(f"{path!r}: 'y' holds {len(y)} labels for {total} images")
     return y[:n]  # the first n images were chosen (--max-images)
 
@@ -407,7 +435,7 @@ def _cmd_saliency(args) -> int:
         {"layer": args.layer} if args.layer and args.method in ("gradcam", "gradcam++") else {}
     )
     try:
-        maps = METHODS[args.method](model, Class(classes), **options).explain(
+        maps = METHODS[args.method](model, Class(classes), batch_size="auto", **options).explain(
             images, verbose=0 if args.quiet else 1
         )
     except (ValueError, TypeError) as err:

@@ -236,6 +236,8 @@ def test_labels_csv_rules_never_shift_or_split_labels(tmp_path):
         labels("a.png,0\nb.png,1\nc.png,2\na.png,1\n")
     with pytest.raises(_UsageError, match=r"lists 'b.png' twice \(rows 3 and 4, the same label"):
         labels("name,label\na.png,0\nb.png,1\nb.png,1\nc.png,2\n")
+    with pytest.raises(_UsageError, match=r"row 3 has one field \('c.png'\)"):
+        labels("a.png,0\nb.png,1\nc.png\n")
     with pytest.raises(_UsageError, match="is not UTF-8 text"):
         labels("a.png,caf\xe9\nb.png,x\nc.png,y\n", encoding="latin-1")
 

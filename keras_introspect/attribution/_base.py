@@ -17,12 +17,17 @@ import warnings
 import numpy as np
 
 from keras_introspect._data import Batches
-from keras_introspect._memory import Halver, out_of_memory_errors
+from keras_introspect._memory import (
+    AUTO,
+    Halver,
+    auto_batch_size,
+    check_batch_size,
+    out_of_memory_errors,
+)
 from keras_introspect._validation import (
     check_backend,
     check_model,
     check_one_of,
-    check_positive_int,
     check_verbose,
 )
 from keras_introspect.exceptions import KerasIntrospectWarning
@@ -54,14 +59,32 @@ def compile_step(step, signature):
     return tf.function(step, input_signature=signature, autograph=False).get_concrete_function()
 
 
+class _Pack:
+    """Rebuilds a batch's structure from its leaves; `key` names the structure
+    (part of a compiled step's cache key: dict keys, a list, a single array)."""
+
+    def __init__(self, kind, keys=()):
+        self.kind, self.keys = kind, tuple(keys)
+        self.key = (kind, self.keys)
+
+    def __call__(self, leaves):
+        if self.kind == "dict":
+            return dict(zip(self.keys, leaves, strict=True))
+        return list(leaves) if self.kind == "list" else leaves[0]
+
+
 def _leaves(batch):
-    """`(list of arrays, pack)` for one batch of a single- or multi-input model."""
+    """`(list of arrays, pack)` for one batch of a single- or multi-input model.
+
+    The pack's key holds a dict's keys in their order, so the same inputs
+    given in another order never reuse a step compiled for the first order.
+    """
     if isinstance(batch, dict):
         keys = list(batch)
-        return [batch[k] for k in keys], lambda leaves: dict(zip(keys, leaves, strict=True))
+        return [batch[k] for k in keys], _Pack("dict", keys)
     if isinstance(batch, (list, tuple)):
-        return list(batch), list
-    return [batch], lambda leaves: leaves[0]
+        return list(batch), _Pack("list")
+    return [batch], _Pack("single")
 
 
 def _pad(leaves: list, size: int) -> list:
@@ -138,6 +161,9 @@ class Attribution:
             class index, or a callable on the model output.
         batch_size: rows per forward pass; one row is one (image, draw,
             target) triple, so it bounds memory. Results do not depend on it.
+            ``"auto"``: as many as fit in a quarter of the memory available
+            (`_memory.auto_batch_size`; on CPU, where running out of memory
+            kills the process rather than raising, this is the safe choice).
         verbose: 0 silent, 1 progress bar, 2 one line at the end.
         input_index: which model input holds the images (default: the first
             input with spatial axes); other inputs are held fixed.
@@ -157,7 +183,7 @@ class Attribution:
         self.compute_dtype = compute_dtype
         self.model = model
         self.target = as_target(target)
-        self.batch_size = check_positive_int(batch_size, "batch_size")
+        self.batch_size = check_batch_size(batch_size)
         self.verbose = check_verbose(verbose)
         self.input_index = input_index
         self._intro = None
@@ -242,11 +268,11 @@ class Attribution:
             float32 array `(n, H, W)` (`(n, H, W, C)` when channels are kept;
             `(n, K, ...)` for a target with K channels).
         """
-        batch_size = self.batch_size if batch_size is None else batch_size
+        batch_size = check_batch_size(self.batch_size if batch_size is None else batch_size)
         verbose = self.verbose if verbose is None else verbose
-        return self._explain(
-            x, check_positive_int(batch_size, "batch_size"), check_verbose(verbose)
-        )
+        if batch_size == AUTO:  # sized for the memory there is (the way on CPU)
+            batch_size = auto_batch_size(self._introspector())
+        return self._explain(x, batch_size, check_verbose(verbose))
 
     __call__ = explain
 
@@ -341,7 +367,7 @@ class Attribution:
         """Maps `(b, K, ...)` of one chunk of `b` images, `m` draws per step."""
         raise NotImplementedError
 
-    def _compiled(self, call, leaves, image, build):
+    def _compiled(self, call, leaves, pack, image, build):
         """The compiled step, shared by every object of the model.
 
         The key holds what the graph depends on: the method, its graph
@@ -355,6 +381,7 @@ class Attribution:
             self._graph_key(),
             self._bound.structure,
             image,
+            pack.key,
             tuple((a.shape[1:], a.dtype.str) for a in leaves),
             tuple((np.shape(e), np.asarray(e).dtype.str) for e in call.extra),
         )
@@ -475,7 +502,9 @@ class GradientMethod(Attribution):
         ids, values, weights = self._draws()
         n_draws = len(ids)
         extra = call.extra
-        fn = self._compiled(call, leaves, image, lambda: self._step_fn(leaves, pack, image, extra))
+        fn = self._compiled(
+            call, leaves, pack, image, lambda: self._step_fn(leaves, pack, image, extra)
+        )
         image_ids = np.arange(start, start + b, dtype=np.int32)
         expanded = self._bound.expand(params)
         totals = None

@@ -128,7 +128,7 @@ class GradCAM(Attribution):
         return compile_step(step, signature)
 
     def _explain_chunk(self, call, leaves, pack, image, params, start, m):
-        fn = self._compiled(call, leaves, image, lambda: self._step_fn(leaves, pack, image))
+        fn = self._compiled(call, leaves, pack, image, lambda: self._step_fn(leaves, pack, image))
         maps, signal = fn(*leaves, self._bound.expand(params))
         call.signal = call.signal or bool(signal)
         call.progbar.add(1)

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import numbers
+import threading
 
 import numpy as np
 
 from keras_introspect._validation import check_baseline, check_one_of
 from keras_introspect.attribution._base import Attribution, compile_step, expand_rows, row_specs
 from keras_introspect.targets import as_index
+
+_LOCK = threading.RLock()
 
 
 def _pair(value, name: str) -> tuple:
@@ -94,6 +97,12 @@ class Occlusion(Attribution):
         check_one_of(receptive_field, "receptive_field", ("auto", True, False))
         self.receptive_field = receptive_field
         self.baseline = check_baseline(baseline)
+
+    def _explain(self, x, batch_size, verbose):
+        # the window grid is computed per call for the images' size and kept on
+        # the object (counts_, n_windows_): one call at a time per object
+        with _LOCK:
+            return super()._explain(x, batch_size, verbose)
 
     # -------------------------------------------------------------- windows
     def _check_options(self, image, shape):
@@ -220,7 +229,9 @@ class Occlusion(Attribution):
         b = len(leaves[0])
         boxes = self._boxes
         extra = call.extra
-        fn = self._compiled(call, leaves, image, lambda: self._step_fn(leaves, pack, image, extra))
+        fn = self._compiled(
+            call, leaves, pack, image, lambda: self._step_fn(leaves, pack, image, extra)
+        )
         expanded = self._bound.expand(params)
         total = np.zeros((b, self._bound.n_outputs, *self.counts_.shape), np.float32)
         for first in range(0, len(boxes), m):

@@ -284,7 +284,11 @@ def model_digest(model) -> str:
     import json
 
     try:
-        config = json.dumps(model.get_config(), sort_keys=True, default=repr)
+        # objects JSON cannot write are named by their class, never by their
+        # repr (which may hold a memory address and change every run)
+        config = json.dumps(
+            model.get_config(), sort_keys=True, default=lambda o: type(o).__qualname__
+        )
     except (NotImplementedError, TypeError):
         config = type(model).__qualname__
     parts = [config.encode()]

@@ -173,7 +173,13 @@ class ChunkedStore:
                 "it as a dask array"
             ) from err
         meta = dict(group.attrs).get(KEY)
-        if not isinstance(meta, dict) or meta.get("version") != VERSION:
+        if isinstance(meta, dict) and meta.get("version") != VERSION:
+            raise ValueError(
+                f"{path!r} is a keras_introspect store of version {meta.get('version')}, "
+                f"written without the checks of version {VERSION} (a digest of the model and "
+                "of every chunk's images): write it again with overwrite=True"
+            )
+        if not isinstance(meta, dict):
             raise ValueError(
                 f"{path!r} is a Zarr group but not a keras_introspect store (no "
                 f"{KEY!r} attributes of version {VERSION}); choose another path, or "
@@ -314,9 +320,19 @@ def _is_store(path) -> bool:
         return False
 
 
+_OUR_ARRAYS = frozenset({"activations", "labels", "done", "digests"})
+
+
 def _holds_no_chunks(path) -> bool:
-    """Whether the folder holds Zarr metadata files only, or nothing (no data at all)."""
-    return all(name in _METADATA_FILES for _, _, files in os.walk(path) for name in files)
+    """Whether the folder is what a killed store creation leaves: Zarr metadata
+    only, and no folders but the arrays this module creates (no data at all).
+    Anything else (a user's own Zarr tree) is never deleted without asking."""
+    for folder, subfolders, files in os.walk(path):
+        if any(name not in _METADATA_FILES for name in files):
+            return False
+        if folder == os.fspath(path) and any(d not in _OUR_ARRAYS for d in subfolders):
+            return False
+    return True
 
 
 def _remove(path) -> None:

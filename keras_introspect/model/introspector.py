@@ -11,7 +11,13 @@ import keras
 import numpy as np
 
 from keras_introspect._data import Batches, InputSpec
-from keras_introspect._memory import Halver, concat_pieces
+from keras_introspect._memory import (
+    AUTO,
+    Halver,
+    auto_batch_size,
+    check_batch_size,
+    concat_pieces,
+)
 from keras_introspect._validation import (
     check_backend,
     check_model,
@@ -215,8 +221,9 @@ class ModelSession:
     `set_weights`); it is rebuilt when the layers themselves change.
 
     The model holds its session (an attribute that Keras neither tracks nor
-    saves) and the session holds the model through a weak reference, so
-    deleting the model frees the session and its compiled functions. Use
+    saves) and the session holds the model through a weak reference, so a
+    deleted model and its session form a cycle that Python's garbage
+    collector frees, compiled functions included. Use
     `ModelSession.of(model)`; `Introspector(model)` is a view of it.
     """
 
@@ -252,12 +259,15 @@ class ModelSession:
             elif _conflicts(given, known):
                 raise ValueError(
                     f"Expected `input_shape` to match the model's inputs "
-                    f"{[k.shape[1:] for k in known]}. Received: input_shape={input_shape!r}"
+                    f"{[k.shape[1:] for k in known]} (for a model that takes any size, the "
+                    "shape its layer table was first analysed with). Received: "
+                    f"input_shape={input_shape!r}"
                 )
         return session
 
     def serves(self, model) -> bool:
-        """Whether this session describes `model` as it is now."""
+        """Whether this session describes `model` as it is now: the same object, the
+        same layers, each with the same activation function and dtype policy."""
         return self._model() is model and _layer_ids(_walk(model)) == self.layer_ids
 
     @property
@@ -288,7 +298,16 @@ class ModelSession:
 
 
 def _layer_ids(entries) -> tuple:
-    return tuple(id(info.layer) for info in entries)
+    """What compiled graphs depend on besides the weights: the layers themselves, and
+    what can be swapped on a layer in place (its activation, its dtype policy)."""
+    return tuple(
+        (
+            id(info.layer),
+            id(getattr(info.layer, "activation", None)),
+            str(getattr(info.layer, "_dtype_policy", None)),
+        )
+        for info in entries
+    )
 
 
 class Introspector:
@@ -743,6 +762,7 @@ class Introspector:
                 (yielding `x` or `(x, y)`), or a generator of batches.
             layers: layer selector(s).
             batch_size: samples per forward pass; results do not depend on it.
+                ``"auto"``: as many as fit in a quarter of the memory available.
             verbose: 0 silent, 1 progress bar, 2 one line at the end.
             pooling: `None`, `"avg"` or `"max"` over the spatial axes (done
                 on the device, so only `(n, channels)` is kept in memory).
@@ -755,6 +775,8 @@ class Introspector:
 
         check_one_of(pooling, "pooling", (None, "avg", "max"))
         verbose = check_verbose(verbose)
+        if check_batch_size(batch_size) == AUTO:  # forward only: one copy per layer
+            batch_size = auto_batch_size(self, factor=1)
         infos = select(layers, self._analyse())
         batches = Batches(x, batch_size, self.input_specs)
         progbar = keras.utils.Progbar(batches.n_batches, verbose=verbose, unit_name="batch")

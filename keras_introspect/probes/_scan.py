@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 
 from keras_introspect._data import Batches
-from keras_introspect._memory import Halver, concat_pieces
-from keras_introspect._validation import check_one_of, check_positive_int, check_verbose
+from keras_introspect._memory import AUTO, Halver, auto_batch_size, check_batch_size, concat_pieces
+from keras_introspect._validation import check_one_of, check_verbose
 
 
 def introspector(model):
@@ -64,7 +64,8 @@ def scan(
             model output instead.
         key: hashable: what `reduce` computes besides `extra` (the compiled
             scan is shared by every call with the same key, layer and input).
-        batch_size, verbose: streaming options.
+        batch_size, verbose: streaming options (``batch_size="auto"``: sized
+            for the memory available).
         keep_batches: also yield the batch (numpy) for crops and images.
         extra: numpy arrays passed to `reduce` as inputs (channel indices):
             other values reuse the compiled scan.
@@ -72,7 +73,8 @@ def scan(
     import keras
     import tensorflow as tf
 
-    batch_size = check_positive_int(batch_size, "batch_size")
+    if check_batch_size(batch_size) == AUTO:  # forward only, to the layer
+        batch_size = auto_batch_size(intro, factor=1)
     verbose = check_verbose(verbose)
     image_input(intro)
     batches = Batches(x, batch_size, intro.input_specs)

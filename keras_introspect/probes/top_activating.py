@@ -134,7 +134,8 @@ def _top(model, layer, channels, x, k, aggregate, crops, batch_size, verbose):
         indices = np.broadcast_to(np.arange(start, start + b), values.shape)
         positions = None
         if len(outputs) > 1:
-            spatial = tuple(int(d) for d in outputs[2])
+            # pieces of a batch split after an out-of-memory retry each gave the shape
+            spatial = tuple(int(d) for d in outputs[2][: len(info.spatial_shape)])
             positions = np.stack(np.unravel_index(outputs[1].T, spatial), axis=-1)
             if input_size is None and batch is not None:
                 input_size = batch.shape[1 : 1 + len(spatial)]

@@ -194,9 +194,12 @@ def build_report(
             f"Expected a model output of shape (batch, units) to explain. Received: output "
             f"{position} with shape {scores.shape}; pick another with `output=`"
         )
-    classifier = scores.shape[1] >= 2
-    # a one-unit output: a regression head (or a sigmoid): its value is explained
-    predicted = scores.argmax(-1) if classifier else np.zeros(len(x), int)
+    # one unit in [0, 1]: a sigmoid, a binary classifier; else a regression head
+    binary = scores.shape[1] == 1 and bool(((scores >= 0) & (scores <= 1)).all())
+    classifier = scores.shape[1] >= 2 or binary
+    # the explained class: the predicted one; a one-unit output's only unit
+    explained = scores.argmax(-1) if scores.shape[1] >= 2 else np.zeros(len(x), int)
+    predicted = (scores[:, 0] > 0.5).astype(int) if binary else explained
     labels_from = "the given labels"
     if y is None:
         y, labels_from = predicted, "the model's predicted classes (no labels given)"
@@ -209,7 +212,7 @@ def build_report(
     channels = _top_channels(intro, x, paths, n_channels)
     report = report or Report(model, title=title or f"keras_introspect report: {model.name}")
     pick = _one_per_label(y, n_show)
-    shown, targets = x[pick], _class_target(predicted[pick], output)
+    shown, targets = x[pick], _class_target(explained[pick], output)
     height = x.shape[1]
     window = max(2, height // 6)
     occlusion = {"window": window, "stride": max(1, window // 2)}
@@ -252,9 +255,9 @@ def build_report(
                         x=x,
                         n=2,
                         value_range=value_range,
-                        receptive_field=all(
-                            f <= n for f, n in zip(field.size, x.shape[1:3], strict=True)
-                        ),
+                        # the whole image where the layer has no receptive field
+                        receptive_field=field is not None
+                        and all(f <= n for f, n in zip(field.size, x.shape[1:3], strict=True)),
                         init="max",
                         steps=am_steps,
                     )
@@ -327,7 +330,7 @@ def build_report(
             elif name == "quality":
                 report.add_quality(
                     x[:n_quality],
-                    _class_target(predicted[:n_quality], output),
+                    _class_target(explained[:n_quality], output),
                     options={"occlusion": occlusion},
                 )
                 step("explanation quality: deletion, insertion, sanity checks")

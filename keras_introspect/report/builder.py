@@ -747,8 +747,9 @@ def explain_maps(model, x, method, target, options=None):
 
     if method not in METHODS:
         raise ValueError(f"Unknown method {method!r}. Expected a name from {sorted(METHODS)}")
+    options = {"batch_size": "auto", **(options or {})}  # sized for the memory there is
     with _zero_maps_shown():
-        maps = METHODS[method](model, target, **(options or {})).explain(x)
+        maps = METHODS[method](model, target, **options).explain(x)
     return one_map_per_image(maps, method)
 
 

@@ -150,3 +150,29 @@ def test_smoothgrad_peak_memory_does_not_grow_with_samples(tmp_path):
     peaks = {int(k): v for k, v in json.loads(done.stdout.strip().splitlines()[-1]).items()}
     assert peaks[64] > 0  # the allocator does report
     assert peaks[1024] <= peaks[64] * 1.25 + 2**20, peaks
+
+
+def test_auto_batch_size_fits_a_share_of_the_memory(model):
+    """Issue 18, D19: on CPU running out of memory kills the process, so "auto"
+    sizes the batch from the layers' activations before anything runs."""
+    from keras_introspect._memory import auto_batch_size, available_bytes, bytes_per_row
+
+    intro = ki.Introspector(model)
+    # conv 6x6x3, flatten 108, out 2: float32 bytes of one row
+    assert bytes_per_row(intro) == (6 * 6 * 3 + 108 + 2) * 4
+    per_row = 3 * (6 * 6 * 3 + 108 + 2) * 4
+    assert auto_batch_size(intro, available=4 * per_row * 37) == 37
+    assert auto_batch_size(intro, available=10) == 1  # never 0
+    assert auto_batch_size(intro, available=10**15) == 512  # capped
+    assert available_bytes() is None or available_bytes() > 0
+    x = np.random.default_rng(5).uniform(size=(7, 8, 8, 1)).astype("float32")
+    np.testing.assert_array_equal(
+        ki.Saliency(model, 1, batch_size="auto").explain(x),
+        ki.Saliency(model, 1, batch_size=3).explain(x),
+    )
+    acts = ki.Introspector(model).activations(x, "conv", batch_size="auto")["conv"]
+    np.testing.assert_array_equal(acts, ki.Introspector(model).activations(x, "conv")["conv"])
+    auto = ki.top_activating(model, "conv", 1, x, k=2, batch_size="auto")
+    np.testing.assert_array_equal(auto.values, ki.top_activating(model, "conv", 1, x, k=2).values)
+    with pytest.raises(ValueError, match="batch_size"):
+        ki.Saliency(model, 1, batch_size="automatic")

@@ -380,6 +380,17 @@ def test_a_store_whose_creation_was_killed_is_resumed(model, images, tmp_path):
     assert acts.shape[0] == 30
 
 
+def test_a_users_own_empty_zarr_tree_is_never_deleted(model, images, tmp_path):
+    import zarr
+
+    path = tmp_path / "mine.zarr"
+    group = zarr.open_group(str(path), mode="w")
+    group.create_array("notes", shape=(4,), dtype="f4")  # no chunk written: metadata only
+    with pytest.raises(ValueError, match="not a keras_introspect store"):
+        to_zarr(model, "conv1", images, path, chunk_images=8, verbose=0)
+    assert (path / "notes").is_dir()
+
+
 def test_a_symlinked_store_path_gives_a_clear_error(model, images, tmp_path):
     real = tmp_path / "real.zarr"
     to_zarr(model, "conv1", images, real, chunk_images=8, verbose=0)

@@ -88,6 +88,20 @@ def test_copies_and_changed_layers_get_their_own_session():
     assert fresh.layer_paths == ["conv", "flat"]
 
 
+def test_a_layer_changed_in_place_gets_a_new_session():
+    model = _small()
+    x = np.random.default_rng(4).normal(size=(2, 8, 8, 1)).astype("float32")
+    session = ki.Introspector(model).session
+    before = ki.Saliency(model, T.Channel("conv", 0, aggregate="sum")).explain(x)
+    model.get_layer("conv").activation = keras.activations.linear  # no ReLU any more
+    assert ki.Introspector(model).session is not session
+    after = ki.Saliency(model, T.Channel("conv", 0, aggregate="sum")).explain(x)
+    np.testing.assert_allclose(
+        after, ki.Saliency(_twin(model), T.Channel("conv", 0, aggregate="sum")).explain(x)
+    )
+    assert _differ(before, after)
+
+
 def test_maps_follow_new_weights_without_tracing_again():
     model = _small()
     x = np.random.default_rng(0).normal(size=(2, 8, 8, 1)).astype("float32")
@@ -99,6 +113,21 @@ def test_maps_follow_new_weights_without_tracing_again():
     assert traces(model) == count
     assert not np.allclose(before, after)
     np.testing.assert_allclose(after, ki.Saliency(_twin(model), 1).explain(x), rtol=1e-5)
+
+
+def test_dict_inputs_in_another_order_are_not_swapped():
+    keras.utils.set_random_seed(2)
+    left, right = keras.Input((4, 4, 1), name="left"), keras.Input((4, 4, 1), name="right")
+    merged = L.Concatenate()([L.Flatten()(left), 2.0 * L.Flatten()(right)])
+    model = keras.Model({"left": left, "right": right}, L.Dense(2)(merged))
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(2, 2, 4, 4, 1)).astype("float32")
+    ki.Saliency(model, 1, input_index=0).explain({"left": a, "right": b})
+    # the other order compiles its own step (the order is part of the key), so it
+    # gives what a fresh session gives for that order, never the first order's step
+    other = ki.Saliency(model, 1, input_index=0).explain({"right": b, "left": a})
+    fresh = ki.Saliency(_twin(model), 1, input_index=0).explain({"right": b, "left": a})
+    np.testing.assert_allclose(other, fresh, rtol=1e-6)
 
 
 def test_two_threads_share_objects_and_sessions():

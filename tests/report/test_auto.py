@@ -90,7 +90,12 @@ ALL_BUT_SLOW = ["summary", "saliency", "occlusion", "exemplars", "histograms", "
 def test_a_regression_head_gets_its_report_with_the_quality_section_skipped(monkeypatch):
     """Issue 18, C11: decided before computing; one-unit outputs are explained as values."""
     monkeypatch.setenv("KI_MAX_STEPS", "3")
-    model = _small_cnn(lambda h: keras.layers.Dense(1, name="value")(h))
+    # a regression head: values well outside [0, 1] (a sigmoid would be a classifier)
+    model = _small_cnn(
+        lambda h: keras.layers.Dense(
+            1, bias_initializer=keras.initializers.Constant(-3.0), name="value"
+        )(h)
+    )
     x = np.random.default_rng(1).random((8, 12, 12, 1)).astype("float32")
     report = build_report(model, x, np.arange(8) % 2, sections=ALL_BUT_SLOW, verbose=0)
     titles = [s.title for s in report.sections]
