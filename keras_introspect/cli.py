@@ -50,7 +50,7 @@ def _cmd_demo(args) -> int:
     return 0
 
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif", ".webp")
 
 
 def _n_images(path) -> int | None:

@@ -308,6 +308,10 @@ def test_images_are_converted_by_one_rule(tmp_path):
     frames[0].save(folder / "e_animated.png", save_all=True, append_images=frames[1:])
     with pytest.raises(_UsageError, match=r"'e_animated.png'.*animated \(3 frames\)"):
         load_images(str(folder), (8, 8, 3))
+    (folder / "e_animated.png").unlink()
+    frames[0].save(folder / "f_animated.gif", save_all=True, append_images=frames[1:])
+    with pytest.raises(_UsageError, match=r"'f_animated.gif'.*animated \(3 frames\)"):
+        load_images(str(folder), (8, 8, 3))
 
 
 def test_max_images_chooses_before_decoding_and_bad_arrays_exit_2(tmp_path, capsys):

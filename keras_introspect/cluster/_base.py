@@ -9,6 +9,7 @@ import warnings
 import numpy as np
 
 from keras_introspect._data import _is_stream, as_array
+from keras_introspect._memory import check_batch_size
 from keras_introspect._sklearn import ModelEstimatorMixin
 from keras_introspect._validation import (
     check_finite,
@@ -185,7 +186,7 @@ class MixtureMixin:
         check_one_of(self.method, "method", ("dpgmm", "kmeans", "gmm"))
         check_one_of(self.backend, "backend", ("tensorflow", "sklearn"))
         check_one_of(self.covariance_type, "covariance_type", ("full", "diag", "tied", "spherical"))
-        check_positive_int(self.batch_size, "batch_size")
+        check_batch_size(self.batch_size)
         check_verbose(self.verbose)
         check_positive_int(self.max_iter, "max_iter")
         if self.method == "dpgmm":

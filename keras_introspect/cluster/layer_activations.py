@@ -7,7 +7,8 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
 from keras_introspect._data import _is_stream
-from keras_introspect._validation import check_one_of, check_positive_int, check_verbose
+from keras_introspect._memory import check_batch_size
+from keras_introspect._validation import check_one_of, check_verbose
 from keras_introspect.cluster._base import LayerEstimator
 
 
@@ -65,7 +66,7 @@ class LayerActivations(LayerEstimator, TransformerMixin, BaseEstimator):
         """
         check_one_of(self.pooling, "pooling", (None, "avg", "max"))
         check_one_of(self.flatten, "flatten", (True, False))
-        check_positive_int(self.batch_size, "batch_size")
+        check_batch_size(self.batch_size)
         check_verbose(self.verbose)
         intro = self._get_introspector()
         self.layer_path_ = intro.layer(self.layer).path

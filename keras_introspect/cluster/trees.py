@@ -15,6 +15,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
+from keras_introspect._memory import check_batch_size
 from keras_introspect._validation import check_number, check_one_of
 from keras_introspect.cluster._base import LayerEstimator, pool
 from keras_introspect.targets import one_output_layer
@@ -207,7 +208,7 @@ class CategoryTree(LayerEstimator, TransformerMixin, BaseEstimator):
         check_one_of(self.metric, "metric", ("cosine", "euclidean"))
         check_one_of(self.pooling, "pooling", (None, "avg", "max"))
         check_one_of(self.include_noise, "include_noise", (True, False))
-        check_positive_int(self.batch_size, "batch_size")
+        check_batch_size(self.batch_size)
         check_verbose(self.verbose)
         if _is_stream(X):
             raise TypeError("CategoryTree.fit takes an array of images (the labels follow it)")
@@ -529,10 +530,10 @@ class PredictionTree(LayerEstimator, BaseEstimator):
         Returns:
             self
         """
-        from keras_introspect._validation import check_positive_int, check_verbose
+        from keras_introspect._validation import check_verbose
 
         check_number(self.activation_threshold, "activation_threshold")
-        check_positive_int(self.batch_size, "batch_size")
+        check_batch_size(self.batch_size)
         check_verbose(self.verbose)
         self.layer_path_ = one_output_layer(self._get_introspector(), self.layer).path
         X = self._check_x(X, reset=True)

@@ -221,10 +221,10 @@ def _causal(
     import keras
 
     steps = check_positive_int(steps, "steps")
-    batch_size = check_positive_int(batch_size, "batch_size")
     verbose = check_verbose(verbose)
     seed = check_seed(seed)
     scorer = Scorer(model, target, batch_size, kind)
+    batch_size = scorer.halver.size  # "auto" resolved for the model
     x = scorer.images(x)
     maps = _check_maps(maps, x)
     base = _baseline_images(baseline, x)

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from keras_introspect._data import Batches
+from keras_introspect._memory import AUTO, auto_batch_size, check_batch_size
 from keras_introspect._validation import (
     capped_steps,
     check_backend,
@@ -127,7 +128,8 @@ class ActivationMaximization:
             unit whose field is that patch (see `_Patch`).
         snapshot_every: keep the image every this many steps (to show
             early-stopped results), or `None`.
-        batch_size: images optimised together (rows); more images run in
+        batch_size: images optimised together (rows; ``"auto"``: as many as
+            fit in a quarter of the memory available); more images run in
             several independent batches with identical results.
         compute_dtype: `None`, ``"bfloat16"`` or ``"float16"`` (see
             `Introspector.tap`).
@@ -191,7 +193,7 @@ class ActivationMaximization:
         self.snapshot_every = (
             None if snapshot_every is None else check_positive_int(snapshot_every, "snapshot_every")
         )
-        self.batch_size = check_positive_int(batch_size, "batch_size")
+        self.batch_size = check_batch_size(batch_size)
         check_one_of(compute_dtype, "compute_dtype", COMPUTE_DTYPES)
         self.compute_dtype = compute_dtype
         self.image_shape = image_shape
@@ -341,7 +343,8 @@ class ActivationMaximization:
         start_images = self._init_images(shape, n, K, seed, data, row_image, row_output, rf)
         draws = _transform_draws(seed, n, steps, max(1, tr.n_random(self.transforms)))
 
-        rows_per_run = min(self.batch_size, n * K)
+        batch_size = auto_batch_size(intro) if self.batch_size == AUTO else self.batch_size
+        rows_per_run = min(batch_size, n * K)
         n_runs = math.ceil(n * K / rows_per_run)
         chunk = self.snapshot_every or (steps if self.verbose == 0 else max(1, steps // 25))
         import keras
@@ -710,7 +713,8 @@ class _DatasetScan:
         best = None
         kept = {}
         start = 0
-        for batch in Batches(x, am.batch_size, intro.input_specs):
+        size = auto_batch_size(intro, factor=1) if am.batch_size == AUTO else am.batch_size
+        for batch in Batches(x, size, intro.input_specs):
             total = total + batch.sum(0, dtype=np.float64)
             moments.add(batch)
             if sum(len(s) for s in samples) < 20000:

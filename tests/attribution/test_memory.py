@@ -176,3 +176,37 @@ def test_auto_batch_size_fits_a_share_of_the_memory(model):
     np.testing.assert_array_equal(auto.values, ki.top_activating(model, "conv", 1, x, k=2).values)
     with pytest.raises(ValueError, match="batch_size"):
         ki.Saliency(model, 1, batch_size="automatic")
+
+
+def test_auto_batch_size_everywhere_gives_the_same_results(model):
+    x = np.random.default_rng(6).uniform(size=(6, 8, 8, 1)).astype("float32")
+    maps = np.random.default_rng(7).random((6, 8, 8)).astype("float32")
+    for auto, fixed in [
+        (
+            ki.metrics.deletion(model, x, maps, 1, steps=3, batch_size="auto").curves,
+            ki.metrics.deletion(model, x, maps, 1, steps=3, batch_size=4).curves,
+        ),
+        (
+            ki.PixelClusterer(
+                model, "conv", method="kmeans", n_clusters=2, random_state=0, batch_size="auto"
+            ).fit_transform(x),
+            ki.PixelClusterer(
+                model, "conv", method="kmeans", n_clusters=2, random_state=0, batch_size=2
+            ).fit_transform(x),
+        ),
+        (
+            ki.LayerActivations(model, "conv", batch_size="auto").fit_transform(x),
+            ki.LayerActivations(model, "conv", batch_size=5).fit_transform(x),
+        ),
+        (
+            ki.ActivationMaximization(
+                model, ki.targets.Channel("conv", 1), steps=2, batch_size="auto"
+            )
+            .generate(n=2, x=x)
+            .images,
+            ki.ActivationMaximization(model, ki.targets.Channel("conv", 1), steps=2, batch_size=1)
+            .generate(n=2, x=x)
+            .images,
+        ),
+    ]:
+        np.testing.assert_allclose(auto, fixed, rtol=1e-5, atol=1e-6)
