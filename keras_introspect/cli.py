@@ -19,6 +19,46 @@ def _parse_shape(text):
         raise _UsageError(f"--input-shape expects integers like 32,32,3; got {text!r}") from err
 
 
+_RESULTS = [sys.stdout]  # where results go: stdout as it was when main() started
+
+
+def _result(text) -> None:
+    """A result (a path written, the layer table) on stdout, also with --quiet;
+    everything else, progress bars included, goes to stderr."""
+    print(text, file=_RESULTS[0], flush=True)
+
+
+def _quiet_tensorflow() -> None:
+    """Import TensorFlow with its start-up messages silenced (the CLI only).
+
+    TF_CPP_MIN_LOG_LEVEL hides TensorFlow's C++ logs, but not the absl lines
+    printed while its libraries load, nor the CUDA probe on machines without
+    a GPU; those go to a temporary file, replayed only if the import fails.
+    """
+    import os
+    import tempfile
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if "tensorflow" in sys.modules:
+        return
+    sys.stderr.flush()
+    with tempfile.TemporaryFile() as captured:
+        saved = os.dup(2)
+        os.dup2(captured.fileno(), 2)
+        try:
+            import tensorflow as tf
+
+            tf.config.list_physical_devices()  # the CUDA probe, while quiet
+        except BaseException:
+            os.dup2(saved, 2)
+            captured.seek(0)
+            sys.stderr.write(captured.read().decode(errors="replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
 def _load(args):
     """The model of `args.model_file`, with `--custom-objects`; one-line errors."""
     from keras_introspect.model.io import custom_objects_from, load_model
@@ -36,7 +76,7 @@ def _cmd_layers(args) -> int:
     model = _load(args)
     try:
         intro = Introspector(model, input_shape=_parse_shape(args.input_shape))
-        intro.summary()
+        intro.summary(print_fn=_result)
     except ValueError as err:
         raise _UsageError(str(err)) from err
     return 0
@@ -46,7 +86,7 @@ def _cmd_demo(args) -> int:
     from keras_introspect.demo import run_demo
 
     path = run_demo(args.out, fast=args.fast, verbose=0 if args.quiet else 1)
-    print(path)
+    _result(path)
     return 0
 
 
@@ -385,7 +425,7 @@ def _cmd_report(args) -> int:
     except (ValueError, TypeError) as err:
         raise _UsageError(str(err)) from err
     path = report.save(args.out)
-    print(path)
+    _result(path)
     return 0
 
 
@@ -440,14 +480,19 @@ def _cmd_saliency(args) -> int:
         )
     except (ValueError, TypeError) as err:
         raise _UsageError(str(err)) from err
+    written = []
     if args.format == "npy":
-        _save_npy(os.path.join(out, f"{args.method}.npy"), maps)
+        written.append(os.path.join(out, f"{args.method}.npy"))
+        _save_npy(written[-1], maps)
     else:
         for name, image, saliency in zip(names, images, maps, strict=True):
             stem = os.path.splitext(name)[0]
-            _save_png(os.path.join(out, f"{stem}_{args.method}.png"), overlay(image, saliency))
+            written.append(os.path.join(out, f"{stem}_{args.method}.png"))
+            _save_png(written[-1], overlay(image, saliency))
     if not args.quiet:
         print(f"wrote {len(maps)} {args.method} maps to {out}", file=sys.stderr)
+    for path in written:
+        _result(path)
     return 0
 
 
@@ -470,21 +515,24 @@ def _cmd_cluster(args) -> int:
         maps = clusterer.fit_predict(images)
     except (ValueError, TypeError) as err:
         raise _UsageError(str(err)) from err
+    written = []
     if args.format == "npy":
-        _save_npy(os.path.join(out, "labels.npy"), maps)
+        written.append(os.path.join(out, "labels.npy"))
+        _save_npy(written[-1], maps)
     else:
         top = max(clusterer.n_clusters_ - 1, 1)
         for name, labels in zip(names, maps, strict=True):
             stem = os.path.splitext(name)[0]
-            _save_png(
-                os.path.join(out, f"{stem}_clusters.png"), labels, cmap="tab20", vmin=0, vmax=top
-            )
+            written.append(os.path.join(out, f"{stem}_clusters.png"))
+            _save_png(written[-1], labels, cmap="tab20", vmin=0, vmax=top)
     if not args.quiet:
         print(
             f"{clusterer.n_clusters_} clusters at {clusterer.layer_path_}; "
             f"wrote label maps to {out}",
             file=sys.stderr,
         )
+    for path in written:
+        _result(path)
     return 0
 
 
@@ -506,7 +554,25 @@ def _custom_objects_option(parser) -> None:
 
 
 def main(argv=None) -> int:
-    """Entry point of the `keras-introspect` command; returns the exit code."""
+    """Entry point of the `keras-introspect` command; returns the exit code.
+
+    Results (the paths written, the layer table) go to stdout, also with
+    `--quiet`; progress and messages go to stderr. TensorFlow's start-up
+    messages are silenced unless `--verbose` is given.
+    """
+    import contextlib
+
+    arguments = sys.argv[1:] if argv is None else list(argv)
+    if "--verbose" not in arguments:
+        _quiet_tensorflow()
+    _RESULTS[0] = sys.stdout
+    if {"-h", "--help"} & set(arguments):
+        return _main(arguments)  # help is the result
+    with contextlib.redirect_stdout(sys.stderr):  # progress bars print to stdout
+        return _main(arguments)
+
+
+def _main(argv) -> int:
     parser = argparse.ArgumentParser(
         prog="keras-introspect",
         description="What did this CNN learn, layer by layer?",
@@ -573,6 +639,10 @@ def main(argv=None) -> int:
     cluster.add_argument("--n-clusters", type=int, help="clusters for kmeans / gmm")
     cluster.add_argument("--seed", type=int, default=0)
     cluster.set_defaults(run=_cmd_cluster)
+    for command in sub.choices.values():
+        command.add_argument(
+            "--verbose", action="store_true", help="show TensorFlow's own log messages"
+        )
     args = parser.parse_args(argv)
     try:
         return args.run(args)

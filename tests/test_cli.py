@@ -368,3 +368,42 @@ def test_custom_layers_need_custom_objects_and_say_so_in_one_line(tmp_path, caps
     assert main(["layers", str(path), "--custom-objects", "no_such_module:X"]) == 2
     assert "Cannot import module 'no_such_module'" in capsys.readouterr().err
     np.testing.assert_equal(len(custom_objects_from(["keras.layers:Dense"])), 1)
+
+
+def test_results_go_to_stdout_progress_to_stderr_and_quiet_keeps_the_paths(tmp_path, capsys):
+    """Issue 19 (item 7): the streams as docs/cli.md states them."""
+    import numpy as np
+
+    _, path, rng = _saved_rgb_model(tmp_path)
+    np.save(tmp_path / "x.npy", rng.uniform(0, 255, (3, 16, 16, 3)).astype("float32"))
+    argv = ["saliency", str(path), str(tmp_path / "x.npy"), "--out", str(tmp_path / "o")]
+    assert main(argv) == 0
+    out, err = capsys.readouterr()
+    assert out.split() == [str(tmp_path / "o" / f"image_{i:04d}_saliency.png") for i in range(3)]
+    assert "wrote 3 saliency maps" in err and "1/1" in err  # the progress bar, on stderr
+    assert main([*argv, "--quiet"]) == 0
+    out, err = capsys.readouterr()
+    assert len(out.split()) == 3 and err == ""
+    assert main(["layers", str(path)]) == 0
+    out, err = capsys.readouterr()
+    assert "rescale" in out and err == ""
+
+
+def test_tensorflow_start_up_messages_are_silenced(tmp_path):
+    """A fresh process: no absl / CUDA / oneDNN lines among our own output."""
+    import os
+    import subprocess
+    import sys
+
+    _, path, _ = _saved_rgb_model(tmp_path)
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    run = subprocess.run(
+        [sys.executable, "-m", "keras_introspect", "layers", str(path)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr
+    assert "rescale" in run.stdout
+    assert run.stderr.strip() == "", run.stderr

@@ -9,6 +9,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClusterMixin
 from sklearn.utils.validation import check_is_fitted
 
+from keras_introspect._repr import summary_repr
 from keras_introspect._validation import check_one_of
 from keras_introspect.cluster._base import LayerEstimator, MixtureMixin, Scaling, pool
 from keras_introspect.distributed.store import is_array_source
@@ -192,6 +193,8 @@ class Composition:
         shares: `counts` divided by the cluster sizes (rows sum to 1).
         sizes: images per cluster.
     """
+
+    __repr__ = summary_repr
 
     classes: np.ndarray
     counts: np.ndarray

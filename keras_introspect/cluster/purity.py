@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from keras_introspect._repr import summary_repr
 from keras_introspect._validation import check_one_of
 
 
@@ -23,6 +24,8 @@ class PurityResult:
         n_features: features per image used for each layer (after pooling).
         method: the clustering method.
     """
+
+    __repr__ = summary_repr
 
     layers: list
     purity: np.ndarray

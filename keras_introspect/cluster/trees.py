@@ -16,6 +16,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
 from keras_introspect._memory import check_batch_size
+from keras_introspect._repr import summary_repr
 from keras_introspect._validation import check_number, check_one_of
 from keras_introspect.cluster._base import LayerEstimator, pool
 from keras_introspect.targets import one_output_layer
@@ -481,6 +482,8 @@ class TreePath:
             largest activation above the threshold).
         activations: that largest activation, per critical filter.
     """
+
+    __repr__ = summary_repr
 
     nodes: list
     critical_filters: list

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from keras_introspect._repr import summary_repr
 from keras_introspect._validation import (
     check_backend,
     check_model,
@@ -57,6 +58,8 @@ class RandomizationResult:
         maps: the trained model's maps `(n, ...)`.
         randomized_maps: `(n_layers, n, ...)` when `keep_maps=True`, else `None`.
     """
+
+    __repr__ = summary_repr
 
     method: str
     mode: str
@@ -98,6 +101,8 @@ class MapComparison:
         similarity: `(n,)` per image; `similarity_abs` on absolute values.
         details: what the comparison used (`other_classes`, `seed`).
     """
+
+    __repr__ = summary_repr
 
     check: str
     method: str

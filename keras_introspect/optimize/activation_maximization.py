@@ -22,6 +22,7 @@ import numpy as np
 
 from keras_introspect._data import Batches
 from keras_introspect._memory import AUTO, auto_batch_size, check_batch_size
+from keras_introspect._repr import summary_repr
 from keras_introspect._validation import (
     capped_steps,
     check_backend,
@@ -72,6 +73,8 @@ class AMResult:
             value in `activation` when its field lies inside the image.
         seed: the seed used.
     """
+
+    __repr__ = summary_repr
 
     images: np.ndarray
     history: dict

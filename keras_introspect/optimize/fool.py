@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from keras_introspect._data import Batches
+from keras_introspect._repr import summary_repr
 from keras_introspect._validation import (
     capped_steps,
     check_backend,
@@ -45,6 +46,8 @@ class FoolResult:
         history: ``"objective"`` (the target logit) and ``"prediction"``
             (the predicted class) before every step, `(steps, n)`.
     """
+
+    __repr__ = summary_repr
 
     images: np.ndarray
     steps_to_flip: np.ndarray

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from keras_introspect._repr import summary_repr
 from keras_introspect.probes import _scan
 
 
@@ -22,6 +23,8 @@ class ActivationHistogram:
         counts: images (units) per bin, `(bins,)`.
         edges: bin edges, `(bins + 1,)`.
     """
+
+    __repr__ = summary_repr
 
     layer: str
     channel: int

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from keras_introspect._data import Batches
+from keras_introspect._repr import summary_repr
 from keras_introspect._validation import check_positive_int, check_seed
 from keras_introspect.probes import _scan
 
@@ -30,6 +31,8 @@ class OutOfSample:
         predictions: `{set name: (n,) predicted class per image}`.
         class_names: names of the classes (or their indices as strings).
     """
+
+    __repr__ = summary_repr
 
     sets: list
     counts: np.ndarray

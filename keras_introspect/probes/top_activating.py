@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from keras_introspect._repr import summary_repr
 from keras_introspect._validation import check_positive_int
 from keras_introspect.probes import _scan
 
@@ -38,6 +39,8 @@ class Exemplars:
             (pixels outside the image are 0; the patch is the whole image
             when the field is larger); `None` unless requested and defined.
     """
+
+    __repr__ = summary_repr
 
     layer: str
     channels: object
