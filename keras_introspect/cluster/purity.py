@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 
 import numpy as np
 
 from keras_introspect._repr import summary_repr
-from keras_introspect._validation import check_one_of
+from keras_introspect._validation import check_one_of, check_verbose
+from keras_introspect.model.selectors import spread
 
 
 @dataclass
@@ -83,11 +85,15 @@ def purity_score(y, labels) -> float:
     return float(table.max(axis=0).sum() / table.sum())
 
 
+MAX_LAYERS = 12
+"""Layers `layerwise_purity` reads by default (evenly spread over the model)."""
+
+
 def layerwise_purity(
     model,
     x,
     y,
-    layers="all",
+    layers=None,
     method="kmeans",
     n_clusters=None,
     pooling=None,
@@ -116,12 +122,17 @@ def layerwise_purity(
         y: one label per image.
         layers: selector of the layers (`"all"`, `"conv"`, a list, ...);
             containers, unused and shared layers and layers with several
-            outputs are skipped.
+            outputs are skipped. `None` (default): at most `MAX_LAYERS` (12)
+            convolution, pooling and dense layers, evenly spread over the
+            model, the last one included: a deep backbone's 246 layers would
+            each cost a pass and a clustering.
         method: `"kmeans"` (the paper), `"gmm"` or `"dpgmm"`.
         n_clusters: clusters per layer; `None` means the number of classes.
         pooling: `None` (flatten), `"avg"` or `"max"`.
         max_features: see above; `None` never pools.
-        batch_size, random_state, verbose: as in `ImageClusterer`.
+        batch_size, random_state: as in `ImageClusterer`.
+        verbose: 1 prints a line per layer on stderr, "layer 3/12 <path>",
+            with its purity; 0 is silent.
         **clusterer_params: more `ImageClusterer` parameters (`alpha`,
             `backend`, `covariance_type`, ...).
 
@@ -145,15 +156,24 @@ def layerwise_purity(
         raise ValueError(f"Expected `y` with one label per image. Received: shape {y.shape}")
     if n_clusters is None:
         n_clusters = len(np.unique(y))
+    candidates = (
+        [i for kind in ("conv", "pool", "dense") for i in intro.layers_of_kind(kind)]
+        if layers is None
+        else intro.select(layers)
+    )
     infos = [
         info
-        for info in intro.select(layers)
+        for info in candidates
         if not info.is_container and isinstance(info.output_shape, tuple) and info.n_calls == 1
     ]
+    if layers is None:  # in model order, then spread
+        order = {info.path: i for i, info in enumerate(intro.layers)}
+        infos = spread(sorted(infos, key=lambda info: order[info.path]), MAX_LAYERS)
     if not infos:
         raise ValueError(f"No single-output layer matches layers={layers!r}")
+    verbose = check_verbose(verbose)
     rows = []
-    for info in infos:
+    for step, info in enumerate(infos, start=1):
         clusterer = ImageClusterer(
             model,
             info.path,
@@ -163,7 +183,7 @@ def layerwise_purity(
             n_clusters=None if method == "dpgmm" else n_clusters,
             batch_size=batch_size,
             random_state=random_state,
-            verbose=verbose,
+            verbose=0,  # one named line per layer below, not a bar per layer
             **clusterer_params,
         )
         labels = clusterer.fit(x).labels_
@@ -181,6 +201,13 @@ def layerwise_purity(
                 clusterer.n_features_,
             )
         )
+        if verbose:
+            print(
+                f"layerwise_purity: layer {step}/{len(infos)} {info.path}: "
+                f"purity {rows[-1][1]:.3f}",
+                file=sys.stderr,
+                flush=True,
+            )
     paths, purity, nmi, ari, counts, features = zip(*rows, strict=True)
     return PurityResult(
         list(paths),

@@ -126,6 +126,19 @@ def _warn_name_over_group(selector, info) -> None:
     )
 
 
+def spread(items, k: int) -> list:
+    """Up to `k` items evenly spread over `items`: the last of each of `k` equal parts.
+
+    Example:
+        >>> spread(range(10), 3)
+        [2, 6, 9]
+    """
+    items = list(items)
+    if len(items) <= k:
+        return items
+    return [items[round((i + 1) * len(items) / k) - 1] for i in range(k)]
+
+
 def of_kind(kind: str, infos) -> list:
     """The leaf layers of a group, by their class, never by name: `"all"`, `"conv"`,
     `"pool"` or `"dense"` (a layer *named* "dense" does not change the answer)."""

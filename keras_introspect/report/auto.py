@@ -15,6 +15,7 @@ import warnings
 import numpy as np
 
 from keras_introspect.exceptions import KerasIntrospectWarning
+from keras_introspect.model.selectors import spread as _spread
 
 # Section names in report order; `needs_labels` ones use the model's predicted
 # classes when no labels are given.
@@ -54,14 +55,6 @@ class Progress:
                 flush=True,
             )
         self.last = now
-
-
-def _spread(items, k):
-    """Up to `k` items evenly spread over `items`: the last of each of `k` equal parts."""
-    items = list(items)
-    if len(items) <= k:
-        return items
-    return [items[round((i + 1) * len(items) / k) - 1] for i in range(k)]
 
 
 def _spatial(info) -> bool:

@@ -564,9 +564,9 @@ class Report:
             randomization_check,
         )
         from keras_introspect.metrics.randomization import randomizable_layers
+        from keras_introspect.model.selectors import spread as _spread
         from keras_introspect.plotting.quality import plot_causal_curves, plot_randomization
         from keras_introspect.probes.randomized_twin import randomized_twin
-        from keras_introspect.report.auto import _spread
         from keras_introspect.targets import Class
 
         options = dict(options or {})

@@ -107,3 +107,26 @@ def test_digits_model_is_reproducible():
     with pytest.raises(ValueError, match="multiple of 8"):
         digits_model(size=12)
     assert isinstance(a[0], keras.Model)
+
+
+def test_a_deep_model_is_read_at_a_spread_of_layers_with_named_progress(capsys):
+    """Issue 19, item 6: at most MAX_LAYERS conv / pool / dense layers by default,
+    evenly spread, the last included; one named line per layer."""
+    from keras_introspect.cluster.purity import MAX_LAYERS
+
+    keras.utils.set_random_seed(0)
+    L = keras.layers
+    stack = [keras.Input((8, 8, 1))]
+    for i in range(20):
+        stack += [L.Conv2D(2, 3, padding="same", name=f"c{i:02d}"), L.ReLU(name=f"r{i:02d}")]
+    stack += [L.GlobalAveragePooling2D(name="gap"), L.Dense(3, name="out")]
+    model = keras.Sequential(stack)
+    x = np.random.default_rng(0).random((12, 8, 8, 1)).astype("float32")
+    y = np.arange(12) % 3
+    result = ki.layerwise_purity(model, x, y, random_state=0, verbose=1)
+    kinds = [f"c{i:02d}" for i in range(20)] + ["gap", "out"]  # conv, pool, dense in order
+    expected = [kinds[round((i + 1) * len(kinds) / MAX_LAYERS) - 1] for i in range(MAX_LAYERS)]
+    assert result.layers == expected and result.layers[-1] == "out"
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == MAX_LAYERS
+    assert lines[2].startswith(f"layerwise_purity: layer 3/{MAX_LAYERS} {expected[2]}: purity ")
