@@ -15,7 +15,9 @@ def _axes(ax):
     return ax
 
 
-def plot_label_maps(maps, titles=None, images=None, cmap="tab20", ncols=None, size=2.5, legend=6):
+def plot_label_maps(
+    maps, titles=None, images=None, cmap="tab20", ncols=None, size=2.5, legend=6, n_clusters=None
+):
     """Label images side by side, one colour per cluster (`000` Fig. 2).
 
     Args:
@@ -27,6 +29,9 @@ def plot_label_maps(maps, titles=None, images=None, cmap="tab20", ncols=None, si
         size: inches per panel.
         legend: under each map, the colours of its largest clusters (at most
             this many) with their share of the pixels; 0 for none.
+        n_clusters: optional, per map, the clusters of the whole fit; titles
+            then read "k of N clusters in this image", so they agree with
+            the fitted `n_clusters_` (a single image shows only some).
 
     Returns:
         The matplotlib Figure.
@@ -41,14 +46,20 @@ def plot_label_maps(maps, titles=None, images=None, cmap="tab20", ncols=None, si
     fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows), squeeze=False)
     for ax in axes.ravel():
         ax.axis("off")
-    for ax, (title, panel) in zip(axes.ravel(), panels, strict=False):
+    first_map = 1 if images is not None else 0
+    for position, (ax, (title, panel)) in enumerate(zip(axes.ravel(), panels, strict=False)):
         if title == "input" and images is not None:
             image = to_unit(panel)
             ax.imshow(image.squeeze(), cmap="gray" if image.squeeze().ndim == 2 else None)
         else:
             top = max(19, int(panel.max()))
             ax.imshow(panel, cmap=cmap, interpolation="nearest", vmin=0, vmax=top)
-            title = f"{title}\n{len(np.unique(panel))} clusters"
+            shown = len(np.unique(panel))
+            if n_clusters is not None:
+                total = n_clusters[position - first_map]
+                title = f"{title}\n{shown} of {total} clusters in this image"
+            else:
+                title = f"{title}\n{shown} clusters in this image"
             if legend:
                 _label_legend(ax, panel, plt.get_cmap(cmap), top, legend)
         ax.set_title(title, fontsize=8)

@@ -263,8 +263,9 @@ class Report:
             )
         section = self._section("Pixel clustering", {"image": image_index, **params})
         image = np.asarray(x[image_index])
-        section.blocks.append(_img_block(figure_png(plot_label_maps(maps, titles, image)), ""))
-        section.blocks.append(_table(rows, ""))
+        figure = plot_label_maps(maps, titles, image, n_clusters=[row["clusters"] for row in rows])
+        section.blocks.append(_img_block(figure_png(figure), ""))
+        section.blocks.append(_table(rows, _CLUSTER_CAPTION))
         return self
 
     def _explain(self, x, method, target, options=None):
@@ -734,6 +735,12 @@ class Report:
         return write_atomic(check_output_path(path, "report"), self.to_html())
 
 
+_CLUSTER_CAPTION = (
+    "clusters: the components the fit uses over all its pixels (its n_clusters_), of "
+    "which one image shows some; converged: whether the fit's convergence test passed "
+    "within max_iter (a fit that did not converge is still used: more iterations could "
+    "move its boundaries)"
+)
 _OVERLAY_CAPTION = (
     "important areas (Gaussian smoothing + watershed) brightened and outlined in green; "
     "blue: receptive field"

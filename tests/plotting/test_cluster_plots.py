@@ -14,7 +14,7 @@ def test_label_maps_one_panel_per_map_with_cluster_counts():
     maps = [np.zeros((4, 4), int), np.arange(16).reshape(4, 4) % 3]
     figure = plot_label_maps(maps, titles=["a", "b"], images=np.ones((8, 8)))
     titles = [ax.get_title() for ax in figure.axes if ax.get_title()]
-    assert titles == ["input", "a\n1 clusters", "b\n3 clusters"]
+    assert titles == ["input", "a\n1 clusters in this image", "b\n3 clusters in this image"]
     shown = figure.axes[2].get_images()[0].get_array()
     np.testing.assert_array_equal(shown, maps[1])
 
@@ -68,3 +68,20 @@ def test_classical_mds_keeps_distances_of_points_in_a_plane():
     distances = cdist(points, points)
     xy = _classical_mds(distances)
     np.testing.assert_allclose(cdist(xy, xy), distances, atol=1e-9)
+
+
+def test_label_map_titles_agree_with_the_fit():
+    """Issue 19, item 5: "k of N clusters in this image", N the fit's n_clusters_."""
+    import matplotlib.pyplot as plt
+
+    from keras_introspect.plotting import plot_label_maps
+
+    maps = [np.array([[0, 0], [3, 3]]), np.array([[1, 2], [4, 4]])]
+    fig = plot_label_maps(maps, ["conv1", "conv2"], np.zeros((2, 2)), n_clusters=[5, 7], legend=0)
+    titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
+    assert titles == [
+        "input",
+        "conv1\n2 of 5 clusters in this image",
+        "conv2\n3 of 7 clusters in this image",
+    ]
+    plt.close(fig)
