@@ -111,6 +111,13 @@ def check_batch_size(value, name: str = "batch_size"):
     return check_positive_int(value, name)
 
 
+def resolve_batch_size(value, intro, factor=3) -> int:
+    """`value` checked; `"auto"` becomes `auto_batch_size(intro, factor=factor)`
+    (`factor=1` for forward passes only, 3 with a backward pass)."""
+    value = check_batch_size(value)
+    return auto_batch_size(intro, factor=factor) if value == AUTO else value
+
+
 def available_bytes() -> int | None:
     """Memory this process may still use: the smaller of the machine's available
     memory and its cgroup's remaining limit (containers); `None` if unknown."""

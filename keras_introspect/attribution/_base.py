@@ -18,11 +18,10 @@ import numpy as np
 
 from keras_introspect._data import Batches
 from keras_introspect._memory import (
-    AUTO,
     Halver,
-    auto_batch_size,
     check_batch_size,
     out_of_memory_errors,
+    resolve_batch_size,
 )
 from keras_introspect._validation import (
     check_backend,
@@ -268,10 +267,9 @@ class Attribution:
             float32 array `(n, H, W)` (`(n, H, W, C)` when channels are kept;
             `(n, K, ...)` for a target with K channels).
         """
-        batch_size = check_batch_size(self.batch_size if batch_size is None else batch_size)
+        batch_size = self.batch_size if batch_size is None else batch_size
+        batch_size = resolve_batch_size(batch_size, self._introspector())
         verbose = self.verbose if verbose is None else verbose
-        if batch_size == AUTO:  # sized for the memory there is (the way on CPU)
-            batch_size = auto_batch_size(self._introspector())
         return self._explain(x, batch_size, check_verbose(verbose))
 
     __call__ = explain

@@ -10,8 +10,12 @@ from __future__ import annotations
 import numpy as np
 
 from keras_introspect._data import Batches
-from keras_introspect._memory import AUTO, Halver, auto_batch_size, check_batch_size, concat_pieces
-from keras_introspect._validation import check_backend, check_model, check_positive_int
+from keras_introspect._memory import (
+    Halver,
+    concat_pieces,
+    resolve_batch_size,
+)
+from keras_introspect._validation import check_backend, check_model
 from keras_introspect.targets import BoundTarget
 
 
@@ -53,9 +57,7 @@ class Scorer:
                 f"{what} needs one score per image. Received: target={target!r} with "
                 f"{self.bound.n_outputs} scores per image (pick one channel)"
             )
-        if check_batch_size(batch_size) == AUTO:
-            batch_size = auto_batch_size(self.intro, factor=1)
-        self.halver = Halver(check_positive_int(batch_size, "batch_size"), what)
+        self.halver = Halver(resolve_batch_size(batch_size, self.intro, factor=1), what)
         intro, bound = self.intro, self.bound
         signature = [
             tf.TensorSpec((None, *self.spec.shape[1:]), tf.as_dtype(self.spec.dtype)),

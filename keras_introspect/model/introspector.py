@@ -12,11 +12,9 @@ import numpy as np
 
 from keras_introspect._data import Batches, InputSpec
 from keras_introspect._memory import (
-    AUTO,
     Halver,
-    auto_batch_size,
-    check_batch_size,
     concat_pieces,
+    resolve_batch_size,
 )
 from keras_introspect._validation import (
     check_backend,
@@ -434,13 +432,9 @@ class Introspector:
                 f"Cannot tell the input shape of model {self.model.name!r} (a "
                 "subclassed model). Pass `input_shape` to Introspector"
             )
-        inputs_of = {}
-        for info in self._entries:
-            if info.input_of is not None:
-                inputs_of.setdefault(id(info.input_of[0]), []).append(info)
-        found = self._graph_results(inputs_of) if self._session.given_specs is None else None
+        found = self._graph_results() if self._session.given_specs is None else None
         self._session.analysis = "keras graph" if found is not None else "trace"
-        output_shapes, results = found if found is not None else self._traced_results(inputs_of)
+        output_shapes, results = found if found is not None else self._traced_results()
         analysed = []
         for info in self._entries:
             result = results[info.path]
@@ -464,8 +458,17 @@ class Introspector:
             )
         return output_shapes, analysed
 
-    def _traced_results(self, inputs_of) -> tuple:
+    def _inputs_of(self) -> dict:
+        """`{id(container): [LayerInfo of its InputLayers]}`."""
+        inputs_of = {}
+        for info in self._entries:
+            if info.input_of is not None:
+                inputs_of.setdefault(id(info.input_of[0]), []).append(info)
+        return inputs_of
+
+    def _traced_results(self) -> tuple:
         """Shapes, fields and call counts recorded while one forward pass is traced."""
+        inputs_of = self._inputs_of()
         import tensorflow as tf
 
         specs = self.input_specs
@@ -527,7 +530,7 @@ class Introspector:
             tf.function(forward, autograph=False).get_concrete_function(*signature)
         return output_shapes, results
 
-    def _graph_results(self, inputs_of):
+    def _graph_results(self):
         """Shapes, fields and call counts read from Keras' symbolic graph, or `None`.
 
         Functional and built Sequential models (nested at any depth) keep
@@ -539,6 +542,7 @@ class Introspector:
         """
         from keras_introspect.model._keras_graph import graph_of, is_symbolic, node_calls
 
+        inputs_of = self._inputs_of()
         by_layer = {id(info.layer): info for info in self._entries}
         results = {info.path: {"calls": 0} for info in self._entries}
         fields = {}  # id(KerasTensor) -> field; the tensors live in the model's graph
@@ -775,8 +779,7 @@ class Introspector:
 
         check_one_of(pooling, "pooling", (None, "avg", "max"))
         verbose = check_verbose(verbose)
-        if check_batch_size(batch_size) == AUTO:  # forward only: one copy per layer
-            batch_size = auto_batch_size(self, factor=1)
+        batch_size = resolve_batch_size(batch_size, self, factor=1)  # forward only
         infos = select(layers, self._analyse())
         batches = Batches(x, batch_size, self.input_specs)
         progbar = keras.utils.Progbar(batches.n_batches, verbose=verbose, unit_name="batch")

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from keras_introspect._data import Batches
-from keras_introspect._memory import AUTO, auto_batch_size, check_batch_size
+from keras_introspect._memory import check_batch_size, resolve_batch_size
 from keras_introspect._repr import summary_repr
 from keras_introspect._validation import (
     capped_steps,
@@ -346,7 +346,7 @@ class ActivationMaximization:
         start_images = self._init_images(shape, n, K, seed, data, row_image, row_output, rf)
         draws = _transform_draws(seed, n, steps, max(1, tr.n_random(self.transforms)))
 
-        batch_size = auto_batch_size(intro) if self.batch_size == AUTO else self.batch_size
+        batch_size = resolve_batch_size(self.batch_size, intro)
         rows_per_run = min(batch_size, n * K)
         n_runs = math.ceil(n * K / rows_per_run)
         chunk = self.snapshot_every or (steps if self.verbose == 0 else max(1, steps // 25))
@@ -716,7 +716,7 @@ class _DatasetScan:
         best = None
         kept = {}
         start = 0
-        size = auto_batch_size(intro, factor=1) if am.batch_size == AUTO else am.batch_size
+        size = resolve_batch_size(am.batch_size, intro, factor=1)
         for batch in Batches(x, size, intro.input_specs):
             total = total + batch.sum(0, dtype=np.float64)
             moments.add(batch)

@@ -11,7 +11,11 @@ from __future__ import annotations
 import numpy as np
 
 from keras_introspect._data import Batches
-from keras_introspect._memory import AUTO, Halver, auto_batch_size, check_batch_size, concat_pieces
+from keras_introspect._memory import (
+    Halver,
+    concat_pieces,
+    resolve_batch_size,
+)
 from keras_introspect._validation import check_one_of, check_verbose
 
 
@@ -73,8 +77,7 @@ def scan(
     import keras
     import tensorflow as tf
 
-    if check_batch_size(batch_size) == AUTO:  # forward only, to the layer
-        batch_size = auto_batch_size(intro, factor=1)
+    batch_size = resolve_batch_size(batch_size, intro, factor=1)  # forward only
     verbose = check_verbose(verbose)
     image_input(intro)
     batches = Batches(x, batch_size, intro.input_specs)
