@@ -94,20 +94,30 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif", ".we
 
 
 def _n_images(path) -> int | None:
-    """How many images `path` holds before `--max-images` chooses: files or array rows."""
+    """How many images `path` holds before `--max-images` chooses: files or array rows.
+
+    Arrays are measured from their headers; nothing is read or decompressed.
+    """
     import os
+    import zipfile
 
     import numpy as np
 
     if os.path.isdir(path):
         return len(_image_files(path))
     try:
-        loaded = np.load(path, mmap_mode="r", allow_pickle=False)
-        if isinstance(loaded, np.lib.npyio.NpzFile):
-            keys = list(loaded.keys())
-            with loaded:
-                return len(loaded["x" if "x" in keys else keys[0]])
-        return len(loaded)
+        if not zipfile.is_zipfile(path):  # .npy
+            return len(np.load(path, mmap_mode="r", allow_pickle=False))
+        with zipfile.ZipFile(path) as archive:
+            keys = [n[: -len(".npy")] for n in archive.namelist() if n.endswith(".npy")]
+            key = "x" if "x" in keys else next(k for k in keys if k != "y")
+            with archive.open(f"{key}.npy") as member:
+                version = np.lib.format.read_magic(member)
+                read = {
+                    (1, 0): np.lib.format.read_array_header_1_0,
+                    (2, 0): np.lib.format.read_array_header_2_0,
+                }[version]
+                return read(member)[0][0]
     except Exception:  # load_images has already said what is wrong with the file
         return None
 
@@ -439,8 +449,7 @@ def _npz_labels(path, n):
         if "y" not in loaded:
             return None
         y = np.asarray(loaded["y"])
-        keys = [k for k in loaded.keys() if k != "y"]
-        total = len(loaded["x" if "x" in keys else keys[0]]) if keys else n
+    total = _n_images(path) or n
     if y.ndim != 1:
         raise _UsageError(
             f"{path!r}: 'y' has shape {y.shape}; expected one label per image (1-D), e.g. "

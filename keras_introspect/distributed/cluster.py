@@ -255,7 +255,7 @@ def _activations_fingerprint(X, acts) -> str:
 
             meta = json.dumps(store.meta, sort_keys=True, default=str).encode()
             digests = np.asarray(store.group["digests"][:])
-            return f"store {stores.chunk_digest(meta, digests):016x}"
+            return f"store {stores.digest(meta, digests)}"
     return f"{tuple(acts.shape)} {acts.dtype} {acts.name}"
 
 

@@ -294,7 +294,7 @@ def model_digest(model) -> str:
     parts = [config.encode()]
     for weight in model.weights:
         parts += [str(weight.path).encode(), np.asarray(weight.numpy())]
-    return f"{stores.chunk_digest(*parts):016x}"
+    return stores.digest(*parts)
 
 
 def _check_chunk(store, index, size, source, part, spec) -> None:

@@ -292,13 +292,8 @@ def chunk_digest(*parts) -> int:
 
 
 def digest(*parts) -> str:
-    """Short hash of bytes or array values: what identifies inputs and fits in `meta`."""
-    import hashlib
-
-    h = hashlib.sha1()
-    for part in parts:
-        h.update(np.ascontiguousarray(part).tobytes() if isinstance(part, np.ndarray) else part)
-    return h.hexdigest()[:16]
+    """`chunk_digest` as 16 hex digits: what identifies inputs and fits in `meta`."""
+    return f"{chunk_digest(*parts):016x}"
 
 
 def _n_chunks(n, chunk) -> int:
