@@ -19,11 +19,12 @@ class GradCAM(Attribution):
     Args:
         model: a Keras 3 model.
         target: a `keras_introspect.targets` object, class index or callable.
-        layer: layer selector; default: the last layer with two spatial axes
-            that computes something (a convolution, pooling, normalisation,
-            activation or merge; never dropout, noise, padding or reshaping
-            layers, which only pass feature maps on). The chosen path is in
-            `layer_path_` after `explain`.
+        layer: layer selector; default: the last layer whose units have a
+            local receptive field (see `default_layer`) and more than one
+            position, that computes something (never dropout, noise, padding
+            or reshaping layers, which only pass feature maps on). The chosen
+            path is in `layer_path_` after `explain`. A layer whose spatial
+            axes were permuted gives its map back in the input's orientation.
         upsample: resize the map bilinearly to the input resolution
             (`False`: the raw map at the layer's resolution).
         batch_size, verbose, input_index: as `Saliency`.
@@ -51,21 +52,7 @@ class GradCAM(Attribution):
         if self.layer is not None:
             info = intro.layer(self.layer)
         else:
-            spatial = [
-                i
-                for i in intro.layers
-                if not i.is_container
-                and i.input_of is None
-                and i.type not in PASS_THROUGH
-                and isinstance(i.output_shape, tuple)
-                and len(i.output_shape) == 4
-            ]
-            if not spatial:
-                raise ValueError(
-                    f"Model {self.model.name!r} has no layer with two spatial axes for "
-                    f"{type(self).__name__}"
-                )
-            info = spatial[-1]
+            info = default_layer(intro, type(self).__name__)
         if not isinstance(info.output_shape, tuple) or len(info.output_shape) != 4:
             raise ValueError(
                 f"Expected a layer with two spatial axes, output (batch, h, w, channels), "
@@ -96,6 +83,8 @@ class GradCAM(Attribution):
         signature = row_specs(leaves, bound)
         n_leaves = len(leaves)
         weigh, upsample, name = self._weights, self.upsample, type(self).__name__
+        field = info.receptive_field
+        axes = field.axes if field is not None else None
         what = " + ".join(type(leaf.target).__name__ for _, leaf in bound.leaves)
 
         def step(*args):
@@ -121,6 +110,8 @@ class GradCAM(Attribution):
                 feature = tf.transpose(feature, [0, 2, 3, 1])
             weights = weigh(grads, feature)
             cam = tf.nn.relu(tf.einsum("bhwc,bc->bhw", feature, weights))
+            if axes is not None:  # a Permute swapped rows and columns: turn it back
+                cam = tf.transpose(cam, [0, 1 + axes.index(0), 1 + axes.index(1)])
             if upsample:
                 cam = tf.image.resize(cam[..., None], size, method="bilinear")[..., 0]
             return tf.reshape(cam, [b, K, *cam.shape[1:]]), tf.reduce_any(grads != 0)
@@ -133,6 +124,48 @@ class GradCAM(Attribution):
         call.signal = call.signal or bool(signal)
         call.progbar.add(1)
         return np.asarray(maps)
+
+
+def default_layer(intro, method: str = "GradCAM"):
+    """The layer a class-activation method reads by default.
+
+    The last layer that computes something (not a container, input, dropout,
+    noise, padding or reshaping layer) whose output has two spatial axes with
+    more than one position, whose units have a defined *local* receptive
+    field, in the input's axis order. That rules out 1x1 maps after global
+    pooling (a constant map), token tensors read as rows x columns, and
+    permuted feature maps; a squeeze-and-excitation gate does not (its layers
+    keep the local field of their spatial path).
+
+    Raises:
+        ValueError: no layer qualifies; the message says why for the last
+            layers with two spatial axes.
+    """
+    candidates, rejected = [], []
+    for info in intro.layers:
+        if info.is_container or info.input_of is not None or info.type in PASS_THROUGH:
+            continue
+        shape = info.output_shape
+        if not (isinstance(shape, tuple) and len(shape) == 4):
+            continue
+        field = info.receptive_field
+        spatial = info.spatial_shape
+        if field is None:
+            rejected.append(f"{info.path} ({info.receptive_field_reason})")
+        elif field.axes is not None:
+            rejected.append(f"{info.path} (its spatial axes are permuted)")
+        elif spatial is not None and all(d is not None for d in spatial) and np.prod(spatial) <= 1:
+            rejected.append(f"{info.path} (one position: its map would be constant)")
+        else:
+            candidates.append(info)
+    if candidates:
+        return candidates[-1]
+    why = "; ".join(rejected[-3:]) if rejected else "no layer has two spatial axes"
+    raise ValueError(
+        f"Model {intro.model.name!r} has no layer for {method}: it needs a layer with two "
+        f"spatial axes, more than one position and a local receptive field. Last "
+        f"candidates: {why}. Pass `layer=` to choose one"
+    )
 
 
 class GradCAMPlusPlus(GradCAM):

@@ -46,7 +46,9 @@ class LayerInfo:
         output_shape: static output shape with batch axis `None` (a list for
             layers with several outputs); `None` until analysed or if unused.
         n_params: number of weights.
-        receptive_field: `ReceptiveField`, or `None` when undefined.
+        receptive_field: `ReceptiveField`, or `None` when undefined. Past a
+            squeeze-and-excitation gate it is the *local* field of the
+            spatial path, and `global_context` says so.
         receptive_field_reason: why `receptive_field` is `None`.
         channel_axis: axis of channels in the output (1 for channels_first).
         n_calls: how often the layer runs in one forward pass.
@@ -65,6 +67,13 @@ class LayerInfo:
     receptive_field_reason: str | None = None
     channel_axis: int = -1
     n_calls: int = 0
+
+    @property
+    def global_context(self) -> str | None:
+        """Where the units also receive a summary of the whole input (a gate with a
+        globally pooled branch), or `None`: then `receptive_field` is all they see."""
+        field = self.receptive_field
+        return field.global_context if field is not None else None
 
     @property
     def spatial_shape(self) -> tuple | None:
@@ -477,12 +486,28 @@ class Introspector:
         fields = {}
         output_shapes = []
 
-        def field_of(tensor):
+        def field_of(tensor, follow=True, depth=0):
             for source in producers(tensor):
                 found = fields.get(source.ref())
                 if found is not None:
                     return found
-            return None
+            # element-wise TensorFlow ops outside any layer (x + 3.0, x * gate)
+            op = getattr(tensor, "op", None)
+            if not follow or op is None or depth > 64 or op.type not in rf.ELEMENTWISE_TF_OPS:
+                return None
+            operands = [t for t in op.inputs if t.op.type != "Const"]
+            operand_fields = [field_of(t, True, depth + 1) for t in operands]
+            if any(f is None for f in operand_fields):
+                return None
+            found = rf.propagate_op(
+                op,
+                operand_fields,
+                [tuple(t.shape) for t in operands],
+                tuple(tensor.shape),
+                kind=op.type,
+            )
+            fields[tensor.ref()] = found
+            return found
 
         def on_call(layer, args, kwargs, outputs):
             ins = [t for t in tf.nest.flatten(first_input(args, kwargs)) if tf.is_tensor(t)]
@@ -496,7 +521,7 @@ class Introspector:
             result["calls"] += 1
             if result["calls"] > 1 or not outs:
                 return
-            known = field_of(outs[0])
+            known = field_of(outs[0], follow=False)
             if known is None:
                 known = rf.propagate(
                     layer,
@@ -562,8 +587,15 @@ class Introspector:
                 if info is None:  # an operation outside any layer (x * 2.0)
                     if isinstance(op, keras.layers.Layer):
                         return False
+                    operands = [t for t in keras.tree.flatten((args, kwargs)) if is_symbolic(t)]
+                    known = rf.propagate_op(
+                        op,
+                        [fields.get(id(t)) for t in operands],
+                        [shape(t) for t in operands],
+                        shape(outs[0]) if outs else (),
+                    )
                     for t in outs:
-                        fields[id(t)] = None
+                        fields[id(t)] = known
                     continue
                 result = results[info.path]
                 result["calls"] += 1
@@ -633,12 +665,22 @@ class Introspector:
 
     def summary_rows(self) -> list:
         """The layer table as dicts: index, path, depth, type, output_shape,
-        params, receptive_field (text, "-" where undefined)."""
+        params, receptive_field (text, "-" where undefined; "+global" marks a
+        local field whose units also see a gate over the whole input; "axes"
+        a permuted field)."""
         rows = []
         for index, info in enumerate(self._analyse()):
             field = info.receptive_field
             if field is not None:
-                text = "x".join(map(str, field.size)) + " /" + "x".join(map(str, field.stride))
+                text = (
+                    "x".join(map(str, field.extent))
+                    + " /"
+                    + "x".join(map(str, field.in_input_order(field.stride)))
+                )
+                if field.axes is not None:
+                    text += " (axes " + ",".join(map(str, field.axes)) + ")"
+                if field.global_context is not None:
+                    text += " +global"
             else:
                 text = "-"
             shape = str(info.output_shape).replace("None", "?") if info.output_shape else "-"
@@ -677,7 +719,8 @@ class Introspector:
         line = lambda r: "  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip()  # noqa: E731
         print_fn(
             f'Model "{self.model.name}" - {len(rows) - 1} layers '
-            "(receptive field: size /stride in input pixels)"
+            "(receptive field: size /stride in input pixels; +global: the local field "
+            "of a layer that also sees a gate pooled over the whole input)"
         )
         print_fn(line(rows[0]))
         print_fn("-" * len(line(rows[0])))

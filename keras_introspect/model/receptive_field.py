@@ -18,6 +18,7 @@ resizing) have no field; `Undefined` carries the reason.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -28,12 +29,23 @@ from keras_introspect.model import _kinds as kinds
 class ReceptiveField:
     """Receptive field of the units of one layer, per spatial axis.
 
+    `size`, `stride` and `offset` are given per spatial axis *of the layer*
+    (the order of its output); `axes` says which input axis each one runs
+    along when a `Permute` reordered them. `bounds`, `slices` and `center`
+    take a unit's position in the layer and answer in the input's order.
+
     Attributes:
         size: extent in input pixels, e.g. `(h, w)`.
         stride: distance in input pixels between neighbouring units (the jump).
         offset: input coordinate of the first pixel seen by unit `(0, 0)`;
             negative when the field starts in the padding.
         input_index: which model input the field refers to.
+        axes: for each spatial axis of the layer, the input axis it runs
+            along; `None` when they are in the input's order.
+        global_context: `None`, or where the units also receive a summary of
+            the whole input (a squeeze-and-excitation gate: a product with a
+            globally pooled branch). The field is then the *local* field of
+            the spatial path; that layer's gate adds context from everywhere.
 
     Example:
         >>> rf = ReceptiveField(size=(5, 5), stride=(2, 2), offset=(-1, -1))
@@ -41,17 +53,48 @@ class ReceptiveField:
         ((5, 10), (-1, 4))
         >>> rf.slices((3, 0), input_size=(16, 16))
         (slice(5, 10, None), slice(0, 4, None))
+        >>> ReceptiveField((5, 3), (2, 1), (0, 0), axes=(1, 0)).bounds((1, 0))
+        ((0, 3), (2, 7))
     """
 
     size: tuple
     stride: tuple
     offset: tuple
     input_index: int = 0
+    axes: tuple | None = None
+    global_context: str | None = None
+
+    def __repr__(self) -> str:
+        text = (
+            f"ReceptiveField(size={self.size}, stride={self.stride}, offset={self.offset}, "
+            f"input_index={self.input_index}"
+        )
+        if self.axes is not None:
+            text += f", axes={self.axes}"
+        if self.global_context is not None:
+            text += f", global_context={self.global_context!r}"
+        return text + ")"
+
+    def in_input_order(self, values) -> tuple:
+        """Per-layer-axis `values` reordered to the input's axes."""
+        values = tuple(values)
+        if self.axes is None:
+            return values
+        out = [None] * len(values)
+        for layer_axis, input_axis in enumerate(self.axes):
+            out[input_axis] = values[layer_axis]
+        return tuple(out)
+
+    @property
+    def extent(self) -> tuple:
+        """`size` in the input's axis order (equal to `size` unless permuted)."""
+        return self.in_input_order(self.size)
 
     def bounds(self, position) -> tuple:
-        """Unclipped `(start, stop)` per axis (stop exclusive) of a unit's field."""
+        """Unclipped `(start, stop)` per input axis (stop exclusive) of a unit's field;
+        `position` is the unit's index in the layer's output."""
         position = _as_tuple(position, len(self.size), "position")
-        return tuple(
+        return self.in_input_order(
             (o + p * s, o + p * s + n)
             for o, p, s, n in zip(self.offset, position, self.stride, self.size, strict=True)
         )
@@ -65,8 +108,16 @@ class ReceptiveField:
         )
 
     def center(self, position) -> tuple:
-        """Input coordinate (float) of the centre of a unit's field."""
-        return tuple((start + stop - 1) / 2 for start, stop in self.bounds(position))
+        """Input coordinates (floats, input order) of the centre of the field of the
+        unit at `position` (fractional positions allowed, e.g. a cluster's mean)."""
+        if len(position) != len(self.size):
+            raise ValueError(
+                f"Expected `position` with {len(self.size)} values. Received: position={position}"
+            )
+        return self.in_input_order(
+            float(o + p * s + (n - 1) / 2)
+            for o, p, s, n in zip(self.offset, position, self.stride, self.size, strict=True)
+        )
 
 
 @dataclass(frozen=True)
@@ -114,6 +165,10 @@ _POINTWISE = {
     "ActivityRegularization",
     "Masking",
     "UnitNormalization",
+    # keras.applications' own per-position layers (ConvNeXt): a per-channel
+    # scale, and residual-branch dropping (identity at inference)
+    "LayerScale",
+    "StochasticDepth",
 }
 _MERGE = {"Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate"}
 _CONV = kinds.CONV
@@ -122,7 +177,6 @@ _POOL = kinds.POOL
 _MIXING = {
     "Flatten": "flattens all positions into one vector",
     "Reshape": "reshapes away the spatial grid",
-    "Permute": "permutes axes",
     "GroupNormalization": "normalises over all positions",
     "Resizing": "resamples the pixel grid",
     "UpSampling1D": "resamples the pixel grid",
@@ -146,7 +200,77 @@ _RULED = frozenset(
     | _PADDING
     | _CROPPING
     | set(_MIXING)
-    | {"Dense", "Softmax", "LayerNormalization"}
+    | {"Dense", "Softmax", "LayerNormalization", "Permute"}
+)
+
+# keras.ops operations (nodes of a Functional graph that are not layers) that act
+# on each position alone: unary functions and broadcasting arithmetic. `x + 3.0`
+# and `layers.ReLU(6.0)(x + 3.0) * (1 / 6)` (MobileNetV3's hard sigmoid) are such.
+ELEMENTWISE_OPS = frozenset(
+    {
+        "Add",
+        "Subtract",
+        "Multiply",
+        "Divide",
+        "TrueDivide",
+        "Maximum",
+        "Minimum",
+        "Power",
+        "Negative",
+        "Abs",
+        "Absolute",
+        "Square",
+        "Sqrt",
+        "Exp",
+        "Log",
+        "Tanh",
+        "Sign",
+        "Clip",
+        "Cast",
+        "Relu",
+        "Relu6",
+        "Sigmoid",
+        "HardSigmoid",
+        "HardSilu",
+        "Silu",
+        "Gelu",
+        "Softplus",
+        "Softsign",
+        "Elu",
+        "Selu",
+        "LeakyRelu",
+    }
+)
+# The same, as TensorFlow op types (what a traced forward pass records).
+ELEMENTWISE_TF_OPS = frozenset(
+    {
+        "AddV2",
+        "Add",
+        "Sub",
+        "Mul",
+        "RealDiv",
+        "Div",
+        "Maximum",
+        "Minimum",
+        "Pow",
+        "Neg",
+        "Abs",
+        "Square",
+        "Sqrt",
+        "Exp",
+        "Log",
+        "Tanh",
+        "Sign",
+        "ClipByValue",
+        "Relu",
+        "Relu6",
+        "Sigmoid",
+        "Softplus",
+        "Softsign",
+        "Elu",
+        "Selu",
+        "LeakyRelu",
+    }
 )
 
 
@@ -195,7 +319,7 @@ def _window(field, layer, kernel, strides, dilation, padding, in_shape):
         size.append(field.size[axis] + (k_eff - 1) * jump)
         stride.append(jump * strides[axis])
         offset.append(field.offset[axis] - pad * jump)
-    return ReceptiveField(tuple(size), tuple(stride), tuple(offset), field.input_index)
+    return dataclasses.replace(field, size=tuple(size), stride=tuple(stride), offset=tuple(offset))
 
 
 def _pairs(value, n: int) -> list:
@@ -214,10 +338,90 @@ def _union(fields: list):
         return Undefined("combines several model inputs")
     if any(f.stride != first.stride for f in fields):
         return Undefined("combines branches with different strides")
+    if any(f.axes != first.axes for f in fields):
+        return Undefined("combines branches whose spatial axes are in different orders")
     starts = [min(f.offset[a] for f in fields) for a in range(len(first.size))]
     stops = [max(f.offset[a] + f.size[a] for f in fields) for a in range(len(first.size))]
     size = tuple(stop - start for start, stop in zip(starts, stops, strict=True))
-    return ReceptiveField(size, first.stride, tuple(starts), first.input_index)
+    context = next((f.global_context for f in fields if f.global_context), None)
+    return dataclasses.replace(first, size=size, offset=tuple(starts), global_context=context)
+
+
+def _aligned_spatial(shape, rank: int) -> tuple:
+    """The spatial dims of `shape` broadcast (numpy rules) against a channels-last
+    tensor of `rank`: missing leading axes count as 1."""
+    shape = (1,) * (rank - len(shape)) + tuple(shape)
+    return tuple(shape[1:-1])
+
+
+def combine(name: str, in_fields: list, in_shapes: list, out_shape):
+    """Field of an element-wise combination (a merge layer, or `x * y` on tensors).
+
+    An input whose spatial axes are all 1 while the output's are not is
+    broadcast over every position: a gate such as squeeze-and-excitation's
+    `x * sigmoid(dense(mean(x)))`. It adds *global context*, not a local
+    field: the output keeps the local field of its spatial inputs, marked
+    with `global_context`. Inputs that are not tensors (`x + 3.0`) are not in
+    `in_fields`.
+    """
+    rank = len(out_shape)
+    out_spatial = tuple(out_shape[1:-1])
+    local, context = [], None
+    for field, shape in zip(in_fields, in_shapes, strict=True):
+        spatial = _aligned_spatial(shape, rank) if rank >= 3 else ()
+        if spatial != out_spatial and all(d == 1 for d in spatial):
+            context = f"{name} combines it with a branch that sees the whole input"
+            continue
+        if field is None:
+            return Undefined(f"an input of {name} comes from an operation outside any layer")
+        if isinstance(field, Undefined):
+            return field
+        local.append(field)
+    if not local:
+        return Undefined(f"{name} has no input with spatial axes")
+    field = _union(local) if len(local) > 1 else local[0]
+    if isinstance(field, ReceptiveField) and context and field.global_context is None:
+        field = dataclasses.replace(field, global_context=context)
+    return field
+
+
+def _permute(field, name: str, dims, rank: int):
+    """Field after reordering axes; `dims` are 1-based over the non-batch axes."""
+    dims = [int(d) for d in dims]
+    if dims[-1] != rank - 1:
+        return Undefined(f"{name} moves the channel axis")
+    order = [d - 1 for d in dims[:-1]]  # layer axis i <- input spatial axis order[i]
+    axes = field.axes or tuple(range(len(field.size)))
+    new_axes = tuple(axes[i] for i in order)
+    return dataclasses.replace(
+        field,
+        size=tuple(field.size[i] for i in order),
+        stride=tuple(field.stride[i] for i in order),
+        offset=tuple(field.offset[i] for i in order),
+        axes=None if new_axes == tuple(range(len(new_axes))) else new_axes,
+    )
+
+
+def propagate_op(op, in_fields: list, in_shapes: list, out_shape, kind=None):
+    """Field of the output of a keras.ops operation outside any layer (`kind`: its
+    class name, or a TensorFlow op type with `ELEMENTWISE_TF_OPS`)."""
+    kind = kind or type(op).__name__
+    name = getattr(op, "name", kind)
+    if kind in ELEMENTWISE_OPS or kind in ELEMENTWISE_TF_OPS:
+        return combine(name, in_fields, in_shapes, out_shape)
+    if kind == "Transpose" and len(in_fields) == 1:
+        field, axes = in_fields[0], getattr(op, "axes", None)
+        if not isinstance(field, ReceptiveField):
+            return (
+                field
+                if isinstance(field, Undefined)
+                else Undefined(f"an input of {name} comes from an operation outside any layer")
+            )
+        rank = len(in_shapes[0])
+        if axes is None or int(axes[0]) != 0:
+            return Undefined(f"transpose {name} moves the batch axis")
+        return _permute(field, name, list(axes)[1:], rank)
+    return Undefined(f"no receptive-field rule for keras.ops {kind} ({name})")
 
 
 def propagate(layer, in_fields: list, in_shapes: list, out_shape):
@@ -237,6 +441,8 @@ def propagate(layer, in_fields: list, in_shapes: list, out_shape):
     name = type(layer).__name__
     if not in_fields:
         return Undefined(f"{layer.name} has no tensor input")
+    if kind in _MERGE and kind != "Concatenate":
+        return combine(layer.name, in_fields, in_shapes, out_shape)
     for f in in_fields:
         if f is None:
             return Undefined(f"an input of {layer.name} comes from an operation outside any layer")
@@ -245,6 +451,8 @@ def propagate(layer, in_fields: list, in_shapes: list, out_shape):
     in_shape = in_shapes[0]
     if kind in _MIXING:
         return Undefined(f"{name} {layer.name} {_MIXING[kind]}")
+    if kind == "Permute":
+        return _permute(in_fields[0], f"Permute {layer.name}", layer.dims, len(in_shape))
     if kind == "Dense" and len(in_shape) <= 2:
         return Undefined(f"Dense {layer.name} acts on a vector: every output sees every position")
     if kind in _MERGE:
@@ -277,7 +485,7 @@ def propagate(layer, in_fields: list, in_shapes: list, out_shape):
             o + sign * before * s
             for o, (before, _), s in zip(field.offset, pairs, field.stride, strict=True)
         )
-        return ReceptiveField(field.size, field.stride, offset, field.input_index)
+        return dataclasses.replace(field, offset=offset)
     pointwise = kind in _POINTWISE or kind in _MERGE
     if kind in ("Softmax", "LayerNormalization"):
         axes = layer.axis if isinstance(layer.axis, (list, tuple)) else [layer.axis]

@@ -10,17 +10,27 @@ def _mean_curve(curves: np.ndarray) -> np.ndarray:
     return curves[finite].mean(axis=0) if finite.any() else np.full(curves.shape[1], np.nan)
 
 
-def plot_causal_curves(results, size=(4.0, 3.0)):
-    """Mean deletion and insertion curves per method, with the random-map level dashed.
+def _std_curve(curves: np.ndarray) -> np.ndarray:
+    finite = np.isfinite(curves).all(axis=1)
+    return curves[finite].std(axis=0) if finite.any() else np.full(curves.shape[1], np.nan)
+
+
+def plot_causal_curves(results, size=(4.0, 3.0), ylim=None):
+    """Mean deletion and insertion curves per method, with the random maps' band.
 
     Args:
         results: `{method name: [CausalCurves, ...]}` (deletion and / or
             insertion results of `metrics.deletion` / `metrics.insertion`).
         size: of each panel, in inches.
+        ylim: fixed y-axis limits, e.g. `(0, 1)` for raw probabilities, so
+            that small differences are not zoomed into seeming large ones;
+            `None` lets matplotlib choose.
 
     Returns:
         the matplotlib Figure: one panel per kind, one colour per method; the
-        legend gives each method's mean AUC (random maps' in brackets).
+        random maps' mean curve is dashed, inside a band of one standard
+        deviation over the images; the legend gives each method's mean AUC
+        (random maps' in brackets).
     """
     import matplotlib.pyplot as plt
 
@@ -40,17 +50,18 @@ def plot_causal_curves(results, size=(4.0, 3.0)):
                 label = f"{name} {result.mean_auc:.3f}"
                 if result.random_curves is not None:
                     label += f" ({result.random_mean_auc:.3f})"
-                    ax.plot(
-                        result.fractions,
-                        _mean_curve(result.random_curves),
-                        color=colour,
-                        linestyle="--",
-                        alpha=0.6,
+                    mean = _mean_curve(result.random_curves)
+                    spread = _std_curve(result.random_curves)
+                    ax.fill_between(
+                        result.fractions, mean - spread, mean + spread, color=colour, alpha=0.12
                     )
+                    ax.plot(result.fractions, mean, color=colour, linestyle="--", alpha=0.6)
                 ax.plot(result.fractions, _mean_curve(result.curves), color=colour, label=label)
-        ax.set_title(f"{kind} (AUC; random maps dashed)", fontsize=9)
+        ax.set_title(f"{kind} (AUC; random maps dashed, with band)", fontsize=9)
         ax.set_xlabel(f"fraction of pixels {'deleted' if kind == 'deletion' else 'inserted'}")
         ax.set_ylabel("score")
+        if ylim is not None:
+            ax.set_ylim(*ylim)
         ax.legend(fontsize=7)
     fig.tight_layout()
     return fig

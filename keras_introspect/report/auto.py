@@ -15,6 +15,7 @@ import warnings
 import numpy as np
 
 from keras_introspect.exceptions import KerasIntrospectWarning
+from keras_introspect.model import _kinds as kinds
 from keras_introspect.model.selectors import spread as _spread
 
 # Section names in report order; `needs_labels` ones use the model's predicted
@@ -58,8 +59,20 @@ class Progress:
 
 
 def _spatial(info) -> bool:
-    shape = info.output_shape
-    return isinstance(shape, tuple) and len(shape) == 4 and info.receptive_field is not None
+    """A layer whose units have a local receptive field in the input's axis order
+    and whose feature maps have more than one position."""
+    field = info.receptive_field
+    return field is not None and field.axes is None and _feature_maps(info)
+
+
+def _feature_maps(info) -> bool:
+    """Whether a layer outputs 2-D feature maps with more than one position."""
+    spatial = info.spatial_shape
+    return (
+        isinstance(info.output_shape, tuple)
+        and len(info.output_shape) == 4
+        and not (all(d is not None for d in spatial) and int(np.prod(spatial)) <= 1)
+    )
 
 
 def _group(intro, group) -> list:
@@ -68,20 +81,55 @@ def _group(intro, group) -> list:
     return intro.layers_of_kind(group)
 
 
-def choose_layers(intro, k=2):
-    """Up to `k` spatial layers to inspect: pooling layers if there are enough, else convolutions.
+def choose_layers(intro, k=3):
+    """Up to `k` layers to inspect, ending at the last spatial layer of the model.
 
-    Global pooling and layers without a defined receptive field are left
-    out; the last such layer is always among them.
+    Candidates are layers that compute something (not dropout, noise,
+    padding or reshaping) with feature maps of more than one position and a
+    local receptive field (a squeeze-and-excitation gate keeps it). A plain
+    CNN (no merge layers) with at least two pooling layers is shown at its
+    pooling layers. Any other model (ResNet, MobileNet, EfficientNet,
+    DenseNet, ConvNeXt) is cut into *stages*, runs of layers with the same
+    stride; a stage's output is its last merge layer (else its last layer),
+    and `k` of them are spread over the stages after the stem, ending at the
+    last spatial layer of the model.
+    For EfficientNetB0 at 64 x 64: `block2b_add`, `block5c_add` and
+    `top_activation`.
+
+    Raises:
+        ValueError: no layer qualifies.
     """
-    for group in ("pool", "conv"):
-        found = [info for info in _group(intro, group) if _spatial(info)]
-        if len(found) >= min(k, 2) or (group == "conv" and found):
-            return [info.path for info in _spread(found, k)]
-    raise ValueError(
-        "The model has no convolution or pooling layer with spatial output to inspect; "
-        "pass `layers=`"
-    )
+    from keras_introspect.model._kinds import PASS_THROUGH
+
+    candidates = [
+        info
+        for info in intro.layers_of_kind("all")
+        if info.type not in PASS_THROUGH and _spatial(info)
+    ]
+    if not candidates:
+        raise ValueError(
+            "The model has no layer with feature maps of more than one position and a "
+            "receptive field to inspect; pass `layers=`"
+        )
+    merges = {"Add", "Concatenate", "Multiply", "Average", "Maximum", "Subtract"}
+    plain = not any(info.type in merges for info in intro.layers_of_kind("all"))
+    pools = [i for i in candidates if i.type in kinds.POOL]
+    if plain and len(pools) >= 2:
+        return [info.path for info in _spread(pools, k)]
+    stages = []
+    for info in candidates:
+        if stages and stages[-1][-1].receptive_field.stride == info.receptive_field.stride:
+            stages[-1].append(info)
+        else:
+            stages.append([info])
+    if len(stages) < 2:
+        return [info.path for info in _spread(candidates, k)]
+    # a stage's output: its last merge (a residual add, a dense block's concatenation)
+    ends = [next((i for i in reversed(st) if i.type in merges), st[-1]) for st in stages]
+    ends[-1] = candidates[-1]  # always the last spatial layer
+    if len(ends) > k:
+        ends = ends[1:]  # after the stem
+    return [info.path for info in _spread(ends, k)]
 
 
 def _top_channels(intro, x, paths, k):
@@ -90,7 +138,12 @@ def _top_channels(intro, x, paths, k):
     Channels that are 0 on every image (dead filters: nothing to explain)
     are passed over unless the layer has no other.
     """
-    means = intro.activations(x, paths, pooling="avg")
+    shapes = {path: intro.layer(path).output_shape for path in paths}
+    pooled = [p for p in paths if isinstance(shapes[p], tuple) and len(shapes[p]) >= 3]
+    vectors = [p for p in paths if p not in pooled]
+    means = intro.activations(x, pooled, pooling="avg") if pooled else {}
+    if vectors:  # dense layers: their units are the channels
+        means.update(intro.activations(x, vectors))
     chosen = {}
     for path in paths:
         mean = means[path].mean(0)
@@ -141,8 +194,9 @@ def build_report(
         y: labels of `x` (any values); `None` uses the model's predicted
             classes for the sections that group images by label (say so in
             the report).
-        layers: layers for the per-layer sections; `None` picks two
-            (`choose_layers`).
+        layers: layers for the per-layer sections (any layer: a section that
+            needs feature maps or a receptive field says so in a note where
+            a layer has none); `None` picks up to three (`choose_layers`).
         sections: names from `SECTIONS`, or `None`/"all".
         title: of the report.
         value_range: of the images, for display and to bound activation
@@ -265,15 +319,29 @@ def build_report(
                 report.add_histograms(x, paths[-1], channels[paths[-1]])
                 step("activation histograms")
             elif name == "clustering":
-                with warnings.catch_warnings():
-                    # the table shows which fits converged
-                    warnings.filterwarnings(
-                        "ignore", message=".*before its convergence test passed"
+                maps = [p for p in paths if _feature_maps(intro.layer(p))]
+                left_out = [p for p in paths if p not in maps]
+                if not maps:
+                    report.add_text(
+                        _TITLES[name],
+                        "Skipped: pixel clustering groups the positions of a layer's feature "
+                        f"maps, and none of the chosen layers ({', '.join(paths)}) has more "
+                        "than one position.",
                     )
-                    report.add_clustering(
-                        x[:100], paths, image_index=0, sample_size=50_000, random_state=0
-                    )
-                step("pixel DPGMM label maps")
+                else:
+                    with warnings.catch_warnings():
+                        # the table shows which fits converged
+                        warnings.filterwarnings(
+                            "ignore", message=".*before its convergence test passed"
+                        )
+                        report.add_clustering(
+                            x[:100], maps, image_index=0, sample_size=50_000, random_state=0
+                        )
+                    if left_out:
+                        report.sections[-1].params["left out (no feature maps)"] = ", ".join(
+                            left_out
+                        )
+                step("pixel DPGMM label maps" if maps else "pixel clustering: skipped")
             elif name == "purity":
                 report.add_layerwise_purity(
                     x, y, layers=_purity_layers(intro), method="kmeans", random_state=0
@@ -325,6 +393,10 @@ def build_report(
                     x[:n_quality],
                     _class_target(explained[:n_quality], output),
                     options={"occlusion": occlusion},
+                    verbose=verbose,
+                )
+                report.sections[-1].params["images"] = (
+                    f"{min(n_quality, len(x))} of {len(x)} (n_quality)"
                 )
                 step("explanation quality: deletion, insertion, sanity checks")
         except Exception as error:  # the report keeps the sections that succeeded

@@ -15,10 +15,17 @@ import functools
 import html
 import io
 import re
+import sys
 import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
+
+# The median share by which the class probability of the images must differ from
+# that of their baselines for deletion / insertion curves on probabilities to say
+# anything (`Report.add_quality`).
+SATURATION = 0.05
+
 
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 70em; color: #222; }
@@ -529,6 +536,8 @@ class Report:
         max_layers=6,
         seed=0,
         title="Explanation quality",
+        saturation=SATURATION,
+        verbose=0,
     ):
         """How much each method's maps can be trusted, in numbers (`keras_introspect.metrics`).
 
@@ -556,6 +565,13 @@ class Report:
                 `max_layers` of the layers with weights, spread, top included).
             seed: of the random maps, the re-drawn weights and the twin.
             title: section title.
+            saturation: when the class probability of the images and of their
+                baseline images differ by less than this (median over the
+                images), the probabilities are saturated and every map scores
+                alike (a well-trained softmax); the curves then score the
+                logit (normalised), or, for a model without logits, are left
+                out and the section says it is uninformative for the model.
+            verbose: 1 prints a line per method on stderr.
         """
         from keras_introspect.metrics import (
             compare_with_random_twin,
@@ -576,13 +592,19 @@ class Report:
         if layers is None:
             layers = _spread(randomizable_layers(model), max_layers)
         twin_model = randomized_twin(model, seed=seed)
-        scored, normalize = target, True
+        scored, normalize, note = target, True, ""
         if probabilities and isinstance(target, Class):
             scored = Class(target.index, logits=False, output=target.output)
             # probabilities are comparable as they are (Petsiuk et al.); logits are not
             normalize = not _bounded_outputs(model, x[:8], self._output_position(target))
+            scored, normalize, note = _unsaturated(
+                model, x, target, scored, normalize, baseline, saturation
+            )
+        informative = scored is not None
         curves, randomised, rows = {}, {}, []
-        for name in methods:
+        for i, name in enumerate(methods):
+            if verbose:
+                print(f"      quality {i + 1}/{len(methods)}: {name}", file=sys.stderr, flush=True)
             kwargs = options.get(name)
             maps = self._explain(x, name, target, kwargs)
             causal = [
@@ -597,7 +619,7 @@ class Report:
                     seed=seed,
                     normalize=normalize,
                 )
-                for fn in (deletion, insertion)
+                for fn in ((deletion, insertion) if informative else ())
             ]
             curves[name] = causal
             # the trained model's maps are computed once, above, for every check
@@ -614,24 +636,31 @@ class Report:
                 if isinstance(target, Class)
                 else float("nan")
             )
-            down, up = causal
+            row = {"method": name}
+            if informative:
+                down, up = causal
+                row.update(
+                    {
+                        "deletion AUC": down.mean_auc,
+                        "deletion, random maps": down.random_mean_auc,
+                        "insertion AUC": up.mean_auc,
+                        "insertion, random maps": up.random_mean_auc,
+                    }
+                )
             rows.append(
                 {
-                    "method": name,
-                    "deletion AUC": down.mean_auc,
-                    "deletion, random maps": down.random_mean_auc,
-                    "insertion AUC": up.mean_auc,
-                    "insertion, random maps": up.random_mean_auc,
+                    **row,
                     "top layer random": randomised[name].mean[0],
                     "all measured layers random": randomised[name].mean[-1],
                     "other class": logit,
                     "random twin": twin.mean,
                 }
             )
+        curve_kind = "normalised" if normalize else "raw probabilities"
         params = {
             "target": target,
-            "scored": scored,
-            "curves": "normalised" if normalize else "raw probabilities",
+            "scored": scored if informative else "-",
+            "curves": curve_kind if informative else "left out (uninformative for this model)",
             "images": len(x),
             "steps": steps,
             "baseline": baseline,
@@ -639,22 +668,34 @@ class Report:
             **options,
         }
         section = self._section(title, params)
+        if note:
+            section.blocks.append(f"<p>{_escape(note)}</p>")
+        scale = (
+            "normalised curves: 1 = the image's score, 0 = the baseline image's"
+            if normalize
+            else "class probabilities"
+        )
         section.blocks.append(
             _table(
                 rows,
-                "deletion AUC: lower is better; insertion AUC: higher is better ("
-                + (
-                    "normalised curves: 1 = the image's score, 0 = the baseline image's"
-                    if normalize
-                    else "class probabilities"
+                (
+                    f"deletion AUC: lower is better; insertion AUC: higher is better ({scale}); "
+                    if informative
+                    else ""
                 )
-                + "); the last four columns: Spearman rank correlation with the trained "
+                + "the last four columns: Spearman rank correlation with the trained "
                 "model's map for the same class, where a method that explains the model "
                 "scores low",
             )
         )
-        fig = plot_causal_curves(curves)
-        section.blocks.append(_img_block(figure_png(fig), "mean curves; random maps dashed"))
+        if informative:
+            fig = plot_causal_curves(curves, ylim=None if normalize else (0.0, 1.0))
+            caption = (
+                "mean curves; the band is the random maps' curves (mean, and mean +- one "
+                "standard deviation over the images): a method is only informative where "
+                "it leaves the band"
+            )
+            section.blocks.append(_img_block(figure_png(fig), caption))
         ax = plot_randomization(randomised)
         caption = "cascading randomisation: similarity to the trained model's maps"
         section.blocks.append(_img_block(figure_png(ax.figure), caption))
@@ -758,6 +799,46 @@ def explain_maps(model, x, method, target, options=None):
     with _zero_maps_shown():
         maps = METHODS[method](model, target, **options).explain(x)
     return one_map_per_image(maps, method)
+
+
+def _unsaturated(model, x, target, scored, normalize, baseline, saturation):
+    """`(scored, normalize, note)` for the causal curves: the probabilities when they
+    move between an image and its baseline, else the logits (normalised), else
+    `(None, normalize, note)`: the curves would be noise."""
+    from keras_introspect.metrics._scoring import Scorer
+    from keras_introspect.metrics.causal import _baseline_images
+    from keras_introspect.targets import Class
+
+    def gap(what):
+        scorer = Scorer(model, what, 64, "add_quality")
+        images = scorer.images(x)
+        base = _baseline_images(baseline, images).astype(images.dtype)
+        ids = np.arange(len(images))
+        return scorer(images, ids), scorer(base, ids)
+
+    image, base = gap(scored)
+    moved = float(np.median(np.abs(image - base)))
+    if moved >= saturation:
+        return scored, normalize, ""
+    why = (
+        f"The class probability of the images and of their baseline images differ by "
+        f"{moved:.4f} (median), less than {saturation}: the softmax is saturated, and "
+        "deletion and insertion on probabilities would score every map, random ones "
+        "included, alike."
+    )
+    logits = Class(target.index, logits=True, output=target.output)
+    logit_image, logit_base = gap(logits)
+    if not np.allclose(logit_image, image) and np.median(np.abs(logit_image - logit_base)) > 0:
+        return logits, True, why + " The curves score the logit instead, normalised."
+    return (
+        None,
+        normalize,
+        why
+        + (
+            " The model exposes no logits, so the curves are left out: they are uninformative "
+            "for this model."
+        ),
+    )
 
 
 def _bounded_outputs(model, x, output: int = 0) -> bool:

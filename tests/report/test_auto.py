@@ -17,7 +17,7 @@ def test_spread_takes_the_last_of_equal_parts():
     assert _spread(range(3), 5) == [0, 1, 2]
 
 
-def test_choose_layers_prefers_pooling_then_convolutions():
+def test_choose_layers_prefers_pooling_then_stage_outputs():
     assert choose_layers(introspector(die360_network("c2"))) == ["pool1", "pool2"]
     assert choose_layers(introspector(die360_network("c9")), k=3) == ["pool1", "pool2", "pool3"]
     convs = keras.Sequential(
@@ -29,9 +29,32 @@ def test_choose_layers_prefers_pooling_then_convolutions():
             keras.layers.GlobalAveragePooling2D(name="gap"),
         ]
     )
-    assert choose_layers(introspector(convs)) == ["b", "c"]  # global pooling is no candidate
-    with pytest.raises(ValueError, match="no convolution or pooling"):
+    assert choose_layers(introspector(convs), k=2) == ["b", "c"]  # no global pooling
+    with pytest.raises(ValueError, match="no layer with feature maps"):
         choose_layers(introspector(die360_network("d5")))
+
+
+def test_choose_layers_takes_stage_outputs_after_the_stem():
+    """Strided residual stages: each stage's output is its last add; the stem is
+    left out when there are more stages than layers asked for; the last spatial
+    layer (more than one position, not dropout) ends the list."""
+    L = keras.layers
+    x = keras.Input((32, 32, 3))
+    h = L.Conv2D(4, 3, strides=2, padding="same", name="stem")(x)
+    for stage in range(1, 4):
+        h = L.Conv2D(4, 3, strides=2, padding="same", name=f"down{stage}")(h)
+        r = L.Conv2D(4, 3, padding="same", name=f"conv{stage}")(h)
+        h = L.Add(name=f"add{stage}")([h, r])
+        h = L.Conv2D(4, 1, name=f"expand{stage}")(h)
+    h = L.Dropout(0.1, name="drop")(h)
+    h = L.Conv2D(4, 2, name="to_one")(h)  # 2x2 -> 1x1: a constant map
+    model = keras.Model(x, L.Dense(2)(L.Flatten()(h)))
+    assert choose_layers(introspector(model)) == ["add1", "add2", "expand3"]
+    assert choose_layers(introspector(model), k=2) == ["add2", "expand3"]
+    backbone = keras.applications.EfficientNetB0(
+        weights=None, include_top=False, input_shape=(64, 64, 3)
+    )
+    assert choose_layers(introspector(backbone)) == ["block2b_add", "block3b_add", "top_activation"]
 
 
 def test_top_channels_rank_by_mean_and_pass_over_dead_filters():

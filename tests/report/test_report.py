@@ -211,7 +211,11 @@ def test_quality_section_reports_the_metrics_of_each_method():
     x = np.random.default_rng(5).random((4, 8, 8, 3)).astype("float32")
     target = targets.Class([0, 1, 1, 0])
     report = ki.Report(model, "quality").add_quality(
-        x, target, methods=("saliency", "occlusion"), options={"occlusion": {"window": 2}}
+        x,
+        target,
+        methods=("saliency", "occlusion"),
+        options={"occlusion": {"window": 2}},
+        saturation=0.0,  # an untrained model: nothing moves much, take the probabilities
     )
     page = report.to_html()
     maps = ki.Saliency(model, target).explain(x)
@@ -239,12 +243,52 @@ def test_quality_section_keeps_probability_curves_raw():
     )
     x = np.random.default_rng(6).random((3, 8, 8, 3)).astype("float32")
     target = targets.Class([0, 1, 2])
-    page = ki.Report(model).add_quality(x, target, methods=("saliency",)).to_html()
+    page = (
+        ki.Report(model).add_quality(x, target, methods=("saliency",), saturation=0.0).to_html()
+    )
     assert "raw probabilities" in page
     maps = ki.Saliency(model, target).explain(x)
     scored = targets.Class([0, 1, 2], logits=False)
     raw = metrics.deletion(model, x, maps, scored, baseline="blur", normalize=False)
     assert f"<td>{raw.mean_auc:.3f}</td>" in page
+
+
+def test_quality_section_switches_to_logits_when_the_softmax_is_saturated():
+    """Issue 19: a saturated softmax scores every map, random ones included, alike;
+    the section says so and scores the logit (normalised curves) instead."""
+    from keras_introspect import metrics, targets
+
+    keras.utils.set_random_seed(2)
+    model = keras.Sequential(
+        [keras.Input((8, 8, 3)), keras.layers.Flatten(), keras.layers.Dense(3, "softmax")]
+    )
+    kernel, _ = model.layers[-1].get_weights()
+    model.layers[-1].set_weights([kernel, np.array([12.0, 0.0, 0.0], "float32")])
+    x = np.random.default_rng(6).random((3, 8, 8, 3)).astype("float32")
+    probabilities = model.predict(x, verbose=0)
+    classes = probabilities.argmax(-1)
+    assert probabilities.max(-1).min() > 0.99  # saturated
+    target = targets.Class(classes)
+    page = ki.Report(model).add_quality(x, target, methods=("saliency",)).to_html()
+    assert "the softmax is saturated" in page and "score the logit instead" in page
+    maps = ki.Saliency(model, target).explain(x)
+    logits = targets.Class(classes, logits=True)
+    down = metrics.deletion(model, x, maps, logits, baseline="blur", random_baseline=True)
+    assert f"<td>{down.mean_auc:.3f}</td>" in page and "curves=normalised" in page
+
+
+def test_quality_section_without_logits_is_marked_uninformative():
+    from keras_introspect import targets
+
+    x = keras.Input((8, 8, 3))
+    h = keras.layers.Dense(2, bias_initializer=keras.initializers.Constant([50.0, -50.0]))(
+        keras.layers.Flatten()(x)
+    )
+    model = keras.Model(x, keras.layers.ReLU(max_value=1.0)(h))  # clipped: no logits behind
+    images = np.random.default_rng(6).random((3, 8, 8, 3)).astype("float32")
+    page = ki.Report(model).add_quality(images, targets.Class(0), methods=("saliency",)).to_html()
+    assert "uninformative for this model" in page and "deletion AUC" not in page
+    assert page.count("<img") == 1  # the randomisation plot only
 
 
 def test_save_is_atomic_and_replaces_a_link_instead_of_following_it(tmp_path, monkeypatch):
