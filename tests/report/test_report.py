@@ -243,9 +243,7 @@ def test_quality_section_keeps_probability_curves_raw():
     )
     x = np.random.default_rng(6).random((3, 8, 8, 3)).astype("float32")
     target = targets.Class([0, 1, 2])
-    page = (
-        ki.Report(model).add_quality(x, target, methods=("saliency",), saturation=0.0).to_html()
-    )
+    page = ki.Report(model).add_quality(x, target, methods=("saliency",), saturation=0.0).to_html()
     assert "raw probabilities" in page
     maps = ki.Saliency(model, target).explain(x)
     scored = targets.Class([0, 1, 2], logits=False)
