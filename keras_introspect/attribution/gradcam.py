@@ -126,21 +126,9 @@ class GradCAM(Attribution):
         return np.asarray(maps)
 
 
-def default_layer(intro, method: str = "GradCAM"):
-    """The layer a class-activation method reads by default.
-
-    The last layer that computes something (not a container, input, dropout,
-    noise, padding or reshaping layer) whose output has two spatial axes with
-    more than one position, whose units have a defined *local* receptive
-    field, in the input's axis order. That rules out 1x1 maps after global
-    pooling (a constant map), token tensors read as rows x columns, and
-    permuted feature maps; a squeeze-and-excitation gate does not (its layers
-    keep the local field of their spatial path).
-
-    Raises:
-        ValueError: no layer qualifies; the message says why for the last
-            layers with two spatial axes.
-    """
+def candidate_layers(intro) -> tuple:
+    """`(candidates, rejected)`: every layer a class-activation method can read, in model
+    order, and `"path (why not)"` for the 2-D layers it cannot (see `default_layer`)."""
     candidates, rejected = [], []
     for info in intro.layers:
         if info.is_container or info.input_of is not None or info.type in PASS_THROUGH:
@@ -158,6 +146,25 @@ def default_layer(intro, method: str = "GradCAM"):
             rejected.append(f"{info.path} (one position: its map would be constant)")
         else:
             candidates.append(info)
+    return candidates, rejected
+
+
+def default_layer(intro, method: str = "GradCAM"):
+    """The layer a class-activation method reads by default.
+
+    The last layer that computes something (not a container, input, dropout,
+    noise, padding or reshaping layer) whose output has two spatial axes with
+    more than one position, whose units have a defined *local* receptive
+    field, in the input's axis order. That rules out 1x1 maps after global
+    pooling (a constant map), token tensors read as rows x columns, and
+    permuted feature maps; a squeeze-and-excitation gate does not (its layers
+    keep the local field of their spatial path).
+
+    Raises:
+        ValueError: no layer qualifies; the message says why for the last
+            layers with two spatial axes.
+    """
+    candidates, rejected = candidate_layers(intro)
     if candidates:
         return candidates[-1]
     why = "; ".join(rejected[-3:]) if rejected else "no layer has two spatial axes"

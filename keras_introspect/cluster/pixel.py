@@ -280,11 +280,7 @@ class PixelClusterer(MixtureMixin, LayerEstimator, TransformerMixin, BaseEstimat
                 if label == skip:
                     continue
                 mean = grids[:, labels == label].mean(axis=1)
-                position = [
-                    o + s * m + (n - 1) / 2
-                    for o, s, m, n in zip(field.offset, field.stride, mean, field.size, strict=True)
-                ]
-                found[int(label)] = (*map(float, position), int(counts[label]))
+                found[int(label)] = (*field.center(tuple(mean)), int(counts[label]))
             centres.append(found)
         return centres
 

@@ -303,6 +303,11 @@ class ActivationMaximization:
         weight, leaf = bound.leaves[0]
         info = self._intro.layer(leaf.path)
         field_ = info.receptive_field
+        if field_ is not None and field_.axes is not None:
+            raise ValueError(
+                f"receptive_field=True needs a layer whose spatial axes are in the input's "
+                f"order; a Permute reordered those of {info.path!r} (axes {field_.axes})"
+            )
         if field_ is None or len(field_.size) != 2:
             reason = info.receptive_field_reason or "it is not a 2-D feature map"
             raise ValueError(

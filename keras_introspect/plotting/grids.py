@@ -44,7 +44,16 @@ def _note(ax, text):
     )
 
 
-def plot_saliency_grid(images, maps, value_range=None, receptive_fields=None, size=2.0, **options):
+def plot_saliency_grid(
+    images,
+    maps,
+    value_range=None,
+    receptive_fields=None,
+    size=2.0,
+    row_labels=None,
+    flagged=None,
+    **options,
+):
     """Attribution maps of several methods side by side, drawn with `overlay` (`004` §4.3).
 
     One row per image: the input, then one overlay per method (important
@@ -58,6 +67,9 @@ def plot_saliency_grid(images, maps, value_range=None, receptive_fields=None, si
         value_range: of the images, for display; `None` uses each image's range.
         receptive_fields: per image `((r0, r1), (c0, c1))`, or `None`.
         size: inches per panel.
+        row_labels: per image a short text under its input panel (e.g. "true 3,
+            predicted 5 (0.91)"), or `None`.
+        flagged: per image whether to mark its row (in red, e.g. misclassified).
         **options: passed to `overlay` (`sigma`, `low`, `high`, `brighten`, `dim`).
 
     Returns:
@@ -81,6 +93,19 @@ def plot_saliency_grid(images, maps, value_range=None, receptive_fields=None, si
     for i, image in enumerate(images):
         box = None if receptive_fields is None else receptive_fields[i]
         _show(axes[i, 0], image, value_range)
+        if row_labels is not None:
+            bad = flagged is not None and bool(flagged[i])
+            axes[i, 0].text(
+                0.5,
+                -0.04,
+                row_labels[i],
+                transform=axes[i, 0].transAxes,
+                ha="center",
+                va="top",
+                fontsize=7,
+                color="red" if bad else "black",
+                fontweight="bold" if bad else "normal",
+            )
         for j, value in enumerate(maps.values(), start=1):
             axes[i, j].imshow(overlay(image, value[i], box, value_range=value_range, **options))
             axes[i, j].axis("off")

@@ -247,7 +247,7 @@ def build_report(
     # the explained class: the predicted one; a one-unit output's only unit
     explained = scores.argmax(-1) if scores.shape[1] >= 2 else np.zeros(len(x), int)
     predicted = (scores[:, 0] > 0.5).astype(int) if binary else explained
-    labels_from = "the given labels"
+    labels_from, y_given = "the given labels", y is not None
     if y is None:
         y, labels_from = predicted, "the model's predicted classes (no labels given)"
     y = _check_labels(np.asarray(y)[: len(x)])
@@ -272,12 +272,15 @@ def build_report(
                 report.add_model_summary()
                 step("model summary")
             elif name == "saliency":
+                gradcam, note = _gradcam_layer(model, intro, shown, targets)
                 report.add_saliency(
                     shown,
                     targets,
-                    options={"occlusion": occlusion},
+                    options={"occlusion": occlusion, "gradcam": {"layer": gradcam}},
+                    note=note,
                     value_range=value_range,
                     title="Class saliency of the predicted class",
+                    labels=y[pick] if y_given else None,
                 )
                 step("class saliency, Grad-CAM and occlusion")
             elif name == "occlusion":
@@ -431,6 +434,43 @@ _TITLES = {
     "twin": "Comparison with a random twin",
     "quality": "Explanation quality",
 }
+
+
+def _gradcam_layer(model, intro, x, target, tries=4):
+    """`(path, note)`: the layer Grad-CAM reads in the saliency section.
+
+    Grad-CAM is `relu(sum_c w_c A_c)`: where every weighted sum is negative
+    (few filters, or features that speak against the class) the map is 0
+    everywhere and shows nothing. Starting from the default layer
+    (`attribution.gradcam.default_layer`), up to `tries` candidate layers
+    are tried from the deepest; the deepest whose maps are not constant on
+    `x` is used, and the note says what was passed over.
+    """
+    from keras_introspect.attribution.gradcam import candidate_layers, default_layer
+    from keras_introspect.report.builder import explain_maps
+
+    last = default_layer(intro).path
+    candidates = [info.path for info in candidate_layers(intro)[0]][-tries:]
+    skipped = []
+    for path in reversed(candidates):
+        maps = explain_maps(model, x, "gradcam", target, {"layer": path, "upsample": False})
+        flat = int((np.ptp(maps.reshape(len(maps), -1), axis=1) == 0).sum())
+        if not flat:
+            if not skipped:
+                return path, f"Grad-CAM at {path}, the last layer with feature maps."
+            passed = "; ".join(
+                f"at {p} it is constant for {k} of {len(x)} images" for p, k in skipped
+            )
+            return path, (
+                f"Grad-CAM at {path}, the deepest layer where its map is not constant on these "
+                f"images ({passed}: every weighted sum of feature maps is <= 0 there, so "
+                "nothing is left after its ReLU)."
+            )
+        skipped.append((path, flat))
+    return last, (
+        f"Grad-CAM at {last}, the last layer with feature maps; its map is constant for some "
+        "images at every layer tried (every weighted sum of feature maps is <= 0)."
+    )
 
 
 def _one_per_label(y, k):

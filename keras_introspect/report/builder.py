@@ -287,8 +287,14 @@ class Report:
         options=None,
         value_range=None,
         title=None,
+        labels=None,
+        note=None,
     ):
         """Attribution maps of several methods side by side, drawn with `overlay`.
+
+        Each row is labelled with the model's predicted class and its
+        probability (for a classifier output), and the true label when
+        `labels` are given; a misclassified row is marked in red.
 
         Args:
             x: a few images `(n, H, W, C)`.
@@ -299,6 +305,8 @@ class Report:
                 `{"occlusion": {"window": 4, "stride": 2}}`.
             value_range: of the images, for display; `None` uses each image's range.
             title: section title (default "Saliency").
+            labels: the true label of each image, or `None`.
+            note: a paragraph shown above the figure (e.g. why a layer was chosen).
         """
         from keras_introspect.plotting.grids import plot_saliency_grid
 
@@ -307,9 +315,43 @@ class Report:
         maps = {name: self._explain(x, name, target, options.get(name)) for name in methods}
         params = {"target": target, "methods": ", ".join(methods), **options}
         section = self._section(title or "Saliency", params)
-        fig = plot_saliency_grid(x, maps, value_range=value_range)
-        section.blocks.append(_img_block(figure_png(fig), _OVERLAY_CAPTION))
+        if note:
+            section.blocks.append(f"<p>{_escape(note)}</p>")
+        texts, wrong = self._row_labels(x, target, labels)
+        fig = plot_saliency_grid(x, maps, value_range=value_range, row_labels=texts, flagged=wrong)
+        caption = _overlay_caption(boxes=False)
+        if wrong is not None and any(wrong):
+            caption += f"; red: misclassified ({int(sum(wrong))} of {len(x)} rows)"
+        section.blocks.append(_img_block(figure_png(fig), caption))
         return self
+
+    def _row_labels(self, x, target, labels):
+        """`(texts, misclassified)` per image: "true 3 / predicted 5 (0.91)"; `(None,
+        None)` for an output that is not a classifier's."""
+        import tensorflow as tf
+
+        from keras_introspect.targets import Class
+
+        model = self._introspector().model
+        position = self._output_position(target) if isinstance(target, Class) else 0
+        scores = np.asarray(tf.nest.flatten(model(x, training=False))[position], np.float64)
+        if scores.ndim != 2 or scores.shape[1] < 2:
+            if labels is None:
+                return None, None
+            return [f"true {v}" for v in labels], None
+        if not _bounded_outputs(model, x, position):  # logits: show probabilities
+            scores = np.exp(scores - scores.max(1, keepdims=True))
+            scores /= scores.sum(1, keepdims=True)
+        predicted = scores.argmax(1)
+        texts = [f"predicted {c} ({scores[i, c]:.2f})" for i, c in enumerate(predicted)]
+        if labels is None:
+            return texts, None
+        labels = list(labels)
+        texts = [f"true {v}, {t}" for v, t in zip(labels, texts, strict=True)]
+        as_int = [_as_class(v) for v in labels]
+        if any(v is None for v in as_int):  # named labels: nothing to compare with
+            return texts, None
+        return texts, [v != c for v, c in zip(as_int, predicted, strict=True)]
 
     def add_filter_saliency(
         self,
@@ -351,7 +393,9 @@ class Report:
         )
         for channel in channels:
             maps = {
-                f"gradient, {a}": self._explain(x, "saliency", Channel(info.path, channel, a))
+                f"gradient, {a}": _smoothed_at_stride(
+                    self._explain(x, "saliency", Channel(info.path, channel, a)), info, a
+                )
                 for a in aggregates
             }
             if occlusion is not False:
@@ -359,9 +403,13 @@ class Report:
                 maps["occlusion"] = self._explain(x, "occlusion", target, occlusion)
             boxes = _strongest_fields(info, activations[..., channel], x.shape[1:3])
             fig = plot_saliency_grid(x, maps, value_range=value_range, receptive_fields=boxes)
-            section.blocks.append(
-                _img_block(figure_png(fig), f"filter {channel}: {_OVERLAY_CAPTION}")
-            )
+            caption = f"filter {channel}: {_overlay_caption(boxes=boxes is not None)}"
+            if "sum" in aggregates and _stride(info) > 1:
+                caption += (
+                    f"; sum maps smoothed with a {_stride(info)}-pixel box filter, the "
+                    "layer's stride (the gradient of a strided layer is a grid)"
+                )
+            section.blocks.append(_img_block(figure_png(fig), caption))
         return self
 
     def add_occlusion(self, x, target, window=4, stride=None, baseline=0.0, value_range=None):
@@ -516,7 +564,7 @@ class Report:
             "Comparison with a random twin", {"target": target, "seed": seed, **options}
         )
         fig = plot_saliency_grid(x, maps)
-        section.blocks.append(_img_block(figure_png(fig), _OVERLAY_CAPTION))
+        section.blocks.append(_img_block(figure_png(fig), _overlay_caption(boxes=False)))
         section.blocks.append(
             _table(rows, "rank correlation of the trained and the random twin's map")
         )
@@ -782,10 +830,44 @@ _CLUSTER_CAPTION = (
     "within max_iter (a fit that did not converge is still used: more iterations could "
     "move its boundaries)"
 )
-_OVERLAY_CAPTION = (
-    "important areas (Gaussian smoothing + watershed) brightened and outlined in green; "
-    "blue: receptive field"
-)
+
+
+def _overlay_caption(boxes: bool) -> str:
+    text = "important areas (Gaussian smoothing + watershed) brightened and outlined in green"
+    if boxes:
+        text += "; blue box: receptive field of the channel's most active unit"
+    return text + '; "constant map": the method gave the same value everywhere'
+
+
+def _as_class(value):
+    """`value` as a class index when it is an integer (3, 3.0, "3"), else `None`."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return int(number) if number.is_integer() else None
+
+
+def _stride(info) -> int:
+    field = info.receptive_field
+    return int(max(field.stride)) if field is not None else 1
+
+
+def _smoothed_at_stride(maps, info, aggregate):
+    """Sum-aggregated maps of a strided layer, box-filtered at the layer's stride.
+
+    The gradient of the sum over a feature map repeats every `stride`
+    pixels (each unit's field is one tile of a grid): a uniform filter of
+    the stride's size removes that grid; other maps are returned as they are.
+    """
+    from scipy.ndimage import uniform_filter
+
+    stride = _stride(info)
+    if aggregate != "sum" or stride <= 1:
+        return maps
+    return uniform_filter(np.asarray(maps, np.float64), size=(1, stride, stride)).astype(np.float32)
+
+
 _EXEMPLAR_CAPTION = "top activating receptive-field crops (whole images for dense layers)"
 
 

@@ -149,3 +149,23 @@ def test_history_has_one_line_per_metric():
     ax = plot_history({"loss": [3.0, 2.0, 1.0], "accuracy": [0.1, 0.5, 0.9]})
     assert [line.get_label() for line in ax.lines] == ["loss", "accuracy"]
     np.testing.assert_allclose(ax.lines[1].get_ydata(), [0.1, 0.5, 0.9])
+
+
+def test_saliency_grid_rows_carry_labels_and_mark_flagged_rows():
+    import matplotlib.pyplot as plt
+
+    from keras_introspect.plotting.grids import plot_saliency_grid
+
+    fig = plot_saliency_grid(
+        np.zeros((2, 6, 6, 1)),
+        {"m": np.random.default_rng(0).random((2, 6, 6))},
+        row_labels=["true 1, predicted 1 (0.90)", "true 2, predicted 0 (0.51)"],
+        flagged=[False, True],
+    )
+    texts = [[t for t in ax.texts] for ax in fig.axes[::2]]
+    assert [t[0].get_text() for t in texts] == [
+        "true 1, predicted 1 (0.90)",
+        "true 2, predicted 0 (0.51)",
+    ]
+    assert texts[0][0].get_color() == "black" and texts[1][0].get_color() == "red"
+    plt.close(fig)

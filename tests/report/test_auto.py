@@ -169,3 +169,64 @@ def test_a_failing_section_is_a_note_and_the_others_are_kept(monkeypatch):
     assert [s.title for s in report.sections][1] == "Activation histograms"
     assert "RuntimeError: disk on fire" in _html(report.sections[1])
     assert report.sections[2].title.startswith("Layer-wise purity")
+
+
+def _planted_negative_gradcam():
+    """A = x, B = relu(1 - A), class 0 scores -mean(B): Grad-CAM at B weighs a
+    non-negative map by a negative weight (constant 0 after its ReLU); at A the
+    weight is positive and the map is A itself."""
+    L = keras.layers
+    x = keras.Input((6, 6, 1))
+    a = L.Conv2D(1, 1, activation="relu", name="a")(x)
+    b = L.Conv2D(1, 1, activation="relu", name="b")(a)
+    out = L.Dense(2, name="out")(L.GlobalAveragePooling2D()(b))
+    model = keras.Model(x, out)
+    model.get_layer("a").set_weights([np.ones((1, 1, 1, 1)), np.zeros(1)])
+    model.get_layer("b").set_weights([-np.ones((1, 1, 1, 1)), np.ones(1)])
+    model.get_layer("out").set_weights([np.array([[-1.0, 1.0]]), np.zeros(2)])
+    return model
+
+
+def test_the_saliency_section_moves_grad_cam_off_a_constant_layer():
+    import keras_introspect as ki
+    from keras_introspect.report.auto import _gradcam_layer
+    from keras_introspect.targets import Class
+
+    model = _planted_negative_gradcam()
+    x = np.random.default_rng(0).uniform(0, 2, (3, 6, 6, 1)).astype("float32")
+    target = Class(0)
+    with pytest.warns(ki.exceptions.KerasIntrospectWarning, match="is zero"):
+        flat = ki.GradCAM(model, target).explain(x)  # default: b
+    assert np.ptp(flat) == 0
+    path, note = _gradcam_layer(model, introspector(model), x, target)
+    assert path == "a"
+    assert "at b it is constant for 3 of 3 images" in note
+    expected = ki.GradCAM(model, target, layer="a", upsample=False).explain(x)
+    # at A the map is relu(w * A) with w > 0: proportional to the image where A < 1 counts
+    ratio = expected / np.maximum(x[..., 0], 1e-9)
+    assert np.allclose(ratio, ratio[:, :1, :1], rtol=1e-4)
+
+
+def test_row_labels_give_truth_prediction_and_probability():
+    from keras_introspect import Report
+    from keras_introspect.targets import Class
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [keras.Input((4, 4, 1)), keras.layers.Flatten(), keras.layers.Dense(3, "softmax")]
+    )
+    x = np.random.default_rng(1).random((4, 4, 4, 1)).astype("float32")
+    probabilities = model.predict(x, verbose=0)
+    predicted = probabilities.argmax(1)
+    truth = [int(predicted[0]), (int(predicted[1]) + 1) % 3, "7", 2.0]
+    texts, wrong = Report(model)._row_labels(x, Class(predicted), truth)
+    for i in range(4):
+        c = predicted[i]
+        assert texts[i] == f"true {truth[i]}, predicted {c} ({probabilities[i, c]:.2f})"
+    assert wrong == [False, True, c_differs(7, predicted[2]), c_differs(2, predicted[3])]
+    names, unmarked = Report(model)._row_labels(x, Class(predicted), ["cat"] * 4)
+    assert unmarked is None and names[0].startswith("true cat, predicted")
+
+
+def c_differs(label, predicted):
+    return label != int(predicted)

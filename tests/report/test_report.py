@@ -319,3 +319,19 @@ def test_save_is_atomic_and_replaces_a_link_instead_of_following_it(tmp_path, mo
     second.save(link)
     assert target.read_text() == "keep me"
     assert not link.is_symlink() and "second" in link.read_text()
+
+
+def test_blue_boxes_are_named_only_where_drawn_and_sum_maps_lose_the_stride_grid():
+    from keras_introspect.report.builder import _smoothed_at_stride
+
+    model = _small_model()  # pool: stride 2
+    x = np.random.default_rng(7).random((2, 8, 8, 3)).astype("float32")
+    page = ki.Report(model).add_saliency(x, 1, methods=("saliency",)).to_html()
+    assert "blue" not in page
+    page = ki.Report(model).add_filter_saliency(x, "pool", [0], occlusion=False).to_html()
+    assert "blue box: receptive field" in page and "2-pixel box filter" in page
+    info = ki.Introspector(model).layer("pool")
+    grid = np.tile(np.array([[1.0, 0.0], [0.0, 0.0]]), (4, 4))[None]  # period-2 checkerboard
+    smooth = _smoothed_at_stride(grid, info, "sum")
+    np.testing.assert_allclose(smooth[0, 1:-1, 1:-1], 0.25, rtol=1e-6)
+    assert _smoothed_at_stride(grid, info, "max") is grid
