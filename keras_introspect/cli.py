@@ -529,11 +529,24 @@ def _cmd_cluster(args) -> int:
         written.append(os.path.join(out, "labels.npy"))
         _save_npy(written[-1], maps)
     else:
-        top = max(clusterer.n_clusters_ - 1, 1)
-        for name, labels in zip(names, maps, strict=True):
+        import matplotlib.pyplot as plt
+
+        from keras_introspect._files import atomic_path
+        from keras_introspect.cluster.pixel import upsample_labels
+        from keras_introspect.model.introspector import Introspector
+        from keras_introspect.plotting.cluster import plot_label_overlay
+
+        field = Introspector(model).receptive_field(clusterer.layer_path_)
+        full = upsample_labels(maps, images.shape[1:3], field)
+        for name, image, labels in zip(names, images, full, strict=True):
             stem = os.path.splitext(name)[0]
             written.append(os.path.join(out, f"{stem}_clusters.png"))
-            _save_png(written[-1], labels, cmap="tab20", vmin=0, vmax=top)
+            fig = plot_label_overlay(
+                image, labels, clusterer.n_clusters_, title=f"{name} at {clusterer.layer_path_}"
+            )
+            with atomic_path(written[-1]) as temporary:
+                fig.savefig(temporary, format="png", dpi=100)
+            plt.close(fig)
     if not args.quiet:
         print(
             f"{clusterer.n_clusters_} clusters at {clusterer.layer_path_}; "

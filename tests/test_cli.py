@@ -100,6 +100,8 @@ def test_saliency_and_cluster_on_a_folder_of_pngs(tmp_path, capsys):
     argv = ["cluster", str(path), str(folder), "--layer", "conv", "--out", str(labels_dir)]
     assert main([*argv, "--method", "kmeans", "--n-clusters", "3", "--quiet"]) == 0
     assert len(list(labels_dir.glob("*_clusters.png"))) == 3
+    figure = matplotlib.image.imread(labels_dir / "img0_clusters.png")
+    assert figure.shape[0] >= 200 and figure.shape[1] >= 400  # the overlay figure, not 14x14
     assert main([*argv, "--method", "kmeans", "--n-clusters", "3", "--format", "npy"]) == 0
     labels = np.load(labels_dir / "labels.npy")
     assert labels.shape == (3, 14, 14) and labels.max() <= 2

@@ -290,3 +290,35 @@ class PixelClusterer(MixtureMixin, LayerEstimator, TransformerMixin, BaseEstimat
         tags.input_tags.allow_nan = False
         tags.transformer_tags.preserves_dtype = []
         return tags
+
+
+def upsample_labels(labels, input_size, field=None) -> np.ndarray:
+    """Label maps `(n, h, w)` at the input's resolution `(n, H, W)`.
+
+    Each input pixel takes the label of the unit whose receptive field is
+    centred nearest to it (the earlier one on a tie; `field`: the layer's
+    `ReceptiveField`), so a
+    cluster lies over the pixels its units see; without a field the map is
+    stretched in equal blocks.
+
+    Example:
+        >>> from keras_introspect.model.receptive_field import ReceptiveField
+        >>> field = ReceptiveField(size=(2, 2), stride=(2, 2), offset=(0, 0))
+        >>> upsample_labels(np.array([[[0, 1], [2, 3]]]), (4, 4), field)[0]
+        array([[0, 0, 1, 1],
+               [0, 0, 1, 1],
+               [2, 2, 3, 3],
+               [2, 2, 3, 3]])
+    """
+    labels = np.asarray(labels)
+    h, w = labels.shape[1:3]
+    index = []
+    for axis, (n_units, n_pixels) in enumerate(zip((h, w), input_size, strict=True)):
+        pixels = np.arange(n_pixels)
+        if field is not None and field.axes is None:
+            first = field.offset[axis] + (field.size[axis] - 1) / 2
+            units = np.ceil((pixels - first) / field.stride[axis] - 0.5)  # ties: earlier
+        else:
+            units = np.floor((pixels + 0.5) * n_units / n_pixels)
+        index.append(np.clip(units, 0, n_units - 1).astype(int))
+    return labels[:, index[0][:, None], index[1][None, :]]

@@ -8,6 +8,7 @@ matplotlib is imported when a function runs.
 from keras_introspect.plotting.cluster import (
     plot_category_tree,
     plot_label_maps,
+    plot_label_overlay,
     plot_purity,
     plot_spanning_tree,
 )
@@ -34,6 +35,7 @@ __all__ = [
     "plot_histograms",
     "plot_history",
     "plot_label_maps",
+    "plot_label_overlay",
     "plot_prediction_tree",
     "plot_purity",
     "plot_randomization",

@@ -67,6 +67,50 @@ def plot_label_maps(
     return fig
 
 
+def plot_label_overlay(
+    image, labels, n_clusters=None, value_range=None, alpha=0.45, cmap="tab20", legend=8, title=""
+):
+    """One image and its cluster labels laid over it, with a legend (`keras-introspect cluster`).
+
+    Args:
+        image: `(H, W)` or `(H, W, C)`.
+        labels: `(H, W)` labels at the image's resolution (see
+            `cluster.pixel.upsample_labels`).
+        n_clusters: clusters of the whole fit, for the title "k of N clusters
+            in this image".
+        value_range: of the image, for display.
+        alpha: opacity of the colours.
+        legend: the colours of the largest clusters (at most this many),
+            with their share of the pixels.
+        title: above the panels.
+
+    Returns:
+        The matplotlib Figure: the image, and the image under its labels.
+    """
+    import matplotlib.pyplot as plt
+
+    labels = np.asarray(labels)
+    unit = to_unit(np.asarray(image, np.float64), value_range).squeeze()
+    grey = unit if unit.ndim == 2 else unit.mean(-1)
+    top = max(19, int(labels.max()))
+    fig, axes = plt.subplots(1, 2, figsize=(5.0, 3.2))
+    for ax in axes:
+        ax.axis("off")
+    axes[0].imshow(unit, cmap="gray" if unit.ndim == 2 else None, vmin=0, vmax=1)
+    axes[0].set_title("input", fontsize=8)
+    axes[1].imshow(grey, cmap="gray", vmin=0, vmax=1)
+    axes[1].imshow(labels, cmap=cmap, vmin=0, vmax=top, alpha=alpha, interpolation="nearest")
+    shown = len(np.unique(labels))
+    of = f" of {n_clusters}" if n_clusters is not None else ""
+    axes[1].set_title(f"{shown}{of} clusters in this image", fontsize=8)
+    if legend:
+        _label_legend(axes[1], labels, plt.get_cmap(cmap), top, legend)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
 def _label_legend(ax, labels, colours, top, k):
     """Patches of the `k` largest clusters of a label map, with their pixel shares."""
     from matplotlib.patches import Patch

@@ -149,3 +149,23 @@ def test_clone_shares_the_model_and_pickle_round_trips():
     pc.fit(image[None])
     restored = pickle.loads(pickle.dumps(pc))
     np.testing.assert_array_equal(restored.transform(image[None]), pc.transform(image[None]))
+
+
+def test_upsampled_labels_follow_the_nearest_field_centre():
+    from keras_introspect.cluster.pixel import upsample_labels
+    from keras_introspect.model.receptive_field import ReceptiveField
+
+    field = ReceptiveField(size=(5, 3), stride=(2, 3), offset=(-2, 1))
+    labels = np.random.default_rng(0).integers(0, 9, (2, 6, 4))
+    full = upsample_labels(labels, (13, 14), field)
+    centres = [
+        np.array([field.center((i, 0))[0] for i in range(6)]),
+        np.array([field.center((0, j))[1] for j in range(4)]),
+    ]
+    for r in range(13):
+        for c in range(14):
+            i = int(np.argmin(np.abs(centres[0] - r) + 1e-9 * np.arange(6)))
+            j = int(np.argmin(np.abs(centres[1] - c) + 1e-9 * np.arange(4)))
+            assert (full[:, r, c] == labels[:, i, j]).all(), (r, c)
+    blocks = upsample_labels(labels, (12, 8))  # no field: equal blocks
+    assert (blocks[:, ::2, ::2] == labels).all() and (blocks[:, 1::2, 1::2] == labels).all()
