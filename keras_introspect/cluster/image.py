@@ -125,6 +125,61 @@ class ImageClusterer(MixtureMixin, LayerEstimator, ClusterMixin, BaseEstimator):
         self.labels_ = self._fit_points(points, scaling)
         return self
 
+    def fit_features(self, features):
+        """Cluster points already read and reduced for this layer, one row per image.
+
+        `features_reducer()` gives the reduction `fit` applies on the device;
+        `layerwise_purity` applies those of all its layers in one forward
+        pass and fits each layer's clusterer on its rows with this method.
+        The clusterer is then fitted as by `fit` on the same images.
+
+        Args:
+            features: `(n_images, n_features)` float array.
+
+        Returns:
+            self
+        """
+        scale = self._check_mixture_params()
+        info = one_output_layer(self._get_introspector(), self.layer)
+        self.layer_path_ = info.path
+        specs = self._get_introspector().input_specs
+        self.input_shape_ = tuple(specs[0].shape[1:]) if specs else None
+        self.n_features_in_ = (
+            int(np.prod(self.input_shape_))
+            if self.input_shape_ and None not in self.input_shape_
+            else None
+        )
+        points = np.asarray(features)
+        if points.ndim != 2 or not len(points):
+            raise ValueError(
+                f"Expected features (n_images, n_features). Received: shape {points.shape}"
+            )
+        scaling = Scaling(scale)
+        scaling.update(points)
+        self.data_range_ = (scaling.low, scaling.high)
+        self.n_features_ = points.shape[1]
+        self.labels_ = self._fit_points(points, scaling)
+        return self
+
+    def features_reducer(self):
+        """`(reduce, n_features)`: what `fit` computes from the layer's activation
+        (channels last) on the device, and the features per image it leaves."""
+        check_one_of(self.pooling, "pooling", (None, "avg", "max"))
+        info = one_output_layer(self._get_introspector(), self.layer)
+        self.layer_path_ = info.path
+        grid = self._grid()
+        shape = info.output_shape
+        channels = shape[info.channel_axis % len(shape)] if len(shape) > 2 else shape[-1]
+        if len(shape) <= 2:
+            n = int(shape[-1])
+        elif grid is not None:
+            n = int(np.prod(grid)) * int(channels)
+        elif self.pooling is not None:
+            n = int(channels)
+        else:
+            n = int(np.prod([d for d in shape[1:]]))
+        return self._reduce(grid), n
+
     def _grid(self):
         if self.pooling is None and self.max_features is not None:
             return _pooled_grid(self._get_introspector().layer(self.layer_path_), self.max_features)

@@ -172,9 +172,8 @@ def layerwise_purity(
     if not infos:
         raise ValueError(f"No single-output layer matches layers={layers!r}")
     verbose = check_verbose(verbose)
-    rows = []
-    for step, info in enumerate(infos, start=1):
-        clusterer = ImageClusterer(
+    clusterers = [
+        ImageClusterer(
             model,
             info.path,
             method=method,
@@ -186,7 +185,15 @@ def layerwise_purity(
             verbose=0,  # one named line per layer below, not a bar per layer
             **clusterer_params,
         )
-        labels = clusterer.fit(x).labels_
+        for info in infos
+    ]
+    features = _one_pass(intro, clusterers, x, batch_size, len(y), verbose)
+    rows = []
+    for step, (info, clusterer) in enumerate(zip(infos, clusterers, strict=True), start=1):
+        if features is not None:
+            labels = clusterer.fit_features(features[step - 1]).labels_
+        else:
+            labels = clusterer.fit(x).labels_
         if len(labels) != len(y):
             raise ValueError(
                 f"Expected one label per image: x holds {len(labels)} images, y has {len(y)}"
@@ -218,3 +225,37 @@ def layerwise_purity(
         np.array(features),
         method,
     )
+
+
+def _one_pass(intro, clusterers, x, batch_size, n_images, verbose):
+    """Every clusterer's points from one forward pass over `x` (a list, in order), or
+    `None` when they would take more than a quarter of the memory available (or
+    `x` is stored activations): then each layer is read on its own pass."""
+    from keras_introspect._memory import available_bytes
+    from keras_introspect.distributed.store import is_array_source
+    from keras_introspect.probes import _scan
+
+    if is_array_source(x):
+        return None
+    reducers = [c.features_reducer() for c in clusterers]
+    needed = 4 * n_images * sum(n for _, n in reducers)
+    available = available_bytes()
+    if available is not None and needed > available // 4:
+        return None
+    paths = tuple(c.layer_path_ for c in clusterers)
+    key = ("purity", tuple((c.pooling, c.max_features) for c in clusterers))
+
+    def reduce(activations):
+        return [fn(a) for (fn, _), a in zip(reducers, activations, strict=True)]
+
+    if verbose:
+        print(
+            f"layerwise_purity: reading {len(paths)} layers in one pass",
+            file=sys.stderr,
+            flush=True,
+        )
+    parts = [[] for _ in paths]
+    for outputs, _ in _scan.scan(intro, paths, x, reduce, key, batch_size, 0):
+        for part, value in zip(parts, outputs, strict=True):
+            part.append(value.reshape(len(value), -1))
+    return [np.concatenate(part) for part in parts]

@@ -61,7 +61,9 @@ def scan(
 
     Args:
         intro: the model's `Introspector`.
-        path: the layer path (`None` for the model output).
+        path: the layer path (`None` for the model output), or a tuple of
+            paths: one forward pass reads them all, and `reduce` receives
+            the list of their activations.
         x: images in any form `Batches` accepts.
         reduce: `reduce(activation_channels_last, *extra) -> list of
             tensors`, traced once per `key`; for `path=None` it receives the
@@ -81,7 +83,9 @@ def scan(
     verbose = check_verbose(verbose)
     image_input(intro)
     batches = Batches(x, batch_size, intro.input_specs)
-    if path is not None:
+    if isinstance(path, (tuple, list)):
+        path = tuple(intro.layer(p).path for p in path)
+    elif path is not None:
         path = intro.layer(path).path
     extra = [np.asarray(e) for e in extra]
     fn = None
@@ -105,17 +109,21 @@ def scan(
 def _compile_scan(intro, path, reduce, spec, specs):
     import tensorflow as tf
 
+    several = isinstance(path, tuple)
     if path is None:
-        tap, axis = intro.tap([]), -1
+        tap, axes = intro.tap([]), [-1]
     else:
-        tap, axis = intro.tap([path], truncate=True), intro.layer(path).channel_axis
+        paths = list(path) if several else [path]
+        tap = intro.tap(paths, truncate=True)
+        axes = [intro.layer(p).channel_axis for p in paths]
 
     def run(images, *extra):
         intro.note_trace()
         activations, output = tap(images)
         if path is None:
             return reduce(output, *extra)
-        return reduce(channels_last(activations[0], axis), *extra)
+        tensors = [channels_last(a, axis) for a, axis in zip(activations, axes, strict=True)]
+        return reduce(tensors if several else tensors[0], *extra)
 
     signature = [spec, *specs]
     return tf.function(run, input_signature=signature, autograph=False).get_concrete_function()

@@ -123,10 +123,34 @@ def test_a_deep_model_is_read_at_a_spread_of_layers_with_named_progress(capsys):
     model = keras.Sequential(stack)
     x = np.random.default_rng(0).random((12, 8, 8, 1)).astype("float32")
     y = np.arange(12) % 3
+    intro = ki.Introspector(model)
+    before = intro.trace_count
     result = ki.layerwise_purity(model, x, y, random_state=0, verbose=1)
+    assert intro.trace_count == before + 1  # all twelve layers in one forward pass
     kinds = [f"c{i:02d}" for i in range(20)] + ["gap", "out"]  # conv, pool, dense in order
     expected = [kinds[round((i + 1) * len(kinds) / MAX_LAYERS) - 1] for i in range(MAX_LAYERS)]
     assert result.layers == expected and result.layers[-1] == "out"
     lines = capsys.readouterr().err.strip().splitlines()
-    assert len(lines) == MAX_LAYERS
-    assert lines[2].startswith(f"layerwise_purity: layer 3/{MAX_LAYERS} {expected[2]}: purity ")
+    assert lines[0] == f"layerwise_purity: reading {MAX_LAYERS} layers in one pass"
+    assert len(lines) == MAX_LAYERS + 1
+    assert lines[3].startswith(f"layerwise_purity: layer 3/{MAX_LAYERS} {expected[2]}: purity ")
+    # the same clusters as fitting each layer's ImageClusterer on its own pass
+    for path, ari in zip(result.layers[::5], result.ari[::5], strict=True):
+        alone = ki.ImageClusterer(model, path, method="kmeans", n_clusters=3, random_state=0)
+        alone.fit(x)
+        from sklearn.metrics import adjusted_rand_score
+
+        assert ari == pytest.approx(adjusted_rand_score(y, alone.labels_), abs=1e-12)
+
+
+def test_purity_reads_layer_by_layer_when_memory_is_short(trained, monkeypatch):
+    from keras_introspect import _memory
+
+    model, x, y = trained
+    intro = ki.Introspector(model)
+    together = ki.layerwise_purity(model, x[:100], y[:100], layers="conv", random_state=0)
+    monkeypatch.setattr(_memory, "available_bytes", lambda: 1000)
+    before = intro.trace_count
+    alone = ki.layerwise_purity(model, x[:100], y[:100], layers="conv", random_state=0)
+    assert intro.trace_count - before == len(alone.layers) > 1  # a pass per layer
+    np.testing.assert_allclose(alone.ari, together.ari)
