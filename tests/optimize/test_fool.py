@@ -75,3 +75,20 @@ def test_bad_input_is_refused():
         ki.fool(linear_model(), np.zeros((1, 2, 2, 1)), target_class=5)
     with pytest.raises(ValueError, match="learning_rate"):
         ki.fool(linear_model(), np.zeros((1, 2, 2, 1)), target_class=1, learning_rate=0)
+
+
+def test_the_readme_call_flips_every_three_of_the_digits_model(monkeypatch):
+    """Issue 19, item 8: the README's `fool` line, as written, flips its images."""
+    monkeypatch.delenv("KI_MAX_STEPS", raising=False)
+    digits, x, y, _ = ki.datasets.digits_model()
+    flips = ki.fool(
+        digits,
+        x[y == 3][:8],
+        target_class=8,
+        learning_rate=0.1,
+        optimizer="adam",
+        steps=100,
+        value_range=(0, 16),
+    )
+    assert flips.flipped.all() and (flips.steps_to_flip > 0).all()
+    assert (flips.probabilities.argmax(1) == 8).all()
