@@ -154,8 +154,15 @@ def bytes_per_row(intro) -> int | None:
     return total
 
 
-def auto_batch_size(intro, available=None, share=0.25, factor=3, default=32, cap=512) -> int:
-    """Rows per step that fit in `share` of the `available` memory.
+# At most this many bytes of activations per step: beyond about a gigabyte a larger
+# batch runs no faster on a CPU and only raises the process's peak memory.
+STEP_BUDGET = 1 << 30
+
+
+def auto_batch_size(
+    intro, available=None, share=0.25, factor=3, default=32, cap=512, budget=STEP_BUDGET
+) -> int:
+    """Rows per step that fit in `share` of the `available` memory, and in `budget`.
 
     A row costs `factor` times its forward activations (kept for the
     backward pass, plus their gradients). For a model whose sizes depend on
@@ -172,4 +179,5 @@ def auto_batch_size(intro, available=None, share=0.25, factor=3, default=32, cap
     per_row = bytes_per_row(intro)
     if available is None or not per_row:
         return default
-    return int(max(1, min(cap, (share * available) // (factor * per_row))))
+    room = min(share * available, budget)
+    return int(max(1, min(cap, room // (factor * per_row))))

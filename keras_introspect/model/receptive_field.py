@@ -169,6 +169,27 @@ _POINTWISE = {
     # scale, and residual-branch dropping (identity at inference)
     "LayerScale",
     "StochasticDepth",
+    # augmentation: the identity at inference (checked on Keras 3.x: each returns its
+    # input with training=False; a changed shape is caught below)
+    "RandomFlip",
+    "RandomRotation",
+    "RandomTranslation",
+    "RandomZoom",
+    "RandomContrast",
+    "RandomBrightness",
+    "RandomSaturation",
+    "RandomHue",
+    "RandomSharpness",
+    "RandomGrayscale",
+    "RandomColorJitter",
+    "RandomColorDegeneration",
+    "RandomShear",
+    "RandomPerspective",
+    "RandomElasticTransform",
+    "RandomInvert",
+    "RandomGaussianBlur",
+    "RandomErasing",
+    "Solarization",
 }
 _MERGE = {"Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate"}
 _CONV = kinds.CONV

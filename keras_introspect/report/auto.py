@@ -38,6 +38,11 @@ SECTIONS = (
 )
 
 
+# Pixel clustering in the report fits full covariances up to this many channels,
+# diagonal ones beyond (EfficientNetB0's top_activation has 1280).
+MAX_FULL_COVARIANCE = 64
+
+
 class Progress:
     """Numbered progress lines on stderr, with the seconds each step took."""
 
@@ -307,6 +312,7 @@ def build_report(
                         value_range=value_range,
                         # the whole image where the layer has no receptive field
                         receptive_field=field is not None
+                        and field.axes is None
                         and all(f <= n for f, n in zip(field.size, x.shape[1:3], strict=True)),
                         init="max",
                         steps=am_steps,
@@ -337,8 +343,16 @@ def build_report(
                         warnings.filterwarnings(
                             "ignore", message=".*before its convergence test passed"
                         )
+                        # a full covariance in hundreds of dimensions costs gigabytes
+                        # and is not estimable from a few hundred pixels
+                        widest = max(intro.layer(p).output_shape[-1] for p in maps)
                         report.add_clustering(
-                            x[:100], maps, image_index=0, sample_size=50_000, random_state=0
+                            x[:100],
+                            maps,
+                            image_index=0,
+                            sample_size=50_000,
+                            covariance_type="full" if widest <= MAX_FULL_COVARIANCE else "diag",
+                            random_state=0,
                         )
                     if left_out:
                         report.sections[-1].params["left out (no feature maps)"] = ", ".join(

@@ -164,6 +164,8 @@ def test_auto_batch_size_fits_a_share_of_the_memory(model):
     assert auto_batch_size(intro, available=4 * per_row * 37) == 37
     assert auto_batch_size(intro, available=10) == 1  # never 0
     assert auto_batch_size(intro, available=10**15) == 512  # capped
+    # at most a gigabyte of activations per step however much memory there is
+    assert auto_batch_size(intro, available=10**15, budget=per_row * 20, cap=10**9) == 20
     assert available_bytes() is None or available_bytes() > 0
     x = np.random.default_rng(5).uniform(size=(7, 8, 8, 1)).astype("float32")
     np.testing.assert_array_equal(

@@ -270,3 +270,15 @@ def test_permuted_spatial_axes_are_tracked(transpose_op):
     for position in [(0, 0), (out_h // 2, out_w // 2), (out_h - 1, out_w - 1)]:
         box, _ = _gradient_box(model, x, position)
         assert box == field.slices(position, size), position
+
+
+def test_augmentation_layers_pass_fields_on():
+    """Kaggle-style heads start with augmentation, the identity at inference: the
+    backbone behind it keeps its fields."""
+    x = keras.Input((16, 16, 3))
+    h = L.RandomFlip("horizontal", name="flip")(x)
+    h = L.RandomRotation(0.1, name="rotate")(h)
+    h = conv(2, 3, name="last")(h)
+    intro = ki.Introspector(keras.Model(x, h))
+    assert intro.receptive_field("last") == ReceptiveField((3, 3), (1, 1), (0, 0))
+    assert L.RandomFlip()(np.ones((1, 4, 4, 3)), training=False).numpy().min() == 1
