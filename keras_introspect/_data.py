@@ -33,7 +33,7 @@ def _is_py_dataset(x) -> bool:
     return hasattr(x, "__getitem__") and hasattr(x, "num_batches") and hasattr(x, "__len__")
 
 
-def _is_stream(x) -> bool:
+def is_stream(x) -> bool:
     return (
         _is_dataset(x)
         or _is_py_dataset(x)
@@ -121,7 +121,7 @@ class Batches:
         self._n_inputs = None if specs is None else len(specs)
         if x is None:
             raise ValueError(f"Expected images in `{name}`. Received: {name}=None")
-        if _is_stream(x):
+        if is_stream(x):
             self._stream = self._prepare_stream(x)
             self._arrays = None
         else:

@@ -111,7 +111,8 @@ def capped_steps(steps, name: str = "steps") -> int:
     """`steps`, capped by the environment variable ``KI_MAX_STEPS`` when it is set.
 
     Optimisation loops read the cap so that test suites and smoke runs of
-    examples stay fast without changing any call.
+    examples stay fast without changing any call; a capped call warns
+    (`KerasIntrospectWarning`), so a cap left set is never silent.
     """
     import os
 
@@ -127,6 +128,17 @@ def capped_steps(steps, name: str = "steps") -> int:
         raise ValueError(
             "Expected the environment variable KI_MAX_STEPS to be an integer >= 1. "
             f"Received: KI_MAX_STEPS={os.environ['KI_MAX_STEPS']!r}"
+        )
+    if steps > cap:
+        import warnings
+
+        from keras_introspect.exceptions import KerasIntrospectWarning
+
+        warnings.warn(
+            f"KI_MAX_STEPS={cap} caps {name}={steps} to {cap} (a hook for tests and smoke "
+            "runs; unset it for real results)",
+            KerasIntrospectWarning,
+            stacklevel=3,
         )
     return min(steps, cap)
 
@@ -149,3 +161,33 @@ def check_instances(values, cls, name: str, expected: str) -> list:
         if not isinstance(value, cls):
             raise TypeError(f"Expected `{name}` to hold {expected}. Received: {value!r}")
     return values
+
+
+def check_index(value, size: int, what: str) -> int:
+    """`value` as an index into `size` items (negative from the end), or a ValueError."""
+    from keras_introspect.targets import as_index
+
+    value = as_index(value.item() if isinstance(value, np.ndarray) else value, what)
+    if not -size <= value < size:
+        raise ValueError(
+            f"Expected {what} in the range [0, {size - 1}] (or negative from the end). "
+            f"Received: {value}"
+        )
+    return int(value) % size
+
+
+def check_value_range(value_range):
+    """`None`, or `(low, high)` as floats with finite low < high."""
+    if value_range is None:
+        return None
+    try:
+        low, high = (float(v) for v in value_range)
+    except (TypeError, ValueError) as err:
+        raise ValueError(
+            f"Expected `value_range` as (low, high). Received: value_range={value_range!r}"
+        ) from err
+    if not (np.isfinite(low) and np.isfinite(high) and low < high):
+        raise ValueError(
+            f"Expected `value_range` with finite low < high. Received: value_range={value_range!r}"
+        )
+    return (low, high)

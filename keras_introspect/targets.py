@@ -25,6 +25,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from keras_introspect._tensor import channels_last
+from keras_introspect._validation import check_index
+
 AGGREGATES = ("max", "sum", "mean")
 
 
@@ -109,16 +112,6 @@ def _free_position(value, what: str) -> int:
             f"position cannot count from the end. Received: {value}"
         )
     return value
-
-
-def _check_index(value, size: int, what: str) -> int:
-    value = as_index(value.item() if isinstance(value, np.ndarray) else value, what)
-    if not -size <= value < size:
-        raise ValueError(
-            f"Expected {what} in the range [0, {size - 1}] (or negative from the end). "
-            f"Received: {value}"
-        )
-    return int(value) % size
 
 
 class Target:
@@ -238,7 +231,7 @@ class Class(Target):
             )
         n_classes = shape[1]
         indices = [self.index] if _is_int(self.index) else self.index
-        indices = [_check_index(i, n_classes, "class index") for i in indices]
+        indices = [check_index(i, n_classes, "class index") for i in indices]
         logits = self.logits
 
         def score(activations, outputs, columns):
@@ -276,7 +269,7 @@ def output_index(intro, output) -> int:
             f"Expected `output` to name a model output: one of {keys or names}. "
             f"Received: output={output!r}"
         )
-    return _check_index(output, len(shapes), "`output` (model output)")
+    return check_index(output, len(shapes), "`output` (model output)")
 
 
 def one_output_layer(intro, selector):
@@ -295,15 +288,6 @@ class _LayerTarget(Target):
 
     def _info(self, intro):
         return one_output_layer(intro, self.layer)
-
-
-def _channels_last(tensor, channel_axis: int):
-    import tensorflow as tf
-
-    rank = tensor.shape.rank
-    if channel_axis == 1 and rank > 2:
-        tensor = tf.transpose(tensor, [0, *range(2, rank), 1])
-    return tf.cast(tensor, tf.float32)
 
 
 def _reduce(tensor, aggregate: str):
@@ -365,20 +349,20 @@ class Channel(_LayerTarget):
         if self.index == "all":
             many = list(range(n_channels))
         elif isinstance(self.index, list):
-            many = [_check_index(i, n_channels, f"channel of {info.path!r}") for i in self.index]
+            many = [check_index(i, n_channels, f"channel of {info.path!r}") for i in self.index]
         else:
             many = None
         constant = (
             0
             if many is not None
-            else _check_index(self.index, n_channels, f"channel of {info.path!r}")
+            else check_index(self.index, n_channels, f"channel of {info.path!r}")
         )
         aggregate, axis = self.aggregate, info.channel_axis
 
         def score(activation, outputs, columns):
             import tensorflow as tf
 
-            a = _channels_last(activation, axis)
+            a = channels_last(activation, axis)
             return _reduce(tf.gather(a, columns[:, 0], axis=-1, batch_dims=1), aggregate)
 
         return Binding(self, info.path, score, (constant,), key=(aggregate,), many=many)
@@ -412,7 +396,7 @@ class Neuron(_LayerTarget):
         shape = list(info.output_shape[1:])
         axis = info.channel_axis
         n_channels = shape.pop(axis if axis == -1 else 0)
-        channel = _check_index(self.channel, n_channels, f"channel of {info.path!r}")
+        channel = check_index(self.channel, n_channels, f"channel of {info.path!r}")
         if len(self.position) != len(shape):
             raise ValueError(
                 f"Expected a position with {len(shape)} coordinate(s) for layer "
@@ -421,7 +405,7 @@ class Neuron(_LayerTarget):
         position = tuple(
             _free_position(p, f"position[{i}] of {info.path!r}")
             if n is None
-            else _check_index(p, n, f"position[{i}] of {info.path!r}")
+            else check_index(p, n, f"position[{i}] of {info.path!r}")
             for i, (p, n) in enumerate(zip(self.position, shape, strict=True))
         )
         free = any(n is None for n in shape)
@@ -432,7 +416,7 @@ class Neuron(_LayerTarget):
 
             # columns: channel, then the position; both are inputs of the
             # compiled function, so another unit of the layer needs no trace
-            a = _channels_last(activation, axis)
+            a = channels_last(activation, axis)
             index = tf.concat([columns[:, 1:], columns[:, :1]], axis=1)
             if free:  # the layer's size comes with the data: check it there
                 size = tf.shape(a)[1:]
@@ -674,7 +658,7 @@ class Direction(_LayerTarget):
         def score(activation, outputs, columns):
             import tensorflow as tf
 
-            a = _channels_last(activation, axis)
+            a = channels_last(activation, axis)
             v = tf.constant(vector)
             value = tf.tensordot(a, v, axes=[[a.shape.rank - 1], [0]])
             if cosine:

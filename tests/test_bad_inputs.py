@@ -5,6 +5,8 @@ value received and what was expected, or, where a sensible answer exists,
 gives the right answer (checked against an independent computation).
 """
 
+import warnings
+
 import keras
 import numpy as np
 import pytest
@@ -577,3 +579,19 @@ def test_a_layer_named_like_a_group_is_used_with_a_warning_and_reports_pick_by_k
     # p2's maps are 1 x 1 (nothing to show): the stage outputs are conv and c2
     assert choose_layers(intro) == ["conv", "c2"]
     assert {"dense", "dense_1"} <= set(_purity_layers(intro))
+
+
+def test_a_step_cap_left_in_the_environment_is_never_silent(monkeypatch):
+    """Issue 20: KI_MAX_STEPS is a test hook; a capped call says so."""
+    from keras_introspect._validation import capped_steps
+
+    monkeypatch.setenv("KI_MAX_STEPS", "5")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert capped_steps(100) == 5
+        assert capped_steps(3) == 3  # below the cap: nothing to say
+    messages = [str(w.message) for w in caught if issubclass(w.category, KerasIntrospectWarning)]
+    assert messages == [
+        "KI_MAX_STEPS=5 caps steps=100 to 5 (a hook for tests and smoke runs; "
+        "unset it for real results)"
+    ]

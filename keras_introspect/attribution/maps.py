@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
@@ -46,9 +47,11 @@ class AttributionMaps(ModelEstimatorMixin, TransformerMixin, BaseEstimator):
         flatten: return `(n, H*W)` (what the next Pipeline step expects);
             `False` keeps the maps `(n, H, W)`.
         batch_size, verbose: as the attribution methods.
-        **options: passed to the method (e.g. `samples=`, `window=`,
-            `layer=`, `reduce_channels=`); they are parameters of this
-            estimator too (`get_params`, `set_params`, `clone`).
+        method_options: dict of keyword arguments of the method (e.g.
+            `{"samples": 25}`, `{"window": 4}`, `{"layer": "conv2"}`); one
+            estimator parameter, so `clone` and grid searches keep it.
+        **options: deprecated spelling of `method_options` (a
+            `FutureWarning`; removed in the next release).
 
     Attributes:
         explainer_: the attribution method object used by `transform`.
@@ -59,12 +62,21 @@ class AttributionMaps(ModelEstimatorMixin, TransformerMixin, BaseEstimator):
         >>> from sklearn.pipeline import make_pipeline
         >>> from sklearn.linear_model import LogisticRegression
         >>> pipe = make_pipeline(
-        ...     ki.AttributionMaps(model, "gradcam", target=ki.targets.Class(3)),
+        ...     ki.AttributionMaps(model, "gradcam", target=ki.targets.Class(3),
+        ...                        method_options={"layer": "conv2"}),
         ...     LogisticRegression())                                   # doctest: +SKIP
     """
 
     def __init__(
-        self, model, method="saliency", target=0, flatten=True, batch_size=32, verbose=0, **options
+        self,
+        model,
+        method="saliency",
+        target=0,
+        flatten=True,
+        batch_size=32,
+        verbose=0,
+        method_options=None,
+        **options,
     ):
         self.model = model
         self.method = method
@@ -72,21 +84,16 @@ class AttributionMaps(ModelEstimatorMixin, TransformerMixin, BaseEstimator):
         self.flatten = flatten
         self.batch_size = batch_size
         self.verbose = verbose
-        self._options = dict(options)
-        for key, value in options.items():
-            setattr(self, key, value)
-
-    def get_params(self, deep=True):
-        params = super().get_params(deep=deep)
-        params.update({key: getattr(self, key) for key in self._options})
-        return params
-
-    def set_params(self, **params):
-        known = set(self._get_param_names())
-        for key in [k for k in params if k not in known]:
-            self._options[key] = params[key]
-            setattr(self, key, params.pop(key))
-        return super().set_params(**params)
+        if options:  # the spelling before method_options, kept for one release
+            warnings.warn(
+                f"AttributionMaps(..., {', '.join(f'{k}=' for k in options)}) is deprecated "
+                "and will be removed in the next release: pass "
+                f"method_options={options!r}",
+                FutureWarning,
+                stacklevel=2,
+            )
+            method_options = {**(method_options or {}), **options}
+        self.method_options = method_options
 
     def _method_class(self):
         if isinstance(self.method, type):
@@ -105,7 +112,12 @@ class AttributionMaps(ModelEstimatorMixin, TransformerMixin, BaseEstimator):
             self
         """
         check_one_of(self.flatten, "flatten", (True, False))
-        options = {key: getattr(self, key) for key in self._options}
+        options = self.method_options or {}
+        if not isinstance(options, dict):
+            raise TypeError(
+                "Expected `method_options` to be a dict of the method's keyword arguments. "
+                f"Received: method_options={options!r}"
+            )
         self.explainer_ = self._method_class()(
             self.model, self.target, batch_size=self.batch_size, verbose=self.verbose, **options
         )

@@ -8,7 +8,7 @@ import warnings
 
 import numpy as np
 
-from keras_introspect._data import _is_stream, as_array
+from keras_introspect._data import as_array, is_stream
 from keras_introspect._memory import check_batch_size
 from keras_introspect._sklearn import ModelEstimatorMixin
 from keras_introspect._validation import (
@@ -31,7 +31,7 @@ class LayerEstimator(ModelEstimatorMixin):
 
     def _check_x(self, X, reset: bool):
         """`X` as numpy (streams pass through); records the sample shape on `reset`."""
-        if _is_stream(X):
+        if is_stream(X):
             return X
         X = as_array(X, "X")
         name = type(self).__name__

@@ -11,7 +11,7 @@ def embed(
     model,
     layer,
     x,
-    method="umap",
+    method="pca",
     n_components=2,
     pooling=None,
     batch_size=32,
@@ -26,8 +26,8 @@ def embed(
         layer: selector of one layer; `None` embeds the input images
             themselves (flattened), for comparison (`003` Fig. 9, left).
         x: images or a stream of batches.
-        method: `"umap"` (needs the extra `umap`:
-            `pip install "keras-introspect[umap]"`), `"pca"` or `"tsne"`.
+        method: `"pca"` (default), `"tsne"`, or `"umap"` (needs the extra
+            `umap`: `pip install "keras-introspect[umap]"`).
         n_components: output dimensions.
         pooling: `None` (flatten), `"avg"` or `"max"`.
         batch_size, verbose: streaming options.

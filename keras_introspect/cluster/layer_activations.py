@@ -6,7 +6,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
-from keras_introspect._data import _is_stream
+from keras_introspect._data import is_stream
 from keras_introspect._memory import check_batch_size
 from keras_introspect._validation import check_one_of, check_verbose
 from keras_introspect.cluster._base import LayerEstimator
@@ -71,7 +71,7 @@ class LayerActivations(LayerEstimator, TransformerMixin, BaseEstimator):
         intro = self._get_introspector()
         self.layer_path_ = intro.layer(self.layer).path
         X = self._check_x(X, reset=True)
-        if _is_stream(X):
+        if is_stream(X):
             raise TypeError(
                 "Expected an array in fit (shapes are recorded from it); streams such "
                 "as tf.data.Dataset are accepted by transform"

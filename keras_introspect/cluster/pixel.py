@@ -9,6 +9,8 @@ place as one label image per input image.
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils import check_random_state
@@ -175,7 +177,8 @@ class PixelClusterer(MixtureMixin, LayerEstimator, TransformerMixin, BaseEstimat
         if self.sampled_ and self.verbose:
             print(
                 f"PixelClusterer: fitting on a seeded sample of {len(sample):,} of the "
-                f"{self.n_points_:,} pixels (sample_size={self.sample_size:,})"
+                f"{self.n_points_:,} pixels (sample_size={self.sample_size:,})",
+                file=sys.stderr,
             )
         self._fit_points(sample, scaling, stacklevel=stacklevel + 1)
 

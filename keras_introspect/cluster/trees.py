@@ -203,7 +203,7 @@ class CategoryTree(LayerEstimator, TransformerMixin, BaseEstimator):
         Returns:
             self
         """
-        from keras_introspect._data import _is_stream
+        from keras_introspect._data import is_stream
         from keras_introspect._validation import check_positive_int, check_seed, check_verbose
 
         check_one_of(self.metric, "metric", ("cosine", "euclidean"))
@@ -211,7 +211,7 @@ class CategoryTree(LayerEstimator, TransformerMixin, BaseEstimator):
         check_one_of(self.include_noise, "include_noise", (True, False))
         check_batch_size(self.batch_size)
         check_verbose(self.verbose)
-        if _is_stream(X):
+        if is_stream(X):
             raise TypeError("CategoryTree.fit takes an array of images (the labels follow it)")
         self.layer_path_ = one_output_layer(self._get_introspector(), self.layer).path
         X = self._check_x(X, reset=True)

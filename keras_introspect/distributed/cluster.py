@@ -24,6 +24,7 @@ import functools
 import itertools
 import math
 import os
+import sys
 
 import numpy as np
 
@@ -43,7 +44,7 @@ def activations_of(estimator, X, info):
             not the layer's, or the store is incomplete.
     """
     da = require("dask.array")
-    from keras_introspect.distributed.extract import _item_shape
+    from keras_introspect._tensor import item_shape
 
     name = type(estimator).__name__
     if isinstance(X, (str, os.PathLike)):
@@ -57,7 +58,7 @@ def activations_of(estimator, X, info):
         X = store.to_dask()
     elif stores._is_zarr(X):
         X = da.from_zarr(X)
-    expected = _item_shape(info)
+    expected = item_shape(info)
     if X.ndim != len(info.output_shape) or (
         expected is not None and tuple(X.shape[1:]) != expected
     ):
@@ -159,7 +160,7 @@ def _fit_kmeans_all(estimator, acts, scaling, verbose):
         )
     scaled = scaling(points.astype(np.float64))
     if verbose:
-        print(f"PixelClusterer: dask-ml k-means on all {len(points):,} pixels")
+        print(f"PixelClusterer: dask-ml k-means on all {len(points):,} pixels", file=sys.stderr)
     estimator.mixture_ = dask_cluster.KMeans(
         n_clusters=estimator.n_clusters, random_state=estimator.random_state
     ).fit(scaled)
@@ -323,7 +324,7 @@ def _per_chunk(acts, call, verbose, what):
     blocks = acts.to_delayed().ravel()
     firsts = np.concatenate([[0], np.cumsum(acts.chunks[0])[:-1]])
     if verbose:
-        print(f"{what} {len(acts):,} images in {len(blocks)} chunks")
+        print(f"{what} {len(acts):,} images in {len(blocks)} chunks", file=sys.stderr)
     progbar = keras.utils.Progbar(len(acts), verbose=verbose, unit_name="image")
     return tasks.run(
         (

@@ -9,6 +9,7 @@ import threading
 
 import numpy as np
 
+from keras_introspect._tensor import item_shape
 from keras_introspect._validation import check_positive_int, check_verbose
 from keras_introspect.distributed import store as stores
 from keras_introspect.distributed import tasks
@@ -114,11 +115,11 @@ def activations_to_zarr(
     info = one_output_layer(intro, layer)
     spec = intro.input_specs[0]
     source = _source(images, spec, loader)
-    item_shape = _item_shape(info)
-    if item_shape is None:  # the layer's size depends on the image size: run one image
+    shape = item_shape(info)
+    if shape is None:  # the layer's size depends on the image size: run one image
         first = _materialize(next(source.parts(1))[2], source.loader, spec)
-        item_shape = _extract(intro, info.path, first[:1], 1, dtype).shape[1:]
-    chunk_images = _chunk_images(chunk_images, item_shape, dtype, source.n)
+        shape = _extract(intro, info.path, first[:1], 1, dtype).shape[1:]
+    chunk_images = _chunk_images(chunk_images, shape, dtype, source.n)
     meta = {
         "layer": info.path,
         "model": model.name,
@@ -128,7 +129,7 @@ def activations_to_zarr(
         "channels_last": True,
     }
     store = stores.ChunkedStore.create_or_resume(
-        path, "activations", item_shape, dtype, source.n, chunk_images, meta, overwrite
+        path, "activations", shape, dtype, source.n, chunk_images, meta, overwrite
     )
     done = set(range(store.n_chunks)) - set(store.pending())
     progbar = keras.utils.Progbar(source.n, verbose=verbose, unit_name="image")
@@ -203,7 +204,7 @@ class _Source:
 
 
 def _source(images, spec, loader):
-    from keras_introspect._data import Batches, _is_stream, as_array
+    from keras_introspect._data import Batches, as_array, is_stream
 
     if images is None:
         raise ValueError("Expected images. Received: images=None")
@@ -234,7 +235,7 @@ def _source(images, spec, loader):
         # each chunk is checked by its files' names, sizes and modification
         # times: a changed file is a changed chunk, and nothing is read again
         return _Source(len(files), f"{len(files)} files", file_parts, loader, _files_digest)
-    if _is_stream(images):
+    if is_stream(images):
         batches = Batches(images, 32, [spec], "images")
 
         def stream_parts(chunk):
@@ -366,16 +367,6 @@ def _load_files(files, loader, spec):
 
 
 # -------------------------------------------------------------- extraction
-
-
-def _item_shape(info):
-    """Channels-last shape of one image's output, or `None` if not static."""
-    shape = list(info.output_shape[1:])
-    if any(d is None for d in shape):
-        return None
-    channel = info.channel_axis % len(info.output_shape) - 1
-    shape.append(shape.pop(channel))
-    return tuple(shape)
 
 
 def _chunk_images(chunk_images, item_shape, dtype, n):

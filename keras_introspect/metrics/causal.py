@@ -135,7 +135,7 @@ def _check_maps(maps, x: np.ndarray) -> np.ndarray:
     return maps
 
 
-def _baseline_images(baseline, x: np.ndarray) -> np.ndarray:
+def baseline_images(baseline, x: np.ndarray) -> np.ndarray:
     """The images the deleted pixels take (and insertion starts from), `(n, H, W, C)`."""
     if isinstance(baseline, str):
         if baseline == "blur":
@@ -227,7 +227,7 @@ def _causal(
     batch_size = scorer.halver.size  # "auto" resolved for the model
     x = scorer.images(x)
     maps = _check_maps(maps, x)
-    base = _baseline_images(baseline, x)
+    base = baseline_images(baseline, x)
     n_pixels = x.shape[1] * x.shape[2]
     counts = np.round(np.linspace(0, n_pixels, steps + 1)).astype(np.int64)
     fractions = counts / n_pixels

@@ -147,14 +147,14 @@ def randomizable_layers(model, layers=None) -> list:
 
 
 def _randomizable(intro, layers) -> list:
-    from keras_introspect.probes.randomized_twin import _is_preprocessing
+    from keras_introspect.model._kinds import is_preprocessing
 
     infos = intro.layers if layers is None else intro.select(layers)
     chosen = [
         info.path
         for info in infos
         if not info.is_container
-        and not _is_preprocessing(info.layer)
+        and not is_preprocessing(info.layer)
         and any(v.trainable for v in info.layer.weights)
     ]
     if not chosen:
@@ -312,8 +312,9 @@ def random_logit_check(
         >>> check.mean                                                              # doctest: +SKIP
         0.12
     """
+    from keras_introspect._validation import check_index
     from keras_introspect.model.introspector import Introspector
-    from keras_introspect.targets import Class, _check_index, output_index
+    from keras_introspect.targets import Class, output_index
 
     seed = _check_common(model, similarity, seed)
     name, explain = explainer(method, options)
@@ -333,7 +334,7 @@ def random_logit_check(
         raise ValueError(
             f"Expected one label per image ({len(x)} images). Received: {len(classes)} labels"
         )
-    classes = np.array([_check_index(int(c), n_classes, "class index") for c in classes])
+    classes = np.array([check_index(int(c), n_classes, "class index") for c in classes])
     draws = np.random.default_rng(seed).integers(n_classes - 1, size=len(x))
     others = np.where(draws >= classes, draws + 1, draws)
     true_target = Class(classes, logits=given.logits, output=given.output)

@@ -59,3 +59,8 @@ PASS_THROUGH = frozenset(
         "InputLayer",
     }
 )
+
+
+def is_preprocessing(layer) -> bool:
+    """Whether `layer` is one of Keras' preprocessing layers (no weights to learn)."""
+    return ".preprocessing." in type(layer).__module__

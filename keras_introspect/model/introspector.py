@@ -555,7 +555,7 @@ class Introspector:
             tf.function(forward, autograph=False).get_concrete_function(*signature)
         return output_shapes, results
 
-    def _graph_results(self):
+    def _graph_results(self):  # noqa: C901 - issue 20 splits it
         """Shapes, fields and call counts read from Keras' symbolic graph, or `None`.
 
         Functional and built Sequential models (nested at any depth) keep

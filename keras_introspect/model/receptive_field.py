@@ -485,6 +485,13 @@ def propagate(layer, in_fields: list, in_shapes: list, out_shape):
         return Undefined(f"{name} {layer.name} takes several inputs and has no rule")
     else:
         field = in_fields[0]
+    if kind in _CONV or kind in _POOL or kind in _PADDING or kind in _CROPPING:
+        return _geometric(kind, layer, field, in_shape)
+    return _per_position(kind, layer, field, in_shape, out_shape)
+
+
+def _geometric(kind, layer, field, in_shape):
+    """Field after a window (convolution, pooling) or a shift (padding, cropping)."""
     if kind in _CONV:
         return _window(
             field,
@@ -498,15 +505,19 @@ def propagate(layer, in_fields: list, in_shapes: list, out_shape):
     if kind in _POOL:
         ones = (1,) * len(layer.pool_size)
         return _window(field, layer, layer.pool_size, layer.strides, ones, layer.padding, in_shape)
-    if kind in _PADDING or kind in _CROPPING:
-        attr = layer.padding if kind in _PADDING else layer.cropping
-        sign = -1 if kind in _PADDING else 1
-        pairs = _pairs(attr, len(field.size))
-        offset = tuple(
-            o + sign * before * s
-            for o, (before, _), s in zip(field.offset, pairs, field.stride, strict=True)
-        )
-        return dataclasses.replace(field, offset=offset)
+    attr = layer.padding if kind in _PADDING else layer.cropping
+    sign = -1 if kind in _PADDING else 1
+    pairs = _pairs(attr, len(field.size))
+    offset = tuple(
+        o + sign * before * s
+        for o, (before, _), s in zip(field.offset, pairs, field.stride, strict=True)
+    )
+    return dataclasses.replace(field, offset=offset)
+
+
+def _per_position(kind, layer, field, in_shape, out_shape):
+    """`field` itself for a layer that acts on each position alone, else `Undefined`."""
+    name = type(layer).__name__
     pointwise = kind in _POINTWISE or kind in _MERGE
     if kind in ("Softmax", "LayerNormalization"):
         axes = layer.axis if isinstance(layer.axis, (list, tuple)) else [layer.axis]

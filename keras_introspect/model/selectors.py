@@ -48,7 +48,7 @@ def _not_found(selector, infos, why: str = "") -> LayerNotFoundError:
     )
 
 
-def _select_one_item(selector, infos, warn_groups=True) -> list:
+def _select_one_item(selector, infos, warn_groups=True) -> list:  # noqa: C901 - issue 20 splits it
     import keras
 
     if hasattr(selector, "path") and hasattr(selector, "layer"):  # a LayerInfo

@@ -23,6 +23,7 @@ import numpy as np
 from keras_introspect._data import Batches
 from keras_introspect._memory import check_batch_size, resolve_batch_size
 from keras_introspect._repr import summary_repr
+from keras_introspect._tensor import channels_last
 from keras_introspect._validation import (
     capped_steps,
     check_backend,
@@ -31,6 +32,7 @@ from keras_introspect._validation import (
     check_one_of,
     check_positive_int,
     check_seed,
+    check_value_range,
     check_verbose,
 )
 from keras_introspect.model.tap import COMPUTE_DTYPES
@@ -187,7 +189,7 @@ class ActivationMaximization:
         else:
             init = np.asarray(init, np.float32)
         self.init = init
-        self.value_range = _check_value_range(value_range)
+        self.value_range = check_value_range(value_range)
         if not isinstance(receptive_field, bool):
             raise ValueError(
                 f"Expected `receptive_field` to be True or False. Received: {receptive_field!r}"
@@ -432,12 +434,11 @@ class ActivationMaximization:
 
             return score
         tap = intro.tap([rf.info.path], compute_dtype=self.compute_dtype, truncate=True)
-        from keras_introspect.targets import _channels_last
 
         def score(images, cols):
             intro.note_trace()
             (activation,), _ = tap(tf.cast(images, dtype))
-            a = _channels_last(activation, rf.info.channel_axis)
+            a = channels_last(activation, rf.info.channel_axis)
             unit = a[(slice(None), *rf.unit)]
             return rf.weight * tf.gather(unit, cols[:, 0], axis=-1, batch_dims=1)
 
@@ -623,22 +624,6 @@ def _paste(canvas, patch, starts, sizes) -> None:
     canvas[tuple(target)] = patch[tuple(source)]
 
 
-def _check_value_range(value_range):
-    if value_range is None:
-        return None
-    try:
-        low, high = (float(v) for v in value_range)
-    except (TypeError, ValueError) as err:
-        raise ValueError(
-            f"Expected `value_range` as (low, high). Received: value_range={value_range!r}"
-        ) from err
-    if not (np.isfinite(low) and np.isfinite(high) and low < high):
-        raise ValueError(
-            f"Expected `value_range` with finite low < high. Received: value_range={value_range!r}"
-        )
-    return (low, high)
-
-
 def _transform_draws(seed, n, steps, n_random) -> np.ndarray:
     """`(steps, n, n_random)` uniform draws, one stream per image (batch-independent)."""
     draws = np.empty((steps, n, n_random), np.float32)
@@ -669,15 +654,13 @@ def _dataset_units(intro, rf, spec):
     """Compiled `(images, channels) -> [best unit value, its flat position]` per channel."""
     import tensorflow as tf
 
-    from keras_introspect.targets import _channels_last
-
     weight, info = rf.weight, rf.info
     tap = intro.tap([info.path], truncate=True)
 
     def scores(images, channels):
         intro.note_trace()
         (a,), _ = tap(images)
-        a = tf.gather(_channels_last(a, info.channel_axis), channels, axis=-1)
+        a = tf.gather(channels_last(a, info.channel_axis), channels, axis=-1)
         flat = tf.reshape(a, [tf.shape(a)[0], -1, tf.shape(channels)[0]])
         # the objective is weight * unit: rank units by it
         return [

@@ -22,10 +22,10 @@ from keras_introspect._validation import (
     check_number,
     check_one_of,
     check_positive_int,
+    check_value_range,
     check_verbose,
 )
 from keras_introspect.optimize._engine import OPTIMIZERS, Loop
-from keras_introspect.optimize.activation_maximization import _check_value_range
 from keras_introspect.optimize.parameterization import Parameterization
 from keras_introspect.targets import BoundTarget, Class
 
@@ -107,7 +107,7 @@ def fool(
     learning_rate = check_number(learning_rate, "learning_rate", 0.0, strict=True)
     steps = capped_steps(steps)
     check_one_of(optimizer, "optimizer", OPTIMIZERS)
-    value_range = _check_value_range(value_range)
+    value_range = check_value_range(value_range)
     batch_size = check_positive_int(batch_size, "batch_size")
     verbose = check_verbose(verbose)
     intro = Introspector(model)

@@ -16,6 +16,7 @@ from keras_introspect._memory import (
     concat_pieces,
     resolve_batch_size,
 )
+from keras_introspect._tensor import channels_last
 from keras_introspect._validation import check_one_of, check_verbose
 
 
@@ -26,13 +27,6 @@ def introspector(model):
     check_backend()
     check_model(model)
     return Introspector(model)
-
-
-def channels_last(tensor, channel_axis: int):
-    """float32 `tensor` with channels on the last axis."""
-    from keras_introspect.targets import _channels_last
-
-    return _channels_last(tensor, channel_axis)
 
 
 def image_input(intro) -> int:
@@ -134,13 +128,14 @@ def channel_layer(intro, layer, channels) -> tuple:
 
     `channels` is ``"all"`` or a list; negative indices count from the end.
     """
-    from keras_introspect.targets import _check_index, one_output_layer
+    from keras_introspect._validation import check_index
+    from keras_introspect.targets import one_output_layer
 
     info = one_output_layer(intro, layer)
     n_channels = info.output_shape[info.channel_axis]
     if channels == "all":
         return info, list(range(n_channels))
-    return info, [_check_index(c, n_channels, f"channel of {info.path!r}") for c in channels]
+    return info, [check_index(c, n_channels, f"channel of {info.path!r}") for c in channels]
 
 
 def check_aggregate(aggregate, allow_none: bool = False) -> None:

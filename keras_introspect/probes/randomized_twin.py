@@ -15,6 +15,7 @@ import numpy as np
 
 from keras_introspect._validation import check_backend, check_model, check_seed
 from keras_introspect.exceptions import KerasIntrospectWarning
+from keras_introspect.model._kinds import is_preprocessing
 
 
 def _all_layers(model) -> list:
@@ -37,10 +38,6 @@ def _clone(model):
             ) from inner
 
 
-def _is_preprocessing(layer) -> bool:
-    return ".preprocessing." in type(layer).__module__
-
-
 def reinitialize(layer, rng, covered=None) -> list:
     """Draw the weights of `layer` again from its initializers, in place.
 
@@ -57,14 +54,10 @@ def reinitialize(layer, rng, covered=None) -> list:
     Returns:
         the variables drawn again.
     """
-    import keras
 
     covered = set() if covered is None else covered
     drawn = []
-    for name in sorted(vars(layer)):
-        initializer = getattr(layer, name, None)
-        if not (name.endswith("_initializer") and isinstance(initializer, keras.Initializer)):
-            continue
+    for name, initializer in _initializers(layer):
         prefix = name[: -len("_initializer")]
         # kernel_initializer -> kernel; depthwise_initializer -> depthwise_kernel
         # (SeparableConv) or kernel (DepthwiseConv, which has no kernel_initializer)
@@ -72,8 +65,9 @@ def reinitialize(layer, rng, covered=None) -> list:
         # bias_initializer, and it must not re-draw the kernel with zeros)
         names = (prefix, f"{prefix}_kernel") + (("kernel",) if prefix == "depthwise" else ())
         candidates = [getattr(layer, a, None) for a in names]
+        own = {id(w) for w in layer.weights}  # (keras.Variable is not their class in 3.3)
         variable = next(
-            (v for v in candidates if isinstance(v, keras.Variable) and id(v) not in covered),
+            (v for v in candidates if id(v) in own and id(v) not in covered),
             None,
         )
         if variable is None:
@@ -86,6 +80,32 @@ def reinitialize(layer, rng, covered=None) -> list:
         covered.add(id(variable))
         drawn.append(variable)
     return drawn
+
+
+def _initializers(layer) -> list:
+    """`(name, Initializer)` of every `*_initializer` of `layer`, from its public
+    config (`get_config()`); for a layer without one (a custom layer that does not
+    implement it), from its attributes."""
+    import keras
+
+    try:
+        config = layer.get_config()
+    except NotImplementedError:
+        config = None
+    found = []
+    if config is not None:
+        for name in sorted(config):
+            if name.endswith("_initializer") and config[name] is not None:
+                try:
+                    found.append((name, keras.initializers.get(config[name])))
+                except (ValueError, TypeError):
+                    continue
+        return found
+    for name in sorted(vars(layer)):
+        value = getattr(layer, name, None)
+        if name.endswith("_initializer") and isinstance(value, keras.Initializer):
+            found.append((name, value))
+    return found
 
 
 def trained_copy(model):
@@ -157,7 +177,7 @@ def randomized_twin(model, seed: int = 0):
     rng = np.random.default_rng(seed)
     covered = set()
     for index, layer in enumerate(copies):
-        if _is_preprocessing(layer) and by_position:
+        if is_preprocessing(layer) and by_position:
             layer.set_weights(originals[index].get_weights())
             covered.update(id(v) for v in layer.weights)
             continue

@@ -166,7 +166,7 @@ def _check_sections(sections):
     return sections
 
 
-def build_report(
+def build_report(  # noqa: C901 - issue 20: a plan and a section registry
     model,
     x,
     y=None,

@@ -888,13 +888,13 @@ def _unsaturated(model, x, target, scored, normalize, baseline, saturation):
     move between an image and its baseline, else the logits (normalised), else
     `(None, normalize, note)`: the curves would be noise."""
     from keras_introspect.metrics._scoring import Scorer
-    from keras_introspect.metrics.causal import _baseline_images
+    from keras_introspect.metrics.causal import baseline_images
     from keras_introspect.targets import Class
 
     def gap(what):
         scorer = Scorer(model, what, 64, "add_quality")
         images = scorer.images(x)
-        base = _baseline_images(baseline, images).astype(images.dtype)
+        base = baseline_images(baseline, images).astype(images.dtype)
         ids = np.arange(len(images))
         return scorer(images, ids), scorer(base, ids)
 

@@ -33,25 +33,35 @@ def _x(n=6):
 
 def test_transform_equals_the_method(model):
     x = _x()
-    est = ki.AttributionMaps(model, "smoothgrad", target=1, samples=4, seed=2, flatten=False)
+    est = ki.AttributionMaps(
+        model, "smoothgrad", target=1, method_options={"samples": 4, "seed": 2}, flatten=False
+    )
     expected = ki.SmoothGrad(model, 1, samples=4, seed=2).explain(x)
     np.testing.assert_allclose(est.fit_transform(x), expected, rtol=1e-6)
-    flat = ki.AttributionMaps(model, "gradcam", target=0, layer="conv").fit(x).transform(x)
+    flat = ki.AttributionMaps(model, "gradcam", target=0, method_options={"layer": "conv"})
+    flat = flat.fit(x).transform(x)
     cam = ki.GradCAM(model, 0, layer="conv").explain(x)
     np.testing.assert_allclose(flat, cam.reshape(6, -1), rtol=1e-6)
 
 
 def test_options_are_parameters(model):
-    est = ki.AttributionMaps(model, "occlusion", target=0, window=4)
-    assert est.get_params()["window"] == 4
-    est.set_params(window=2, method="occlusion")
-    assert est.window == 2
+    est = ki.AttributionMaps(model, "occlusion", target=0, method_options={"window": 4})
+    assert est.get_params()["method_options"] == {"window": 4}
+    est.set_params(method_options={"window": 2}, method="occlusion")
+    assert est.method_options == {"window": 2}
     copy = clone(est)
-    assert copy.model is model and copy.get_params()["window"] == 2
-    assert ki.AttributionMaps(model, "occlusion", window=2).fit(_x(2)).transform(_x(2)).shape == (
-        2,
-        64,
-    )
+    assert copy.model is model and copy.get_params()["method_options"] == {"window": 2}
+    maps = ki.AttributionMaps(model, "occlusion", method_options={"window": 2})
+    assert maps.fit(_x(2)).transform(_x(2)).shape == (2, 64)
+
+
+def test_the_old_keyword_spelling_still_works_with_a_warning(model):
+    """Issue 20: `AttributionMaps(..., window=2)` is deprecated for one release."""
+    with pytest.warns(FutureWarning, match=r"method_options=\{'window': 2\}"):
+        old = ki.AttributionMaps(model, "occlusion", window=2)
+    assert old.method_options == {"window": 2}
+    new = ki.AttributionMaps(model, "occlusion", method_options={"window": 2})
+    np.testing.assert_array_equal(old.fit_transform(_x(2)), new.fit_transform(_x(2)))
 
 
 def test_in_a_pipeline_and_pickled(model):

@@ -107,7 +107,7 @@ def test_sampling_is_seeded_uniform_and_reported(capsys):
     model = _identity_conv()
     kwargs = dict(method="kmeans", n_clusters=3, sample_size=500, random_state=7, verbose=1)
     a = ki.PixelClusterer(model, "identity", batch_size=2, **kwargs).fit(images)
-    assert "sample of 500 of the 2,880 pixels" in capsys.readouterr().out
+    assert "sample of 500 of the 2,880 pixels" in capsys.readouterr().err  # status goes to stderr
     assert a.sampled_ and a.n_points_ == 2880 and a.n_points_fit_ == 500
     # the same seed gives the same sample whatever the batch size
     b = ki.PixelClusterer(model, "identity", batch_size=5, **kwargs).fit(images)

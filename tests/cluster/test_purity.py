@@ -73,7 +73,7 @@ def test_purity_plot(trained):
 
 def test_embed_pca_equals_scikit_learn_on_the_activations(trained):
     model, x, _ = trained
-    xy = ki.embed(model, "hidden", x[:100], method="pca", random_state=0)
+    xy = ki.embed(model, "hidden", x[:100], random_state=0)  # PCA is the default
     hidden = ki.Introspector(model).activations(x[:100], "hidden")["hidden"]
     expected = PCA(2, random_state=0).fit_transform(hidden)
     np.testing.assert_allclose(np.abs(xy), np.abs(expected), rtol=1e-3, atol=1e-3)

@@ -1,0 +1,24 @@
+"""Tensor and shape helpers shared across the package, one home each."""
+
+from __future__ import annotations
+
+
+def channels_last(tensor, channel_axis: int):
+    """float32 `tensor` with its channels on the last axis (`channel_axis` 1: moved there)."""
+    import tensorflow as tf
+
+    rank = tensor.shape.rank
+    if channel_axis == 1 and rank > 2:
+        tensor = tf.transpose(tensor, [0, *range(2, rank), 1])
+    return tf.cast(tensor, tf.float32)
+
+
+def item_shape(info):
+    """Channels-last shape of one sample's output of a layer (`LayerInfo`), or `None`
+    if it is not static."""
+    shape = list(info.output_shape[1:])
+    if any(d is None for d in shape):
+        return None
+    channel = info.channel_axis % len(info.output_shape) - 1
+    shape.append(shape.pop(channel))
+    return tuple(shape)

@@ -1,0 +1,115 @@
+"""How the package's modules import each other (issue 20): no module imports another
+module's underscore name, and the module-level imports form no cycle."""
+
+import ast
+import importlib.util
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[1] / "keras_introspect"
+
+
+def _modules():
+    for path in sorted(PACKAGE.rglob("*.py")):
+        parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        yield name, path, ast.parse(path.read_text(encoding="utf-8"))
+
+
+def _imported(name, node):
+    """`(module, names)` of an import statement inside the package, else None."""
+    if isinstance(node, ast.ImportFrom):
+        module = node.module or ""
+        if node.level:  # relative
+            base = name.split(".")[: -node.level] if node.level else []
+            module = ".".join([*base, module]) if module else ".".join(base)
+        if module.split(".")[0] == "keras_introspect":
+            return module, [a.name for a in node.names]
+    if isinstance(node, ast.Import):
+        for alias in node.names:
+            if alias.name.split(".")[0] == "keras_introspect":
+                return alias.name, []
+    return None
+
+
+def _is_module(name):
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ModuleNotFoundError:
+        return False
+
+
+def test_no_module_imports_another_modules_private_name():
+    found = []
+    for name, path, tree in _modules():
+        for node in ast.walk(tree):
+            imported = _imported(name, node)
+            if imported is None:
+                continue
+            module, names = imported
+            for item in names:
+                private = item.startswith("_") and not item.startswith("__")
+                if private and module != name and not _is_module(f"{module}.{item}"):
+                    found.append(f"{path.relative_to(PACKAGE.parent)}: {module}.{item}")
+    assert not found, found
+
+
+def _cycles(graph):
+    cycles = set()
+
+    def visit(node, stack, seen):
+        for nxt in sorted(graph.get(node, ())):
+            if nxt in stack:
+                cycles.add(" -> ".join([*stack[stack.index(nxt) :], nxt]))
+            elif nxt not in seen:
+                seen.add(nxt)
+                visit(nxt, [*stack, nxt], seen)
+
+    for start in sorted(graph):
+        visit(start, [start], {start})
+    return sorted(cycles)
+
+
+def test_module_level_imports_form_no_cycle():
+    assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}})  # the check finds one
+    graph = {}
+    for name, _, tree in _modules():
+        edges = set()
+        for node in tree.body:  # module level only: imports inside functions are lazy
+            imported = _imported(name, node)
+            if imported is None:
+                continue
+            module, names = imported
+            targets = [f"{module}.{n}" for n in names if _is_module(f"{module}.{n}")]
+            edges.update(targets or [module])
+        graph[name] = {e for e in edges if e != name}
+    assert len(graph) > 50
+    assert not _cycles(graph)
+
+
+# Edges: what users run (they may import everything); the rest computes.
+EDGES = ("report", "plotting", "cli", "callbacks", "demo", "__init__", "__main__")
+
+
+def test_computation_never_imports_the_report_the_cli_or_plotting():
+    """Computation modules do not reach up into the report or the CLI; plotting is
+    imported only by a result's own `plot()` method, when it is called."""
+    found = []
+    for name, _, tree in _modules():
+        parts = name.split(".")
+        if len(parts) == 1 or parts[1] in EDGES:
+            continue
+        functions = {}
+        for function in ast.walk(tree):
+            if isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                for inner in ast.walk(function):
+                    functions.setdefault(id(inner), function.name)
+        for node in ast.walk(tree):
+            imported = _imported(name, node)
+            if imported is None:
+                continue
+            top = imported[0].split(".")[1] if "." in imported[0] else ""
+            if top in ("report", "cli", "callbacks", "demo"):
+                found.append(f"{name} imports {imported[0]}")
+            elif top == "plotting" and functions.get(id(node)) != "plot":
+                found.append(f"{name} imports {imported[0]} outside a plot() method")
+    assert not found, found
