@@ -276,3 +276,51 @@ def dask_client():
     yield client
     client.close()
     cluster.close()
+
+
+# ------------------------------------------------------------- headless browser
+BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+
+# After the page has loaded, count the images and those the browser could not decode.
+PROBE = (
+    '<script>window.addEventListener("load", function () {'
+    "var images = document.images, broken = 0;"
+    "for (var i = 0; i < images.length; i++) {"
+    "if (!(images[i].complete && images[i].naturalWidth > 0)) broken++; }"
+    'document.body.setAttribute("data-images", images.length);'
+    'document.body.setAttribute("data-broken", broken); });</script>'
+)
+
+
+def browser_or_skip():
+    """The path of a headless Chromium; skips the test without one (fails where CI
+    requires it: KI_REQUIRE_BROWSER=1)."""
+    import os
+    import shutil
+
+    browser = next((path for path in map(shutil.which, BROWSERS) if path), None)
+    if browser is None:
+        if os.environ.get("KI_REQUIRE_BROWSER") == "1":
+            pytest.fail("KI_REQUIRE_BROWSER=1 but no Chromium was found")
+        pytest.skip("no Chromium installed (.ci/run installs Debian's chromium)")
+    return browser
+
+
+def images_in_browser(browser, page, path):
+    """`(images, broken)` a headless browser counts after loading the HTML `page`
+    (written to `path` with the probe)."""
+    import re
+    import subprocess
+
+    path.write_text(page.replace("</body>", PROBE + "</body>"), encoding="utf-8")
+    command = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom"]
+    dom = subprocess.run(
+        [*command, "--virtual-time-budget=10000", path.as_uri()],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
+    body = re.search(r'data-images="(\d+)" data-broken="(\d+)"', dom)
+    assert body is not None, dom[-500:]
+    return int(body.group(1)), int(body.group(2))

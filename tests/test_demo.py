@@ -4,26 +4,13 @@ import contextlib
 import io
 import os
 import re
-import shutil
-import subprocess
 
 import keras
 import numpy as np
 import pytest
+from conftest import browser_or_skip, images_in_browser
 
 from keras_introspect.cli import main
-
-BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
-
-# After the page has loaded, count the images and those the browser could not decode.
-PROBE = (
-    '<script>window.addEventListener("load", function () {'
-    "var images = document.images, broken = 0;"
-    "for (var i = 0; i < images.length; i++) {"
-    "if (!(images[i].complete && images[i].naturalWidth > 0)) broken++; }"
-    'document.body.setAttribute("data-images", images.length);'
-    'document.body.setAttribute("data-broken", broken); });</script>'
-)
 
 
 @pytest.fixture(scope="module")
@@ -77,36 +64,12 @@ def test_demo_model_is_saved_and_is_the_c2_network(demo):
     assert accuracy > 1 / 3  # better than always answering the most common count
 
 
-def _browser():
-    return next((path for path in map(shutil.which, BROWSERS) if path), None)
-
-
 def test_report_renders_every_image_in_headless_chromium(demo, tmp_path):
-    browser = _browser()
-    if browser is None:
-        if os.environ.get("KI_REQUIRE_BROWSER") == "1":
-            pytest.fail("KI_REQUIRE_BROWSER=1 but no Chromium was found")
-        pytest.skip("no Chromium installed (.ci/run installs Debian's chromium)")
+    browser = browser_or_skip()
     _, printed, _ = demo
     page = open(printed, encoding="utf-8").read()
     expected = len(re.findall(r"<img ", page))
-    probed = tmp_path / "probed.html"
-    probed.write_text(page.replace("</body>", PROBE + "</body>"), encoding="utf-8")
-    command = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom"]
-    dom = subprocess.run(
-        [*command, "--virtual-time-budget=10000", probed.as_uri()],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    ).stdout
-    body = re.search(r'<body data-images="(\d+)" data-broken="(\d+)"', dom)
-    assert body is not None, dom[-500:]
-    assert (int(body.group(1)), int(body.group(2))) == (expected, 0)
+    assert images_in_browser(browser, page, tmp_path / "probed.html") == (expected, 0)
     # the probe itself catches an image the browser cannot decode
-    broken = tmp_path / "broken.html"
-    broken.write_text(probed.read_text().replace("base64,iVBOR", "base64,XXXX", 1))
-    dom = subprocess.run(
-        [*command, broken.as_uri()], capture_output=True, text=True, timeout=120, check=True
-    ).stdout
-    assert 'data-broken="1"' in dom
+    broken = page.replace("base64,iVBOR", "base64,XXXX", 1)
+    assert images_in_browser(browser, broken, tmp_path / "broken.html") == (expected, 1)

@@ -118,6 +118,10 @@ class ImageClusterer(MixtureMixin, LayerEstimator, ClusterMixin, BaseEstimator):
         else:
             X = self._check_x(X, reset=True)
             points = self._points(X)
+        return self._fit_on(points, scale)
+
+    def _fit_on(self, points, scale):
+        """Scale `points` (one row per image) and cluster them: the fitted state."""
         scaling = Scaling(scale)
         scaling.update(points)
         self.data_range_ = (scaling.low, scaling.high)
@@ -154,12 +158,7 @@ class ImageClusterer(MixtureMixin, LayerEstimator, ClusterMixin, BaseEstimator):
             raise ValueError(
                 f"Expected features (n_images, n_features). Received: shape {points.shape}"
             )
-        scaling = Scaling(scale)
-        scaling.update(points)
-        self.data_range_ = (scaling.low, scaling.high)
-        self.n_features_ = points.shape[1]
-        self.labels_ = self._fit_points(points, scaling)
-        return self
+        return self._fit_on(points, scale)
 
     def features_reducer(self):
         """`(reduce, n_features)`: what `fit` computes from the layer's activation

@@ -227,71 +227,47 @@ _RULED = frozenset(
 # keras.ops operations (nodes of a Functional graph that are not layers) that act
 # on each position alone: unary functions and broadcasting arithmetic. `x + 3.0`
 # and `layers.ReLU(6.0)(x + 3.0) * (1 / 6)` (MobileNetV3's hard sigmoid) are such.
+_SAME_NAME = {
+    "Maximum",
+    "Minimum",
+    "Abs",
+    "Square",
+    "Sqrt",
+    "Exp",
+    "Log",
+    "Tanh",
+    "Sign",
+    "Relu",
+    "Relu6",
+    "Sigmoid",
+    "Softplus",
+    "Softsign",
+    "Elu",
+    "Selu",
+    "LeakyRelu",
+}
 ELEMENTWISE_OPS = frozenset(
-    {
+    _SAME_NAME
+    | {
         "Add",
         "Subtract",
         "Multiply",
         "Divide",
         "TrueDivide",
-        "Maximum",
-        "Minimum",
         "Power",
         "Negative",
-        "Abs",
         "Absolute",
-        "Square",
-        "Sqrt",
-        "Exp",
-        "Log",
-        "Tanh",
-        "Sign",
         "Clip",
         "Cast",
-        "Relu",
-        "Relu6",
-        "Sigmoid",
         "HardSigmoid",
         "HardSilu",
         "Silu",
         "Gelu",
-        "Softplus",
-        "Softsign",
-        "Elu",
-        "Selu",
-        "LeakyRelu",
     }
 )
 # The same, as TensorFlow op types (what a traced forward pass records).
 ELEMENTWISE_TF_OPS = frozenset(
-    {
-        "AddV2",
-        "Add",
-        "Sub",
-        "Mul",
-        "RealDiv",
-        "Div",
-        "Maximum",
-        "Minimum",
-        "Pow",
-        "Neg",
-        "Abs",
-        "Square",
-        "Sqrt",
-        "Exp",
-        "Log",
-        "Tanh",
-        "Sign",
-        "ClipByValue",
-        "Relu",
-        "Relu6",
-        "Sigmoid",
-        "Softplus",
-        "Softsign",
-        "Elu",
-        "Selu",
-        "LeakyRelu",
-    }
+    _SAME_NAME | {"AddV2", "Add", "Sub", "Mul", "RealDiv", "Div", "Pow", "Neg", "ClipByValue"}
 )
 
 
