@@ -207,11 +207,9 @@ class IntrospectionCallback(keras.callbacks.Callback):
 
 
 def _metadata(plugin):
-    from tensorflow.core.framework import summary_pb2
+    from keras_introspect.model._keras_compat import summary_metadata
 
-    return summary_pb2.SummaryMetadata(
-        plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name=plugin)
-    )
+    return summary_metadata(plugin)
 
 
 def _write_scalar(tag, value, step):

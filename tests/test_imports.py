@@ -53,6 +53,31 @@ def test_no_module_imports_another_modules_private_name():
     assert not found, found
 
 
+def test_no_module_reads_another_modules_private_attribute():
+    """`stores._is_zarr(x)` is the same reach into another module as importing it."""
+    found = []
+    for name, path, tree in _modules():
+        aliases = {}
+        for node in ast.walk(tree):
+            imported = _imported(name, node)
+            if imported is None or not isinstance(node, ast.ImportFrom):
+                continue
+            module, _ = imported
+            for alias in node.names:
+                if _is_module(f"{module}.{alias.name}"):
+                    aliases[alias.asname or alias.name] = f"{module}.{alias.name}"
+        for node in ast.walk(tree):
+            if (
+                isinstance(node, ast.Attribute)
+                and isinstance(node.value, ast.Name)
+                and node.value.id in aliases
+                and node.attr.startswith("_")
+                and not node.attr.startswith("__")
+            ):
+                found.append(f"{path.relative_to(PACKAGE.parent)}: {node.value.id}.{node.attr}")
+    assert not found, found
+
+
 def _cycles(graph):
     cycles = set()
 
@@ -112,4 +137,31 @@ def test_computation_never_imports_the_report_the_cli_or_plotting():
                 found.append(f"{name} imports {imported[0]}")
             elif top == "plotting" and functions.get(id(node)) != "plot":
                 found.append(f"{name} imports {imported[0]} outside a plot() method")
+    assert not found, found
+
+
+KERAS_PRIVATE = (
+    "_flatten_layers",
+    "_keras_history",
+    "_keras_logits",
+    "_build_shapes_dict",
+    "_dtype_policy",
+    "_manual_input_spec",
+    "_inputs_struct",
+    "_nodes_by_depth",
+    "._functional",
+    "summary_pb2",
+    "keras.src",
+)
+
+
+def test_private_keras_and_tensorflow_access_lives_in_one_module():
+    """Issue 20, item 4: `model/_keras_compat.py` holds every such access (each with
+    its own test in tests/model/test_keras_compat.py)."""
+    found = []
+    for _, path, _ in _modules():
+        if path.name == "_keras_compat.py":
+            continue
+        text = path.read_text(encoding="utf-8")
+        found += [f"{path.name}: {name}" for name in KERAS_PRIVATE if name in text]
     assert not found, found

@@ -56,7 +56,7 @@ def activations_of(estimator, X, info):
                 f"activations of {stored!r}"
             )
         X = store.to_dask()
-    elif stores._is_zarr(X):
+    elif stores.is_zarr(X):
         X = da.from_zarr(X)
     expected = item_shape(info)
     if X.ndim != len(info.output_shape) or (
@@ -222,7 +222,7 @@ def _store_path(X):
     """The folder of the store `X` reads, if it is one (a path or a Zarr array of it)."""
     if isinstance(X, (str, os.PathLike)):
         return os.path.realpath(os.fspath(X))
-    if stores._is_zarr(X):
+    if stores.is_zarr(X):
         root = getattr(getattr(X, "store", None), "root", None)
         if root is not None:
             return os.path.realpath(os.fspath(root))

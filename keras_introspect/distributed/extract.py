@@ -208,7 +208,7 @@ def _source(images, spec, loader):
 
     if images is None:
         raise ValueError("Expected images. Received: images=None")
-    if stores._is_dask(images):
+    if stores.is_dask(images):
         _check_shape(images.shape, spec, "images")
 
         def dask_parts(chunk):

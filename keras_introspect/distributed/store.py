@@ -25,17 +25,17 @@ VERSION = 2  # 2: a digest of each chunk's inputs, and the model's weights in `m
 _METADATA_FILES = frozenset({"zarr.json", ".zgroup", ".zattrs", ".zarray", ".zmetadata"})
 
 
-def _is_zarr(x) -> bool:
+def is_zarr(x) -> bool:
     return type(x).__module__.startswith("zarr")
 
 
-def _is_dask(x) -> bool:
+def is_dask(x) -> bool:
     return type(x).__module__.startswith("dask") and hasattr(x, "chunks") and hasattr(x, "dask")
 
 
 def is_array_source(x) -> bool:
     """Whether `x` names stored activations: a dask or Zarr array, or a path."""
-    return _is_dask(x) or _is_zarr(x) or isinstance(x, (str, os.PathLike))
+    return is_dask(x) or is_zarr(x) or isinstance(x, (str, os.PathLike))
 
 
 class ChunkedStore:

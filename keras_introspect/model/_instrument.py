@@ -15,6 +15,13 @@ from __future__ import annotations
 import contextlib
 import threading
 
+from keras_introspect.model._keras_compat import (
+    DTYPE_POLICY,
+    MANUAL_INPUT_SPEC,
+    dtype_policy,
+    is_functional_graph,
+)
+
 _LOCK = threading.RLock()
 
 
@@ -83,13 +90,13 @@ def free_input_shapes(layers):
 
     A Functional model checks its inputs against the shapes of its `Input`s;
     a truncated forward pass on a receptive-field patch only runs layers that
-    accept any size, so the check is lifted (Keras reads `_manual_input_spec`
-    first when it is set).
+    accept any size, so the check is lifted (Keras reads its manual input spec
+    first when it is set: `_keras_compat.MANUAL_INPUT_SPEC`).
     """
     with _LOCK, contextlib.ExitStack() as stack:
         for layer in {id(layer): layer for layer in layers}.values():
-            if hasattr(layer, "_inputs_struct"):  # Functional (and Sequential's graph)
-                stack.enter_context(swapped_attribute(layer, "_manual_input_spec", None))
+            if is_functional_graph(layer):  # Functional (and Sequential's graph)
+                stack.enter_context(swapped_attribute(layer, MANUAL_INPUT_SPEC, None))
         yield
 
 
@@ -112,10 +119,10 @@ def policy(layers, compute_dtype):
     mixed = keras.dtype_policies.get(COMPUTE_DTYPES[compute_dtype])
     with _LOCK, contextlib.ExitStack() as stack:
         for layer in {id(layer): layer for layer in layers}.values():
-            if getattr(layer, "_dtype_policy", None) is not None:
-                current = layer._dtype_policy
+            current = dtype_policy(layer)
+            if current is not None:
                 if current.compute_dtype == "float32" and current.variable_dtype == "float32":
-                    stack.enter_context(swapped_attribute(layer, "_dtype_policy", mixed))
+                    stack.enter_context(swapped_attribute(layer, DTYPE_POLICY, mixed))
         yield
 
 

@@ -25,6 +25,12 @@ from keras_introspect._validation import (
 from keras_introspect.exceptions import ModelNotBuiltError
 from keras_introspect.model import receptive_field as rf
 from keras_introspect.model._instrument import first_input, recording
+from keras_introspect.model._keras_compat import (
+    build_shapes,
+    direct_sublayers,
+    dtype_policy,
+    producing_layer,
+)
 from keras_introspect.model.selectors import of_kind, select, select_one
 from keras_introspect.model.tap import COMPUTE_DTYPES, Tap, producers
 
@@ -90,7 +96,7 @@ class LayerInfo:
 def _children(layer) -> list:
     if isinstance(layer, keras.Model):
         return list(layer.layers)
-    return list(layer._flatten_layers(include_self=False, recursive=False))
+    return direct_sublayers(layer)
 
 
 def _input_layers(container) -> dict:
@@ -101,9 +107,9 @@ def _input_layers(container) -> dict:
         return {}
     out = {}
     for position, tensor in enumerate(keras.tree.flatten(inputs)):
-        history = getattr(tensor, "_keras_history", None)
-        if history is not None:
-            out[id(history[0])] = position
+        layer = producing_layer(tensor)
+        if layer is not None:
+            out[id(layer)] = position
     return out
 
 
@@ -181,7 +187,7 @@ def _model_specs(model):
         inputs = None
     if inputs:
         return [InputSpec(tuple(t.shape), str(t.dtype)) for t in keras.tree.flatten(inputs)]
-    shapes = getattr(model, "_build_shapes_dict", None)
+    shapes = build_shapes(model)
     if shapes and len(shapes) == 1:
         shape = next(iter(shapes.values()))
         if shape and isinstance(shape[0], (int, type(None))):
@@ -311,7 +317,7 @@ def _layer_ids(entries) -> tuple:
         (
             id(info.layer),
             id(getattr(info.layer, "activation", None)),
-            str(getattr(info.layer, "_dtype_policy", None)),
+            str(dtype_policy(info.layer)),
         )
         for info in entries
     )
@@ -565,7 +571,7 @@ class Introspector:
         models called on other shapes than they were built for, or any
         structure the walk does not know.
         """
-        from keras_introspect.model._keras_graph import graph_of, is_symbolic, node_calls
+        from keras_introspect.model._keras_compat import graph_of, is_symbolic, node_calls
 
         inputs_of = self._inputs_of()
         by_layer = {id(info.layer): info for info in self._entries}

@@ -14,6 +14,7 @@ from keras_introspect.model._instrument import (
     policy,
     recording,
 )
+from keras_introspect.model._keras_compat import keras_logits
 
 COMPUTE_DTYPES = (None, *_POLICIES)
 """Values of `compute_dtype` a tap accepts (`None`: the model's own precision)."""
@@ -149,12 +150,12 @@ def pre_activation(tensor):
     """The logits behind a softmax or sigmoid output, else `tensor` itself.
 
     Keras attaches the logits to the outputs of its softmax and sigmoid
-    (`_keras_logits`); otherwise the graph is followed back through casts
+    (`_keras_compat.keras_logits`); otherwise the graph is followed back through casts
     and identities to a Softmax/Sigmoid op. Works on tensors of a traced
     (`tf.function`) forward pass.
     """
     for current in producers(tensor):
-        logits = getattr(current, "_keras_logits", None)
+        logits = keras_logits(current)
         if logits is not None:
             return logits
         op = getattr(current, "op", None)

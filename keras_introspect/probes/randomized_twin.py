@@ -15,11 +15,12 @@ import numpy as np
 
 from keras_introspect._validation import check_backend, check_model, check_seed
 from keras_introspect.exceptions import KerasIntrospectWarning
+from keras_introspect.model._keras_compat import all_sublayers
 from keras_introspect.model._kinds import is_preprocessing
 
 
 def _all_layers(model) -> list:
-    return list(model._flatten_layers(include_self=False, recursive=True))
+    return all_sublayers(model)
 
 
 def _clone(model):
