@@ -2,6 +2,24 @@
 
 from __future__ import annotations
 
+# One vocabulary for reductions: "max", "sum", "mean"; "avg" (Keras' pooling name,
+# the `pooling=` options) is "mean".
+_REDUCERS = {"max": "reduce_max", "sum": "reduce_sum", "mean": "reduce_mean", "avg": "reduce_mean"}
+
+
+def reduce_axes(tensor, how: str, axes):
+    """`tensor` reduced over `axes` by `how` ("max", "sum", "mean" or "avg")."""
+    import tensorflow as tf
+
+    return getattr(tf, _REDUCERS[how])(tensor, axis=axes)
+
+
+def reduce_spatial(tensor, how: str):
+    """Channels-last `(b, ..., C)` to `(b, C)` over the spatial axes (`(b, C)` as it is)."""
+    if tensor.shape.rank == 2:
+        return tensor
+    return reduce_axes(tensor, how, list(range(1, tensor.shape.rank - 1)))
+
 
 def channels_last(tensor, channel_axis: int):
     """float32 `tensor` with its channels on the last axis (`channel_axis` 1: moved there)."""

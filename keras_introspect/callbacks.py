@@ -159,7 +159,7 @@ class IntrospectionCallback(keras.callbacks.Callback):
     def _maps(self, section, epoch):
         import matplotlib.pyplot as plt
 
-        from keras_introspect.attribution.maps import METHODS
+        from keras_introspect.attribution.maps import get_method
         from keras_introspect.plotting.overlay import overlay
         from keras_introspect.targets import Class
 
@@ -168,7 +168,7 @@ class IntrospectionCallback(keras.callbacks.Callback):
             labels = self._classes
         else:
             labels = np.asarray(self.model.predict(images, verbose=0)).argmax(axis=-1)
-        maps = METHODS[section](self.model, Class(labels)).explain(images)
+        maps = get_method(section)(self.model, Class(labels)).explain(images)
         rgb = np.stack([overlay(image, m) for image, m in zip(images, maps, strict=True)])
         writer = self._summary_writer()
         if writer is not None:

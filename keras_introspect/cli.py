@@ -465,7 +465,7 @@ def _cmd_saliency(args) -> int:
 
     import numpy as np
 
-    from keras_introspect.attribution.maps import METHODS
+    from keras_introspect.attribution.maps import get_method
     from keras_introspect.plotting.overlay import overlay
     from keras_introspect.targets import Class
 
@@ -484,7 +484,7 @@ def _cmd_saliency(args) -> int:
         {"layer": args.layer} if args.layer and args.method in ("gradcam", "gradcam++") else {}
     )
     try:
-        maps = METHODS[args.method](model, Class(classes), batch_size="auto", **options).explain(
+        maps = get_method(args.method)(model, Class(classes), batch_size="auto", **options).explain(
             images, verbose=0 if args.quiet else 1
         )
     except (ValueError, TypeError) as err:

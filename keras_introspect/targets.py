@@ -25,7 +25,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from keras_introspect._tensor import channels_last
+from keras_introspect._tensor import channels_last, reduce_axes
 from keras_introspect._validation import check_index
 
 AGGREGATES = ("max", "sum", "mean")
@@ -291,14 +291,10 @@ class _LayerTarget(Target):
 
 
 def _reduce(tensor, aggregate: str):
-    import tensorflow as tf
-
+    """A score per row: `tensor` reduced over every axis but the batch."""
     if tensor.shape.rank == 1:
         return tensor
-    axes = list(range(1, tensor.shape.rank))
-    return {"max": tf.reduce_max, "sum": tf.reduce_sum, "mean": tf.reduce_mean}[aggregate](
-        tensor, axis=axes
-    )
+    return reduce_axes(tensor, aggregate, list(range(1, tensor.shape.rank)))
 
 
 class Channel(_LayerTarget):

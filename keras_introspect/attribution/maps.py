@@ -34,6 +34,34 @@ METHODS = {
 }
 
 
+def get_method(method):
+    """The attribution class for `method`: a name of `METHODS` or an `Attribution`
+    subclass (returned as it is). The one lookup every entry point uses.
+
+    Raises:
+        ValueError: an unknown name (the message lists the known ones).
+        TypeError: anything else.
+
+    Example:
+        >>> get_method("gradcam").__name__
+        'GradCAM'
+    """
+    from keras_introspect.attribution._base import Attribution
+
+    if isinstance(method, str):
+        if method not in METHODS:
+            raise ValueError(
+                f"Expected `method` to be one of {sorted(METHODS)} or an attribution class. "
+                f"Received: method={method!r}"
+            )
+        return METHODS[method]
+    if isinstance(method, type) and issubclass(method, Attribution):
+        return method
+    raise TypeError(
+        f"Expected `method` to be a method name or an attribution class. Received: {method!r}"
+    )
+
+
 class AttributionMaps(ModelEstimatorMixin, TransformerMixin, BaseEstimator):
     """Transform images into attribution maps, for scikit-learn Pipelines.
 
@@ -96,10 +124,7 @@ class AttributionMaps(ModelEstimatorMixin, TransformerMixin, BaseEstimator):
         self.method_options = method_options
 
     def _method_class(self):
-        if isinstance(self.method, type):
-            return self.method
-        check_one_of(self.method, "method", list(METHODS))
-        return METHODS[self.method]
+        return get_method(self.method)
 
     def fit(self, X, y=None):
         """Build the attribution method and check it on the first image.

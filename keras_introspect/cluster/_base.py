@@ -98,11 +98,9 @@ class LayerEstimator(ModelEstimatorMixin):
 
 def pool(activation, pooling):
     """`pooling` (`None`, `"avg"`, `"max"`) over the spatial axes of a tensor."""
-    from keras_introspect.probes._scan import aggregate_spatial
+    from keras_introspect._tensor import reduce_spatial
 
-    if pooling is None:
-        return activation
-    return aggregate_spatial(activation, {"avg": "mean", "max": "max"}[pooling])
+    return activation if pooling is None else reduce_spatial(activation, pooling)
 
 
 class Scaling:

@@ -106,18 +106,12 @@ def explainer(method, options=None):
     (the cascading randomisation) is not traced again.
     """
     from keras_introspect.attribution._base import Attribution
-    from keras_introspect.attribution.maps import METHODS
+    from keras_introspect.attribution.maps import get_method
 
     options = dict(options or {})
-    if isinstance(method, str):
-        if method not in METHODS:
-            raise ValueError(
-                f"Expected `method` to be one of {sorted(METHODS)}, an attribution class or a "
-                f"callable. Received: method={method!r}"
-            )
-        name, cls = method, METHODS[method]
-    elif isinstance(method, type) and issubclass(method, Attribution):
-        name, cls = method.__name__, method
+    if isinstance(method, str) or (isinstance(method, type) and issubclass(method, Attribution)):
+        cls = get_method(method)
+        name = method if isinstance(method, str) else cls.__name__
     elif callable(method) and not isinstance(method, type):
         if options:
             raise ValueError(

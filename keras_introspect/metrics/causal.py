@@ -36,6 +36,7 @@ import numpy as np
 
 from keras_introspect._data import as_array
 from keras_introspect._validation import (
+    check_baseline,
     check_finite,
     check_positive_int,
     check_seed,
@@ -150,8 +151,7 @@ def baseline_images(baseline, x: np.ndarray) -> np.ndarray:
             "Expected `baseline` to be a number, an array, 'blur' or 'mean'. Received: "
             f"baseline={baseline!r}"
         )
-    values = as_array(baseline, "baseline").astype(np.float64)
-    check_finite(values, "baseline")
+    values = np.asarray(check_baseline(baseline), np.float64)  # as IG and Occlusion read it
     if values.ndim == 2 and values.shape == x.shape[1:3]:
         values = values[..., None]
     for shape in ((), x.shape[1:], x.shape):

@@ -16,6 +16,7 @@ from keras_introspect._memory import (
     concat_pieces,
     resolve_batch_size,
 )
+from keras_introspect._tensor import reduce_axes
 from keras_introspect._validation import (
     check_backend,
     check_model,
@@ -866,8 +867,7 @@ class Introspector:
 
 
 def _pool(tensor, info, pooling):
-    import tensorflow as tf
-
+    """`pooling` ("avg" or "max") over the spatial axes of a layer's output."""
     rank = tensor.shape.rank
     if rank is None or rank < 3:
         raise ValueError(
@@ -875,5 +875,4 @@ def _pool(tensor, info, pooling):
             f"layer {info.path!r} with output shape {tuple(tensor.shape)}"
         )
     axes = list(range(2, rank)) if info.channel_axis == 1 else list(range(1, rank - 1))
-    reduce = tf.reduce_mean if pooling == "avg" else tf.reduce_max
-    return reduce(tensor, axis=axes)
+    return reduce_axes(tensor, pooling, axes)

@@ -133,3 +133,43 @@ class Loop:
         """Run `len(u)` steps from step `t0`; returns `(z, m, v, history)`."""
         z, m, v, history = self._fn(z, m, v, np.int32(t0), u, cols, np.float32(lr))
         return z, m, v, {k: np.asarray(h) for k, h in history.items()}
+
+
+def padded_runs(n_rows: int, rows: int):
+    """Yield `(take, count)` per run of `rows` rows over `n_rows`: the row indices,
+    the last run padded by repeating its last row (one compiled shape for every
+    run), and how many of them are real."""
+    for start in range(0, n_rows, rows):
+        take = np.arange(start, min(start + rows, n_rows))
+        count = len(take)
+        yield np.concatenate([take, np.repeat(take[-1:], rows - count)]), count
+
+
+def run_steps(loop, z, cols, steps, chunk, draws, learning_rate, progbar, on_chunk=None):
+    """Run a compiled optimisation `loop` (a `Loop`) on one run of rows.
+
+    Args:
+        loop: `loop(z, m, v, t0, u, cols, learning_rate) -> (z, m, v, history)`.
+        z: the starting values of the rows.
+        cols: the target parameters of the rows.
+        steps, chunk: steps in all, and per call of `loop`.
+        draws: `draws(t0, t1) -> u`, the random draws of steps `t0 ... t1 - 1`.
+        learning_rate: of the optimiser.
+        progbar: a Keras `Progbar`, advanced by the steps run.
+        on_chunk: called with `z` after every call (e.g. to keep snapshots).
+
+    Returns:
+        `(z, history)`: the final values and each history entry concatenated
+        over the steps.
+    """
+    m = np.zeros(z.shape, np.float32)
+    v = np.zeros(z.shape, np.float32)
+    parts = []
+    for t0 in range(0, steps, chunk):
+        u = draws(t0, min(t0 + chunk, steps))
+        z, m, v, hist = loop(z, m, v, t0, u, cols, learning_rate)
+        parts.append(hist)
+        if on_chunk is not None:
+            on_chunk(z)
+        progbar.add(len(u))
+    return z, {k: np.concatenate([np.asarray(h[k]) for h in parts]) for k in parts[0]}

@@ -37,7 +37,7 @@ from keras_introspect._validation import (
 )
 from keras_introspect.model.tap import COMPUTE_DTYPES
 from keras_introspect.optimize import transforms as tr
-from keras_introspect.optimize._engine import OPTIMIZERS, Loop
+from keras_introspect.optimize._engine import OPTIMIZERS, Loop, padded_runs, run_steps
 from keras_introspect.optimize.parameterization import KINDS, Parameterization, colour_matrix
 from keras_introspect.optimize.regularizers import check_regularizers
 from keras_introspect.targets import BoundTarget, Channel, Neuron, as_target
@@ -363,28 +363,30 @@ class ActivationMaximization:
         loop = self._loop(intro, bound, rf, param, rows_per_run, dtype)
         evaluate = self._evaluator(intro, bound, rf, rows_per_run, dtype)
         images, histories, snapshots, finals = [], [], [], []
-        for run in range(n_runs):
-            sl = slice(run * rows_per_run, min((run + 1) * rows_per_run, n * K))
-            take = np.arange(sl.start, sl.stop)
-            take = np.concatenate([take, np.repeat(take[-1:], rows_per_run - len(take))])
-            z = param.from_image(start_images[take])
-            m = np.zeros(z.shape, np.float32)
-            v = np.zeros(z.shape, np.float32)
-            run_hist, run_snaps = [], []
-            for t0 in range(0, steps, chunk):
-                u = draws[t0 : min(t0 + chunk, steps)][:, row_image[take]]
-                z, m, v, hist = loop(z, m, v, t0, u, cols[take], self.learning_rate)
-                run_hist.append(hist)
-                if self.snapshot_every:
-                    run_snaps.append(np.asarray(param.to_image(z)))
-                progbar.add(len(u))
+        for take, count in padded_runs(n * K, rows_per_run):
+            run_snaps = []
+
+            def draws_of(t0, t1, take=take):
+                return draws[t0:t1][:, row_image[take]]
+
+            def snapshot(z, run_snaps=run_snaps):
+                run_snaps.append(np.asarray(param.to_image(z)))
+
+            z, hist = run_steps(
+                loop,
+                param.from_image(start_images[take]),
+                cols[take],
+                steps,
+                chunk,
+                draws_of,
+                self.learning_rate,
+                progbar,
+                snapshot if self.snapshot_every else None,
+            )
             final = np.asarray(param.to_image(z))
-            count = sl.stop - sl.start
             images.append(final[:count])
             finals.append(np.asarray(evaluate(final, cols[take]))[:count])
-            histories.append(
-                {k: np.concatenate([h[k] for h in run_hist])[:, :count] for k in run_hist[0]}
-            )
+            histories.append({k: h[:, :count] for k, h in hist.items()})
             if run_snaps:
                 snapshots.append(np.stack(run_snaps)[:, :count])
 

@@ -25,7 +25,7 @@ from keras_introspect._validation import (
     check_value_range,
     check_verbose,
 )
-from keras_introspect.optimize._engine import OPTIMIZERS, Loop
+from keras_introspect.optimize._engine import OPTIMIZERS, Loop, padded_runs, run_steps
 from keras_introspect.optimize.parameterization import Parameterization
 from keras_introspect.targets import BoundTarget, Class
 
@@ -132,27 +132,21 @@ def fool(
     progbar = keras.utils.Progbar(steps * math.ceil(n / rows), verbose=verbose, unit_name="step")
     finals, history, last, probs0, probs1 = [], [], [], [], []
     chunk = steps if verbose == 0 else max(1, steps // 25)
-    for start in range(0, n, rows):
-        take = np.arange(start, min(start + rows, n))
-        count = len(take)
-        take = np.concatenate([take, np.repeat(take[-1:], rows - count)])
+    for take, count in padded_runs(n, rows):
         z = images[take]
         if value_range is not None:
             z = np.clip(z, *value_range)
         p0 = np.asarray(evaluate(z)[1])[:count]
-        m = np.zeros_like(z)
-        v = np.zeros_like(z)
         cols = target[take][:, None].astype(np.int32)
-        parts = []
-        for t0 in range(0, steps, chunk):
-            u = np.zeros((min(chunk, steps - t0), rows, 1), np.float32)
-            z, m, v, hist = loop(z, m, v, t0, u, cols, learning_rate)
-            parts.append({k: h[:, :count] for k, h in hist.items()})
-            progbar.add(len(u))
+
+        def no_draws(t0, t1):
+            return np.zeros((t1 - t0, rows, 1), np.float32)
+
+        z, hist = run_steps(loop, z, cols, steps, chunk, no_draws, learning_rate, progbar)
         z = np.asarray(z)
         pred1, p1 = (np.asarray(a)[:count] for a in evaluate(z))
         finals.append(z[:count])
-        history.append({k: np.concatenate([p[k] for p in parts]) for k in parts[0]})
+        history.append({k: h[:, :count] for k, h in hist.items()})
         last.append(pred1)
         probs0.append(p0)
         probs1.append(p1)

@@ -141,13 +141,3 @@ def channel_layer(intro, layer, channels) -> tuple:
 def check_aggregate(aggregate, allow_none: bool = False) -> None:
     options = ("max", "sum", "mean", None) if allow_none else ("max", "sum", "mean")
     check_one_of(aggregate, "aggregate", options)
-
-
-def aggregate_spatial(a, aggregate: str):
-    """`(b, ..., C)` -> `(b, C)` over the spatial axes (identity for `(b, C)`)."""
-    import tensorflow as tf
-
-    if a.shape.rank == 2:
-        return a
-    axes = list(range(1, a.shape.rank - 1))
-    return {"max": tf.reduce_max, "sum": tf.reduce_sum, "mean": tf.reduce_mean}[aggregate](a, axes)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from keras_introspect._repr import summary_repr
+from keras_introspect._tensor import reduce_spatial
 from keras_introspect.probes import _scan
 
 
@@ -89,7 +90,7 @@ def activation_histogram(
         a = tf.gather(a, channel, axis=-1)
         if aggregate is None or a.shape.rank == 1:
             return [tf.reshape(a, [-1])]
-        return [_scan.aggregate_spatial(a[..., None], aggregate)[:, 0]]
+        return [reduce_spatial(a[..., None], aggregate)[:, 0]]
 
     scans = _scan.scan(
         intro,

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from keras_introspect._repr import summary_repr
+from keras_introspect._tensor import reduce_spatial
 from keras_introspect._validation import check_positive_int
 from keras_introspect.probes import _scan
 
@@ -111,7 +112,7 @@ def _top(model, layer, channels, x, k, aggregate, crops, batch_size, verbose):
 
     def reduce(a, selected):
         a = tf.gather(a, selected, axis=-1)
-        values = _scan.aggregate_spatial(a, aggregate)
+        values = reduce_spatial(a, aggregate)
         if a.shape.rank == 2:
             return [values]
         flat = tf.reshape(a, [tf.shape(a)[0], -1, tf.shape(selected)[0]])

@@ -873,13 +873,11 @@ _EXEMPLAR_CAPTION = "top activating receptive-field crops (whole images for dens
 
 def explain_maps(model, x, method, target, options=None):
     """One `(n, H, W)` map per image of `x` from the attribution method named `method`."""
-    from keras_introspect.attribution.maps import METHODS
+    from keras_introspect.attribution.maps import get_method
 
-    if method not in METHODS:
-        raise ValueError(f"Unknown method {method!r}. Expected a name from {sorted(METHODS)}")
     options = {"batch_size": "auto", **(options or {})}  # sized for the memory there is
     with _zero_maps_shown():
-        maps = METHODS[method](model, target, **options).explain(x)
+        maps = get_method(method)(model, target, **options).explain(x)
     return one_map_per_image(maps, method)
 
 

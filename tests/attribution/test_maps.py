@@ -77,3 +77,22 @@ def test_in_a_pipeline_and_pickled(model):
 def test_unknown_method(model):
     with pytest.raises(ValueError, match="Expected `method` to be one of"):
         ki.AttributionMaps(model, "lime").fit(_x(1))
+
+
+def test_every_entry_point_looks_methods_up_in_one_place(model):
+    """Issue 20: `get_method` is the one lookup; the report, the metrics and the
+    estimator refuse an unknown name with the same message."""
+    from keras_introspect import metrics
+    from keras_introspect.attribution.maps import METHODS, get_method
+
+    assert get_method("occlusion") is METHODS["occlusion"]
+    assert get_method(ki.GradCAM) is ki.GradCAM
+    with pytest.raises(TypeError, match="method name or an attribution class"):
+        get_method(3)
+    message = r"Expected `method` to be one of \['deconvnet'"
+    with pytest.raises(ValueError, match=message):
+        ki.Report(model).add_saliency(_x(1), 0, methods=("lime",))
+    with pytest.raises(ValueError, match=message):
+        metrics.randomization_check("lime", model, _x(1), 0)
+    with pytest.raises(ValueError, match=message):
+        ki.AttributionMaps(model, "lime").fit(_x(1))

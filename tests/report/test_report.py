@@ -127,7 +127,7 @@ def test_saliency_exemplar_and_prediction_tree_sections():
     assert page.count("<tr>") - 1 == len(super_nodes)  # minus the header row
     for node in super_nodes:
         assert f"<td>{node.critical_filter}</td>" in page
-    with pytest.raises(ValueError, match="Unknown method"):
+    with pytest.raises(ValueError, match="Expected `method` to be one of"):
         report.add_saliency(x[:1], 0, methods=("lime",))
 
 
