@@ -19,6 +19,7 @@ import warnings
 
 import numpy as np
 
+from keras_introspect._validation import check_positive_int
 from keras_introspect.exceptions import KerasIntrospectWarning
 
 
@@ -104,7 +105,6 @@ AUTO = "auto"
 
 def check_batch_size(value, name: str = "batch_size"):
     """`"auto"`, or a positive int (as `check_positive_int`)."""
-    from keras_introspect._validation import check_positive_int
 
     if isinstance(value, str) and value == AUTO:
         return AUTO

@@ -79,6 +79,23 @@ def check_seed(seed, name: str = "seed") -> int:
     return int(seed)
 
 
+def check_random_state(value, name: str = "random_state"):
+    """An estimator's `random_state` as scikit-learn takes it: `None`, an integer >= 0
+    (as it is), or a `numpy.random.RandomState` / `Generator` (one seed drawn from it)."""
+    if value is None:
+        return None
+    if isinstance(value, np.random.RandomState):
+        return int(value.randint(2**31 - 1))
+    if isinstance(value, np.random.Generator):
+        return int(value.integers(2**31 - 1))
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
+        raise ValueError(
+            f"Expected `{name}` to be None, an integer >= 0 or a numpy RandomState. "
+            f"Received: {name}={value!r}"
+        )
+    return int(value)
+
+
 def check_baseline(value, name: str = "baseline"):
     """A baseline: a finite number (as float) or an array of finite values (float32)."""
     if isinstance(value, numbers.Real) and not isinstance(value, bool):

@@ -10,7 +10,7 @@ from sklearn.base import BaseEstimator, ClusterMixin
 from sklearn.utils.validation import check_is_fitted
 
 from keras_introspect._repr import summary_repr
-from keras_introspect._validation import check_one_of
+from keras_introspect._validation import check_one_of, check_positive_int
 from keras_introspect.cluster._base import LayerEstimator, MixtureMixin, Scaling, pool
 from keras_introspect.distributed.store import is_array_source
 from keras_introspect.targets import one_output_layer
@@ -104,8 +104,6 @@ class ImageClusterer(MixtureMixin, LayerEstimator, ClusterMixin, BaseEstimator):
         scale = self._check_mixture_params()
         check_one_of(self.pooling, "pooling", (None, "avg", "max"))
         if self.max_features is not None:
-            from keras_introspect._validation import check_positive_int
-
             check_positive_int(self.max_features, "max_features")
         info = one_output_layer(self._get_introspector(), self.layer)
         self.layer_path_ = info.path

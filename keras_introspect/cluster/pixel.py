@@ -10,13 +10,14 @@ place as one label image per input image.
 from __future__ import annotations
 
 import sys
+import warnings
 
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
-from keras_introspect._validation import check_positive_int
+from keras_introspect._validation import check_one_of, check_positive_int
 from keras_introspect.cluster._base import LayerEstimator, MixtureMixin, Scaling, SmallestKeys
 from keras_introspect.distributed.store import is_array_source
 from keras_introspect.targets import one_output_layer
@@ -182,24 +183,44 @@ class PixelClusterer(MixtureMixin, LayerEstimator, TransformerMixin, BaseEstimat
             )
         self._fit_points(sample, scaling, stacklevel=stacklevel + 1)
 
-    def transform(self, X):
+    def transform(self, X, to=None):
         """Label images: the cluster of every pixel of the layer's output.
 
         Args:
             X: images, or a stream of batches; or activations of the layer
                 (a dask or Zarr array, or the path of a store written by
                 `ki.distributed.activations_to_zarr`).
+            to: `"numpy"` (computed here) or `"dask"` (a lazy dask array, for
+                stored activations: see `transform_to_zarr` to store it).
+                `None` is `"numpy"`, except for stored activations, where it
+                keeps this release's lazy answer with a `FutureWarning` (it
+                becomes `"numpy"` in the next release).
 
         Returns:
-            `np.ndarray` of int32, shape `(n, *map_shape_)`; for activations
-            a lazy dask array (see `transform_to_zarr` to store it).
+            int32 labels, shape `(n, *map_shape_)`.
         """
         check_is_fitted(self)
+        check_one_of(to, "to", (None, "numpy", "dask"))
         if is_array_source(X):
             from keras_introspect.distributed import cluster
 
+            if to is None:
+                warnings.warn(
+                    "PixelClusterer.transform of stored activations returns a lazy dask "
+                    "array today and numpy from the next release: pass to='dask' to keep "
+                    "it lazy, to='numpy' for the array",
+                    FutureWarning,
+                    stacklevel=2,
+                )
+                to = "dask"
             info = self._get_introspector().layer(self.layer_path_)
-            return cluster.label_pixels(self, cluster.activations_of(self, X, info))
+            labels = cluster.label_pixels(self, cluster.activations_of(self, X, info))
+            return labels if to == "dask" else np.asarray(labels.compute())
+        if to == "dask":
+            raise ValueError(
+                "to='dask' is for stored activations (a dask or Zarr array, or a store "
+                "path); images are labelled here, as numpy"
+            )
         X = self._check_x(X, reset=False)
         maps = []
         for batch in self._stream(X, self.layer_path_):

@@ -17,7 +17,13 @@ from sklearn.utils.validation import check_is_fitted
 
 from keras_introspect._memory import check_batch_size
 from keras_introspect._repr import summary_repr
-from keras_introspect._validation import check_number, check_one_of
+from keras_introspect._validation import (
+    check_number,
+    check_one_of,
+    check_positive_int,
+    check_random_state,
+    check_verbose,
+)
 from keras_introspect.cluster._base import LayerEstimator, pool
 from keras_introspect.targets import one_output_layer
 
@@ -204,7 +210,6 @@ class CategoryTree(LayerEstimator, TransformerMixin, BaseEstimator):
             self
         """
         from keras_introspect._data import is_stream
-        from keras_introspect._validation import check_positive_int, check_seed, check_verbose
 
         check_one_of(self.metric, "metric", ("cosine", "euclidean"))
         check_one_of(self.pooling, "pooling", (None, "avg", "max"))
@@ -242,7 +247,8 @@ class CategoryTree(LayerEstimator, TransformerMixin, BaseEstimator):
             from keras_introspect.probes.out_of_sample import noise_like
 
             n_noise = round(float(counts.mean())) if self.n_noise is None else self.n_noise
-            seed = 0 if self.random_state is None else check_seed(self.random_state, "random_state")
+            seed = check_random_state(self.random_state)
+            seed = 0 if seed is None else seed
             noise = noise_like(X, check_positive_int(n_noise, "n_noise"), seed=seed)
             noise_mean = np.concatenate(self._vectors(noise)).mean(axis=0)
             representatives = np.vstack([representatives, noise_mean])
@@ -533,7 +539,6 @@ class PredictionTree(LayerEstimator, BaseEstimator):
         Returns:
             self
         """
-        from keras_introspect._validation import check_verbose
 
         check_number(self.activation_threshold, "activation_threshold")
         check_batch_size(self.batch_size)

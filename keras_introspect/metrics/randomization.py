@@ -21,6 +21,7 @@ import numpy as np
 from keras_introspect._repr import summary_repr
 from keras_introspect._validation import (
     check_backend,
+    check_index,
     check_model,
     check_one_of,
     check_seed,
@@ -312,7 +313,6 @@ def random_logit_check(
         >>> check.mean                                                              # doctest: +SKIP
         0.12
     """
-    from keras_introspect._validation import check_index
     from keras_introspect.model.introspector import Introspector
     from keras_introspect.targets import Class, output_index
 

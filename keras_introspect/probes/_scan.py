@@ -17,11 +17,16 @@ from keras_introspect._memory import (
     resolve_batch_size,
 )
 from keras_introspect._tensor import channels_last
-from keras_introspect._validation import check_one_of, check_verbose
+from keras_introspect._validation import (
+    check_backend,
+    check_index,
+    check_model,
+    check_one_of,
+    check_verbose,
+)
 
 
 def introspector(model):
-    from keras_introspect._validation import check_backend, check_model
     from keras_introspect.model.introspector import Introspector
 
     check_backend()
@@ -128,7 +133,6 @@ def channel_layer(intro, layer, channels) -> tuple:
 
     `channels` is ``"all"`` or a list; negative indices count from the end.
     """
-    from keras_introspect._validation import check_index
     from keras_introspect.targets import one_output_layer
 
     info = one_output_layer(intro, layer)

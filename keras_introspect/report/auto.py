@@ -182,7 +182,7 @@ def build_report(  # noqa: C901 - issue 20: a plan and a section registry
     n_quality=32,
     report=None,
     output=None,
-    verbose=1,
+    verbose=0,
 ):
     """A `Report` with every section (or the chosen ones) for `model` on the images `x`.
 
@@ -215,7 +215,8 @@ def build_report(  # noqa: C901 - issue 20: a plan and a section registry
         report: a `Report` to add to (default: a new one).
         output: for a model with several outputs, the one to explain: its
             position, dict key or layer name (see `targets.Class`).
-        verbose: 1 prints a numbered line per section on stderr.
+        verbose: 1 prints a numbered line per section on stderr (the CLI's
+            default); 0, the default here as everywhere in the library, is silent.
 
     Returns:
         The `Report` (call `.save(path)`).

@@ -118,6 +118,15 @@ def test_category_tree_with_noise_category(digits_cnn):
     assert tree.counts_[-1] == round(np.bincount(y[:300]).mean())
     with pytest.raises(ValueError, match="one label per image"):
         ki.CategoryTree(model, "gap").fit(x[:10], y[:9])
+    # issue 20: random_state as scikit-learn takes it; a RandomState gives one seed
+    drawn = int(np.random.RandomState(5).randint(2**31 - 1))
+    by_state = ki.CategoryTree(
+        model, "gap", include_noise=True, random_state=np.random.RandomState(5)
+    ).fit(x[:300], y[:300])
+    by_int = ki.CategoryTree(model, "gap", include_noise=True, random_state=drawn)
+    np.testing.assert_array_equal(by_state.linkage_, by_int.fit(x[:300], y[:300]).linkage_)
+    with pytest.raises(ValueError, match="None, an integer >= 0 or a numpy RandomState"):
+        ki.CategoryTree(model, "gap", include_noise=True, random_state=-1).fit(x[:30], y[:30])
 
 
 # --------------------------------------------------------------- Algorithm 2

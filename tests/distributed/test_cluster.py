@@ -71,8 +71,14 @@ def test_pixel_fit_on_the_store_is_the_in_memory_fit(model, images, stored, meth
     assert disk.data_range_ == memory.data_range_
     assert disk.n_clusters_ == memory.n_clusters_
     np.testing.assert_array_equal(disk.cluster_centers_, memory.cluster_centers_)
-    labels = disk.transform(stored["conv1"])
+    labels = disk.transform(stored["conv1"], to="dask")
     assert isinstance(labels, da.Array) and labels.dtype == np.int32
+    # issue 20: numpy unless asked; without `to`, this release keeps dask and warns
+    np.testing.assert_array_equal(disk.transform(stored["conv1"], to="numpy"), labels.compute())
+    with pytest.warns(FutureWarning, match="to='dask'"):
+        assert isinstance(disk.transform(stored["conv1"]), da.Array)
+    with pytest.raises(ValueError, match="to='dask' is for stored activations"):
+        disk.transform(images, to="dask")
     expected = memory.transform(images)
     np.testing.assert_array_equal(labels.compute(), expected)
     assert adjusted_rand_score(expected.ravel(), labels.compute().ravel()) == 1.0
@@ -122,7 +128,7 @@ def test_kmeans_over_all_pixels_with_dask_ml(model):
     disk = pixel(model, method="kmeans", n_clusters=4, sample_size=None)
     disk.fit(da.from_array(acts, chunks=5))
     assert not disk.sampled_ and disk.n_points_fit_ == 12 * 14 * 14
-    labels = disk.transform(da.from_array(acts, chunks=5)).compute()
+    labels = disk.transform(da.from_array(acts, chunks=5), to="dask").compute()
     assert adjusted_rand_score(truth.ravel(), labels.ravel()) == 1.0
     assert sorted(np.round(disk.cluster_centers_).astype(int).tolist()) == sorted(centres.tolist())
     with pytest.raises(ValueError, match="has no distributed fit"):
