@@ -84,7 +84,7 @@ for layer in POOLS:
 probes = [("pool1", 3), ("pool1", 5), ("pool3", 4), ("pool3", 9)]
 rows = []
 for layer, channel in probes:
-    top = ki.top_activating(model, layer, channel, x[:1500], k=4)
+    top = ki.top_activating(model, layer, channel, x[:1500], k=4, crops=True)
     hist = ki.activation_histogram(model, layer, channel, x[:1500], bins=25)
     optimum = exemplars(model, layer, [channel]).images[0, 0, ..., 0]
     rows.append((layer, channel, top, optimum, hist))

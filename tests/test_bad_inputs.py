@@ -127,7 +127,9 @@ ERRORS = [
     ),
     (
         "NaN in the images of a dataset probe",
-        lambda: ki.top_activating(MODEL, "conv1", 0, with_value(X, (0, 0, 0, 0), np.nan), k=1),
+        lambda: ki.top_activating(
+            MODEL, "conv1", 0, with_value(X, (0, 0, 0, 0), np.nan), k=1, crops=True
+        ),
         ValueError,
         r"Input contains NaN or infinity",
     ),
@@ -353,7 +355,7 @@ def test_channels_first_conv_layer_is_handled_like_its_channels_last_twin():
         lambda m: ki.Saliency(m, targets.Channel("conv", strong, aggregate="sum")).explain(x),
         lambda m: ki.Occlusion(m, targets.Neuron("conv", strong, (2, 4)), window=2).explain(x),
         lambda m: ki.Introspector(m).activations(x, "conv", pooling="max")["conv"],
-        lambda m: ki.top_activating(m, "conv", 1, x, k=2).values,
+        lambda m: ki.top_activating(m, "conv", 1, x, k=2, crops=True).values,
     ]
     for compute in pairs:
         np.testing.assert_allclose(compute(first), compute(last), rtol=1e-4, atol=1e-6)

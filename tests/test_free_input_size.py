@@ -83,7 +83,7 @@ def test_a_neuron_outside_the_layer_for_these_images_is_an_error(fcn):
 
 def test_exemplars_find_the_strongest_units_with_boxes_in_the_images(fcn):
     x = _x(16, n=6)
-    result = ki.top_activating(fcn, "c2", 2, x, k=3)
+    result = ki.top_activating(fcn, "c2", 2, x, k=3, crops=True)
     acts = ki.Introspector(fcn).activations(x, "c2")["c2"][..., 2]
     best = acts.reshape(6, -1).max(axis=1)
     np.testing.assert_allclose(result.values, np.sort(best)[::-1][:3], rtol=1e-6)

@@ -19,7 +19,7 @@ def test_results_print_short():
     x = np.random.default_rng(0).uniform(size=(20, 8, 8, 1)).astype("float32")
     results = [
         ki.fool(model, x, 1, steps=2),
-        ki.top_activating(model, "conv", 1, x, k=3),
+        ki.top_activating(model, "conv", 1, x, k=3, crops=True),
         ki.activation_histogram(model, "conv", 1, x),
         ki.ActivationMaximization(model, ki.targets.Channel("conv", 0), steps=2).generate(n=2),
     ]

@@ -7,6 +7,7 @@ the receptive-field patches) on which it responds most.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -185,7 +186,7 @@ def top_activating(
     x,
     k: int = 9,
     aggregate: str = "max",
-    crops: bool = True,
+    crops=None,
     batch_size: int = 32,
     verbose: int = 0,
 ) -> Exemplars:
@@ -205,7 +206,9 @@ def top_activating(
         aggregate: ``"max"`` (strongest unit), ``"sum"`` or ``"mean"`` over
             the feature map of each image.
         crops: also return the receptive-field patches of the strongest
-            units (convolutional layers).
+            units (convolutional layers). `None` (the default) is `True` in
+            this release, with a `FutureWarning`, and `False` from the next
+            one, as in `top_activating_all`: pass it explicitly.
         batch_size, verbose: streaming options.
 
     Returns:
@@ -217,10 +220,11 @@ def top_activating(
         >>> model = keras.Sequential([keras.Input((6, 6, 1)),
         ...     keras.layers.Conv2D(2, 3, name="conv", kernel_initializer="ones")])
         >>> x = np.arange(5 * 36, dtype="float32").reshape(5, 6, 6, 1) % 7
-        >>> top = ki.top_activating(model, "conv", 0, x, k=2)
+        >>> top = ki.top_activating(model, "conv", 0, x, k=2, crops=True)
         >>> top.indices.shape, top.crops.shape
         ((2,), (2, 3, 3, 1))
     """
+    crops = _crops_default(crops, True, "top_activating")
     result = _top(model, layer, [channel], x, k, aggregate, crops, batch_size, verbose)
     result.channels = int(result.channels[0])
     for name in ("indices", "values", "positions", "boxes", "crops"):
@@ -237,7 +241,7 @@ def top_activating_all(
     k: int = 9,
     aggregate: str = "max",
     channels="all",
-    crops: bool = False,
+    crops=None,
     batch_size: int = 32,
     verbose: int = 0,
 ) -> Exemplars:
@@ -246,8 +250,10 @@ def top_activating_all(
     Args:
         model, layer, x, k, aggregate, batch_size, verbose: as `top_activating`.
         channels: ``"all"`` or a list of channel indices.
-        crops: also return the patches, `(C, k, h, w, channels)` (off by
-            default: for wide layers and large fields this is big).
+        crops: also return the patches, `(C, k, h, w, channels)` (for wide
+            layers and large fields this is big). `None` (the default) is
+            `False` in this release, with a `FutureWarning` until both
+            functions share the default `False` in the next one.
 
     Returns:
         `Exemplars` whose arrays start with one entry per channel: `indices`
@@ -261,4 +267,19 @@ def top_activating_all(
         >>> ki.top_activating_all(model, "conv", x, k=3).indices.shape
         (4, 3)
     """
+    crops = _crops_default(crops, False, "top_activating_all")
     return _top(model, layer, channels, x, k, aggregate, crops, batch_size, verbose)
+
+
+def _crops_default(crops, today: bool, name: str) -> bool:
+    """`crops` as given; `None` is this release's default of `name`, said once."""
+    if crops is not None:
+        return bool(crops)
+    if today:  # only the default that changes needs saying
+        warnings.warn(
+            f"{name}(crops=None) returns crops today; from the next release crops defaults "
+            "to False in both top_activating functions. Pass crops=True to keep them",
+            FutureWarning,
+            stacklevel=3,
+        )
+    return today

@@ -174,8 +174,10 @@ def test_auto_batch_size_fits_a_share_of_the_memory(model):
     )
     acts = ki.Introspector(model).activations(x, "conv", batch_size="auto")["conv"]
     np.testing.assert_array_equal(acts, ki.Introspector(model).activations(x, "conv")["conv"])
-    auto = ki.top_activating(model, "conv", 1, x, k=2, batch_size="auto")
-    np.testing.assert_array_equal(auto.values, ki.top_activating(model, "conv", 1, x, k=2).values)
+    auto = ki.top_activating(model, "conv", 1, x, k=2, batch_size="auto", crops=True)
+    np.testing.assert_array_equal(
+        auto.values, ki.top_activating(model, "conv", 1, x, k=2, crops=True).values
+    )
     with pytest.raises(ValueError, match="batch_size"):
         ki.Saliency(model, 1, batch_size="automatic")
 

@@ -66,7 +66,7 @@ def test_one_session_per_model_and_select_is_analysed():
 def test_a_deleted_model_frees_its_session_and_compiled_functions():
     model = _small()
     ki.Saliency(model, 1).explain(np.ones((2, 8, 8, 1), "float32"))
-    ki.top_activating(model, "conv", 0, np.ones((3, 8, 8, 1), "float32"), k=1)
+    ki.top_activating(model, "conv", 0, np.ones((3, 8, 8, 1), "float32"), k=1, crops=True)
     model_ref, session_ref = weakref.ref(model), weakref.ref(ki.Introspector(model).session)
     assert session_ref().compiled
     del model
@@ -244,7 +244,7 @@ def test_other_probes_and_metrics_trace_zero_times_for_another_index(get_model):
 
 def run_on(model, x, maps, index):
     return [
-        ki.top_activating(model, CONV, index, x, k=1).values,
+        ki.top_activating(model, CONV, index, x, k=1, crops=True).values,
         ki.activation_histogram(model, CONV, index, x, bins=3).values,
         ki.metrics.deletion(
             model, x, maps, T.Class([index % 4, 1]), steps=3, normalize=False
