@@ -16,6 +16,7 @@ Extension"; init from the most activating dataset patch, §4.4).
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -106,9 +107,13 @@ class ActivationMaximization:
 
     Args:
         model: a Keras 3 model with one image input `(H, W, C)`.
-        objective: a `keras_introspect.targets` object or a weighted sum of
-            them (a negative weight minimises that term), or a class index.
-            Class targets use the logits behind a softmax by default.
+        target: what to maximise: a `keras_introspect.targets` object or a
+            weighted sum of them (a negative weight minimises that term), or
+            a class index. Class targets use the logits behind a softmax by
+            default. Needed by `generate`; `generate_for_channels` takes its
+            channels itself, so `None` is fine there.
+        objective: the former name of `target` (a `FutureWarning`; removed
+            in the next release).
         steps: optimisation steps (capped by the environment variable
             ``KI_MAX_STEPS`` when set, for tests and smoke runs).
         learning_rate: step size of the optimizer.
@@ -156,7 +161,7 @@ class ActivationMaximization:
     def __init__(
         self,
         model,
-        objective,
+        target=None,
         *,
         steps: int = 256,
         learning_rate: float = 0.05,
@@ -172,10 +177,21 @@ class ActivationMaximization:
         compute_dtype=None,
         image_shape=None,
         verbose: int = 0,
+        objective=None,
     ):
         check_model(model)
         self.model = model
-        self.objective = as_target(objective)
+        if objective is not None:  # the name before target, kept for one release
+            if target is not None:
+                raise TypeError("Pass `target` only (`objective` is its former name)")
+            warnings.warn(
+                "ActivationMaximization(objective=...) is deprecated and will be removed in "
+                "the next release: pass target=...",
+                FutureWarning,
+                stacklevel=2,
+            )
+            target = objective
+        self.target = None if target is None else as_target(target)
         self.steps = check_positive_int(steps, "steps")
         self.learning_rate = check_number(learning_rate, "learning_rate", 0.0, strict=True)
         check_one_of(optimizer, "optimizer", OPTIMIZERS)
@@ -223,7 +239,17 @@ class ActivationMaximization:
         Returns:
             `AMResult`.
         """
-        return self._run(self.objective, n, seed, x, place)
+        if self.target is None:
+            raise ValueError(
+                "generate() needs a target: ActivationMaximization(model, target). "
+                "generate_for_channels(layer, channels) needs none"
+            )
+        return self._run(self.target, n, seed, x, place)
+
+    @property
+    def objective(self):
+        """The former name of `target` (read-only; removed in the next release)."""
+        return self.target
 
     def generate_for_channels(
         self,
@@ -239,7 +265,7 @@ class ActivationMaximization:
 
         Every (channel, image) pair is one row of the same compiled
         optimisation, so all channels cost about as much as one batch, not
-        one run each. The constructor's `objective` is not used.
+        one run each. The constructor's `target` is not used (it may be None).
 
         Args:
             layer: layer selector.
@@ -557,7 +583,7 @@ class ActivationMaximization:
 
     def __repr__(self):
         return (
-            f"ActivationMaximization(model={self.model.name!r}, objective={self.objective!r}, "
+            f"ActivationMaximization(model={self.model.name!r}, target={self.target!r}, "
             f"steps={self.steps}, parameterization={self.parameterization!r})"
         )
 

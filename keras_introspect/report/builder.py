@@ -459,13 +459,10 @@ class Report:
         """
         from keras_introspect.optimize.activation_maximization import ActivationMaximization
         from keras_introspect.plotting.grids import plot_feature_visualization
-        from keras_introspect.targets import Channel
 
         intro = self._introspector()
         path = intro.layer(layer).path
-        am = ActivationMaximization(
-            intro.model, Channel(path, 0), value_range=value_range, **options
-        )
+        am = ActivationMaximization(intro.model, value_range=value_range, **options)
         result = am.generate_for_channels(path, channels, n=n, x=x)
         section = self._section(
             title or f"Feature visualization at {path}",

@@ -320,3 +320,26 @@ def test_same_padding_patch_placed_back_gives_the_same_unit_value():
             value = np.asarray(sub(res.placed[j : j + 1]))[0, r, c, 1]
             assert value == pytest.approx(res.activation[j], rel=1e-5)
     assert inside
+
+
+def test_target_is_the_name_and_generate_for_channels_needs_none():
+    """Issue 20: `target` as everywhere; the former `objective=` warns; a batched
+    run over channels needs no dummy target."""
+    import warnings
+
+    import keras
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((6, 6, 1)), keras.layers.Conv2D(3, 3, name="conv")])
+    am = ki.ActivationMaximization(model, steps=3)
+    result = am.generate_for_channels("conv", "all", n=1)
+    assert result.images.shape[:2] == (3, 1)
+    with pytest.raises(ValueError, match="generate\\(\\) needs a target"):
+        am.generate()
+    with pytest.warns(FutureWarning, match="pass target="):
+        old = ki.ActivationMaximization(model, objective=ki.targets.Channel("conv", 1), steps=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)
+        new = ki.ActivationMaximization(model, ki.targets.Channel("conv", 1), steps=3)
+    np.testing.assert_array_equal(old.generate(seed=2).images, new.generate(seed=2).images)
+    assert old.objective is old.target
