@@ -48,3 +48,58 @@ def summary_repr(self) -> str:
         + ", ".join(f"{f.name}={short(getattr(self, f.name))}" for f in fields)
         + ")"
     )
+
+
+def text_table(rows, floats: int = 3) -> str:
+    """Rows (dicts with the same keys) as an aligned plain-text table.
+
+    Example:
+        >>> print(text_table([{"layer": "conv", "purity": 0.5}, {"layer": "d", "purity": 1}]))
+        layer  purity
+        conv    0.500
+        d           1
+    """
+    rows = list(rows)
+    if not rows:
+        return ""
+    keys = list(rows[0])
+
+    def cell(value):
+        if isinstance(value, (float, np.floating)):
+            return f"{value:.{floats}f}"
+        return str(value)
+
+    cells = [[cell(row.get(k)) for k in keys] for row in rows]
+    widths = [max(len(str(k)), *(len(c[i]) for c in cells)) for i, k in enumerate(keys)]
+    numeric = [all(isinstance(row.get(k), (int, float, np.number)) for row in rows) for k in keys]
+
+    def line(values, align):
+        return "  ".join(
+            v.rjust(w) if right else v.ljust(w)
+            for v, w, right in zip(values, widths, align, strict=True)
+        ).rstrip()
+
+    return "\n".join([line([str(k) for k in keys], numeric)] + [line(c, numeric) for c in cells])
+
+
+class Tabular:
+    """A result with `.table` (a list of dicts) prints as that table: `str(result)`."""
+
+    def __str__(self) -> str:
+        return text_table(self.table)
+
+
+class LegacyTable(list):
+    """The rows of `.table`, callable for one release as the former `.table()`, which
+    returned the text table (a `FutureWarning` says so)."""
+
+    def __call__(self):
+        import warnings
+
+        warnings.warn(
+            "`.table()` is now the `.table` property (a list of dicts); str(result) is the "
+            "text table. Calling it is deprecated and will stop working in the next release",
+            FutureWarning,
+            stacklevel=2,
+        )
+        return text_table(self)

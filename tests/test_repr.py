@@ -29,3 +29,34 @@ def test_results_print_short():
         assert text.startswith(type(result).__name__ + "(")
     assert "images=<array (20, 8, 8, 1) float32>" in repr(results[0])
     assert "values=[" in repr(results[1])  # three values are shown in full
+
+
+def test_every_result_has_a_table_and_prints_it():
+    """Issue 20: `.table` (a list of dicts) and `str()` (that table as text)."""
+    from keras_introspect._repr import text_table
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [
+            keras.Input((6, 6, 1)),
+            keras.layers.Conv2D(2, 3, name="conv"),
+            keras.layers.Flatten(),
+            keras.layers.Dense(2, activation="softmax"),
+        ]
+    )
+    x = np.random.default_rng(0).random((4, 6, 6, 1)).astype("float32")
+    maps = ki.Saliency(model, 0).explain(x)
+    curves = ki.metrics.deletion(model, x, maps, 0, steps=4, random_baseline=True)
+    results = {
+        "curves": (curves, len(x)),
+        "exemplars": (ki.top_activating_all(model, "conv", x, k=2), 2 * 2),
+        "am": (ki.ActivationMaximization(model, ki.targets.Class(1), steps=2).generate(n=3), 3),
+        "fool": (ki.fool(model, x, target_class=1, steps=2), len(x)),
+        "cascade": (ki.metrics.randomization_check("saliency", model, x, 0), 2),
+    }
+    for name, (result, n_rows) in results.items():
+        assert isinstance(result.table, list) and len(result.table) == n_rows, name
+        assert str(result) == text_table(result.table), name
+    assert [row["auc"] for row in curves.table] == [float(a) for a in curves.auc]
+    fool = results["fool"][0]
+    assert [row["steps to flip"] for row in fool.table] == fool.steps_to_flip.tolist()

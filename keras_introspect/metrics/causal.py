@@ -35,6 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from keras_introspect._data import as_array
+from keras_introspect._repr import Tabular
 from keras_introspect._validation import (
     check_baseline,
     check_finite,
@@ -47,7 +48,7 @@ from keras_introspect.metrics._scoring import Scorer
 
 
 @dataclass
-class CausalCurves:
+class CausalCurves(Tabular):
     """Deletion or insertion curves of a set of maps, with their areas.
 
     Attributes:
@@ -73,6 +74,15 @@ class CausalCurves:
     random_scores: np.ndarray | None = None
     random_curves: np.ndarray | None = None
     random_auc: np.ndarray | None = None
+
+    @property
+    def table(self) -> list:
+        """One dict per image: its AUC (and that of its random map)."""
+        rows = [{"image": i, "auc": float(a)} for i, a in enumerate(self.auc)]
+        if self.random_auc is not None:
+            for row, r in zip(rows, self.random_auc, strict=True):
+                row["random auc"] = float(r)
+        return rows
 
     @property
     def mean_auc(self) -> float:

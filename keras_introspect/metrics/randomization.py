@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from keras_introspect._repr import summary_repr
+from keras_introspect._repr import Tabular, summary_repr
 from keras_introspect._validation import (
     check_backend,
     check_index,
@@ -43,7 +43,7 @@ def _nanmean_rows(values: np.ndarray) -> np.ndarray:
 
 
 @dataclass
-class RandomizationResult:
+class RandomizationResult(Tabular):
     """Similarity of the maps of a randomised model to the trained model's maps.
 
     Attributes:
@@ -81,16 +81,26 @@ class RandomizationResult:
         """`(n_layers,)` mean similarity of the absolute maps."""
         return _nanmean_rows(self.similarity_abs)
 
-    def rows(self) -> list:
-        """One dict per randomised layer, for tables."""
+    @property
+    def table(self) -> list:
+        """One dict per randomised layer: its mean similarity, signed and absolute."""
         return [
             {"randomised": layer, self.measure: s, f"{self.measure} (abs)": a}
             for layer, s, a in zip(self.layers, self.mean, self.mean_abs, strict=True)
         ]
 
+    def rows(self) -> list:
+        """Deprecated: `table` (one release with a `FutureWarning`)."""
+        warnings.warn(
+            "RandomizationResult.rows() is deprecated: use the .table property",
+            FutureWarning,
+            stacklevel=2,
+        )
+        return self.table
+
 
 @dataclass
-class MapComparison:
+class MapComparison(Tabular):
     """Maps of the same images under two conditions, with their similarity.
 
     Attributes:
@@ -113,6 +123,14 @@ class MapComparison:
     similarity: np.ndarray
     similarity_abs: np.ndarray
     details: dict = field(default_factory=dict)
+
+    @property
+    def table(self) -> list:
+        """One dict per image: the similarity of its two maps, signed and absolute."""
+        return [
+            {"image": i, self.measure: s, f"{self.measure} (abs)": a}
+            for i, (s, a) in enumerate(zip(self.similarity, self.similarity_abs, strict=True))
+        ]
 
     @property
     def mean(self) -> float:
@@ -217,7 +235,7 @@ def randomization_check(
     Example:
         >>> result = ki.metrics.randomization_check("saliency", model, x[:8],
         ...                                         ki.targets.Class(y[:8]))  # doctest: +SKIP
-        >>> result.rows()[:2]                                                  # doctest: +SKIP
+        >>> result.table[:2]                                                  # doctest: +SKIP
         [{'randomised': 'out', 'spearman': 0.41, 'spearman (abs)': 0.38}, ...]
     """
     import keras

@@ -23,7 +23,7 @@ import numpy as np
 
 from keras_introspect._data import Batches
 from keras_introspect._memory import check_batch_size, resolve_batch_size
-from keras_introspect._repr import summary_repr
+from keras_introspect._repr import Tabular, summary_repr
 from keras_introspect._tensor import channels_last
 from keras_introspect._validation import (
     capped_steps,
@@ -47,7 +47,7 @@ INITS = ("random", "mean", "max")
 
 
 @dataclass
-class AMResult:
+class AMResult(Tabular):
     """What `ActivationMaximization.generate` returns.
 
     Leading axes: `(n,)` for one objective; `(K, n)` for K channels at once
@@ -90,6 +90,31 @@ class AMResult:
     boxes: np.ndarray | None = None
     positions: np.ndarray | None = None
     seed: int = 0
+
+    @property
+    def table(self) -> list:
+        """One dict per optimised image: its channel (for K channels), its number and
+        its final activation, beside the best dataset image's when known."""
+        activation = np.asarray(self.activation)
+        lead = activation.reshape(-1, activation.shape[-1]) if activation.ndim > 1 else None
+        best = self.best_dataset_activation
+        rows = []
+        if lead is None:
+            for i, a in enumerate(activation.ravel()):
+                row = {"image": i, "activation": float(a)}
+                if best is not None:
+                    row["best dataset"] = float(np.asarray(best).ravel()[0])
+                rows.append(row)
+            return rows
+        channels = self.channels if self.channels is not None else list(range(len(lead)))
+        bests = None if best is None else np.asarray(best).ravel()
+        for k, (channel, values) in enumerate(zip(channels, lead, strict=True)):
+            for i, a in enumerate(values):
+                row = {"channel": int(channel), "image": i, "activation": float(a)}
+                if bests is not None:
+                    row["best dataset"] = float(bests[k])
+                rows.append(row)
+        return rows
 
     @property
     def exceeds_dataset(self):

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from keras_introspect._data import Batches
-from keras_introspect._repr import summary_repr
+from keras_introspect._repr import Tabular, summary_repr
 from keras_introspect._validation import (
     capped_steps,
     check_backend,
@@ -31,7 +31,7 @@ from keras_introspect.targets import BoundTarget, Class
 
 
 @dataclass
-class FoolResult:
+class FoolResult(Tabular):
     """What `fool` returns, per image.
 
     Attributes:
@@ -56,6 +56,17 @@ class FoolResult:
     initial_probabilities: np.ndarray
     heatmap: np.ndarray
     history: dict
+
+    @property
+    def table(self) -> list:
+        """One dict per image: predicted class before and after, and the steps it
+        took to flip (-1: never)."""
+        before = self.initial_probabilities.argmax(-1)
+        after = self.probabilities.argmax(-1)
+        return [
+            {"image": i, "before": int(b), "after": int(a), "steps to flip": int(s)}
+            for i, (b, a, s) in enumerate(zip(before, after, self.steps_to_flip, strict=True))
+        ]
 
 
 def fool(

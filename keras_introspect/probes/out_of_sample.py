@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from keras_introspect._data import Batches
-from keras_introspect._repr import summary_repr
+from keras_introspect._repr import LegacyTable, summary_repr, text_table
 from keras_introspect._validation import check_positive_int, check_seed
 from keras_introspect.probes import _scan
 
@@ -40,19 +40,17 @@ class OutOfSample:
     predictions: dict
     class_names: list
 
-    def table(self) -> str:
-        """The shares as a plain-text table, one row per set (as Dai's Table 1)."""
-        width = max(8, *(len(str(c)) + 1 for c in self.class_names))
-        head = " " * max(len(s) for s in self.sets) + "".join(
-            f"{c!s:>{width}}" for c in self.class_names
+    @property
+    def table(self) -> list:
+        """One dict per set of images: the share (percent) predicted as each class, as
+        Dai's Table 1; `str(result)` is the text table."""
+        return LegacyTable(
+            {"set": name, **{str(c): float(v) for c, v in zip(self.class_names, row, strict=True)}}
+            for name, row in zip(self.sets, self.shares, strict=True)
         )
-        lines = [head]
-        for name, row in zip(self.sets, self.shares, strict=True):
-            lines.append(
-                f"{name:<{max(len(s) for s in self.sets)}}"
-                + "".join(f"{v:>{width - 1}.1f}%" for v in row)
-            )
-        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return text_table(self.table, floats=1)
 
 
 def out_of_sample(model, x, class_names=None, batch_size: int = 32, verbose: int = 0):

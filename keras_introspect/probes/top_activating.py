@@ -12,14 +12,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from keras_introspect._repr import summary_repr
+from keras_introspect._repr import Tabular, summary_repr
 from keras_introspect._tensor import reduce_spatial
 from keras_introspect._validation import check_positive_int
 from keras_introspect.probes import _scan
 
 
 @dataclass
-class Exemplars:
+class Exemplars(Tabular):
     """Top-k dataset images of one or several channels of a layer.
 
     For `top_activating` (one channel) the arrays have no channel axis; for
@@ -52,6 +52,18 @@ class Exemplars:
     positions: np.ndarray | None = None
     boxes: np.ndarray | None = None
     crops: np.ndarray | None = None
+
+    @property
+    def table(self) -> list:
+        """One dict per exemplar: channel, rank (1 = best), dataset index, value."""
+        channels = np.atleast_1d(self.channels)
+        indices = np.atleast_2d(self.indices)
+        values = np.atleast_2d(self.values)
+        return [
+            {"channel": int(c), "rank": r + 1, "image": int(i), "value": float(v)}
+            for c, row_i, row_v in zip(channels, indices, values, strict=True)
+            for r, (i, v) in enumerate(zip(row_i, row_v, strict=True))
+        ]
 
 
 def field_window(field, position, input_size) -> tuple:

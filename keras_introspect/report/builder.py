@@ -745,7 +745,7 @@ class Report:
         caption = "cascading randomisation: similarity to the trained model's maps"
         section.blocks.append(_img_block(figure_png(ax.figure), caption))
         per_layer = [
-            {"method": name, **row} for name, result in randomised.items() for row in result.rows()
+            {"method": name, **row} for name, result in randomised.items() for row in result.table
         ]
         section.blocks.append(_table(per_layer, "mean similarity per randomised layer"))
         return self

@@ -50,7 +50,7 @@ def test_saliency_changes_once_the_top_two_layers_are_random(digits_cnn):
     before = _weights(model)
     result = randomization_check("saliency", model, x[:32], targets.Class(y[:32]), seed=0)
     assert result.layers[:2] == ["out", "conv2"]
-    assert result.mean[1] < 0.5, result.rows()
+    assert result.mean[1] < 0.5, result.table
     assert result.mean[2] <= result.mean[1] + 0.1  # randomising more does not bring it back
     for a, b in zip(before, model.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)  # the user's model is untouched

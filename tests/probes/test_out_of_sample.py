@@ -17,7 +17,12 @@ def test_shares_equal_brute_force_argmax(digits_cnn):
         row = res.sets.index(name)
         np.testing.assert_array_equal(res.counts[row], np.bincount(predicted, minlength=10))
     np.testing.assert_allclose(res.shares.sum(axis=1), 100.0)
-    assert "noise" in res.table() and "%" in res.table()
+    # issue 20: .table is one dict per set, str() the text table; .table() warns
+    assert [row["set"] for row in res.table] == res.sets
+    np.testing.assert_allclose([[row[str(c)] for c in range(10)] for row in res.table], res.shares)
+    assert str(res).splitlines()[0].split()[0] == "set" and "noise" in str(res)
+    with pytest.warns(FutureWarning, match="now the `.table` property"):
+        assert "noise" in res.table()
 
 
 def test_binary_sigmoid_model():
