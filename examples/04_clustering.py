@@ -93,7 +93,7 @@ for k, (title, panel) in enumerate(panels):
 ax = figure.add_subplot(grid[1, :2])
 plot_category_tree(categories, ax=ax)
 ax = figure.add_subplot(grid[1, 2:])
-xy = ki.embed(model, "hidden", x[:600], method="pca", random_state=0)
+xy = ki.embed(model, "hidden", x[:600], method="pca", seed=0)
 scatter = ax.scatter(*xy.T, c=y[:600], cmap="tab10", s=8)
 ax.legend(*scatter.legend_elements(), fontsize=7, ncols=2, title="digit")
 ax.set_title("hidden layer, PCA (003 Fig. 9)")

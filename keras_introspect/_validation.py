@@ -96,6 +96,27 @@ def check_random_state(value, name: str = "random_state"):
     return int(value)
 
 
+UNSET = object()  # an argument not passed (None may be a real value)
+
+
+def renamed(value, old_value, name: str, old_name: str, where: str, stacklevel: int = 3):
+    """`value`, or the value passed under a parameter's former name `old_name` (with a
+    `FutureWarning`: kept for one release). Both at once is a `TypeError`."""
+    if old_value is UNSET:
+        return value
+    if value is not None:
+        raise TypeError(f"{where}: pass `{name}` only (`{old_name}` is its former name)")
+    import warnings
+
+    warnings.warn(
+        f"{where}({old_name}=...) is deprecated and will be removed in the next release: "
+        f"pass {name}=...",
+        FutureWarning,
+        stacklevel=stacklevel,
+    )
+    return old_value
+
+
 def check_baseline(value, name: str = "baseline"):
     """A baseline: a finite number (as float) or an array of finite values (float32)."""
     if isinstance(value, numbers.Real) and not isinstance(value, bool):

@@ -188,7 +188,7 @@ class IntrospectionCallback(keras.callbacks.Callback):
         from keras_introspect.cluster.purity import layerwise_purity
 
         result = layerwise_purity(
-            self.model, self.x, self.y, layers=self.layers, random_state=self.random_state
+            self.model, self.x, self.y, layers=self.layers, seed=self.random_state
         )
         writer = self._summary_writer()
         if writer is not None:

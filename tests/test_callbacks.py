@@ -64,7 +64,7 @@ def test_sections_every_second_epoch(tmp_path):
         assert set(record["purity"]) == {"conv", "flat", "out"}
         assert all(0.1 <= v <= 1.0 for v in record["purity"].values())
     # the purity rows equal a direct call on the final model
-    direct = ki.layerwise_purity(model, x[:200], y[:200], layers=["out"], random_state=0)
+    direct = ki.layerwise_purity(model, x[:200], y[:200], layers=["out"], seed=0)
     assert callback.history_[-1]["purity"]["out"] == pytest.approx(direct.purity[0])
     scalars = _scalars(tmp_path / "logs")
     assert [step for step, _ in scalars["purity/out"]] == [2, 4]

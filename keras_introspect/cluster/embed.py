@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from keras_introspect._validation import check_one_of, check_positive_int
+from keras_introspect._validation import UNSET, check_one_of, check_positive_int, renamed
 
 
 def embed(
@@ -15,8 +15,9 @@ def embed(
     n_components=2,
     pooling=None,
     batch_size=32,
-    random_state=None,
+    seed=None,
     verbose=0,
+    random_state=UNSET,
     **params,
 ) -> np.ndarray:
     """Coordinates of each image in a low-dimensional map of a layer's activations.
@@ -31,7 +32,8 @@ def embed(
         n_components: output dimensions.
         pooling: `None` (flatten), `"avg"` or `"max"`.
         batch_size, verbose: streaming options.
-        random_state: seed of the embedding.
+        seed: seed of the embedding (an integer, or None).
+        random_state: the former name of `seed` (a `FutureWarning`).
         **params: passed to `umap.UMAP`, `sklearn.decomposition.PCA` or
             `sklearn.manifold.TSNE`.
 
@@ -42,6 +44,7 @@ def embed(
         >>> xy = ki.embed(model, "conv4", x, method="pca")   # doctest: +SKIP
         >>> plt.scatter(*xy.T, c=y)                          # doctest: +SKIP
     """
+    random_state = renamed(seed, random_state, "seed", "random_state", "embed")
     check_one_of(method, "method", ("umap", "pca", "tsne"))
     n_components = check_positive_int(n_components, "n_components")
     if method == "umap":

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from keras_introspect._repr import summary_repr
-from keras_introspect._validation import check_one_of, check_verbose
+from keras_introspect._validation import UNSET, check_one_of, check_verbose, renamed
 from keras_introspect.model.selectors import spread
 
 
@@ -99,8 +99,9 @@ def layerwise_purity(
     pooling=None,
     max_features=16384,
     batch_size=32,
-    random_state=None,
+    seed=None,
     verbose=0,
+    random_state=UNSET,
     **clusterer_params,
 ) -> PurityResult:
     """Cluster every selected layer's activations and score the clusters against `y`.
@@ -130,7 +131,10 @@ def layerwise_purity(
         n_clusters: clusters per layer; `None` means the number of classes.
         pooling: `None` (flatten), `"avg"` or `"max"`.
         max_features: see above; `None` never pools.
-        batch_size, random_state: as in `ImageClusterer`.
+        batch_size: as in `ImageClusterer`.
+        seed: seed of every layer's clustering (`ImageClusterer`'s
+            `random_state`); `random_state` is its former name (a
+            `FutureWarning`).
         verbose: 1 prints a line per layer on stderr, "layer 3/12 <path>",
             with its purity; 0 is silent.
         **clusterer_params: more `ImageClusterer` parameters (`alpha`,
@@ -141,7 +145,7 @@ def layerwise_purity(
 
     Example:
         >>> result = ki.layerwise_purity(model, x, y, layers="all",
-        ...                              random_state=0)          # doctest: +SKIP
+        ...                              seed=0)                  # doctest: +SKIP
         >>> print(result)                                         # doctest: +SKIP
     """
     from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
@@ -149,6 +153,7 @@ def layerwise_purity(
     from keras_introspect.cluster.image import ImageClusterer
     from keras_introspect.probes._scan import introspector
 
+    random_state = renamed(seed, random_state, "seed", "random_state", "layerwise_purity")
     check_one_of(method, "method", ("kmeans", "gmm", "dpgmm"))
     intro = introspector(model)
     y = np.asarray(y)

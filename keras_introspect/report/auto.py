@@ -362,7 +362,7 @@ def build_report(  # noqa: C901 - issue 20: a plan and a section registry
                 step("pixel DPGMM label maps" if maps else "pixel clustering: skipped")
             elif name == "purity":
                 report.add_layerwise_purity(
-                    x, y, layers=_purity_layers(intro), method="kmeans", random_state=0
+                    x, y, layers=_purity_layers(intro), method="kmeans", seed=0
                 )
                 report.sections[-1].params["labels"] = labels_from
                 step("layer-wise purity")

@@ -27,7 +27,7 @@ def test_purity_score_by_hand():
 
 def test_purity_rises_from_the_first_conv_to_the_last_hidden_layer(trained):
     model, x, y = trained
-    result = ki.layerwise_purity(model, x, y, layers="all", random_state=0)
+    result = ki.layerwise_purity(model, x, y, layers="all", seed=0)
     assert result.layers[0] == "rescale" and result.layers[-1] == "classes"
     by_layer = {row["layer"]: row for row in result.table}
     # the finding of Girish et al.: the classes separate with depth
@@ -50,7 +50,7 @@ def test_purity_rises_from_the_first_conv_to_the_last_hidden_layer(trained):
 def test_purity_pools_large_layers_and_checks_inputs(trained):
     model, x, y = trained
     result = ki.layerwise_purity(
-        model, x[:300], y[:300], layers=["conv1"], max_features=300, random_state=0
+        model, x[:300], y[:300], layers=["conv1"], max_features=300, seed=0
     )
     assert result.n_features[0] <= 300
     with pytest.raises(ValueError, match="one label per image"):
@@ -73,7 +73,7 @@ def test_purity_plot(trained):
 
 def test_embed_pca_equals_scikit_learn_on_the_activations(trained):
     model, x, _ = trained
-    xy = ki.embed(model, "hidden", x[:100], random_state=0)  # PCA is the default
+    xy = ki.embed(model, "hidden", x[:100], seed=0)  # PCA is the default
     hidden = ki.Introspector(model).activations(x[:100], "hidden")["hidden"]
     expected = PCA(2, random_state=0).fit_transform(hidden)
     np.testing.assert_allclose(np.abs(xy), np.abs(expected), rtol=1e-3, atol=1e-3)
@@ -81,7 +81,7 @@ def test_embed_pca_equals_scikit_learn_on_the_activations(trained):
     np.testing.assert_allclose(
         np.abs(raw), np.abs(PCA(2).fit_transform(x[:100].reshape(100, -1))), rtol=1e-3, atol=1e-3
     )
-    tsne = ki.embed(model, "hidden", x[:40], method="tsne", random_state=0)
+    tsne = ki.embed(model, "hidden", x[:40], method="tsne", seed=0)
     assert tsne.shape == (40, 2) and np.all(np.isfinite(tsne))
 
 
@@ -93,7 +93,7 @@ def test_embed_umap_needs_the_extra(trained):
         with pytest.raises(ImportError, match=r"keras-introspect\[umap\]"):
             ki.embed(model, "hidden", x[:50], method="umap")
     else:
-        xy = ki.embed(model, "hidden", x[:50], method="umap", random_state=0)
+        xy = ki.embed(model, "hidden", x[:50], method="umap", seed=0)
         assert xy.shape == (50, 2)
     with pytest.raises(ValueError, match="method"):
         ki.embed(model, "hidden", x[:50], method="mds")
@@ -125,7 +125,7 @@ def test_a_deep_model_is_read_at_a_spread_of_layers_with_named_progress(capsys):
     y = np.arange(12) % 3
     intro = ki.Introspector(model)
     before = intro.trace_count
-    result = ki.layerwise_purity(model, x, y, random_state=0, verbose=1)
+    result = ki.layerwise_purity(model, x, y, seed=0, verbose=1)
     assert intro.trace_count == before + 1  # all twelve layers in one forward pass
     kinds = [f"c{i:02d}" for i in range(20)] + ["gap", "out"]  # conv, pool, dense in order
     expected = [kinds[round((i + 1) * len(kinds) / MAX_LAYERS) - 1] for i in range(MAX_LAYERS)]
@@ -148,9 +148,24 @@ def test_purity_reads_layer_by_layer_when_memory_is_short(trained, monkeypatch):
 
     model, x, y = trained
     intro = ki.Introspector(model)
-    together = ki.layerwise_purity(model, x[:100], y[:100], layers="conv", random_state=0)
+    together = ki.layerwise_purity(model, x[:100], y[:100], layers="conv", seed=0)
     monkeypatch.setattr(_memory, "available_bytes", lambda: 1000)
     before = intro.trace_count
-    alone = ki.layerwise_purity(model, x[:100], y[:100], layers="conv", random_state=0)
+    alone = ki.layerwise_purity(model, x[:100], y[:100], layers="conv", seed=0)
     assert intro.trace_count - before == len(alone.layers) > 1  # a pass per layer
     np.testing.assert_allclose(alone.ari, together.ari)
+
+
+def test_functions_take_seed_and_the_former_random_state_warns(trained):
+    """Issue 20: `seed` for functions, `random_state` for estimators."""
+    model, x, y = trained
+    by_seed = ki.embed(model, "hidden", x[:60], method="tsne", seed=3)
+    with pytest.warns(FutureWarning, match="embed\\(random_state=...\\) is deprecated"):
+        by_old_name = ki.embed(model, "hidden", x[:60], method="tsne", random_state=3)
+    np.testing.assert_array_equal(by_seed, by_old_name)
+    with pytest.raises(TypeError, match="pass `seed` only"):
+        ki.embed(model, "hidden", x[:60], seed=1, random_state=1)
+    with pytest.warns(FutureWarning, match="layerwise_purity\\(random_state=...\\)"):
+        old = ki.layerwise_purity(model, x[:80], y[:80], layers=["hidden"], random_state=0)
+    new = ki.layerwise_purity(model, x[:80], y[:80], layers=["hidden"], seed=0)
+    np.testing.assert_array_equal(old.ari, new.ari)
