@@ -96,7 +96,14 @@ def check_random_state(value, name: str = "random_state"):
     return int(value)
 
 
-UNSET = object()  # an argument not passed (None may be a real value)
+class _Unset:
+    """The default of a deprecated parameter: "not passed" (None may be a real value)."""
+
+    def __repr__(self) -> str:
+        return "UNSET"
+
+
+UNSET = _Unset()
 
 
 def renamed(value, old_value, name: str, old_name: str, where: str, stacklevel: int = 3):

@@ -8,7 +8,7 @@ import warnings
 import keras
 import numpy as np
 
-from keras_introspect._validation import check_positive_int
+from keras_introspect._validation import UNSET, check_positive_int, renamed
 from keras_introspect.exceptions import KerasIntrospectWarning
 
 SECTIONS = ("gradcam", "saliency", "purity")
@@ -47,7 +47,8 @@ class IntrospectionCallback(keras.callbacks.Callback):
             here, before training), or `None`.
         layers: layers for `"purity"` (a selector, default all).
         n_maps: how many images of `x` get maps.
-        random_state: seed of the clustering.
+        seed: seed of the clustering (default 0; `random_state`, its former
+            name, warns).
 
     Example:
         >>> callback = IntrospectionCallback(x_val[:256], y_val[:256],
@@ -66,7 +67,8 @@ class IntrospectionCallback(keras.callbacks.Callback):
         report=None,
         layers="all",
         n_maps=4,
-        random_state=0,
+        seed=None,
+        random_state=UNSET,
     ):
         super().__init__()
         sections = (sections,) if isinstance(sections, str) else tuple(sections)
@@ -99,7 +101,8 @@ class IntrospectionCallback(keras.callbacks.Callback):
         self.report = report
         self.layers = layers
         self.n_maps = check_positive_int(n_maps, "n_maps")
-        self.random_state = random_state
+        seed = renamed(seed, random_state, "seed", "random_state", "IntrospectionCallback")
+        self.seed = 0 if seed is None else seed
         self.history_ = []
         self._writer = None
         self._own_report = None  # the Report written to `report` when that is a path
@@ -187,9 +190,7 @@ class IntrospectionCallback(keras.callbacks.Callback):
     def _purity(self, epoch):
         from keras_introspect.cluster.purity import layerwise_purity
 
-        result = layerwise_purity(
-            self.model, self.x, self.y, layers=self.layers, seed=self.random_state
-        )
+        result = layerwise_purity(self.model, self.x, self.y, layers=self.layers, seed=self.seed)
         writer = self._summary_writer()
         if writer is not None:
             with writer.as_default():

@@ -51,7 +51,7 @@ def test_every_result_has_a_table_and_prints_it():
         "curves": (curves, len(x)),
         "exemplars": (ki.top_activating_all(model, "conv", x, k=2), 2 * 2),
         "am": (ki.ActivationMaximization(model, ki.targets.Class(1), steps=2).generate(n=3), 3),
-        "fool": (ki.fool(model, x, target_class=1, steps=2), len(x)),
+        "fool": (ki.fool(model, x, target=1, steps=2), len(x)),
         "cascade": (ki.metrics.randomization_check("saliency", model, x, 0), 2),
     }
     for name, (result, n_rows) in results.items():

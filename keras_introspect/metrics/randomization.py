@@ -20,12 +20,14 @@ import numpy as np
 
 from keras_introspect._repr import Tabular, summary_repr
 from keras_introspect._validation import (
+    UNSET,
     check_backend,
     check_index,
     check_model,
     check_one_of,
     check_seed,
     check_verbose,
+    renamed,
 )
 from keras_introspect.exceptions import KerasIntrospectWarning
 from keras_introspect.metrics._scoring import explainer, image_array
@@ -298,12 +300,13 @@ def random_logit_check(
     method,
     model,
     x,
-    labels,
+    target=None,
     *,
     similarity: str = "spearman",
     options=None,
     seed: int = 0,
     maps=None,
+    labels=UNSET,
 ) -> MapComparison:
     """Map of the true class vs the map of a random other class (Adebayo et al. 2018).
 
@@ -315,8 +318,9 @@ def random_logit_check(
             `fn(model, x, target) -> maps`.
         model: a classifier, output `(batch, classes)`.
         x: images `(n, H, W, C)`.
-        labels: the class of each image: an int, a sequence of `n` ints, or
+        target: the class of each image: an int, a sequence of `n` ints, or
             a `targets.Class` (its `logits` and `output` are kept).
+        labels: the former name of `target` (a `FutureWarning`).
         similarity: ``"spearman"`` or ``"ssim"``.
         options: keyword arguments of the attribution class.
         seed: picks the other classes (uniform among the classes that are
@@ -331,6 +335,9 @@ def random_logit_check(
         >>> check.mean                                                              # doctest: +SKIP
         0.12
     """
+    labels = renamed(target, labels, "target", "labels", "random_logit_check")
+    if labels is None:
+        raise TypeError("random_logit_check() needs the class of each image as `target`")
     from keras_introspect.model.introspector import Introspector
     from keras_introspect.targets import Class, output_index
 

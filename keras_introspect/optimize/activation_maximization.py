@@ -16,7 +16,6 @@ Extension"; init from the most activating dataset patch, §4.4).
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -26,6 +25,7 @@ from keras_introspect._memory import check_batch_size, resolve_batch_size
 from keras_introspect._repr import Tabular, summary_repr
 from keras_introspect._tensor import channels_last
 from keras_introspect._validation import (
+    UNSET,
     capped_steps,
     check_backend,
     check_model,
@@ -35,6 +35,7 @@ from keras_introspect._validation import (
     check_seed,
     check_value_range,
     check_verbose,
+    renamed,
 )
 from keras_introspect.model.tap import COMPUTE_DTYPES
 from keras_introspect.optimize import transforms as tr
@@ -202,20 +203,11 @@ class ActivationMaximization:
         compute_dtype=None,
         image_shape=None,
         verbose: int = 0,
-        objective=None,
+        objective=UNSET,
     ):
         check_model(model)
         self.model = model
-        if objective is not None:  # the name before target, kept for one release
-            if target is not None:
-                raise TypeError("Pass `target` only (`objective` is its former name)")
-            warnings.warn(
-                "ActivationMaximization(objective=...) is deprecated and will be removed in "
-                "the next release: pass target=...",
-                FutureWarning,
-                stacklevel=2,
-            )
-            target = objective
+        target = renamed(target, objective, "target", "objective", "ActivationMaximization")
         self.target = None if target is None else as_target(target)
         self.steps = check_positive_int(steps, "steps")
         self.learning_rate = check_number(learning_rate, "learning_rate", 0.0, strict=True)

@@ -16,6 +16,7 @@ import numpy as np
 from keras_introspect._data import Batches
 from keras_introspect._repr import Tabular, summary_repr
 from keras_introspect._validation import (
+    UNSET,
     capped_steps,
     check_backend,
     check_model,
@@ -24,6 +25,7 @@ from keras_introspect._validation import (
     check_positive_int,
     check_value_range,
     check_verbose,
+    renamed,
 )
 from keras_introspect.optimize._engine import OPTIMIZERS, Loop, padded_runs, run_steps
 from keras_introspect.optimize.parameterization import Parameterization
@@ -72,21 +74,24 @@ class FoolResult(Tabular):
 def fool(
     model,
     x,
-    target_class,
+    target=None,
     learning_rate: float = 1e-3,
     steps: int = 100,
     optimizer: str = "sgd",
     value_range=None,
     batch_size: int = 32,
     verbose: int = 0,
+    target_class=UNSET,
 ) -> FoolResult:
-    """Push real images towards `target_class` and record when the prediction flips.
+    """Push real images towards the `target` class and record when the prediction flips.
 
     Args:
         model: a classifier with one image input (softmax, sigmoid or logit
             output; a sigmoid output with one unit is binary).
         x: the starting images `(n, H, W, C)` (array, tensor or dataset).
-        target_class: the class to push towards, or one per image.
+        target: the class to push towards, or one per image (an int, a
+            sequence, or a `targets.Class`).
+        target_class: the former name of `target` (a `FutureWarning`).
         learning_rate: step size (the paper uses 1e-4 with 100 epochs for a
             slight change, larger rates for visible ones).
         steps: optimisation steps (capped by ``KI_MAX_STEPS``).
@@ -105,7 +110,7 @@ def fool(
         ...     keras.layers.Dense(2, activation="softmax",
         ...         kernel_initializer=keras.initializers.Constant([[1, -1]] * 4))])
         >>> x = np.full((1, 2, 2, 1), 0.95)  # logits 4x and -4x: class 0
-        >>> res = ki.fool(model, x, target_class=1, learning_rate=0.1, steps=20)
+        >>> res = ki.fool(model, x, target=1, learning_rate=0.1, steps=20)
         >>> int(res.steps_to_flip[0])  # x falls by 0.1 per step, below 0 after 10
         10
     """
@@ -113,6 +118,9 @@ def fool(
 
     from keras_introspect.model.introspector import Introspector
 
+    target_class = renamed(target, target_class, "target", "target_class", "fool")
+    if target_class is None:
+        raise TypeError("fool() needs the class to push towards: fool(model, x, target)")
     check_backend()
     check_model(model)
     learning_rate = check_number(learning_rate, "learning_rate", 0.0, strict=True)

@@ -32,7 +32,7 @@ def test_steps_to_flip_follow_the_closed_form():
     Class 1 (-s) wins over class 0 (s) and class 2 (s / 2) once s < 0.
     """
     x = np.stack([np.full((2, 2, 1), v, "float32") for v in (0.3, 1.1, -0.2)])
-    res = ki.fool(linear_model(), x, target_class=1, learning_rate=0.1, steps=10)
+    res = ki.fool(linear_model(), x, target=1, learning_rate=0.1, steps=10)
     # s = 4v - 0.4 t < 0  <=>  t > 10 v
     np.testing.assert_array_equal(res.steps_to_flip, [4, -1, 0])
     np.testing.assert_array_equal(res.flipped, [True, False, True])
@@ -53,7 +53,7 @@ def test_per_image_targets_value_range_and_batches():
     res = ki.fool(
         linear_model(),
         x,
-        target_class=[1, 0, 2],
+        target=[1, 0, 2],
         learning_rate=0.2,
         steps=5,
         value_range=(0.0, 1.0),
@@ -66,15 +66,15 @@ def test_per_image_targets_value_range_and_batches():
 
 def test_logit_output_models_get_probabilities():
     x = np.full((1, 2, 2, 1), 0.25, "float32")
-    res = ki.fool(linear_model(activation=None), x, target_class=0, learning_rate=0.01, steps=2)
+    res = ki.fool(linear_model(activation=None), x, target=0, learning_rate=0.01, steps=2)
     assert res.probabilities.sum() == pytest.approx(1.0)
 
 
 def test_bad_input_is_refused():
     with pytest.raises(ValueError, match="class index"):
-        ki.fool(linear_model(), np.zeros((1, 2, 2, 1)), target_class=5)
+        ki.fool(linear_model(), np.zeros((1, 2, 2, 1)), target=5)
     with pytest.raises(ValueError, match="learning_rate"):
-        ki.fool(linear_model(), np.zeros((1, 2, 2, 1)), target_class=1, learning_rate=0)
+        ki.fool(linear_model(), np.zeros((1, 2, 2, 1)), target=1, learning_rate=0)
 
 
 def test_the_readme_call_flips_every_three_of_the_digits_model(monkeypatch):
@@ -84,7 +84,7 @@ def test_the_readme_call_flips_every_three_of_the_digits_model(monkeypatch):
     flips = ki.fool(
         digits,
         x[y == 3][:8],
-        target_class=8,
+        target=8,
         learning_rate=0.1,
         optimizer="adam",
         steps=100,
@@ -92,3 +92,14 @@ def test_the_readme_call_flips_every_three_of_the_digits_model(monkeypatch):
     )
     assert flips.flipped.all() and (flips.steps_to_flip > 0).all()
     assert (flips.probabilities.argmax(1) == 8).all()
+
+
+def test_target_is_the_name_and_target_class_warns():
+    """Issue 20: what is explained is `target` everywhere."""
+    x = np.full((1, 2, 2, 1), 0.95, np.float32)
+    new = ki.fool(linear_model(), x, target=1, learning_rate=0.1, steps=10)
+    with pytest.warns(FutureWarning, match="fool\\(target_class=...\\) is deprecated"):
+        old = ki.fool(linear_model(), x, target_class=1, learning_rate=0.1, steps=10)
+    np.testing.assert_array_equal(new.images, old.images)
+    with pytest.raises(TypeError, match="needs the class to push towards"):
+        ki.fool(linear_model(), x)
