@@ -165,3 +165,15 @@ def test_private_keras_and_tensorflow_access_lives_in_one_module():
         text = path.read_text(encoding="utf-8")
         found += [f"{path.name}: {name}" for name in KERAS_PRIVATE if name in text]
     assert not found, found
+
+
+def test_the_report_document_renders_and_computes_nothing():
+    """Issue 20, item 1 (first step): `report/document.py` is the page only: it imports
+    no computation module (only the version and the atomic file writer)."""
+    tree = ast.parse((PACKAGE / "report" / "document.py").read_text(encoding="utf-8"))
+    imported = set()
+    for node in ast.walk(tree):
+        found = _imported("keras_introspect.report.document", node)
+        if found is not None:
+            imported.add(found[0])
+    assert imported <= {"keras_introspect", "keras_introspect._files"}, imported

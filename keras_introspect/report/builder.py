@@ -1,82 +1,30 @@
-"""`Report`: one self-contained HTML file of figures, tables and the parameters behind them.
+"""`Report`: the sections that run an analysis on a model and draw it.
 
-Every image is a PNG embedded as base64, the style sheet is inline, and no
-script or network resource is referenced, so the file opens anywhere,
-offline. Every string that comes from the user (titles, captions, labels,
-layer names, parameter values) is HTML-escaped.
+The page itself (sections, figures, tables, escaping, the atomic save) is
+`report.document.Document`, which `Report` extends.
 """
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import datetime
 import functools
-import html
-import io
-import re
 import sys
 import warnings
-from dataclasses import dataclass, field
 
 import numpy as np
+
+from keras_introspect.report.document import (
+    Document,
+    escape,
+    figure_png,
+    html_table,
+    img_block,
+)
 
 # The median share by which the class probability of the images must differ from
 # that of their baselines for deletion / insertion curves on probabilities to say
 # anything (`Report.add_quality`).
 SATURATION = 0.05
-
-
-_STYLE = """
-body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 70em; color: #222; }
-h1 { border-bottom: 2px solid #ccc; }
-h2 { margin-top: 2em; border-bottom: 1px solid #ddd; }
-nav ol { columns: 2; }
-figure { margin: 1em 0; }
-figure img { max-width: 100%; border: 1px solid #eee; }
-figcaption { color: #555; font-size: 0.9em; }
-table { border-collapse: collapse; font-size: 0.85em; margin: 0.5em 0; }
-th, td { border: 1px solid #ddd; padding: 0.2em 0.5em; text-align: left; }
-th { background: #f4f4f4; }
-.params { font-size: 0.8em; color: #555; }
-footer { margin-top: 3em; font-size: 0.8em; color: #777; }
-"""
-
-
-@dataclass
-class Section:
-    """One titled part of a report: HTML blocks and the parameters that produced them."""
-
-    title: str
-    anchor: str
-    blocks: list = field(default_factory=list)
-    params: dict = field(default_factory=dict)
-
-
-def _escape(value) -> str:
-    return html.escape(str(value), quote=True)
-
-
-def figure_png(fig, dpi=80) -> bytes:
-    """A matplotlib Figure as PNG bytes (the figure is closed afterwards)."""
-    import matplotlib.pyplot as plt
-
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
-    plt.close(fig)
-    return buffer.getvalue()
-
-
-def array_png(image) -> bytes:
-    """An image array `(H, W)`, `(H, W, 1)` or `(H, W, 3)` in [0, 1] as PNG bytes."""
-    import matplotlib.image
-
-    image = np.clip(np.asarray(image, dtype=np.float64), 0.0, 1.0)
-    if image.ndim == 3 and image.shape[-1] == 1:
-        image = image[..., 0]
-    buffer = io.BytesIO()
-    matplotlib.image.imsave(buffer, image, format="png", cmap="gray" if image.ndim == 2 else None)
-    return buffer.getvalue()
 
 
 @contextlib.contextmanager
@@ -101,7 +49,7 @@ def _showing_zero_maps(method):
     return wrapped
 
 
-class Report:
+class Report(Document):
     """Collect sections and write them as one self-contained HTML file.
 
     Sections come from `add_*` methods, which return the report (so they
@@ -122,55 +70,9 @@ class Report:
     """
 
     def __init__(self, model=None, title="keras_introspect report"):
+        super().__init__(title)
         self.model = model
-        self.title = title
-        self.sections = []
         self._intro = None
-
-    # ------------------------------------------------------------ generic
-
-    def _section(self, title, params=None) -> Section:
-        base = re.sub(r"[^a-z0-9]+", "-", str(title).lower()).strip("-") or "section"
-        anchor, k = base, 2
-        while any(s.anchor == anchor for s in self.sections):
-            anchor, k = f"{base}-{k}", k + 1
-        section = Section(str(title), anchor, params=dict(params or {}))
-        self.sections.append(section)
-        return section
-
-    def add_text(self, title, text, params=None):
-        """A section of plain text (paragraphs separated by blank lines)."""
-        section = self._section(title, params)
-        for paragraph in str(text).split("\n\n"):
-            section.blocks.append(f"<p>{_escape(paragraph)}</p>")
-        return self
-
-    def add_figure(self, fig, caption="", title=None, params=None, dpi=80):
-        """A matplotlib Figure, embedded as PNG (the figure is closed)."""
-        section = self._last_or_new(title, params)
-        section.blocks.append(_img_block(figure_png(fig, dpi), caption))
-        return self
-
-    def add_image(self, image, caption="", title=None, params=None):
-        """An image array in [0, 1] (e.g. `plotting.overlay(...)`), embedded as PNG."""
-        section = self._last_or_new(title, params)
-        section.blocks.append(_img_block(array_png(image), caption))
-        return self
-
-    def add_table(self, rows, title=None, caption="", params=None, floats=3):
-        """A table from a list of dicts (the keys of the first row are the columns)."""
-        section = self._last_or_new(title, params)
-        section.blocks.append(_table(rows, caption, floats))
-        return self
-
-    def _last_or_new(self, title, params):
-        if title is None:
-            if not self.sections:
-                return self._section("Figures", params)
-            section = self.sections[-1]
-            section.params.update(params or {})
-            return section
-        return self._section(title, params)
 
     # ---------------------------------------------------------- analyses
 
@@ -219,8 +121,8 @@ class Report:
                 raise ValueError("add_layerwise_purity needs x and y, or a result")
             result = layerwise_purity(self._introspector().model, x, y, **params)
         section = self._section("Layer-wise purity", {"method": result.method, **params})
-        section.blocks.append(_table(result.table, "clusters of each layer against the labels"))
-        section.blocks.append(_img_block(figure_png(plot_purity(result).figure), ""))
+        section.blocks.append(html_table(result.table, "clusters of each layer against the labels"))
+        section.blocks.append(img_block(figure_png(plot_purity(result).figure), ""))
         return self
 
     def add_category_tree(self, x=None, y=None, layer=None, tree=None, **params):
@@ -235,16 +137,16 @@ class Report:
         section = self._section(
             f"Category tree at {tree.layer_path_}", {"metric": tree.metric, **params}
         )
-        section.blocks.append(_img_block(figure_png(plot_category_tree(tree).figure), ""))
+        section.blocks.append(img_block(figure_png(plot_category_tree(tree).figure), ""))
         if len(tree.classes_) > 2:
             figure = plot_spanning_tree(tree).figure
-            section.blocks.append(_img_block(figure_png(figure), "minimum spanning tree"))
+            section.blocks.append(img_block(figure_png(figure), "minimum spanning tree"))
         names = [str(c) for c in tree.classes_]
         edges = [
             {"from": names[int(i)], "to": names[int(j)], "distance": w} for i, j, w in tree.mst_
         ]
-        section.blocks.append(_table(edges, "minimum spanning tree"))
-        section.blocks.append(f"<p><code>{_escape(tree.to_newick())}</code></p>")
+        section.blocks.append(html_table(edges, "minimum spanning tree"))
+        section.blocks.append(f"<p><code>{escape(tree.to_newick())}</code></p>")
         return self
 
     def add_clustering(self, x, layers, image_index=0, **params):
@@ -271,8 +173,8 @@ class Report:
         section = self._section("Pixel clustering", {"image": image_index, **params})
         image = np.asarray(x[image_index])
         figure = plot_label_maps(maps, titles, image, n_clusters=[row["clusters"] for row in rows])
-        section.blocks.append(_img_block(figure_png(figure), ""))
-        section.blocks.append(_table(rows, _CLUSTER_CAPTION))
+        section.blocks.append(img_block(figure_png(figure), ""))
+        section.blocks.append(html_table(rows, _CLUSTER_CAPTION))
         return self
 
     def _explain(self, x, method, target, options=None):
@@ -316,13 +218,13 @@ class Report:
         params = {"target": target, "methods": ", ".join(methods), **options}
         section = self._section(title or "Saliency", params)
         if note:
-            section.blocks.append(f"<p>{_escape(note)}</p>")
+            section.blocks.append(f"<p>{escape(note)}</p>")
         texts, wrong = self._row_labels(x, target, labels)
         fig = plot_saliency_grid(x, maps, value_range=value_range, row_labels=texts, flagged=wrong)
         caption = _overlay_caption(boxes=False)
         if wrong is not None and any(wrong):
             caption += f"; red: misclassified ({int(sum(wrong))} of {len(x)} rows)"
-        section.blocks.append(_img_block(figure_png(fig), caption))
+        section.blocks.append(img_block(figure_png(fig), caption))
         return self
 
     def _row_labels(self, x, target, labels):
@@ -409,7 +311,7 @@ class Report:
                     f"; sum maps smoothed with a {_stride(info)}-pixel box filter, the "
                     "layer's stride (the gradient of a strided layer is a grid)"
                 )
-            section.blocks.append(_img_block(figure_png(fig), caption))
+            section.blocks.append(img_block(figure_png(fig), caption))
         return self
 
     def add_occlusion(self, x, target, window=4, stride=None, baseline=0.0, value_range=None):
@@ -437,7 +339,7 @@ class Report:
         fig.colorbar(shown, ax=axes[1].tolist(), shrink=0.8, label="score drop")
         section = self._section("Occlusion", {"target": target, **options})
         caption = "top: important areas; bottom: drop of the target when a window is occluded"
-        section.blocks.append(_img_block(figure_png(fig), caption))
+        section.blocks.append(img_block(figure_png(fig), caption))
         return self
 
     def add_feature_visualization(
@@ -473,7 +375,7 @@ class Report:
         if result.best_dataset_activation is not None:
             best = ", ".join(f"{v:.3g}" for v in np.atleast_1d(result.best_dataset_activation))
             caption += f"; best dataset activation per filter: {best}"
-        section.blocks.append(_img_block(figure_png(fig), caption))
+        section.blocks.append(img_block(figure_png(fig), caption))
         return self
 
     def add_exemplars(self, x, layer, channels, k=4, value_range=None, title=None):
@@ -486,7 +388,7 @@ class Report:
         found = top_activating_all(model, layer, x, k=k, channels=channels, crops=True)
         section = self._section(title or f"Exemplars of {layer}", {"k": k, "channels": channels})
         fig = plot_exemplars(found, x=x, value_range=value_range)
-        section.blocks.append(_img_block(figure_png(fig), _EXEMPLAR_CAPTION))
+        section.blocks.append(img_block(figure_png(fig), _EXEMPLAR_CAPTION))
         return self
 
     def add_histograms(self, x, layer, channels, aggregate="max", bins=30, title=None):
@@ -505,7 +407,7 @@ class Report:
             {"aggregate": aggregate, "bins": bins, "images": len(found[0].values)},
         )
         caption = f"per image, the {aggregate} of the filter's map; share of images above 0"
-        section.blocks.append(_img_block(figure_png(plot_histograms(found)), caption))
+        section.blocks.append(img_block(figure_png(plot_histograms(found)), caption))
         return self
 
     def add_image_clustering(self, x, y, layer, title=None, **params):
@@ -520,8 +422,8 @@ class Report:
             {"clusters": clusterer.n_clusters_, **params},
         )
         ax = plot_composition(composition)
-        section.blocks.append(_img_block(figure_png(ax.figure), "labels in each cluster"))
-        section.blocks.append(_table(composition.table, ""))
+        section.blocks.append(img_block(figure_png(ax.figure), "labels in each cluster"))
+        section.blocks.append(html_table(composition.table, ""))
         return self
 
     @_showing_zero_maps
@@ -561,9 +463,9 @@ class Report:
             "Comparison with a random twin", {"target": target, "seed": seed, **options}
         )
         fig = plot_saliency_grid(x, maps)
-        section.blocks.append(_img_block(figure_png(fig), _overlay_caption(boxes=False)))
+        section.blocks.append(img_block(figure_png(fig), _overlay_caption(boxes=False)))
         section.blocks.append(
-            _table(rows, "rank correlation of the trained and the random twin's map")
+            html_table(rows, "rank correlation of the trained and the random twin's map")
         )
         return self
 
@@ -714,14 +616,14 @@ class Report:
         }
         section = self._section(title, params)
         if note:
-            section.blocks.append(f"<p>{_escape(note)}</p>")
+            section.blocks.append(f"<p>{escape(note)}</p>")
         scale = (
             "normalised curves: 1 = the image's score, 0 = the baseline image's"
             if normalize
             else "class probabilities"
         )
         section.blocks.append(
-            _table(
+            html_table(
                 rows,
                 (
                     f"deletion AUC: lower is better; insertion AUC: higher is better ({scale}); "
@@ -740,14 +642,14 @@ class Report:
                 "standard deviation over the images): a method is only informative where "
                 "it leaves the band"
             )
-            section.blocks.append(_img_block(figure_png(fig), caption))
+            section.blocks.append(img_block(figure_png(fig), caption))
         ax = plot_randomization(randomised)
         caption = "cascading randomisation: similarity to the trained model's maps"
-        section.blocks.append(_img_block(figure_png(ax.figure), caption))
+        section.blocks.append(img_block(figure_png(ax.figure), caption))
         per_layer = [
             {"method": name, **row} for name, result in randomised.items() for row in result.table
         ]
-        section.blocks.append(_table(per_layer, "mean similarity per randomised layer"))
+        section.blocks.append(html_table(per_layer, "mean similarity per randomised layer"))
         return self
 
     def add_prediction_tree(self, x=None, layer=None, tree=None, max_nodes=40, title=None):
@@ -776,49 +678,10 @@ class Report:
             title or f"Prediction tree at {tree.layer_path_}", {"images": len(tree.root_.images)}
         )
         ax = plot_prediction_tree(tree)
-        section.blocks.append(_img_block(figure_png(ax.figure), ""))
+        section.blocks.append(img_block(figure_png(ax.figure), ""))
         caption = f"super nodes, root first (at most {max_nodes} shown)"
-        section.blocks.append(_table(rows[:max_nodes], caption))
+        section.blocks.append(html_table(rows[:max_nodes], caption))
         return self
-
-    # ------------------------------------------------------------- output
-
-    def to_html(self) -> str:
-        """The whole report as one HTML string."""
-        from keras_introspect import __version__
-
-        toc = "".join(
-            f'<li><a href="#{s.anchor}">{_escape(s.title)}</a></li>' for s in self.sections
-        )
-        body = []
-        for s in self.sections:
-            body.append(f'<section id="{s.anchor}"><h2>{_escape(s.title)}</h2>')
-            if s.params:
-                shown = ", ".join(f"{_escape(k)}={_escape(v)}" for k, v in s.params.items())
-                body.append(f'<p class="params">parameters: {shown}</p>')
-            body.extend(s.blocks)
-            body.append("</section>")
-        versions = ", ".join(f"{name} {_escape(v)}" for name, v in _versions().items())
-        stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-        return (
-            '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-            f"<title>{_escape(self.title)}</title><style>{_STYLE}</style></head><body>"
-            f"<h1>{_escape(self.title)}</h1><nav><h2>Contents</h2><ol>{toc}</ol></nav>"
-            + "".join(body)
-            + f"<footer>keras_introspect {_escape(__version__)} — {versions} — {stamp}</footer>"
-            "</body></html>\n"
-        )
-
-    def save(self, path) -> str:
-        """Write the report to `path` (UTF-8) atomically and return the path.
-
-        The page goes to a temporary file in the same folder that then
-        replaces `path`: a full disk or an interruption leaves the previous
-        report intact, and a symbolic link at `path` is replaced, not followed.
-        """
-        from keras_introspect._files import check_output_path, write_atomic
-
-        return write_atomic(check_output_path(path, "report"), self.to_html())
 
 
 _CLUSTER_CAPTION = (
@@ -946,42 +809,3 @@ def _strongest_fields(info, maps, image_size):
         position = np.unravel_index(int(np.argmax(value)), value.shape)
         boxes.append(tuple((cut.start, cut.stop) for cut in field.slices(position, image_size)))
     return boxes
-
-
-def _img_block(png: bytes, caption) -> str:
-    data = base64.b64encode(png).decode("ascii")
-    caption_html = f"<figcaption>{_escape(caption)}</figcaption>" if caption else ""
-    source = f"data:image/png;base64,{data}"
-    return f'<figure><img alt="{_escape(caption)}" src="{source}">{caption_html}</figure>'
-
-
-def _table(rows, caption="", floats=3) -> str:
-    rows = list(rows)
-    if not rows:
-        return f"<p>{_escape(caption)} (empty)</p>"
-    columns = list(rows[0])
-
-    def cell(value):
-        if isinstance(value, (float, np.floating)):
-            return _escape(f"{value:.{floats}f}")
-        return _escape(value)
-
-    head = "".join(f"<th>{_escape(c)}</th>" for c in columns)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{cell(row.get(c, ''))}</td>" for c in columns) + "</tr>"
-        for row in rows
-    )
-    caption_html = f"<caption>{_escape(caption)}</caption>" if caption else ""
-    return f"<table>{caption_html}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
-def _versions() -> dict:
-    from importlib import metadata
-
-    found = {}
-    for name in ("tensorflow", "keras", "scikit-learn", "scikit-image", "numpy", "matplotlib"):
-        try:
-            found[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
-    return found
