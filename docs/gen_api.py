@@ -48,7 +48,13 @@ def _entry(qualified, obj) -> list:
     if rest.strip():
         lines += ["```text", rest.strip("\n"), "```", ""]
     if inspect.isclass(obj):
-        for attr, member in sorted(vars(obj).items()):
+        # the class's own members and those it inherits from the package's classes
+        # (Report's page methods come from report.document.Document)
+        members = {}
+        for klass in reversed(obj.__mro__):
+            if klass.__module__.startswith("keras_introspect"):
+                members.update(vars(klass))
+        for attr, member in sorted(members.items()):
             if attr.startswith("_") or not (
                 inspect.isfunction(member) or isinstance(member, property)
             ):
