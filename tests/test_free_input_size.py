@@ -122,3 +122,21 @@ def test_probes_clusterers_and_metrics_take_the_size_from_the_data(fcn):
     assert pooled.labels_.shape == (4,)
     curves = ki.metrics.deletion(fcn, x, x[..., 0], 1, steps=2, normalize=False).curves
     np.testing.assert_allclose(curves[:, 0], np.asarray(fcn(x))[:, 1], rtol=1e-5)
+
+
+def test_layerwise_purity_on_a_model_of_any_input_size(fcn):
+    """Its layers' sizes are unknown before the images are read: purity reads them
+    one pass per layer, and every layer's clusters equal its own ImageClusterer's."""
+    from sklearn.metrics import adjusted_rand_score
+
+    x = _x(12, n=30)
+    y = np.arange(30) % 3
+    result = ki.layerwise_purity(
+        fcn, x, y, layers=["c1", "gap"], max_features=None, seed=0, method="kmeans"
+    )
+    assert result.n_features.tolist() == [12 * 12 * 4, 4]
+    for path, ari in zip(result.layers, result.ari, strict=True):
+        alone = ki.ImageClusterer(
+            fcn, path, method="kmeans", n_clusters=3, max_features=None, random_state=0
+        ).fit(x)
+        assert ari == pytest.approx(adjusted_rand_score(y, alone.labels_), abs=1e-12)

@@ -160,21 +160,20 @@ class ImageClusterer(MixtureMixin, LayerEstimator, ClusterMixin, BaseEstimator):
 
     def features_reducer(self):
         """`(reduce, n_features)`: what `fit` computes from the layer's activation
-        (channels last) on the device, and the features per image it leaves."""
+        (channels last) on the device, and the features per image it leaves
+        (`None` when they depend on the image size)."""
         check_one_of(self.pooling, "pooling", (None, "avg", "max"))
         info = one_output_layer(self._get_introspector(), self.layer)
         self.layer_path_ = info.path
         grid = self._grid()
         shape = info.output_shape
-        channels = shape[info.channel_axis % len(shape)] if len(shape) > 2 else shape[-1]
         if len(shape) <= 2:
-            n = int(shape[-1])
-        elif grid is not None:
-            n = int(np.prod(grid)) * int(channels)
-        elif self.pooling is not None:
-            n = int(channels)
+            kept = shape[1:]
         else:
-            n = int(np.prod([d for d in shape[1:]]))
+            channels = shape[info.channel_axis % len(shape)]
+            kept = (*grid, channels) if grid else (channels,) if self.pooling else shape[1:]
+        # None when the size depends on the images (a model taking any input size)
+        n = None if None in kept else int(np.prod(kept))
         return self._reduce(grid), n
 
     def _grid(self):

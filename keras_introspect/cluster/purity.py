@@ -243,6 +243,8 @@ def _one_pass(intro, clusterers, x, batch_size, n_images, verbose):
     if is_array_source(x):
         return None
     reducers = [c.features_reducer() for c in clusterers]
+    if any(n is None for _, n in reducers):  # sizes unknown before reading: one by one
+        return None
     needed = 4 * n_images * sum(n for _, n in reducers)
     available = available_bytes()
     if available is not None and needed > available // 4:
