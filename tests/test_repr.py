@@ -6,16 +6,21 @@ import numpy as np
 import keras_introspect as ki
 
 
-def test_results_print_short():
+def _model(size, classes, activation=None):
+    """conv -> flatten -> dense, seeded: the small model both tests explain."""
     keras.utils.set_random_seed(0)
-    model = keras.Sequential(
+    return keras.Sequential(
         [
-            keras.Input((8, 8, 1)),
+            keras.Input((size, size, 1)),
             keras.layers.Conv2D(2, 3, name="conv"),
             keras.layers.Flatten(),
-            keras.layers.Dense(3),
+            keras.layers.Dense(classes, activation=activation),
         ]
     )
+
+
+def test_results_print_short():
+    model = _model(8, 3)
     x = np.random.default_rng(0).uniform(size=(20, 8, 8, 1)).astype("float32")
     results = [
         ki.fool(model, x, 1, steps=2),
@@ -35,15 +40,7 @@ def test_every_result_has_a_table_and_prints_it():
     """Issue 20: `.table` (a list of dicts) and `str()` (that table as text)."""
     from keras_introspect._repr import text_table
 
-    keras.utils.set_random_seed(0)
-    model = keras.Sequential(
-        [
-            keras.Input((6, 6, 1)),
-            keras.layers.Conv2D(2, 3, name="conv"),
-            keras.layers.Flatten(),
-            keras.layers.Dense(2, activation="softmax"),
-        ]
-    )
+    model = _model(6, 2, activation="softmax")
     x = np.random.default_rng(0).random((4, 6, 6, 1)).astype("float32")
     maps = ki.Saliency(model, 0).explain(x)
     curves = ki.metrics.deletion(model, x, maps, 0, steps=4, random_baseline=True)

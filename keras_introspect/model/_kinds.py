@@ -33,6 +33,8 @@ GLOBAL_POOL = frozenset(
     }
 )
 DENSE = frozenset({"Dense", "EinsumDense"})
+# Layers that combine several tensors element-wise (or along channels).
+MERGE = frozenset({"Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate"})
 # Rectifying non-linearities that guided backprop / deconvnet rules act on:
 # stand-alone layers, and names of `activation=` functions.
 RECTIFIER_LAYERS = frozenset({"ReLU", "LeakyReLU", "ELU", "PReLU"})

@@ -191,7 +191,7 @@ _POINTWISE = {
     "RandomErasing",
     "Solarization",
 }
-_MERGE = {"Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate"}
+_MERGE = kinds.MERGE
 _CONV = kinds.CONV
 _POOL = kinds.POOL
 # Layers after which no output unit has a local field.

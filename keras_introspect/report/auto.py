@@ -63,13 +63,6 @@ class Progress:
         self.last = now
 
 
-def _spatial(info) -> bool:
-    """A layer whose units have a local receptive field in the input's axis order
-    and whose feature maps have more than one position."""
-    field = info.receptive_field
-    return field is not None and field.axes is None and _feature_maps(info)
-
-
 def _feature_maps(info) -> bool:
     """Whether a layer outputs 2-D feature maps with more than one position."""
     spatial = info.spatial_shape
@@ -78,6 +71,11 @@ def _feature_maps(info) -> bool:
         and len(info.output_shape) == 4
         and not (all(d is not None for d in spatial) and int(np.prod(spatial)) <= 1)
     )
+
+
+def _channels(info) -> int:
+    """Channels of a layer's output (on its channel axis, first or last)."""
+    return int(info.output_shape[info.channel_axis])
 
 
 def _group(intro, group) -> list:
@@ -89,34 +87,32 @@ def _group(intro, group) -> list:
 def choose_layers(intro, k=3):
     """Up to `k` layers to inspect, ending at the last spatial layer of the model.
 
-    Candidates are layers that compute something (not dropout, noise,
-    padding or reshaping) with feature maps of more than one position and a
-    local receptive field (a squeeze-and-excitation gate keeps it). A plain
+    Candidates are the layers Grad-CAM can read
+    (`attribution.gradcam.candidate_layers`): layers that compute something
+    (not dropout, noise, padding or reshaping) with feature maps of more than
+    one position and a local receptive field in the input's axis order (a
+    squeeze-and-excitation gate keeps it). A plain
     CNN (no merge layers) with at least two pooling layers is shown at its
     pooling layers. Any other model (ResNet, MobileNet, EfficientNet,
     DenseNet, ConvNeXt) is cut into *stages*, runs of layers with the same
     stride; a stage's output is its last merge layer (else its last layer),
     and `k` of them are spread over the stages after the stem, ending at the
     last spatial layer of the model.
-    For EfficientNetB0 at 64 x 64: `block2b_add`, `block5c_add` and
+    For EfficientNetB0 at 64 x 64: `block2b_add`, `block3b_add` and
     `top_activation`.
 
     Raises:
         ValueError: no layer qualifies.
     """
-    from keras_introspect.model._kinds import PASS_THROUGH
+    from keras_introspect.attribution.gradcam import candidate_layers
 
-    candidates = [
-        info
-        for info in intro.layers_of_kind("all")
-        if info.type not in PASS_THROUGH and _spatial(info)
-    ]
+    candidates = candidate_layers(intro)[0]
     if not candidates:
         raise ValueError(
             "The model has no layer with feature maps of more than one position and a "
             "receptive field to inspect; pass `layers=`"
         )
-    merges = {"Add", "Concatenate", "Multiply", "Average", "Maximum", "Subtract"}
+    merges = kinds.MERGE
     plain = not any(info.type in merges for info in intro.layers_of_kind("all"))
     pools = [i for i in candidates if i.type in kinds.POOL]
     if plain and len(pools) >= 2:
@@ -227,7 +223,7 @@ def build_report(  # noqa: C901 - issue 20: a plan and a section registry
     import tensorflow as tf
 
     from keras_introspect.probes._scan import introspector
-    from keras_introspect.report.builder import Report
+    from keras_introspect.report.builder import Report, is_probability
     from keras_introspect.targets import output_index
 
     sections = _check_sections(sections)
@@ -248,7 +244,7 @@ def build_report(  # noqa: C901 - issue 20: a plan and a section registry
             f"{position} with shape {scores.shape}; pick another with `output=`"
         )
     # one unit in [0, 1]: a sigmoid, a binary classifier; else a regression head
-    binary = scores.shape[1] == 1 and bool(((scores >= 0) & (scores <= 1)).all())
+    binary = scores.shape[1] == 1 and is_probability(scores)
     classifier = scores.shape[1] >= 2 or binary
     # the explained class: the predicted one; a one-unit output's only unit
     explained = scores.argmax(-1) if scores.shape[1] >= 2 else np.zeros(len(x), int)
@@ -346,7 +342,7 @@ def build_report(  # noqa: C901 - issue 20: a plan and a section registry
                         )
                         # a full covariance in hundreds of dimensions costs gigabytes
                         # and is not estimable from a few hundred pixels
-                        widest = max(intro.layer(p).output_shape[-1] for p in maps)
+                        widest = max(_channels(intro.layer(p)) for p in maps)
                         report.add_clustering(
                             x[:100],
                             maps,
@@ -464,8 +460,8 @@ def _gradcam_layer(model, intro, x, target, tries=4):
     from keras_introspect.attribution.gradcam import candidate_layers, default_layer
     from keras_introspect.report.builder import explain_maps
 
-    last = default_layer(intro).path
     candidates = [info.path for info in candidate_layers(intro)[0]][-tries:]
+    last = candidates[-1] if candidates else default_layer(intro).path  # raises, says why
     skipped = []
     for path in reversed(candidates):
         maps = explain_maps(model, x, "gradcam", target, {"layer": path, "upsample": False})

@@ -241,7 +241,7 @@ class Report(Document):
             if labels is None:
                 return None, None
             return [f"true {v}" for v in labels], None
-        if not _bounded_outputs(model, x, position):  # logits: show probabilities
+        if not is_probability(scores):  # logits: show probabilities
             scores = np.exp(scores - scores.max(1, keepdims=True))
             scores /= scores.sum(1, keepdims=True)
         predicted = scores.argmax(1)
@@ -749,12 +749,18 @@ def _unsaturated(model, x, target, scored, normalize, baseline, saturation):
     from keras_introspect.metrics.causal import baseline_images
     from keras_introspect.targets import Class
 
+    images = bases = None
+
     def gap(what):
+        nonlocal images, bases
         scorer = Scorer(model, what, 64, "add_quality")
-        images = scorer.images(x)
-        base = baseline_images(baseline, images).astype(images.dtype)
+        if images is None:  # validated and blurred once, scored per target
+            images = scorer.images(x)
+            bases = baseline_images(baseline, images).astype(images.dtype)
+        else:
+            scorer.images(images)
         ids = np.arange(len(images))
-        return scorer(images, ids), scorer(base, ids)
+        return scorer(images, ids), scorer(bases, ids)
 
     image, base = gap(scored)
     moved = float(np.median(np.abs(image - base)))
@@ -781,12 +787,17 @@ def _unsaturated(model, x, target, scored, normalize, baseline, saturation):
     )
 
 
+def is_probability(values) -> bool:
+    """Whether every value lies in [0, 1] (probabilities, not logits); False if empty."""
+    values = np.asarray(values)
+    return bool(values.size) and bool(((values >= 0) & (values <= 1)).all())
+
+
 def _bounded_outputs(model, x, output: int = 0) -> bool:
     """Whether the model's `output` on `x` lies in [0, 1] (probabilities, not logits)."""
     import tensorflow as tf
 
-    values = np.asarray(tf.nest.flatten(model(x, training=False))[output])
-    return bool(values.size) and bool(((values >= 0) & (values <= 1)).all())
+    return is_probability(tf.nest.flatten(model(x, training=False))[output])
 
 
 def one_map_per_image(maps, method):
