@@ -96,3 +96,8 @@ def test_every_entry_point_looks_methods_up_in_one_place(model):
         metrics.randomization_check("lime", model, _x(1), 0)
     with pytest.raises(ValueError, match=message):
         ki.AttributionMaps(model, "lime").fit(_x(1))
+
+
+def test_method_options_must_be_a_dict(model):
+    with pytest.raises(TypeError, match="Expected `method_options` to be a dict"):
+        ki.AttributionMaps(model, "occlusion", method_options=[("window", 2)]).fit(_x(1))
