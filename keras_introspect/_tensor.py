@@ -40,3 +40,11 @@ def item_shape(info):
     channel = info.channel_axis % len(info.output_shape) - 1
     shape.append(shape.pop(channel))
     return tuple(shape)
+
+
+def is_probability(values) -> bool:
+    """Whether every value lies in [0, 1] (probabilities, not logits); False if empty."""
+    import numpy as np
+
+    values = np.asarray(values)
+    return bool(values.size) and bool(((values >= 0) & (values <= 1)).all())

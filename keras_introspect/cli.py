@@ -613,7 +613,7 @@ def _main(argv) -> int:
     demo.add_argument("--quiet", action="store_true", help="no progress messages")
     demo.set_defaults(run=_cmd_demo)
 
-    from keras_introspect.report.auto import SECTIONS
+    from keras_introspect.report.sections import REGISTRY
 
     report = sub.add_parser("report", help="an HTML report of every section for your model")
     report.add_argument("model_file", help="a .keras or .h5 model file")
@@ -622,7 +622,7 @@ def _main(argv) -> int:
     report.add_argument("--labels", help="CSV: file name,label rows, or one label per line")
     report.add_argument("--layers", nargs="+", help="layers for the per-layer sections")
     report.add_argument(
-        "--sections", nargs="+", choices=SECTIONS, help="sections to include (default: all)"
+        "--sections", nargs="+", choices=REGISTRY.names, help="sections to include (default: all)"
     )
     report.add_argument("--out", default="report.html", help="the HTML file to write")
     report.add_argument(

@@ -8,6 +8,8 @@
   class is explained?
 - `compare_with_random_twin` (Kalmeijer 2016, §4.3): the similarity of the
   maps of the trained model and of a randomly initialised twin.
+- `explanation_quality`: all of these for several methods at once, a row
+  per method (the report's quality section).
 
 Example:
     >>> import keras_introspect as ki
@@ -18,6 +20,7 @@ Example:
 """
 
 from keras_introspect.metrics.causal import CausalCurves, deletion, insertion
+from keras_introspect.metrics.quality import QualityResult, explanation_quality
 from keras_introspect.metrics.randomization import (
     MapComparison,
     RandomizationResult,
@@ -30,9 +33,11 @@ from keras_introspect.metrics.similarity import map_similarity
 __all__ = [
     "CausalCurves",
     "MapComparison",
+    "QualityResult",
     "RandomizationResult",
     "compare_with_random_twin",
     "deletion",
+    "explanation_quality",
     "insertion",
     "map_similarity",
     "random_logit_check",

@@ -18,6 +18,7 @@ from keras_introspect.plotting.grids import (
     plot_feature_visualization,
     plot_histograms,
     plot_history,
+    plot_occlusion,
     plot_prediction_tree,
     plot_saliency_grid,
 )
@@ -36,6 +37,7 @@ __all__ = [
     "plot_history",
     "plot_label_maps",
     "plot_label_overlay",
+    "plot_occlusion",
     "plot_prediction_tree",
     "plot_purity",
     "plot_randomization",

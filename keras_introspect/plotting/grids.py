@@ -117,6 +117,45 @@ def plot_saliency_grid(
     return fig
 
 
+def plot_occlusion(images, maps, value_range=None):
+    """Occlusion maps (`004` §3.2.2): per image, the overlay above the raw map.
+
+    The raw maps share one symmetric colour scale (red: the score drops when
+    that window is occluded, blue: it rises), with a colour bar.
+
+    Args:
+        images: `(n, H, W, C)`.
+        maps: `(n, H, W)` score drops (`Occlusion(...).explain(images)`).
+        value_range: of the images, for display; `None` uses each image's range.
+
+    Returns:
+        The Figure.
+
+    Example:
+        >>> import numpy as np
+        >>> fig = plot_occlusion(np.zeros((3, 8, 8, 1)), np.ones((3, 8, 8)))
+        >>> len(fig.axes)  # 2 x 3 panels and the colour bar
+        7
+    """
+    import matplotlib.pyplot as plt
+
+    images, maps = np.asarray(images), np.asarray(maps)
+    if maps.shape[:1] != images.shape[:1] or maps.ndim != 3:
+        raise ValueError(
+            f"Expected one (H, W) map per image: shape ({len(images)}, H, W). "
+            f"Received: {maps.shape}"
+        )
+    fig, axes = plt.subplots(2, len(images), figsize=(2 * len(images), 4), squeeze=False)
+    limit = float(np.abs(maps).max()) or 1.0
+    for j, (image, value) in enumerate(zip(images, maps, strict=True)):
+        axes[0, j].imshow(overlay(image, value, value_range=value_range))
+        shown = axes[1, j].imshow(value, cmap="RdBu_r", vmin=-limit, vmax=limit)
+        for ax in axes[:, j]:
+            ax.axis("off")
+    fig.colorbar(shown, ax=axes[1].tolist(), shrink=0.8, label="score drop")
+    return fig
+
+
 def plot_exemplars(exemplars, x=None, value_range=None, size=1.6):
     """The top activating images of each channel: one row per channel, best first.
 

@@ -11,36 +11,19 @@ from __future__ import annotations
 import sys
 import time
 import warnings
+from dataclasses import dataclass, field
 
 import numpy as np
 
+from keras_introspect._tensor import is_probability
 from keras_introspect.exceptions import KerasIntrospectWarning
 from keras_introspect.model import _kinds as kinds
 from keras_introspect.model.selectors import spread as _spread
+from keras_introspect.report.sections import REGISTRY
 
-# Section names in report order; `needs_labels` ones use the model's predicted
-# classes when no labels are given.
-SECTIONS = (
-    "summary",
-    "saliency",
-    "occlusion",
-    "filters",
-    "features",
-    "exemplars",
-    "histograms",
-    "clustering",
-    "purity",
-    "image-clusters",
-    "category-tree",
-    "prediction-tree",
-    "twin",
-    "quality",
-)
-
-
-# Pixel clustering in the report fits full covariances up to this many channels,
-# diagonal ones beyond (EfficientNetB0's top_activation has 1280).
-MAX_FULL_COVARIANCE = 64
+# The built-in sections' names in report order (`REGISTRY` holds them, and any
+# section a user adds).
+SECTIONS = REGISTRY.names
 
 
 class Progress:
@@ -61,21 +44,6 @@ class Progress:
                 flush=True,
             )
         self.last = now
-
-
-def _feature_maps(info) -> bool:
-    """Whether a layer outputs 2-D feature maps with more than one position."""
-    spatial = info.spatial_shape
-    return (
-        isinstance(info.output_shape, tuple)
-        and len(info.output_shape) == 4
-        and not (all(d is not None for d in spatial) and int(np.prod(spatial)) <= 1)
-    )
-
-
-def _channels(info) -> int:
-    """Channels of a layer's output (on its channel axis, first or last)."""
-    return int(info.output_shape[info.channel_axis])
 
 
 def _group(intro, group) -> list:
@@ -155,78 +123,164 @@ def _top_channels(intro, x, paths, k):
 
 
 def _check_sections(sections):
-    sections = list(SECTIONS if sections in (None, "all") else sections)
-    unknown = [s for s in sections if s not in SECTIONS]
+    names = REGISTRY.names
+    sections = list(names if sections in (None, "all") else sections)
+    unknown = [s for s in sections if s not in names]
     if unknown:
-        raise ValueError(f"Unknown section(s) {unknown}. Expected names from {list(SECTIONS)}")
+        raise ValueError(f"Unknown section(s) {unknown}. Expected names from {list(names)}")
     return sections
 
 
-def build_report(  # noqa: C901 - issue 20: a plan and a section registry
+@dataclass(eq=False)
+class ReportPlan:
+    """What `build_report` will do, decided before any section is computed.
+
+    A section function (`report.sections`) reads what it needs from here.
+
+    Attributes:
+        model, intro: the model and its `Introspector`.
+        x: the images used (at most `max_images`, float32).
+        y: their labels (given, or the predicted classes).
+        labels_given: whether `y` was given; labels_from: says where `y` comes from.
+        layers: paths of the layers the per-layer sections show.
+        channels: per layer, the channels shown (largest mean activation).
+        pick: indices of the images shown in the saliency, occlusion and twin
+            sections (one per label first); shown: those images.
+        explained: per image, the class explained (the predicted one).
+        targets: the `targets.Class` of `explained[pick]`.
+        output: the model output explained (`targets.Class`'s `output`).
+        classifier: whether that output is a classifier's (several units, or
+            one sigmoid unit).
+        value_range: of the images.
+        occlusion: `Occlusion`'s window and stride for these images.
+        am_steps, n_quality, verbose: as passed to `build_report`.
+        sections: the sections that run, in report order.
+        skipped: per section that does not apply, the reason (shown in its place).
+        results: per section name, what was computed beforehand (`build_report`'s
+            `results=`).
+    """
+
+    model: object
+    intro: object
+    x: np.ndarray
+    y: np.ndarray
+    labels_given: bool
+    labels_from: str
+    layers: list
+    channels: dict
+    pick: np.ndarray
+    explained: np.ndarray
+    output: object
+    classifier: bool
+    value_range: tuple
+    occlusion: dict
+    am_steps: int
+    n_quality: int
+    verbose: int = 0
+    sections: list = field(default_factory=list)
+    skipped: dict = field(default_factory=dict)
+    results: dict = field(default_factory=dict)
+
+    @property
+    def shown(self) -> np.ndarray:
+        return self.x[self.pick]
+
+    @property
+    def targets(self):
+        return self.class_target(self.explained[self.pick])
+
+    def class_target(self, classes):
+        """`targets.Class` of `classes` on the explained output."""
+        from keras_introspect.targets import Class
+
+        return Class(np.asarray(classes).astype(int), output=self.output)
+
+    @property
+    def penultimate(self) -> str:
+        """The last leaf layer before the output layer (the features the classifier reads)."""
+        return _penultimate(self.intro)
+
+    @property
+    def purity_layers(self) -> list:
+        """Up to 10 convolution, pooling and dense layers, spread, the output included."""
+        return _purity_layers(self.intro)
+
+    def gradcam_layer(self):
+        """`(path, note)`: the layer Grad-CAM reads in the saliency section (computed once)."""
+        if not hasattr(self, "_gradcam"):
+            self._gradcam = _gradcam_layer(self.model, self.intro, self.shown, self.targets)
+        return self._gradcam
+
+    @property
+    def steps(self) -> int:
+        """Progress lines: one per section, one per layer for a per-layer section."""
+        return sum(
+            len(self.layers) if REGISTRY[name].per_layer and name not in self.skipped else 1
+            for name in self.sections
+        )
+
+    @property
+    def table(self) -> list:
+        """One dict per chosen section: whether it runs, and why not."""
+        return [
+            {"section": n, "runs": n not in self.skipped, "why not": self.skipped.get(n, "")}
+            for n in self.sections
+        ]
+
+    def __str__(self) -> str:
+        lines = [f"layers: {', '.join(self.layers)}; labels: {self.labels_from}"]
+        for name in self.sections:
+            why = self.skipped.get(name)
+            lines.append(f"  {name}: {'skipped: ' + why if why else 'runs'}")
+        return "\n".join(lines)
+
+
+def plan_report(
     model,
     x,
     y=None,
     *,
     layers=None,
     sections=None,
-    title=None,
     value_range=None,
     n_show=4,
     n_channels=3,
     max_images=500,
     am_steps=128,
     n_quality=32,
-    report=None,
     output=None,
+    results=None,
     verbose=0,
 ):
-    """A `Report` with every section (or the chosen ones) for `model` on the images `x`.
+    """The `ReportPlan` `build_report` follows: which sections apply to this model
+    and why the others do not, the layers, channels and images each shows.
 
-    Which sections apply is decided before any computation: the class
-    sections explain the predicted class of a classifier output, or the
-    value of a one-unit output (a regression head); the quality section
-    needs a classifier and is skipped with a note otherwise. A section that
-    still fails is replaced by a note saying why (and a warning), so the
-    sections that succeeded are always written.
-
-    Args:
-        model: a Keras classifier with one image input.
-        x: images `(n, H, W, C)` as the model takes them.
-        y: labels of `x` (any values); `None` uses the model's predicted
-            classes for the sections that group images by label (say so in
-            the report).
-        layers: layers for the per-layer sections (any layer: a section that
-            needs feature maps or a receptive field says so in a note where
-            a layer has none); `None` picks up to three (`choose_layers`).
-        sections: names from `SECTIONS`, or `None`/"all".
-        title: of the report.
-        value_range: of the images, for display and to bound activation
-            maximization; `None` uses the range of `x`.
-        n_show: images shown in the saliency, occlusion and twin sections.
-        n_channels: channels per layer (those with the largest mean activation).
-        max_images: at most this many images of `x` are used (the first ones).
-        am_steps: activation maximization steps (capped by ``KI_MAX_STEPS``).
-        n_quality: images scored in the explanation-quality section (the
-            first ones), explained for their predicted class.
-        report: a `Report` to add to (default: a new one).
-        output: for a model with several outputs, the one to explain: its
-            position, dict key or layer name (see `targets.Class`).
-        verbose: 1 prints a numbered line per section on stderr (the CLI's
-            default); 0, the default here as everywhere in the library, is silent.
+    It runs the model once on `x` (for the explained classes) and reads the
+    channels' mean activations; no section is computed. The arguments are
+    `build_report`'s.
 
     Returns:
-        The `Report` (call `.save(path)`).
+        A `ReportPlan`; `print(plan)` lists the sections and why any is skipped.
 
     Example:
-        >>> build_report(model, x, y).save("report.html")  # doctest: +SKIP
+        >>> print(plan_report(model, x, y))  # doctest: +SKIP
+        layers: conv2d, conv2d_1; labels: the given labels
+          summary: runs
+          ...
+          quality: skipped: Skipped: the deletion / insertion curves ...
     """
     import tensorflow as tf
 
     from keras_introspect.probes._scan import introspector
-    from keras_introspect.report.builder import Report, is_probability
     from keras_introspect.targets import output_index
 
     sections = _check_sections(sections)
+    results = dict(results or {})
+    unknown = [name for name in results if name not in REGISTRY]
+    if unknown:
+        raise ValueError(
+            f"Expected `results` keyed by section names {list(REGISTRY.names)}. Received: {unknown}"
+        )
     if isinstance(max_images, bool) or not isinstance(max_images, int) or max_images < 1:
         raise ValueError(f"Expected `max_images` >= 1. Received: max_images={max_images!r}")
     x = np.asarray(np.asarray(x)[:max_images], np.float32)  # cut first, then convert
@@ -245,206 +299,159 @@ def build_report(  # noqa: C901 - issue 20: a plan and a section registry
         )
     # one unit in [0, 1]: a sigmoid, a binary classifier; else a regression head
     binary = scores.shape[1] == 1 and is_probability(scores)
-    classifier = scores.shape[1] >= 2 or binary
     # the explained class: the predicted one; a one-unit output's only unit
     explained = scores.argmax(-1) if scores.shape[1] >= 2 else np.zeros(len(x), int)
     predicted = (scores[:, 0] > 0.5).astype(int) if binary else explained
-    labels_from, y_given = "the given labels", y is not None
+    labels_from, labels_given = "the given labels", y is not None
     if y is None:
         y, labels_from = predicted, "the model's predicted classes (no labels given)"
     y = _check_labels(np.asarray(y)[: len(x)])
     if len(y) != len(x):
         raise ValueError(f"Expected one label per image ({len(x)}). Received: {len(y)} labels")
     paths = [intro.layer(layer).path for layer in layers] if layers else choose_layers(intro)
-    if verbose:
-        print(f"layers: {', '.join(paths)}; labels: {labels_from}", file=sys.stderr)
-    channels = _top_channels(intro, x, paths, n_channels)
-    report = report or Report(model, title=title or f"keras_introspect report: {model.name}")
-    pick = _one_per_label(y, n_show)
-    shown, targets = x[pick], _class_target(explained[pick], output)
-    height = x.shape[1]
-    window = max(2, height // 6)
-    occlusion = {"window": window, "stride": max(1, window // 2)}
-    per_layer = sum(s in sections for s in ("filters", "features"))
-    step = Progress(len(sections) + per_layer * (len(paths) - 1), verbose)
-
+    window = max(2, x.shape[1] // 6)
+    plan = ReportPlan(
+        model=model,
+        intro=intro,
+        x=x,
+        y=y,
+        labels_given=labels_given,
+        labels_from=labels_from,
+        layers=paths,
+        channels=_top_channels(intro, x, paths, n_channels),
+        pick=_one_per_label(y, n_show),
+        explained=explained,
+        output=output,
+        classifier=scores.shape[1] >= 2 or binary,
+        value_range=value_range,
+        occlusion={"window": window, "stride": max(1, window // 2)},
+        am_steps=am_steps,
+        n_quality=n_quality,
+        verbose=verbose,
+        sections=sections,
+        results=results,
+    )
     for name in sections:
-        try:
-            if name == "summary":
-                report.add_model_summary()
-                step("model summary")
-            elif name == "saliency":
-                gradcam, note = _gradcam_layer(model, intro, shown, targets)
-                report.add_saliency(
-                    shown,
-                    targets,
-                    options={"occlusion": occlusion, "gradcam": {"layer": gradcam}},
-                    note=note,
-                    value_range=value_range,
-                    title="Class saliency of the predicted class",
-                    labels=y[pick] if y_given else None,
-                )
-                step("class saliency, Grad-CAM and occlusion")
-            elif name == "occlusion":
-                report.add_occlusion(shown, targets, value_range=value_range, **occlusion)
-                step("occlusion")
-            elif name == "filters":
-                for path in paths:
-                    report.add_filter_saliency(
-                        shown[:3],
-                        path,
-                        channels[path],
-                        occlusion=occlusion,
-                        value_range=value_range,
-                    )
-                    step(f"filter saliency (max / sum aggregation) vs occlusion at {path}")
-            elif name == "features":
-                for path in paths:
-                    field = intro.layer(path).receptive_field
-                    report.add_feature_visualization(
-                        path,
-                        channels[path],
-                        x=x,
-                        n=2,
-                        value_range=value_range,
-                        # the whole image where the layer has no receptive field
-                        receptive_field=field is not None
-                        and field.axes is None
-                        and all(f <= n for f, n in zip(field.size, x.shape[1:3], strict=True)),
-                        init="max",
-                        steps=am_steps,
-                    )
-                    step(f"activation maximization of receptive fields at {path}")
-            elif name == "exemplars":
-                for path in paths:
-                    report.add_exemplars(
-                        x, path, channels[path], k=min(6, len(x)), value_range=value_range
-                    )
-                step("top activating images")
-            elif name == "histograms":
-                report.add_histograms(x, paths[-1], channels[paths[-1]])
-                step("activation histograms")
-            elif name == "clustering":
-                maps = [p for p in paths if _feature_maps(intro.layer(p))]
-                left_out = [p for p in paths if p not in maps]
-                if not maps:
-                    report.add_text(
-                        _TITLES[name],
-                        "Skipped: pixel clustering groups the positions of a layer's feature "
-                        f"maps, and none of the chosen layers ({', '.join(paths)}) has more "
-                        "than one position.",
-                    )
-                else:
-                    with warnings.catch_warnings():
-                        # the table shows which fits converged
-                        warnings.filterwarnings(
-                            "ignore", message=".*before its convergence test passed"
-                        )
-                        # a full covariance in hundreds of dimensions costs gigabytes
-                        # and is not estimable from a few hundred pixels
-                        widest = max(_channels(intro.layer(p)) for p in maps)
-                        report.add_clustering(
-                            x[:100],
-                            maps,
-                            image_index=0,
-                            sample_size=50_000,
-                            covariance_type="full" if widest <= MAX_FULL_COVARIANCE else "diag",
-                            random_state=0,
-                        )
-                    if left_out:
-                        report.sections[-1].params["left out (no feature maps)"] = ", ".join(
-                            left_out
-                        )
-                step("pixel DPGMM label maps" if maps else "pixel clustering: skipped")
-            elif name == "purity":
-                report.add_layerwise_purity(
-                    x, y, layers=_purity_layers(intro), method="kmeans", seed=0
-                )
-                report.sections[-1].params["labels"] = labels_from
-                step("layer-wise purity")
-            elif name == "image-clusters":
-                report.add_image_clustering(
-                    x,
-                    y,
-                    _penultimate(intro),
-                    method="kmeans",
-                    n_clusters=len(np.unique(y)),
-                    pooling="avg",
-                    random_state=0,
-                )
-                report.sections[-1].params["labels"] = labels_from
-                step("image clusters")
-            elif name == "category-tree":
-                if len(np.unique(y)) < 3:
-                    report.add_text(
-                        "Category tree", "Needs at least 3 categories among the labels."
-                    )
-                else:
-                    report.add_category_tree(x, y, _penultimate(intro), pooling="avg")
-                    report.sections[-1].params["labels"] = labels_from
-                step("category tree")
-            elif name == "prediction-tree":
-                values, counts = np.unique(y, return_counts=True)
-                label = values[counts.argmax()]
-                report.add_prediction_tree(
-                    x[y == label][:16],
-                    paths[-1],
-                    title=f"Prediction tree of label {label} at {paths[-1]}",
-                )
-                step("prediction tree")
-            elif name == "twin":
-                report.add_random_twin(shown, targets)
-                step("comparison with a randomly initialised twin")
-            elif name == "quality" and not classifier:
-                report.add_text(
-                    _TITLES["quality"],
-                    "Skipped: the deletion / insertion curves and sanity checks score class "
-                    "probabilities, and the explained output has one unit (a regression head).",
-                )
-                step("explanation quality: skipped (not a classifier)")
-            elif name == "quality":
-                report.add_quality(
-                    x[:n_quality],
-                    _class_target(explained[:n_quality], output),
-                    options={"occlusion": occlusion},
-                    verbose=verbose,
-                )
-                report.sections[-1].params["images"] = (
-                    f"{min(n_quality, len(x))} of {len(x)} (n_quality)"
-                )
-                step("explanation quality: deletion, insertion, sanity checks")
-        except Exception as error:  # the report keeps the sections that succeeded
-            first = str(error).splitlines()[0] if str(error) else ""
-            reason = f"{type(error).__name__}: {first}"
-            report.add_text(
-                _TITLES.get(name, name), f"This section could not be computed: {reason}"
-            )
-            warnings.warn(
-                f"build_report: section {name!r} failed ({reason}); the others are kept",
-                KerasIntrospectWarning,
-                stacklevel=2,
-            )
-            step(f"{name}: failed")
+        reason = REGISTRY[name].reason_to_skip(plan)
+        if reason:
+            plan.skipped[name] = reason
+    return plan
 
+
+def build_report(
+    model,
+    x,
+    y=None,
+    *,
+    layers=None,
+    sections=None,
+    title=None,
+    value_range=None,
+    n_show=4,
+    n_channels=3,
+    max_images=500,
+    am_steps=128,
+    n_quality=32,
+    report=None,
+    output=None,
+    results=None,
+    verbose=0,
+):
+    """A `Report` with every section (or the chosen ones) for `model` on the images `x`.
+
+    Which sections apply is decided before any computation (`plan_report`):
+    the class sections explain the predicted class of a classifier output,
+    or the value of a one-unit output (a regression head); the quality
+    section needs a classifier and is skipped with a note otherwise. Then
+    each section of `report.sections.REGISTRY` (the built-in ones, and any
+    you register) is added in order. A section that still fails is replaced
+    by a note saying why (and a warning), so the sections that succeeded are
+    always written.
+
+    Args:
+        model: a Keras classifier with one image input.
+        x: images `(n, H, W, C)` as the model takes them.
+        y: labels of `x` (any values); `None` uses the model's predicted
+            classes for the sections that group images by label (say so in
+            the report).
+        layers: layers for the per-layer sections (any layer: a section that
+            needs feature maps or a receptive field says so in a note where
+            a layer has none); `None` picks up to three (`choose_layers`).
+        sections: names from `REGISTRY` (`SECTIONS` are the built-in ones),
+            or `None`/"all".
+        title: of the report.
+        value_range: of the images, for display and to bound activation
+            maximization; `None` uses the range of `x`.
+        n_show: images shown in the saliency, occlusion and twin sections.
+        n_channels: channels per layer (those with the largest mean activation).
+        max_images: at most this many images of `x` are used (the first ones).
+        am_steps: activation maximization steps (capped by ``KI_MAX_STEPS``).
+        n_quality: images scored in the explanation-quality section (the
+            first ones), explained for their predicted class.
+        report: a `Report` to add to (default: a new one).
+        output: for a model with several outputs, the one to explain: its
+            position, dict key or layer name (see `targets.Class`).
+        results: per section name, what was computed beforehand for the
+            plan's images (see docs/report.md), e.g. `{"quality":
+            explanation_quality(...), "purity": layerwise_purity(...)}`; the
+            section renders it instead of computing it.
+        verbose: 1 prints a numbered line per section on stderr (the CLI's
+            default); 0, the default here as everywhere in the library, is silent.
+
+    Returns:
+        The `Report` (call `.save(path)`).
+
+    Example:
+        >>> build_report(model, x, y).save("report.html")  # doctest: +SKIP
+    """
+    from keras_introspect.report.builder import Report
+
+    plan = plan_report(
+        model,
+        x,
+        y,
+        layers=layers,
+        sections=sections,
+        value_range=value_range,
+        n_show=n_show,
+        n_channels=n_channels,
+        max_images=max_images,
+        am_steps=am_steps,
+        n_quality=n_quality,
+        output=output,
+        results=results,
+        verbose=verbose,
+    )
+    if verbose:
+        print(f"layers: {', '.join(plan.layers)}; labels: {plan.labels_from}", file=sys.stderr)
+    report = report or Report(model, title=title or f"keras_introspect report: {model.name}")
+    step = Progress(plan.steps, verbose)
+    for name in plan.sections:
+        spec = REGISTRY[name]
+        if name in plan.skipped:
+            report.add_text(spec.title, plan.skipped[name])
+            step(f"{spec.progress}: skipped")
+            continue
+        for layer in plan.layers if spec.per_layer else [None]:
+            try:
+                spec.add(report, plan) if layer is None else spec.add(report, plan, layer)
+                step(spec.progress if layer is None else f"{spec.progress} at {layer}")
+            except Exception as error:  # the report keeps the sections that succeeded
+                _failed(report, spec, error)
+                step(f"{name}: failed")
     return report
 
 
-_TITLES = {
-    "summary": "Model summary",
-    "saliency": "Class saliency",
-    "occlusion": "Occlusion",
-    "filters": "Filter saliency",
-    "features": "Feature visualization",
-    "exemplars": "Exemplars",
-    "histograms": "Activation histograms",
-    "clustering": "Pixel clustering",
-    "purity": "Layer-wise purity",
-    "image-clusters": "Image clusters",
-    "category-tree": "Category tree",
-    "prediction-tree": "Prediction tree",
-    "twin": "Comparison with a random twin",
-    "quality": "Explanation quality",
-}
+def _failed(report, spec, error):
+    """The note and the warning that replace a section that raised `error`."""
+    first = str(error).splitlines()[0] if str(error) else ""
+    reason = f"{type(error).__name__}: {first}"
+    report.add_text(spec.title, f"This section could not be computed: {reason}")
+    warnings.warn(
+        f"build_report: section {spec.name!r} failed ({reason}); the others are kept",
+        KerasIntrospectWarning,
+        stacklevel=3,
+    )
 
 
 def _gradcam_layer(model, intro, x, target, tries=4):
@@ -489,12 +496,6 @@ def _one_per_label(y, k):
     firsts = [int(np.flatnonzero(y == label)[0]) for label in np.unique(y)][:k]
     rest = [i for i in range(len(y)) if i not in firsts]
     return np.array((firsts + rest)[:k])
-
-
-def _class_target(classes, output=None):
-    from keras_introspect.targets import Class
-
-    return Class(np.asarray(classes).astype(int), output=output)
 
 
 def _check_labels(y):

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import sys
 import warnings
 
 import numpy as np
 
+from keras_introspect._tensor import is_probability
+from keras_introspect.metrics.quality import SATURATION
 from keras_introspect.report.document import (
     Document,
     escape,
@@ -20,11 +21,6 @@ from keras_introspect.report.document import (
     html_table,
     img_block,
 )
-
-# The median share by which the class probability of the images must differ from
-# that of their baselines for deletion / insertion curves on probabilities to say
-# anything (`Report.add_quality`).
-SATURATION = 0.05
 
 
 @contextlib.contextmanager
@@ -149,16 +145,26 @@ class Report(Document):
         section.blocks.append(f"<p><code>{escape(tree.to_newick())}</code></p>")
         return self
 
-    def add_clustering(self, x, layers, image_index=0, **params):
-        """DPGMM (or k-means) label images of one image at each layer (`PixelClusterer`)."""
+    def add_clustering(self, x, layers, image_index=0, clusterers=None, **params):
+        """DPGMM (or k-means) label images of one image at each layer (`PixelClusterer`).
+
+        `clusterers`: one `PixelClusterer` per layer fitted beforehand (then
+        `params` are only shown), or `None` to fit them with `params`.
+        """
         from keras_introspect.cluster.pixel import PixelClusterer
         from keras_introspect.plotting import plot_label_maps
 
         model = self._introspector().model
         layers = [layers] if isinstance(layers, (str, int)) else list(layers)
         maps, titles, rows = [], [], []
-        for layer in layers:
-            clusterer = PixelClusterer(model, layer, **params).fit(x)
+        fitted = clusterers or [None] * len(layers)
+        if len(fitted) != len(layers):
+            raise ValueError(
+                f"Expected one fitted clusterer per layer ({len(layers)}). Received: {len(fitted)}"
+            )
+        for layer, clusterer in zip(layers, fitted, strict=True):
+            if clusterer is None:
+                clusterer = PixelClusterer(model, layer, **params).fit(x)
             maps.append(clusterer.transform(x[image_index : image_index + 1])[0])
             titles.append(clusterer.layer_path_)
             rows.append(
@@ -191,6 +197,7 @@ class Report(Document):
         title=None,
         labels=None,
         note=None,
+        maps=None,
     ):
         """Attribution maps of several methods side by side, drawn with `overlay`.
 
@@ -209,12 +216,19 @@ class Report(Document):
             title: section title (default "Saliency").
             labels: the true label of each image, or `None`.
             note: a paragraph shown above the figure (e.g. why a layer was chosen).
+            maps: per method, its `(n, H, W)` maps of `x` computed beforehand;
+                the methods not in it are computed.
         """
         from keras_introspect.plotting.grids import plot_saliency_grid
 
-        options = dict(options or {})
+        options, given = dict(options or {}), dict(maps or {})
         x = np.asarray(x)
-        maps = {name: self._explain(x, name, target, options.get(name)) for name in methods}
+        maps = {
+            name: one_map_per_image(np.asarray(given[name]), name)
+            if name in given
+            else self._explain(x, name, target, options.get(name))
+            for name in methods
+        }
         params = {"target": target, "methods": ", ".join(methods), **options}
         section = self._section(title or "Saliency", params)
         if note:
@@ -264,6 +278,7 @@ class Report(Document):
         occlusion=None,
         value_range=None,
         title=None,
+        maps=None,
     ):
         """What parts of each image a filter responds to (`004` §3.2, Fig. 4.15).
 
@@ -279,6 +294,10 @@ class Report(Document):
             occlusion: keyword arguments of `Occlusion` (`window`, `stride`,
                 ...); `False` leaves the occlusion column out.
             value_range: of the images, for display.
+            maps: per channel, `{column: (n, H, W) maps of x}` computed
+                beforehand, columns named `"gradient, max"`, `"gradient,
+                sum"`, ... and `"occlusion"` (unsmoothed: the report smooths
+                sum maps itself); the columns not given are computed.
         """
         from keras_introspect.plotting.grids import plot_saliency_grid
         from keras_introspect.targets import Channel
@@ -293,18 +312,25 @@ class Report(Document):
             title or f"Filter saliency at {info.path}",
             {"aggregates": ", ".join(aggregates), "occlusion": occlusion, "channels": channels},
         )
+        given = dict(maps or {})
         for channel in channels:
-            maps = {
-                f"gradient, {a}": _smoothed_at_stride(
-                    self._explain(x, "saliency", Channel(info.path, channel, a)), info, a
-                )
+            columns = {
+                f"gradient, {a}": self._explain(x, "saliency", Channel(info.path, channel, a))
+                for a in aggregates
+                if f"gradient, {a}" not in given.get(channel, {})
+            }
+            if occlusion is not False and "occlusion" not in given.get(channel, {}):
+                target = Channel(info.path, channel, "max")
+                columns["occlusion"] = self._explain(x, "occlusion", target, occlusion)
+            columns.update(given.get(channel, {}))
+            shown = {
+                f"gradient, {a}": _smoothed_at_stride(columns[f"gradient, {a}"], info, a)
                 for a in aggregates
             }
             if occlusion is not False:
-                target = Channel(info.path, channel, "max")
-                maps["occlusion"] = self._explain(x, "occlusion", target, occlusion)
+                shown["occlusion"] = columns["occlusion"]
             boxes = _strongest_fields(info, activations[..., channel], x.shape[1:3])
-            fig = plot_saliency_grid(x, maps, value_range=value_range, receptive_fields=boxes)
+            fig = plot_saliency_grid(x, shown, value_range=value_range, receptive_fields=boxes)
             caption = f"filter {channel}: {_overlay_caption(boxes=boxes is not None)}"
             if "sum" in aggregates and _stride(info) > 1:
                 caption += (
@@ -314,36 +340,40 @@ class Report(Document):
             section.blocks.append(img_block(figure_png(fig), caption))
         return self
 
-    def add_occlusion(self, x, target, window=4, stride=None, baseline=0.0, value_range=None):
+    def add_occlusion(
+        self, x, target, window=4, stride=None, baseline=0.0, value_range=None, maps=None
+    ):
         """Occlusion sensitivity (`004` §3.2.2): the overlay and the raw map of each image.
 
         Args:
             x: a few images; target: what to explain (class index or target).
             window, stride, baseline: of `Occlusion`.
             value_range: of the images, for display.
+            maps: the `(n, H, W)` occlusion maps of `x` computed beforehand
+                (with these `window`, `stride` and `baseline`), or `None`.
         """
-        import matplotlib.pyplot as plt
-
-        from keras_introspect.plotting.overlay import overlay
+        from keras_introspect.plotting.grids import plot_occlusion
 
         x = np.asarray(x)
         options = {"window": window, "stride": stride, "baseline": baseline}
-        maps = self._explain(x, "occlusion", target, options)
-        fig, axes = plt.subplots(2, len(x), figsize=(2 * len(x), 4), squeeze=False)
-        limit = float(np.abs(maps).max()) or 1.0
-        for j, (image, value) in enumerate(zip(x, maps, strict=True)):
-            axes[0, j].imshow(overlay(image, value, value_range=value_range))
-            shown = axes[1, j].imshow(value, cmap="RdBu_r", vmin=-limit, vmax=limit)
-            for ax in axes[:, j]:
-                ax.axis("off")
-        fig.colorbar(shown, ax=axes[1].tolist(), shrink=0.8, label="score drop")
+        if maps is None:
+            maps = self._explain(x, "occlusion", target, options)
+        fig = plot_occlusion(x, one_map_per_image(np.asarray(maps), "occlusion"), value_range)
         section = self._section("Occlusion", {"target": target, **options})
         caption = "top: important areas; bottom: drop of the target when a window is occluded"
         section.blocks.append(img_block(figure_png(fig), caption))
         return self
 
     def add_feature_visualization(
-        self, layer, channels="all", x=None, n=1, value_range=None, title=None, **options
+        self,
+        layer,
+        channels="all",
+        x=None,
+        n=1,
+        value_range=None,
+        title=None,
+        result=None,
+        **options,
     ):
         """Activation maximization of filters (`003` §2.1, `004` §3.3), with objective curves.
 
@@ -356,6 +386,7 @@ class Report(Document):
                 with the best dataset activation).
             n: images per channel.
             value_range: the model's input range (bounds the pixels and the display).
+            result: the `AMResult` of these channels computed beforehand, or `None`.
             **options: `ActivationMaximization` keyword arguments (`steps`,
                 `receptive_field`, `init`, `regularizers`, ...).
         """
@@ -364,8 +395,9 @@ class Report(Document):
 
         intro = self._introspector()
         path = intro.layer(layer).path
-        am = ActivationMaximization(intro.model, value_range=value_range, **options)
-        result = am.generate_for_channels(path, channels, n=n, x=x)
+        if result is None:
+            am = ActivationMaximization(intro.model, value_range=value_range, **options)
+            result = am.generate_for_channels(path, channels, n=n, x=x)
         section = self._section(
             title or f"Feature visualization at {path}",
             {"channels": channels, "n": n, **options},
@@ -378,27 +410,36 @@ class Report(Document):
         section.blocks.append(img_block(figure_png(fig), caption))
         return self
 
-    def add_exemplars(self, x, layer, channels, k=4, value_range=None, title=None):
-        """The `k` most activating receptive-field crops of each channel (`top_activating_all`)."""
+    def add_exemplars(self, x, layer, channels, k=4, value_range=None, title=None, result=None):
+        """The `k` most activating receptive-field crops of each channel (`top_activating_all`).
+
+        `result`: what `top_activating_all(model, layer, x, k=k, channels=channels,
+        crops=True)` returned, computed beforehand, or `None`.
+        """
         from keras_introspect.plotting.grids import plot_exemplars
         from keras_introspect.probes.top_activating import top_activating_all
 
         model = self._introspector().model
         channels = [channels] if isinstance(channels, (int, np.integer)) else list(channels)
-        found = top_activating_all(model, layer, x, k=k, channels=channels, crops=True)
+        found = result
+        if found is None:
+            found = top_activating_all(model, layer, x, k=k, channels=channels, crops=True)
         section = self._section(title or f"Exemplars of {layer}", {"k": k, "channels": channels})
         fig = plot_exemplars(found, x=x, value_range=value_range)
         section.blocks.append(img_block(figure_png(fig), _EXEMPLAR_CAPTION))
         return self
 
-    def add_histograms(self, x, layer, channels, aggregate="max", bins=30, title=None):
-        """Distribution of each filter's activation over `x` (`003` Fig. 5)."""
+    def add_histograms(self, x, layer, channels, aggregate="max", bins=30, title=None, result=None):
+        """Distribution of each filter's activation over `x` (`003` Fig. 5).
+
+        `result`: one `activation_histogram` per channel computed beforehand, or `None`.
+        """
         from keras_introspect.plotting.grids import plot_histograms
         from keras_introspect.probes.histogram import activation_histogram
 
         model = self._introspector().model
         channels = [channels] if isinstance(channels, (int, np.integer)) else list(channels)
-        found = [
+        found = result or [
             activation_histogram(model, layer, c, x, bins=bins, aggregate=aggregate)
             for c in channels
         ]
@@ -410,12 +451,17 @@ class Report(Document):
         section.blocks.append(img_block(figure_png(plot_histograms(found)), caption))
         return self
 
-    def add_image_clustering(self, x, y, layer, title=None, **params):
-        """Clusters of whole images at a layer (`ImageClusterer`) and the labels each holds."""
+    def add_image_clustering(self, x, y, layer, title=None, clusterer=None, **params):
+        """Clusters of whole images at a layer (`ImageClusterer`) and the labels each holds.
+
+        `clusterer`: an `ImageClusterer` fitted beforehand on `x` (then `params`
+        are only shown), or `None` to fit one with `params`.
+        """
         from keras_introspect.cluster.image import ImageClusterer
         from keras_introspect.plotting.grids import plot_composition
 
-        clusterer = ImageClusterer(self._introspector().model, layer, **params).fit(x)
+        if clusterer is None:
+            clusterer = ImageClusterer(self._introspector().model, layer, **params).fit(x)
         composition = clusterer.composition(y)
         section = self._section(
             title or f"Image clusters at {clusterer.layer_path_}",
@@ -427,7 +473,9 @@ class Report(Document):
         return self
 
     @_showing_zero_maps
-    def add_random_twin(self, x, target, methods=("saliency", "gradcam"), options=None, seed=0):
+    def add_random_twin(
+        self, x, target, methods=("saliency", "gradcam"), options=None, seed=0, results=None
+    ):
         """The same maps on the model and on its randomly initialised twin (`004` §4.3).
 
         A map that looks alike on a network that learned nothing shows the
@@ -439,20 +487,26 @@ class Report(Document):
             x: a few images; target: what to explain.
             methods: attribution method names; options: per method, keyword arguments.
             seed: of the twin's initialisation (`probes.randomized_twin`).
+            results: per method, the `MapComparison` of
+                `metrics.compare_with_random_twin` on `x` computed beforehand;
+                the methods not in it are computed.
         """
         from keras_introspect.metrics.randomization import compare_with_random_twin
         from keras_introspect.plotting.grids import plot_saliency_grid
         from keras_introspect.probes.randomized_twin import randomized_twin
 
-        options = dict(options or {})
+        options, given = dict(options or {}), dict(results or {})
         x = np.asarray(x)
         model = self._introspector().model
-        twin_model = randomized_twin(model, seed=seed)
+        twin_model = None
         maps, rows = {}, []
         for name in methods:
-            twin = compare_with_random_twin(
-                name, model, x, target, options=options.get(name), twin=twin_model
-            )
+            twin = given.get(name)
+            if twin is None:
+                twin_model = twin_model or randomized_twin(model, seed=seed)
+                twin = compare_with_random_twin(
+                    name, model, x, target, options=options.get(name), twin=twin_model
+                )
             one_map_per_image(twin.maps, name)
             maps[f"{name}, trained"], maps[f"{name}, random twin"] = twin.maps, twin.other_maps
             rows += [
@@ -472,8 +526,8 @@ class Report(Document):
     @_showing_zero_maps
     def add_quality(
         self,
-        x,
-        target,
+        x=None,
+        target=None,
         methods=("saliency", "gradcam", "occlusion"),
         options=None,
         steps=20,
@@ -485,8 +539,9 @@ class Report(Document):
         title="Explanation quality",
         saturation=SATURATION,
         verbose=0,
+        result=None,
     ):
-        """How much each method's maps can be trusted, in numbers (`keras_introspect.metrics`).
+        """How much each method's maps can be trusted, in numbers (`metrics.explanation_quality`).
 
         For every method: deletion and insertion AUC against random maps
         (Petsiuk et al. 2018), the similarity of its maps after cascading
@@ -499,124 +554,47 @@ class Report(Document):
             x: images (a few dozen give stable means).
             target: what the maps explain, one score per image; the random
                 logit check runs when it is a `targets.Class`.
-            methods: attribution method names; options: per method, keyword arguments.
-            steps, baseline: of the deletion and insertion curves (default: a
-                blurred copy of the image, the baseline of Petsiuk et al.'s
-                insertion, which leaves no sharp edges for the model to react to).
-            probabilities: score the curves on the class probability (Petsiuk
-                et al.) when `target` is a `targets.Class`; the maps still
-                explain `target`. When the model's outputs are probabilities
-                (all in [0, 1]) the curves are kept raw, else normalised
-                (see `metrics.deletion`).
-            layers: layers to measure the randomisation at (default: up to
-                `max_layers` of the layers with weights, spread, top included).
-            seed: of the random maps, the re-drawn weights and the twin.
+            methods, options, steps, baseline, probabilities, layers,
+                max_layers, seed, saturation, verbose: of
+                `metrics.explanation_quality` (see there).
             title: section title.
-            saturation: when the class probability of the images and of their
-                baseline images differ by less than this (median over the
-                images), the probabilities are saturated and every map scores
-                alike (a well-trained softmax); the curves then score the
-                logit (normalised), or, for a model without logits, are left
-                out and the section says it is uninformative for the model.
-            verbose: 1 prints a line per method on stderr.
+            result: a `QualityResult` computed beforehand (then `x`,
+                `target` and the analysis arguments are not needed).
         """
-        from keras_introspect.metrics import (
-            compare_with_random_twin,
-            deletion,
-            insertion,
-            random_logit_check,
-            randomization_check,
-        )
-        from keras_introspect.metrics.randomization import randomizable_layers
-        from keras_introspect.model.selectors import spread as _spread
-        from keras_introspect.plotting.quality import plot_causal_curves, plot_randomization
-        from keras_introspect.probes.randomized_twin import randomized_twin
-        from keras_introspect.targets import Class
+        from keras_introspect.metrics.quality import explanation_quality
+        from keras_introspect.plotting.quality import plot_randomization
 
         options = dict(options or {})
-        x = np.asarray(x)
-        model = self._introspector().model
-        if layers is None:
-            layers = _spread(randomizable_layers(model), max_layers)
-        twin_model = randomized_twin(model, seed=seed)
-        scored, normalize, note = target, True, ""
-        if probabilities and isinstance(target, Class):
-            scored = Class(target.index, logits=False, output=target.output)
-            # probabilities are comparable as they are (Petsiuk et al.); logits are not
-            normalize = not _bounded_outputs(model, x[:8], self._output_position(target))
-            scored, normalize, note = _unsaturated(
-                model, x, target, scored, normalize, baseline, saturation
+        if result is None:
+            if x is None or target is None:
+                raise ValueError("add_quality needs x and target, or a result")
+            result = explanation_quality(
+                self._introspector().model,
+                x,
+                target,
+                methods,
+                options=options,
+                steps=steps,
+                baseline=baseline,
+                probabilities=probabilities,
+                layers=layers,
+                max_layers=max_layers,
+                seed=seed,
+                saturation=saturation,
+                verbose=verbose,
             )
-        informative = scored is not None
-        curves, randomised, rows = {}, {}, []
-        for i, name in enumerate(methods):
-            if verbose:
-                print(f"      quality {i + 1}/{len(methods)}: {name}", file=sys.stderr, flush=True)
-            kwargs = options.get(name)
-            maps = self._explain(x, name, target, kwargs)
-            causal = [
-                fn(
-                    model,
-                    x,
-                    maps,
-                    scored,
-                    steps,
-                    baseline,
-                    random_baseline=True,
-                    seed=seed,
-                    normalize=normalize,
-                )
-                for fn in ((deletion, insertion) if informative else ())
-            ]
-            curves[name] = causal
-            # the trained model's maps are computed once, above, for every check
-            randomised[name] = randomization_check(
-                name, model, x, target, layers=layers, options=kwargs, seed=seed, maps=maps
-            )
-            twin = compare_with_random_twin(
-                name, model, x, target, options=kwargs, twin=twin_model, maps=maps
-            )
-            logit = (
-                random_logit_check(
-                    name, model, x, target, options=kwargs, seed=seed, maps=maps
-                ).mean
-                if isinstance(target, Class)
-                else float("nan")
-            )
-            row = {"method": name}
-            if informative:
-                down, up = causal
-                row.update(
-                    {
-                        "deletion AUC": down.mean_auc,
-                        "deletion, random maps": down.random_mean_auc,
-                        "insertion AUC": up.mean_auc,
-                        "insertion, random maps": up.random_mean_auc,
-                    }
-                )
-            rows.append(
-                {
-                    **row,
-                    "top layer random": randomised[name].mean[0],
-                    "all measured layers random": randomised[name].mean[-1],
-                    "other class": logit,
-                    "random twin": twin.mean,
-                }
-            )
+        informative, normalize = result.informative, result.normalized
         curve_kind = "normalised" if normalize else "raw probabilities"
         params = {
-            "target": target,
-            "scored": scored if informative else "-",
+            "target": result.target,
+            "scored": result.scored if informative else "-",
             "curves": curve_kind if informative else "left out (uninformative for this model)",
-            "images": len(x),
-            "steps": steps,
-            "baseline": baseline,
-            "seed": seed,
+            **{k: result.params[k] for k in ("images", "steps", "baseline", "seed")},
             **options,
         }
         section = self._section(title, params)
-        if note:
-            section.blocks.append(f"<p>{escape(note)}</p>")
+        if result.note:
+            section.blocks.append(f"<p>{escape(result.note)}</p>")
         scale = (
             "normalised curves: 1 = the image's score, 0 = the baseline image's"
             if normalize
@@ -624,7 +602,7 @@ class Report(Document):
         )
         section.blocks.append(
             html_table(
-                rows,
+                result.table,
                 (
                     f"deletion AUC: lower is better; insertion AUC: higher is better ({scale}); "
                     if informative
@@ -636,18 +614,19 @@ class Report(Document):
             )
         )
         if informative:
-            fig = plot_causal_curves(curves, ylim=None if normalize else (0.0, 1.0))
             caption = (
                 "mean curves; the band is the random maps' curves (mean, and mean +- one "
                 "standard deviation over the images): a method is only informative where "
                 "it leaves the band"
             )
-            section.blocks.append(img_block(figure_png(fig), caption))
-        ax = plot_randomization(randomised)
+            section.blocks.append(img_block(figure_png(result.plot()), caption))
+        ax = plot_randomization(result.randomization)
         caption = "cascading randomisation: similarity to the trained model's maps"
         section.blocks.append(img_block(figure_png(ax.figure), caption))
         per_layer = [
-            {"method": name, **row} for name, result in randomised.items() for row in result.table
+            {"method": name, **row}
+            for name, randomised in result.randomization.items()
+            for row in randomised.table
         ]
         section.blocks.append(html_table(per_layer, "mean similarity per randomised layer"))
         return self
@@ -739,65 +718,6 @@ def explain_maps(model, x, method, target, options=None):
     with _zero_maps_shown():
         maps = get_method(method)(model, target, **options).explain(x)
     return one_map_per_image(maps, method)
-
-
-def _unsaturated(model, x, target, scored, normalize, baseline, saturation):
-    """`(scored, normalize, note)` for the causal curves: the probabilities when they
-    move between an image and its baseline, else the logits (normalised), else
-    `(None, normalize, note)`: the curves would be noise."""
-    from keras_introspect.metrics._scoring import Scorer
-    from keras_introspect.metrics.causal import baseline_images
-    from keras_introspect.targets import Class
-
-    images = bases = None
-
-    def gap(what):
-        nonlocal images, bases
-        scorer = Scorer(model, what, 64, "add_quality")
-        if images is None:  # validated and blurred once, scored per target
-            images = scorer.images(x)
-            bases = baseline_images(baseline, images).astype(images.dtype)
-        else:
-            scorer.images(images)
-        ids = np.arange(len(images))
-        return scorer(images, ids), scorer(bases, ids)
-
-    image, base = gap(scored)
-    moved = float(np.median(np.abs(image - base)))
-    if moved >= saturation:
-        return scored, normalize, ""
-    why = (
-        f"The class probability of the images and of their baseline images differ by "
-        f"{moved:.4f} (median), less than {saturation}: the softmax is saturated, and "
-        "deletion and insertion on probabilities would score every map, random ones "
-        "included, alike."
-    )
-    logits = Class(target.index, logits=True, output=target.output)
-    logit_image, logit_base = gap(logits)
-    if not np.allclose(logit_image, image) and np.median(np.abs(logit_image - logit_base)) > 0:
-        return logits, True, why + " The curves score the logit instead, normalised."
-    return (
-        None,
-        normalize,
-        why
-        + (
-            " The model exposes no logits, so the curves are left out: they are uninformative "
-            "for this model."
-        ),
-    )
-
-
-def is_probability(values) -> bool:
-    """Whether every value lies in [0, 1] (probabilities, not logits); False if empty."""
-    values = np.asarray(values)
-    return bool(values.size) and bool(((values >= 0) & (values <= 1)).all())
-
-
-def _bounded_outputs(model, x, output: int = 0) -> bool:
-    """Whether the model's `output` on `x` lies in [0, 1] (probabilities, not logits)."""
-    import tensorflow as tf
-
-    return is_probability(tf.nest.flatten(model(x, training=False))[output])
 
 
 def one_map_per_image(maps, method):

@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 from conftest import browser_or_skip, images_in_browser
 
-from keras_introspect.report import SECTIONS, build_report
-from keras_introspect.report.auto import _TITLES
+from keras_introspect.report import REGISTRY, SECTIONS, build_report
 
 L = keras.layers
 
@@ -55,7 +54,7 @@ def test_the_report_reads_deep_blocks_and_writes_every_section(backbone_report):
     # every section is there, computed (a failure would have raised its warning as an error)
     assert "could not be computed" not in page
     for name in SECTIONS:
-        assert any(t.startswith(_TITLES[name].split(" ")[0]) for t in titles), name
+        assert any(t.startswith(REGISTRY[name].title.split(" ")[0]) for t in titles), name
     clustering = next(s for s in report.sections if s.title == "Pixel clustering")
     assert clustering.params.get("left out (no feature maps)") is None  # all three have maps
     assert "+global" in page  # the layer table marks the layers after a gate

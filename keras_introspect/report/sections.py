@@ -1,0 +1,446 @@
+"""The sections `build_report` can write: one registry, one function per section.
+
+A section is a function `add(report, plan)` (or `add(report, plan, layer)`
+for a section drawn once per chosen layer) that adds its part to a `Report`
+from a `ReportPlan` (`report.auto.plan_report`): the images, labels,
+layers, channels and targets the report is about. It renders what the plan
+already holds in `plan.results` under its name (maps, fitted clusterers,
+metrics computed beforehand), and computes the rest through the public API.
+A section may also say, before anything is computed, why it does not apply
+to a model (`skip(plan)` returns the reason, shown in its place).
+
+`REGISTRY` holds the built-in sections in report order; add your own with
+`register_section`, and `build_report` runs it like the others (see
+docs/report.md).
+
+Example:
+    >>> from keras_introspect.report import register_section
+    >>> @register_section("mean-image", title="Mean image", after="summary")
+    ... def mean_image(report, plan):
+    ...     report.add_image(plan.x.mean(0), title="Mean image")  # doctest: +SKIP
+    >>> "mean-image" in REGISTRY
+    True
+    >>> REGISTRY.unregister("mean-image")
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+# Pixel clustering in the report fits full covariances up to this many channels,
+# diagonal ones beyond (EfficientNetB0's top_activation has 1280).
+MAX_FULL_COVARIANCE = 64
+
+
+@dataclass(frozen=True)
+class SectionSpec:
+    """A section of `build_report`.
+
+    Attributes:
+        name: its name in `sections=` and `results=` (and on the command line).
+        title: the title of the note shown in its place when it is skipped or fails.
+        add: `add(report, plan)` adds it to the report; with `per_layer`,
+            `add(report, plan, layer)` for each of `plan.layers`.
+        skip: `skip(plan)`: why the section does not apply (a sentence shown
+            in its place), or `None` when it does; `None`: it always applies.
+        per_layer: drawn once per chosen layer (one progress line each).
+        progress: the progress line (`verbose=1`).
+    """
+
+    name: str
+    title: str
+    add: Callable
+    skip: Callable | None = None
+    per_layer: bool = False
+    progress: str = ""
+
+    def reason_to_skip(self, plan) -> str | None:
+        """Why the section does not apply to `plan`, or `None`."""
+        return None if self.skip is None else self.skip(plan)
+
+
+class SectionRegistry:
+    """The sections `build_report` can write, in report order (a mapping name -> spec)."""
+
+    def __init__(self):
+        self._specs: dict[str, SectionSpec] = {}
+
+    def register(
+        self,
+        name,
+        add=None,
+        *,
+        title=None,
+        skip=None,
+        per_layer=False,
+        progress=None,
+        before=None,
+        after=None,
+        replace=False,
+    ):
+        """Add a section; usable as a decorator of its `add` function.
+
+        Args:
+            name: the section's name (new unless `replace`).
+            add: `add(report, plan)` (or `add(report, plan, layer)` with
+                `per_layer`): adds the section to the `Report` from the
+                `ReportPlan`.
+            title: shown when it is skipped or fails (default: `name`).
+            skip: `skip(plan) -> str | None`: why it does not apply.
+            per_layer: call `add` once per layer of `plan.layers`.
+            progress: its progress line (default: `name`).
+            before, after: the name of the section it goes before or after
+                (default: at the end).
+            replace: replace a section of that name in its place.
+
+        Returns:
+            `add` (so the decorated function stays usable).
+
+        Raises:
+            ValueError: the name is taken (without `replace`), or `before` /
+                `after` names no section.
+        """
+        if add is None:
+            return lambda fn: self.register(
+                name,
+                fn,
+                title=title,
+                skip=skip,
+                per_layer=per_layer,
+                progress=progress,
+                before=before,
+                after=after,
+                replace=replace,
+            )
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"Expected a section name (a non-empty str). Received: {name!r}")
+        if not callable(add):
+            raise TypeError(f"Expected `add` to be callable. Received: {add!r}")
+        if name in self._specs and not replace:
+            raise ValueError(
+                f"A section named {name!r} is registered already; pass replace=True to replace it"
+            )
+        if before is not None and after is not None:
+            raise ValueError("Pass `before` or `after`, not both")
+        spec = SectionSpec(name, title or name, add, skip, per_layer, progress or name)
+        anchor = before if before is not None else after
+        if anchor is not None and anchor not in self._specs:
+            raise ValueError(f"No section {anchor!r} to place {name!r} by. Known: {self.names}")
+        if name in self._specs and anchor is None:  # replaced in place
+            self._specs[name] = spec
+            return add
+        self._specs.pop(name, None)
+        items = list(self._specs.items())
+        at = len(items)
+        if anchor is not None:
+            at = [k for k, _ in items].index(anchor) + (0 if before is not None else 1)
+        items.insert(at, (name, spec))
+        self._specs = dict(items)
+        return add
+
+    def unregister(self, name) -> SectionSpec:
+        """Remove a section and return its spec (`KeyError` if there is none)."""
+        if name not in self._specs:
+            raise KeyError(f"No section {name!r}. Known: {self.names}")
+        return self._specs.pop(name)
+
+    @property
+    def names(self) -> tuple:
+        """Section names in report order."""
+        return tuple(self._specs)
+
+    def __getitem__(self, name) -> SectionSpec:
+        if name not in self._specs:
+            raise KeyError(f"No section {name!r}. Known: {self.names}")
+        return self._specs[name]
+
+    def __contains__(self, name) -> bool:
+        return name in self._specs
+
+    def __iter__(self):
+        return iter(self._specs)
+
+    def __len__(self) -> int:
+        return len(self._specs)
+
+    def __repr__(self) -> str:
+        return f"SectionRegistry({', '.join(self._specs)})"
+
+
+REGISTRY = SectionRegistry()
+register_section = REGISTRY.register
+
+
+# ------------------------------------------------------------- built-in sections
+
+
+def _summary(report, plan):
+    report.add_model_summary()
+
+
+def _saliency(report, plan):
+    gradcam, note = plan.gradcam_layer()
+    report.add_saliency(
+        plan.shown,
+        plan.targets,
+        options={"occlusion": plan.occlusion, "gradcam": {"layer": gradcam}},
+        note=note,
+        value_range=plan.value_range,
+        title="Class saliency of the predicted class",
+        labels=plan.y[plan.pick] if plan.labels_given else None,
+        maps=plan.results.get("saliency"),
+    )
+
+
+def _occlusion(report, plan):
+    report.add_occlusion(
+        plan.shown,
+        plan.targets,
+        value_range=plan.value_range,
+        maps=plan.results.get("occlusion"),
+        **plan.occlusion,
+    )
+
+
+def _filters(report, plan, layer):
+    report.add_filter_saliency(
+        plan.shown[:3],
+        layer,
+        plan.channels[layer],
+        occlusion=plan.occlusion,
+        value_range=plan.value_range,
+        maps=plan.results.get("filters", {}).get(layer),
+    )
+
+
+def _features(report, plan, layer):
+    x = plan.x
+    field = plan.intro.layer(layer).receptive_field
+    report.add_feature_visualization(
+        layer,
+        plan.channels[layer],
+        x=x,
+        n=2,
+        value_range=plan.value_range,
+        # the whole image where the layer has no receptive field
+        receptive_field=field is not None
+        and field.axes is None
+        and all(f <= n for f, n in zip(field.size, x.shape[1:3], strict=True)),
+        init="max",
+        steps=plan.am_steps,
+        result=plan.results.get("features", {}).get(layer),
+    )
+
+
+def _exemplars(report, plan):
+    given = plan.results.get("exemplars", {})
+    for path in plan.layers:
+        report.add_exemplars(
+            plan.x,
+            path,
+            plan.channels[path],
+            k=min(6, len(plan.x)),
+            value_range=plan.value_range,
+            result=given.get(path),
+        )
+
+
+def _histograms(report, plan):
+    last = plan.layers[-1]
+    report.add_histograms(plan.x, last, plan.channels[last], result=plan.results.get("histograms"))
+
+
+def feature_maps(info) -> bool:
+    """Whether a layer outputs 2-D feature maps with more than one position."""
+    spatial = info.spatial_shape
+    return (
+        isinstance(info.output_shape, tuple)
+        and len(info.output_shape) == 4
+        and not (all(d is not None for d in spatial) and int(np.prod(spatial)) <= 1)
+    )
+
+
+def _maps_layers(plan):
+    return [p for p in plan.layers if feature_maps(plan.intro.layer(p))]
+
+
+def _skip_clustering(plan):
+    if _maps_layers(plan):
+        return None
+    return (
+        "Skipped: pixel clustering groups the positions of a layer's feature maps, and none "
+        f"of the chosen layers ({', '.join(plan.layers)}) has more than one position."
+    )
+
+
+def _clustering(report, plan):
+    intro = plan.intro
+    maps = _maps_layers(plan)
+    left_out = [p for p in plan.layers if p not in maps]
+    with warnings.catch_warnings():
+        # the table shows which fits converged
+        warnings.filterwarnings("ignore", message=".*before its convergence test passed")
+        # a full covariance in hundreds of dimensions costs gigabytes and is not
+        # estimable from a few hundred pixels
+        info = [intro.layer(p) for p in maps]
+        widest = max(int(i.output_shape[i.channel_axis]) for i in info)
+        report.add_clustering(
+            plan.x[:100],
+            maps,
+            image_index=0,
+            clusterers=plan.results.get("clustering"),
+            sample_size=50_000,
+            covariance_type="full" if widest <= MAX_FULL_COVARIANCE else "diag",
+            random_state=0,
+        )
+    if left_out:
+        report.sections[-1].params["left out (no feature maps)"] = ", ".join(left_out)
+
+
+def _purity(report, plan):
+    result = plan.results.get("purity")
+    if result is None:
+        report.add_layerwise_purity(
+            plan.x, plan.y, layers=plan.purity_layers, method="kmeans", seed=0
+        )
+    else:
+        report.add_layerwise_purity(result=result)
+    report.sections[-1].params["labels"] = plan.labels_from
+
+
+def _image_clusters(report, plan):
+    report.add_image_clustering(
+        plan.x,
+        plan.y,
+        plan.penultimate,
+        clusterer=plan.results.get("image-clusters"),
+        method="kmeans",
+        n_clusters=len(np.unique(plan.y)),
+        pooling="avg",
+        random_state=0,
+    )
+    report.sections[-1].params["labels"] = plan.labels_from
+
+
+def _skip_category_tree(plan):
+    return "Needs at least 3 categories among the labels." if len(np.unique(plan.y)) < 3 else None
+
+
+def _category_tree(report, plan):
+    tree = plan.results.get("category-tree")
+    if tree is None:
+        report.add_category_tree(plan.x, plan.y, plan.penultimate, pooling="avg")
+    else:
+        report.add_category_tree(tree=tree)
+    report.sections[-1].params["labels"] = plan.labels_from
+
+
+def _prediction_tree(report, plan):
+    values, counts = np.unique(plan.y, return_counts=True)
+    label = values[counts.argmax()]
+    last = plan.layers[-1]
+    report.add_prediction_tree(
+        plan.x[plan.y == label][:16],
+        last,
+        tree=plan.results.get("prediction-tree"),
+        title=f"Prediction tree of label {label} at {last}",
+    )
+
+
+def _twin(report, plan):
+    report.add_random_twin(plan.shown, plan.targets, results=plan.results.get("twin"))
+
+
+def _skip_quality(plan):
+    if plan.classifier:
+        return None
+    return (
+        "Skipped: the deletion / insertion curves and sanity checks score class "
+        "probabilities, and the explained output has one unit (a regression head)."
+    )
+
+
+def _quality(report, plan):
+    n = plan.n_quality
+    x = plan.x
+    report.add_quality(
+        x[:n],
+        plan.class_target(plan.explained[:n]),
+        options={"occlusion": plan.occlusion},
+        verbose=plan.verbose,
+        result=plan.results.get("quality"),
+    )
+    report.sections[-1].params["images"] = f"{min(n, len(x))} of {len(x)} (n_quality)"
+
+
+for _spec in (
+    SectionSpec("summary", "Model summary", _summary, progress="model summary"),
+    SectionSpec(
+        "saliency",
+        "Class saliency",
+        _saliency,
+        progress="class saliency, Grad-CAM and occlusion",
+    ),
+    SectionSpec("occlusion", "Occlusion", _occlusion, progress="occlusion"),
+    SectionSpec(
+        "filters",
+        "Filter saliency",
+        _filters,
+        per_layer=True,
+        progress="filter saliency (max / sum aggregation) vs occlusion",
+    ),
+    SectionSpec(
+        "features",
+        "Feature visualization",
+        _features,
+        per_layer=True,
+        progress="activation maximization of receptive fields",
+    ),
+    SectionSpec("exemplars", "Exemplars", _exemplars, progress="top activating images"),
+    SectionSpec(
+        "histograms", "Activation histograms", _histograms, progress="activation histograms"
+    ),
+    SectionSpec(
+        "clustering",
+        "Pixel clustering",
+        _clustering,
+        skip=_skip_clustering,
+        progress="pixel DPGMM label maps",
+    ),
+    SectionSpec("purity", "Layer-wise purity", _purity, progress="layer-wise purity"),
+    SectionSpec("image-clusters", "Image clusters", _image_clusters, progress="image clusters"),
+    SectionSpec(
+        "category-tree",
+        "Category tree",
+        _category_tree,
+        skip=_skip_category_tree,
+        progress="category tree",
+    ),
+    SectionSpec("prediction-tree", "Prediction tree", _prediction_tree, progress="prediction tree"),
+    SectionSpec(
+        "twin",
+        "Comparison with a random twin",
+        _twin,
+        progress="comparison with a random twin",
+    ),
+    SectionSpec(
+        "quality",
+        "Explanation quality",
+        _quality,
+        skip=_skip_quality,
+        progress="explanation quality: deletion, insertion, sanity checks",
+    ),
+):
+    REGISTRY.register(
+        _spec.name,
+        _spec.add,
+        title=_spec.title,
+        skip=_spec.skip,
+        per_layer=_spec.per_layer,
+        progress=_spec.progress,
+    )
+del _spec
