@@ -177,3 +177,92 @@ def test_the_report_document_renders_and_computes_nothing():
         if found is not None:
             imported.add(found[0])
     assert imported <= {"keras_introspect", "keras_introspect._files"}, imported
+
+
+def _functions_of(tree):
+    """`{id(node): name of the innermost function holding it}` for a module's nodes."""
+    functions = {}
+    for function in ast.walk(tree):
+        if isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            for inner in ast.walk(function):
+                functions[id(inner)] = function.name  # inner functions are walked later
+    return functions
+
+
+def _part(name):
+    """The package part a module belongs to: `cluster`, `distributed`, `_sources`, ..."""
+    parts = name.split(".")
+    return parts[1] if len(parts) > 1 else ""
+
+
+def test_cluster_and_distributed_do_not_import_each_other():
+    """Issue 20, item 2: the estimators fit through the `ActivationSource` protocol
+    (`_sources.py`), so `cluster/` does not depend on `distributed/` and
+    `distributed/` never imports `cluster/`. The one door: `LayerEstimator._source`
+    imports the Dask source inside the method, when it is given stored activations."""
+    forbidden = {"cluster": "distributed", "distributed": "cluster"}
+    found, lazy = [], []
+    for name, _, tree in _modules():
+        part = _part(name)
+        functions = _functions_of(tree)
+        for node in ast.walk(tree):
+            imported = _imported(name, node)
+            if imported is None:
+                continue
+            target = _part(imported[0])
+            if part == "_sources" and target in ("cluster", "distributed"):
+                found.append(f"{name} imports {imported[0]}")
+            elif forbidden.get(part) != target:
+                continue
+            elif id(node) not in functions or part == "distributed":
+                found.append(f"{name} imports {imported[0]}")
+            else:
+                lazy.append((name, functions[id(node)], imported[0]))
+    assert not found, found
+    assert lazy == [
+        ("keras_introspect.cluster._base", "_source", "keras_introspect.distributed.source")
+    ]
+
+
+def _private_members(tree):
+    """Underscore names a module's classes define: methods and attributes set on `self`."""
+    names = set()
+    for cls in (n for n in ast.walk(tree) if isinstance(n, ast.ClassDef)):
+        for node in ast.walk(cls):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                names.add(node.name)
+            elif (
+                isinstance(node, ast.Attribute)
+                and isinstance(node.ctx, ast.Store)
+                and isinstance(node.value, ast.Name)
+                and node.value.id == "self"
+            ):
+                names.add(node.attr)
+    return {n for n in names if n.startswith("_") and not n.startswith("__")}
+
+
+def test_distributed_touches_no_private_member_of_the_estimators():
+    """Issue 20, item 2: the estimators write their own fitted state and call their
+    own private methods; `distributed/` only computes and returns (grep-style: no
+    `x._fit_sample(...)`, `x._labeler()`, `x._scaling` in it), and passes no
+    hand-counted `stacklevel` into them."""
+    trees = {name: (path, tree) for name, path, tree in _modules()}
+    private = set()
+    for name, (_, tree) in trees.items():
+        if _part(name) == "cluster":
+            private |= _private_members(tree)
+    assert {"_fit_sample", "_keep_used", "_labeler", "_get_introspector", "_scaling"} <= private
+    found = []
+    for name, (path, tree) in trees.items():
+        if _part(name) != "distributed":
+            continue
+        if "stacklevel" in path.read_text(encoding="utf-8"):
+            found.append(f"{name}: stacklevel")
+        for node in ast.walk(tree):
+            if (
+                isinstance(node, ast.Attribute)
+                and node.attr in private
+                and not (isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"))
+            ):
+                found.append(f"{name}: .{node.attr}")
+    assert not found, found

@@ -1,9 +1,11 @@
 """What the estimators of `cluster/` share: the model, the input checks,
-the streaming of one layer, the value scaling and the mixture behind them.
+the activation source of one layer, the sample, the value scaling and the
+mixture behind them.
 """
 
 from __future__ import annotations
 
+import math
 import warnings
 
 import numpy as np
@@ -11,6 +13,7 @@ import numpy as np
 from keras_introspect._data import as_array, is_stream
 from keras_introspect._memory import check_batch_size
 from keras_introspect._sklearn import ModelEstimatorMixin
+from keras_introspect._sources import ActivationSource, ModelSource, is_array_source
 from keras_introspect._validation import (
     check_finite,
     check_number,
@@ -71,6 +74,35 @@ class LayerEstimator(ModelEstimatorMixin):
             )
         return X
 
+    def _source(self, X, info, reset: bool) -> ActivationSource:
+        """The activations of layer `info` for `X`, as an `ActivationSource`.
+
+        Stored activations (a dask or Zarr array, a store's path) are opened
+        and checked by `keras_introspect.distributed`, imported only then;
+        images are checked by `_check_x` (`reset`: the input shape is
+        recorded, for stored activations the model's).
+        """
+        if is_array_source(X):
+            from keras_introspect.distributed.source import DaskSource
+
+            source = DaskSource.open(X, info, type(self).__name__, self.verbose)
+            if reset:
+                self._record_model_input_shape()
+            return source
+        X = self._check_x(X, reset=reset)
+        return ModelSource(self._get_introspector(), info, X, self.batch_size, self.verbose)
+
+    def _record_model_input_shape(self) -> None:
+        """The image shape the model takes, for later calls with images (a fit that
+        saw activations only)."""
+        specs = self._get_introspector().input_specs
+        shape = tuple(specs[0].shape[1:]) if specs else None
+        if shape is not None and None not in shape:
+            self.input_shape_ = shape
+            self.n_features_in_ = math.prod(shape)
+        else:
+            self.input_shape_ = None
+
     def _stream(self, X, path, reduce=None, key=()):
         """Yield one numpy array per batch: the layer's output, channels last.
 
@@ -79,21 +111,10 @@ class LayerEstimator(ModelEstimatorMixin):
         estimator of the model with the same key), so `reduce` must read
         nothing but the values in `key`.
         """
-        from keras_introspect.probes import _scan
-
-        def run(activation):
-            return [activation if reduce is None else reduce(activation)]
-
-        for outputs, _ in _scan.scan(
-            self._get_introspector(),
-            path,
-            X,
-            run,
-            ("estimator", key if reduce is not None else None),
-            self.batch_size,
-            self.verbose,
-        ):
-            yield outputs[0]
+        intro = self._get_introspector()
+        source = ModelSource(intro, intro.layer(path), X, self.batch_size, self.verbose)
+        for _, chunk in source.iter_chunks(reduce, key):
+            yield chunk
 
 
 def pool(activation, pooling):
@@ -153,8 +174,8 @@ class SmallestKeys:
     Every item added gets a uniform key from `random`, in arrival order; the
     `size` items with the smallest keys are kept (all when `size` is
     `None`), in arrival order. The sample depends only on the order of the
-    items, not on how they are split into calls to `add`, so the in-memory
-    and the Dask paths of `PixelClusterer` draw the same one.
+    items, not on how they are split into calls to `add`, so a sample drawn
+    while streaming is the one `sample_indices` chooses by index.
     """
 
     def __init__(self, size, random):
@@ -169,6 +190,33 @@ class SmallestKeys:
         if self.size is not None and len(self.keys) > self.size:
             keep = np.sort(np.argpartition(self.keys, self.size)[: self.size])
             self.keys, self.items = self.keys[keep], self.items[keep]
+
+
+#: keys drawn per piece when a sample is chosen by index (8 MB of float64)
+KEY_PIECE = 2**20
+
+
+def sample_indices(random, n_points, sample_size):
+    """Sorted indices of the points `SmallestKeys` keeps when they arrive in index order.
+
+    The same seeded draw, over the points' indices instead of their values,
+    a piece at a time, so memory stays bounded whatever `n_points`: when the
+    number of points is known, each chunk of a source is asked for its share
+    only, and `random` is left where the streaming draw leaves it.
+    """
+    sample = SmallestKeys(sample_size, random)
+    for start in range(0, n_points, KEY_PIECE):
+        sample.add(np.arange(start, min(start + KEY_PIECE, n_points)))
+    return sample.items
+
+
+def check_range(low, high, name) -> None:
+    """Refuse activations whose range is not finite (NaN or infinity in them)."""
+    if not (np.isfinite(low) and np.isfinite(high)):
+        raise ValueError(
+            f"Input contains NaN or infinity: the activations given to {name} range over "
+            f"[{low}, {high}]"
+        )
 
 
 class MixtureMixin:
@@ -299,10 +347,8 @@ class MixtureMixin:
         return components[:, self.components_].argmax(axis=1).astype(np.int32)
 
     def _labeler(self) -> PointLabeler:
+        """The labeller of raw points, sent with every chunk a source labels."""
         return PointLabeler(self.method, self.mixture_, self.components_, self._scaling)
-
-    def _predict_points(self, points):
-        return self._labeler()(points)
 
 
 class PointLabeler:

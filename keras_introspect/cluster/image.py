@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 from dataclasses import dataclass
 
@@ -12,7 +13,6 @@ from sklearn.utils.validation import check_is_fitted
 from keras_introspect._repr import summary_repr
 from keras_introspect._validation import check_one_of, check_positive_int
 from keras_introspect.cluster._base import LayerEstimator, MixtureMixin, Scaling, pool
-from keras_introspect.distributed.store import is_array_source
 from keras_introspect.targets import one_output_layer
 
 
@@ -107,16 +107,8 @@ class ImageClusterer(MixtureMixin, LayerEstimator, ClusterMixin, BaseEstimator):
             check_positive_int(self.max_features, "max_features")
         info = one_output_layer(self._get_introspector(), self.layer)
         self.layer_path_ = info.path
-        if is_array_source(X):
-            from keras_introspect.distributed import cluster
-
-            acts = cluster.activations_of(self, X, info)
-            cluster.set_input_shape(self)
-            points = cluster.image_points(self, acts, self._grid(), self.verbose)
-        else:
-            X = self._check_x(X, reset=True)
-            points = self._points(X)
-        return self._fit_on(points, scale)
+        source = self._source(X, info, reset=True)
+        return self._fit_on(self._points(source), scale)
 
     def _fit_on(self, points, scale):
         """Scale `points` (one row per image) and cluster them: the fitted state."""
@@ -181,22 +173,19 @@ class ImageClusterer(MixtureMixin, LayerEstimator, ClusterMixin, BaseEstimator):
             return _pooled_grid(self._get_introspector().layer(self.layer_path_), self.max_features)
         return None
 
-    def _points(self, X):
+    def _points(self, source):
+        """One point per image `(n, n_features)`: each chunk reduced where it is."""
         grid = self._grid()
-        batches = self._stream(
-            X, self.layer_path_, self._reduce(grid), key=("grid", grid, self.pooling)
+        parts = source.collect_chunks(
+            _flatten, reduce=self._reduce(grid), key=self._reduce_key(grid), what="Reducing"
         )
-        return np.concatenate([b.reshape(len(b), -1) for b in batches])
+        return np.concatenate(parts)
 
     def _reduce(self, grid):
-        pooling = self.pooling
+        return functools.partial(_reduce_images, grid=grid, pooling=self.pooling)
 
-        def reduce(a):
-            if grid is not None and a.shape.rank > 2:
-                return _block_mean(a, grid)
-            return pool(a, pooling)
-
-        return reduce
+    def _reduce_key(self, grid):
+        return ("grid", grid, self.pooling)
 
     def predict(self, X):
         """Cluster of each image, `(n,)`.
@@ -205,13 +194,16 @@ class ImageClusterer(MixtureMixin, LayerEstimator, ClusterMixin, BaseEstimator):
         dask array, computed chunk by chunk where the chunks are.
         """
         check_is_fitted(self)
-        if is_array_source(X):
-            from keras_introspect.distributed import cluster
-
-            info = self._get_introspector().layer(self.layer_path_)
-            return cluster.predict_images(self, cluster.activations_of(self, X, info), self._grid())
-        X = self._check_x(X, reset=False)
-        return self._predict_points(self._points(X))
+        info = self._get_introspector().layer(self.layer_path_)
+        source = self._source(X, info, reset=False)
+        grid = self._grid()
+        return source.map_chunks(
+            functools.partial(_label_points, self._labeler()),
+            np.int32,
+            item_shape=(),
+            reduce=self._reduce(grid),
+            key=self._reduce_key(grid),
+        )
 
     def composition(self, y):
         """Counts and shares of each label of the fitted images per cluster.
@@ -312,6 +304,31 @@ def _pooled_grid(info, max_features):
         i = int(np.argmax(grid))
         grid[i] = (grid[i] + 1) // 2
     return tuple(grid)
+
+
+def _reduce_images(a, grid, pooling):
+    """`(b, ...)` to one point per image: block means over `grid`, or `pooling`.
+
+    `a` is the layer's activation on the device (a tensor, in the compiled
+    forward pass) or a numpy chunk of stored activations: both are reduced
+    by the same TensorFlow ops, in float32 as the forward pass gives them.
+    """
+    if isinstance(a, np.ndarray):
+        import tensorflow as tf
+
+        a = tf.constant(np.asarray(a, dtype=np.float32))
+    if grid is not None and a.shape.rank > 2:
+        return _block_mean(a, grid)
+    return pool(a, pooling)
+
+
+def _flatten(chunk):
+    return chunk.reshape(len(chunk), -1)
+
+
+def _label_points(labeler, chunk):
+    """Cluster of each image of a reduced chunk `(b, ...)`."""
+    return labeler(_flatten(chunk))
 
 
 def _block_mean(a, grid):

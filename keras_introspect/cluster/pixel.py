@@ -9,6 +9,8 @@ place as one label image per input image.
 
 from __future__ import annotations
 
+import functools
+import math
 import sys
 import warnings
 
@@ -17,9 +19,16 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
+from keras_introspect._sources import is_array_source
 from keras_introspect._validation import check_one_of, check_positive_int
-from keras_introspect.cluster._base import LayerEstimator, MixtureMixin, Scaling, SmallestKeys
-from keras_introspect.distributed.store import is_array_source
+from keras_introspect.cluster._base import (
+    LayerEstimator,
+    MixtureMixin,
+    Scaling,
+    SmallestKeys,
+    check_range,
+    sample_indices,
+)
 from keras_introspect.targets import one_output_layer
 
 
@@ -147,19 +156,28 @@ class PixelClusterer(MixtureMixin, LayerEstimator, TransformerMixin, BaseEstimat
         self.layer_path_ = info.path
         random = check_random_state(self.random_state)
         scaling = Scaling(scale)
-        if is_array_source(X):
-            from keras_introspect.distributed import cluster
+        source = self._source(X, info, reset=True)
+        if None in source.shape:  # a stream, or a model of any input size
+            sample = self._sample_while_reading(source, scaling, sample_size, random)
+        else:
+            self.map_shape_ = tuple(source.shape[1:-1])
+            self.n_channels_ = source.shape[-1]
+            self.n_points_ = source.shape[0] * math.prod(self.map_shape_)
+            if sample_size is None and source.out_of_core:
+                self._fit_all_points(source, scaling)
+                return self
+            sample = self._sample_by_index(source, scaling, sample_size, random)
+        check_range(scaling.low, scaling.high, "PixelClusterer")
+        self._fit_sample(sample, scaling, stacklevel=3)
+        return self
 
-            acts = cluster.activations_of(self, X, info)
-            cluster.set_input_shape(self)
-            cluster.fit_pixels(self, acts, scaling, sample_size, random, self.verbose)
-            return self
-        X = self._check_x(X, reset=True)
+    def _sample_while_reading(self, source, scaling, sample_size, random):
+        """The range and the seeded sample, drawn batch by batch as the points arrive."""
         sample = SmallestKeys(sample_size, random)
         n_points = 0
-        for batch in self._stream(X, info.path):
-            self.map_shape_ = tuple(batch.shape[1:-1])
-            points = batch.reshape(-1, batch.shape[-1])
+        for _, chunk in source.iter_chunks():
+            self.map_shape_ = tuple(chunk.shape[1:-1])
+            points = chunk.reshape(-1, chunk.shape[-1])
             scaling.update(points)
             n_points += len(points)
             sample.add(points)
@@ -167,11 +185,55 @@ class PixelClusterer(MixtureMixin, LayerEstimator, TransformerMixin, BaseEstimat
             raise ValueError("Expected at least one image in X. Received: an empty stream")
         self.n_channels_ = sample.items.shape[1]
         self.n_points_ = n_points
-        self._fit_sample(sample.items, scaling, stacklevel=3)
-        return self
+        return sample.items
+
+    def _sample_by_index(self, source, scaling, sample_size, random):
+        """The same range and sample when the number of points is known beforehand.
+
+        The indices of the sampled points are drawn first (`sample_indices`),
+        then every chunk returns its range and its own sampled points only,
+        read where the chunk is (on the Dask cluster for stored activations).
+        """
+        per_image = math.prod(self.map_shape_)
+        selected = sample_indices(random, self.n_points_, sample_size)
+
+        def local(start, size):
+            # only this chunk's share of the indices travels with its task
+            lo, hi = np.searchsorted(selected, [start * per_image, (start + size) * per_image])
+            return selected[lo:hi] - start * per_image
+
+        results = source.collect_chunks(_summary, args=local, what="Sampling")
+        for low, high, _ in results:
+            scaling.update(np.array([low, high]))
+        return np.concatenate([points for _, _, points in results])
+
+    def _fit_all_points(self, source, scaling):
+        """k-means over every pixel of stored activations (`sample_size=None`), with dask-ml."""
+        if self.method != "kmeans":
+            raise ValueError(
+                f"method={self.method!r} has no distributed fit: it is fitted on a "
+                "sample of the pixels. Pass sample_size (an int), or method='kmeans' to "
+                "fit k-means on all pixels with dask-ml"
+            )
+        scaling.low, scaling.high = source.value_range()
+        check_range(scaling.low, scaling.high, "PixelClusterer")
+        self.n_points_fit_ = self.n_points_
+        self.sampled_ = False
+        self.data_range_ = (scaling.low, scaling.high)
+        if self.n_points_ < self.n_clusters:
+            raise ValueError(
+                f"Expected at least n_clusters={self.n_clusters} points. Received: {self.n_points_}"
+            )
+        if self.verbose:
+            print(
+                f"PixelClusterer: dask-ml k-means on all {self.n_points_:,} pixels",
+                file=sys.stderr,
+            )
+        self.mixture_, counts = source.kmeans(self.n_clusters, self.random_state, scaling)
+        self._keep_used(counts, scaling, stacklevel=4)
 
     def _fit_sample(self, sample, scaling, stacklevel):
-        """Fit on the sampled points, recording what was sampled (both paths)."""
+        """Fit on the sampled points, recording what was sampled."""
         self.n_points_fit_ = len(sample)
         self.sampled_ = self.n_points_ > len(sample)
         self.data_range_ = (scaling.low, scaling.high)
@@ -202,8 +264,6 @@ class PixelClusterer(MixtureMixin, LayerEstimator, TransformerMixin, BaseEstimat
         check_is_fitted(self)
         check_one_of(to, "to", (None, "numpy", "dask"))
         if is_array_source(X):
-            from keras_introspect.distributed import cluster
-
             if to is None:
                 warnings.warn(
                     "PixelClusterer.transform of stored activations returns a lazy dask "
@@ -213,20 +273,21 @@ class PixelClusterer(MixtureMixin, LayerEstimator, TransformerMixin, BaseEstimat
                     stacklevel=2,
                 )
                 to = "dask"
-            info = self._get_introspector().layer(self.layer_path_)
-            labels = cluster.label_pixels(self, cluster.activations_of(self, X, info))
-            return labels if to == "dask" else np.asarray(labels.compute())
-        if to == "dask":
+        elif to == "dask":
             raise ValueError(
                 "to='dask' is for stored activations (a dask or Zarr array, or a store "
                 "path); images are labelled here, as numpy"
             )
-        X = self._check_x(X, reset=False)
-        maps = []
-        for batch in self._stream(X, self.layer_path_):
-            labels = self._predict_points(batch.reshape(-1, batch.shape[-1]))
-            maps.append(labels.reshape(batch.shape[:-1]))
-        return np.concatenate(maps)
+        info = self._get_introspector().layer(self.layer_path_)
+        source = self._source(X, info, reset=False)
+        labels = source.map_chunks(
+            functools.partial(_label_maps, self._labeler()),
+            np.int32,
+            item_shape=source.shape[1:-1],
+        )
+        if source.out_of_core and to == "numpy":
+            return np.asarray(labels.compute())
+        return labels
 
     def predict(self, X):
         """Same as `transform`: label images `(n, *map_shape_)`."""
@@ -261,9 +322,16 @@ class PixelClusterer(MixtureMixin, LayerEstimator, TransformerMixin, BaseEstimat
                 "path of a store); write them first with ki.distributed.activations_to_zarr, "
                 f"or call transform(images). Received: {type(X).__name__}"
             )
-        from keras_introspect.distributed import cluster
-
-        return cluster.labels_to_zarr(self, X, path, overwrite, self.verbose)
+        info = self._get_introspector().layer(self.layer_path_)
+        source = self._source(X, info, reset=False)
+        return source.write_labels(
+            functools.partial(_label_maps, self._labeler()),
+            path,
+            item_shape=source.shape[1:-1],
+            meta={"layer": self.layer_path_, "estimator": type(self).__name__},
+            fit=(self.cluster_centers_, self.weights_, self.components_),
+            overwrite=overwrite,
+        )
 
     def fit_predict(self, X, y=None):
         """`fit(X)`, then the label images of `X`."""
@@ -314,6 +382,17 @@ class PixelClusterer(MixtureMixin, LayerEstimator, TransformerMixin, BaseEstimat
         tags.input_tags.allow_nan = False
         tags.transformer_tags.preserves_dtype = []
         return tags
+
+
+def _summary(chunk, local):
+    """Range of a chunk and its points at indices `local` (runs where the chunk is)."""
+    points = chunk.reshape(-1, chunk.shape[-1])
+    return float(points.min()), float(points.max()), points[local]
+
+
+def _label_maps(labeler, chunk):
+    """Label maps `(b, *map_shape)` of a chunk of activations `(b, *map_shape, c)`."""
+    return labeler(chunk.reshape(-1, chunk.shape[-1])).reshape(chunk.shape[:-1])
 
 
 def upsample_labels(labels, input_size, field=None) -> np.ndarray:

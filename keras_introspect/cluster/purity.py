@@ -237,7 +237,7 @@ def _one_pass(intro, clusterers, x, batch_size, n_images, verbose):
     `None` when they would take more than a quarter of the memory available (or
     `x` is stored activations): then each layer is read on its own pass."""
     from keras_introspect._memory import available_bytes
-    from keras_introspect.distributed.store import is_array_source
+    from keras_introspect._sources import is_array_source
     from keras_introspect.probes import _scan
 
     if is_array_source(x):

@@ -9,6 +9,7 @@ import threading
 
 import numpy as np
 
+from keras_introspect._sources import is_dask
 from keras_introspect._tensor import item_shape
 from keras_introspect._validation import check_positive_int, check_verbose
 from keras_introspect.distributed import store as stores
@@ -208,7 +209,7 @@ def _source(images, spec, loader):
 
     if images is None:
         raise ValueError("Expected images. Received: images=None")
-    if stores.is_dask(images):
+    if is_dask(images):
         _check_shape(images.shape, spec, "images")
 
         def dask_parts(chunk):

@@ -25,19 +25,6 @@ VERSION = 2  # 2: a digest of each chunk's inputs, and the model's weights in `m
 _METADATA_FILES = frozenset({"zarr.json", ".zgroup", ".zattrs", ".zarray", ".zmetadata"})
 
 
-def is_zarr(x) -> bool:
-    return type(x).__module__.startswith("zarr")
-
-
-def is_dask(x) -> bool:
-    return type(x).__module__.startswith("dask") and hasattr(x, "chunks") and hasattr(x, "dask")
-
-
-def is_array_source(x) -> bool:
-    """Whether `x` names stored activations: a dask or Zarr array, or a path."""
-    return is_dask(x) or is_zarr(x) or isinstance(x, (str, os.PathLike))
-
-
 class ChunkedStore:
     """One array of a Zarr group, chunked along its first axis, with done markers.
 

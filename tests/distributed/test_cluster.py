@@ -10,7 +10,8 @@ import keras_introspect as ki
 
 da = pytest.importorskip("dask.array")
 pytest.importorskip("zarr", minversion="3")
-from keras_introspect.distributed import cluster, store  # noqa: E402
+from keras_introspect.cluster import _base  # noqa: E402
+from keras_introspect.distributed import store  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -43,12 +44,12 @@ def pixel(model, **kw):
 
 
 def test_the_sample_is_the_one_the_in_memory_path_draws(monkeypatch):
-    monkeypatch.setattr(cluster, "KEY_PIECE", 37)  # many pieces, merged
+    monkeypatch.setattr(_base, "KEY_PIECE", 37)  # many pieces, merged
     for n, k in [(1000, 10), (1000, 999), (50, 80), (370, 37)]:
         keys = np.random.RandomState(3).random_sample(n)
         expected = np.sort(np.argsort(keys)[:k])
         random = np.random.RandomState(3)
-        np.testing.assert_array_equal(cluster._sample_indices(random, n, k), expected)
+        np.testing.assert_array_equal(_base.sample_indices(random, n, k), expected)
         # the generator is left where the in-memory path leaves it (it seeds the mixture)
         reference = np.random.RandomState(3)
         reference.random_sample(n)
@@ -160,14 +161,19 @@ def test_image_fit_on_the_store_is_the_in_memory_fit(model, images, stored, opti
     st.integers(1, 9),
     st.integers(1, 9),
 )
-def test_block_mean_twin_matches_the_tensorflow_one(b, h, w, c, gh, gw):
-    from keras_introspect.cluster.image import _block_mean
+def test_stored_chunks_are_pooled_by_the_tensorflow_block_mean(b, h, w, c, gh, gw):
+    """Issue 20: one block mean; a stored chunk (numpy, float16 too) goes through it."""
+    import tensorflow as tf
+
+    from keras_introspect.cluster.image import _block_mean, _reduce_images
 
     gh, gw = min(gh, h), min(gw, w)
     x = np.random.default_rng(h * w).random((b, h, w, c)).astype("float32")
-    expected = np.asarray(_block_mean(x, (gh, gw))).reshape(b, -1)
-    got = cluster._reduce_block(x, (gh, gw), None)
-    np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-6)
+    for chunk in (x, x.astype("float16")):
+        as_float32 = tf.constant(chunk.astype("float32"))
+        expected = np.asarray(_block_mean(as_float32, (gh, gw))).reshape(b, -1)
+        got = np.asarray(_reduce_images(chunk, (gh, gw), None)).reshape(b, -1)
+        np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-6)
 
 
 def test_stores_and_arrays_that_do_not_fit_are_refused(model, images, stored, tmp_path):
