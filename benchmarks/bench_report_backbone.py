@@ -8,6 +8,7 @@ report's own:
 
     python benchmarks/bench_report_backbone.py train DIR [--epochs 3]
     python benchmarks/bench_report_backbone.py report DIR [--images 300] [--layers ...]
+        [--sections ...]
 
 `report` prints the layers chosen, one progress line per section with its
 seconds, the total and the peak resident memory (`ru_maxrss`). Run `report`
@@ -68,7 +69,7 @@ def train(folder, epochs):
     print(f"held-out accuracy {accuracy:.3f}", file=sys.stderr)
 
 
-def report(folder, n, layers=None):
+def report(folder, n, layers=None, sections=None):
     import keras
 
     import keras_introspect as ki
@@ -78,7 +79,7 @@ def report(folder, n, layers=None):
     data = np.load(os.path.join(folder, "held_out.npz"))
     x, y = data["x"][:n], data["y"][:n]
     start = time.perf_counter()
-    result = ki.report.build_report(model, x, y, layers=layers)
+    result = ki.report.build_report(model, x, y, layers=layers, sections=sections, verbose=1)
     result.save(os.path.join(folder, "report.html"))
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
     print(
@@ -95,11 +96,12 @@ def main():
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--images", type=int, default=300)
     parser.add_argument("--layers", nargs="+", help="instead of the report's own choice")
+    parser.add_argument("--sections", nargs="+", help="only these (e.g. one, for its own peak)")
     args = parser.parse_args()
     if args.step == "train":
         train(args.folder, args.epochs)
     else:
-        report(args.folder, args.images, args.layers)
+        report(args.folder, args.images, args.layers, args.sections)
 
 
 if __name__ == "__main__":

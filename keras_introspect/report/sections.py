@@ -17,10 +17,11 @@ Example:
     >>> from keras_introspect.report import register_section
     >>> @register_section("mean-image", title="Mean image", after="summary")
     ... def mean_image(report, plan):
-    ...     report.add_image(plan.x.mean(0), title="Mean image")  # doctest: +SKIP
+    ...     report.add_image(plan.x.mean(0), title="Mean image")
     >>> "mean-image" in REGISTRY
     True
-    >>> REGISTRY.unregister("mean-image")
+    >>> REGISTRY.unregister("mean-image").title
+    'Mean image'
 """
 
 from __future__ import annotations
@@ -176,6 +177,12 @@ register_section = REGISTRY.register
 
 
 # ------------------------------------------------------------- built-in sections
+
+_SALIENCY = "class saliency, Grad-CAM and occlusion"
+_PIXELS = "pixel DPGMM label maps"
+_FILTERS = "filter saliency (max / sum aggregation) vs occlusion"
+_FEATURES = "activation maximization of receptive fields"
+_QUALITY = "explanation quality: deletion, insertion, sanity checks"
 
 
 def _summary(report, plan):
@@ -377,70 +384,24 @@ def _quality(report, plan):
     report.sections[-1].params["images"] = f"{min(n, len(x))} of {len(x)} (n_quality)"
 
 
-for _spec in (
-    SectionSpec("summary", "Model summary", _summary, progress="model summary"),
-    SectionSpec(
-        "saliency",
-        "Class saliency",
-        _saliency,
-        progress="class saliency, Grad-CAM and occlusion",
-    ),
-    SectionSpec("occlusion", "Occlusion", _occlusion, progress="occlusion"),
-    SectionSpec(
-        "filters",
-        "Filter saliency",
-        _filters,
-        per_layer=True,
-        progress="filter saliency (max / sum aggregation) vs occlusion",
-    ),
-    SectionSpec(
-        "features",
-        "Feature visualization",
-        _features,
-        per_layer=True,
-        progress="activation maximization of receptive fields",
-    ),
-    SectionSpec("exemplars", "Exemplars", _exemplars, progress="top activating images"),
-    SectionSpec(
-        "histograms", "Activation histograms", _histograms, progress="activation histograms"
-    ),
-    SectionSpec(
-        "clustering",
-        "Pixel clustering",
-        _clustering,
-        skip=_skip_clustering,
-        progress="pixel DPGMM label maps",
-    ),
-    SectionSpec("purity", "Layer-wise purity", _purity, progress="layer-wise purity"),
-    SectionSpec("image-clusters", "Image clusters", _image_clusters, progress="image clusters"),
-    SectionSpec(
-        "category-tree",
-        "Category tree",
-        _category_tree,
-        skip=_skip_category_tree,
-        progress="category tree",
-    ),
-    SectionSpec("prediction-tree", "Prediction tree", _prediction_tree, progress="prediction tree"),
-    SectionSpec(
-        "twin",
-        "Comparison with a random twin",
-        _twin,
-        progress="comparison with a random twin",
-    ),
-    SectionSpec(
-        "quality",
-        "Explanation quality",
-        _quality,
-        skip=_skip_quality,
-        progress="explanation quality: deletion, insertion, sanity checks",
-    ),
-):
+# name, title (of a note in its place), add, progress line, skip, one per layer
+_BUILT_IN = (
+    ("summary", "Model summary", _summary, "model summary", None, False),
+    ("saliency", "Class saliency", _saliency, _SALIENCY, None, False),
+    ("occlusion", "Occlusion", _occlusion, "occlusion", None, False),
+    ("filters", "Filter saliency", _filters, _FILTERS, None, True),
+    ("features", "Feature visualization", _features, _FEATURES, None, True),
+    ("exemplars", "Exemplars", _exemplars, "top activating images", None, False),
+    ("histograms", "Activation histograms", _histograms, "activation histograms", None, False),
+    ("clustering", "Pixel clustering", _clustering, _PIXELS, _skip_clustering, False),
+    ("purity", "Layer-wise purity", _purity, "layer-wise purity", None, False),
+    ("image-clusters", "Image clusters", _image_clusters, "image clusters", None, False),
+    ("category-tree", "Category tree", _category_tree, "category tree", _skip_category_tree, False),
+    ("prediction-tree", "Prediction tree", _prediction_tree, "prediction tree", None, False),
+    ("twin", "Comparison with a random twin", _twin, "comparison with a random twin", None, False),
+    ("quality", "Explanation quality", _quality, _QUALITY, _skip_quality, False),
+)
+for _name, _title, _add, _progress, _skip, _per_layer in _BUILT_IN:
     REGISTRY.register(
-        _spec.name,
-        _spec.add,
-        title=_spec.title,
-        skip=_spec.skip,
-        per_layer=_spec.per_layer,
-        progress=_spec.progress,
+        _name, _add, title=_title, skip=_skip, per_layer=_per_layer, progress=_progress
     )
-del _spec
