@@ -23,6 +23,7 @@ from keras_introspect._memory import (
     out_of_memory_errors,
     resolve_batch_size,
 )
+from keras_introspect._progress import progress_bar
 from keras_introspect._validation import (
     check_backend,
     check_model,
@@ -275,7 +276,6 @@ class Attribution:
     __call__ = explain
 
     def _explain(self, x, batch_size: int, verbose: int):
-        import keras
 
         intro = self._introspector()
         specs = intro.input_specs
@@ -293,7 +293,7 @@ class Attribution:
         b, m = self._plan(n, batch_size)
         n_steps = None if n is None else -(-n // b) * -(-self._n_draws // m)
         call = _Call(
-            keras.utils.Progbar(n_steps, verbose=verbose),
+            progress_bar(n_steps, verbose=verbose),
             Halver(b, type(self).__name__),
             Halver(m, type(self).__name__),
             self._extra_inputs(image, shape),

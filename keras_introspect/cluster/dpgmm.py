@@ -33,6 +33,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from keras_introspect._progress import progress_bar
 from keras_introspect._validation import (
     check_number,
     check_one_of,
@@ -156,9 +157,7 @@ class DPGMM(DensityMixin, BaseEstimator):
         nk, xk, sk = _weighted_moments(X64, resp, self.covariance_type)
         self._m_step(nk, xk, sk)
 
-        import keras
-
-        progbar = keras.utils.Progbar(self.max_iter, verbose=self.verbose, unit_name="iteration")
+        progbar = progress_bar(self.max_iter, verbose=self.verbose, unit_name="iteration")
         lower_bound = -np.inf
         self.lower_bounds_ = []
         self.converged_ = False

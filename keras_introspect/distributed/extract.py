@@ -9,6 +9,7 @@ import threading
 
 import numpy as np
 
+from keras_introspect._progress import progress_bar
 from keras_introspect._sources import is_dask
 from keras_introspect._tensor import item_shape
 from keras_introspect._validation import check_positive_int, check_verbose
@@ -90,7 +91,6 @@ def activations_to_zarr(
     """
     require("zarr")
     require("dask.array")
-    import keras
 
     from keras_introspect.model.io import load_model
     from keras_introspect.probes import _scan
@@ -133,7 +133,7 @@ def activations_to_zarr(
         path, "activations", shape, dtype, source.n, chunk_images, meta, overwrite
     )
     done = set(range(store.n_chunks)) - set(store.pending())
-    progbar = keras.utils.Progbar(source.n, verbose=verbose, unit_name="image")
+    progbar = progress_bar(source.n, verbose=verbose, unit_name="image")
     if done:  # said whatever `verbose` is: a reuse is never silent
         print(
             f"activations_to_zarr: resuming {store.path!r}: {len(done)} chunk(s) already "

@@ -21,6 +21,7 @@ import sys
 
 import numpy as np
 
+from keras_introspect._progress import progress_bar
 from keras_introspect._sources import is_zarr
 from keras_introspect.distributed import store as stores
 from keras_introspect.distributed import tasks
@@ -118,7 +119,6 @@ class DaskSource:
         At most a few tasks are in flight at a time (`tasks.run`); with
         `verbose`, a line names the work (`what`) and a bar counts the images.
         """
-        import keras
 
         dask = require("dask")
         task = dask.delayed(functools.partial(_apply, fn, reduce), pure=False)
@@ -126,7 +126,7 @@ class DaskSource:
         sizes = self.array.chunks[0]
         if self.verbose:
             print(f"{what} {len(self.array):,} images in {len(blocks)} chunks", file=sys.stderr)
-        progbar = keras.utils.Progbar(len(self.array), verbose=self.verbose, unit_name="image")
+        progbar = progress_bar(len(self.array), verbose=self.verbose, unit_name="image")
 
         def call(block, start, size):
             return task(block) if args is None else task(block, args(start, size))
@@ -170,7 +170,6 @@ class DaskSource:
             ValueError: `path` is (or is inside, or holds) the store of the
                 activations read, or holds a store written for other inputs.
         """
-        import keras
 
         dask = require("dask")
         self._check_not_inside(path)
@@ -183,7 +182,7 @@ class DaskSource:
         )
         pending = store.pending()
         sizes = [array.chunks[0][index] for index in pending]
-        progbar = keras.utils.Progbar(len(array), verbose=self.verbose, unit_name="image")
+        progbar = progress_bar(len(array), verbose=self.verbose, unit_name="image")
         progbar.add(len(array) - sum(sizes))
         write = dask.delayed(stores.write_chunk, pure=False)
         blocks = labels.to_delayed().ravel()

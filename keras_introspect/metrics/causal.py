@@ -35,6 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from keras_introspect._data import as_array
+from keras_introspect._progress import progress_bar
 from keras_introspect._repr import Tabular
 from keras_introspect._validation import (
     check_baseline,
@@ -228,7 +229,6 @@ def _causal(
     batch_size,
     verbose,
 ):
-    import keras
 
     steps = check_positive_int(steps, "steps")
     verbose = check_verbose(verbose)
@@ -245,7 +245,7 @@ def _causal(
     if random_baseline:
         orders.append(_ranks(np.random.default_rng(seed).random(maps.shape)))
     n_batches = len(orders) * -(-len(x) * (steps + 1) // batch_size)
-    progbar = keras.utils.Progbar(n_batches, verbose=verbose, unit_name="batch")
+    progbar = progress_bar(n_batches, verbose=verbose, unit_name="batch")
     results = []
     for ranks in orders:
         scores = _curve_scores(kind, scorer, x, base, ranks, counts, batch_size, progbar)

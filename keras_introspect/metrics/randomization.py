@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from keras_introspect._progress import progress_bar
 from keras_introspect._repr import Tabular, summary_repr
 from keras_introspect._validation import (
     UNSET,
@@ -240,7 +241,6 @@ def randomization_check(
         >>> result.table[:2]                                                  # doctest: +SKIP
         [{'randomised': 'out', 'spearman': 0.41, 'spearman (abs)': 0.38}, ...]
     """
-    import keras
 
     from keras_introspect.model.introspector import Introspector
     from keras_introspect.probes.randomized_twin import reinitialize, trained_copy
@@ -260,7 +260,7 @@ def randomization_check(
     copy_intro = Introspector(copy)
     rng = np.random.default_rng(seed)
     rows, rows_abs, kept, done = [], [], [], []
-    progbar = keras.utils.Progbar(len(measured), verbose=verbose, unit_name="layer")
+    progbar = progress_bar(len(measured), verbose=verbose, unit_name="layer")
     for path in paths:
         layer = copy_intro.layer(path).layer
         saved = [v.numpy() for v in layer.weights]

@@ -16,6 +16,7 @@ from keras_introspect._memory import (
     concat_pieces,
     resolve_batch_size,
 )
+from keras_introspect._progress import progress_bar
 from keras_introspect._tensor import reduce_axes
 from keras_introspect._validation import (
     check_backend,
@@ -832,7 +833,7 @@ class Introspector:
         batch_size = resolve_batch_size(batch_size, self, factor=1)  # forward only
         infos = select(layers, self._analyse())
         batches = Batches(x, batch_size, self.input_specs)
-        progbar = keras.utils.Progbar(batches.n_batches, verbose=verbose, unit_name="batch")
+        progbar = progress_bar(batches.n_batches, verbose=verbose, unit_name="batch")
         out, parts, start = None, None, 0
         fn = None
         halver = Halver(batch_size, "Introspector.activations")

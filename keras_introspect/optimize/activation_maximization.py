@@ -22,6 +22,7 @@ import numpy as np
 
 from keras_introspect._data import Batches
 from keras_introspect._memory import check_batch_size, resolve_batch_size
+from keras_introspect._progress import progress_bar
 from keras_introspect._repr import Tabular, summary_repr
 from keras_introspect._tensor import channels_last
 from keras_introspect._validation import (
@@ -400,9 +401,8 @@ class ActivationMaximization:
         rows_per_run = min(batch_size, n * K)
         n_runs = math.ceil(n * K / rows_per_run)
         chunk = self.snapshot_every or (steps if self.verbose == 0 else max(1, steps // 25))
-        import keras
 
-        progbar = keras.utils.Progbar(steps * n_runs, verbose=self.verbose, unit_name="step")
+        progbar = progress_bar(steps * n_runs, verbose=self.verbose, unit_name="step")
         loop = self._loop(intro, bound, rf, param, rows_per_run, dtype)
         evaluate = self._evaluator(intro, bound, rf, rows_per_run, dtype)
         images, histories, snapshots, finals = [], [], [], []

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from keras_introspect._data import Batches
+from keras_introspect._progress import progress_bar
 from keras_introspect._repr import Tabular, summary_repr
 from keras_introspect._validation import (
     UNSET,
@@ -114,7 +115,6 @@ def fool(
         >>> int(res.steps_to_flip[0])  # x falls by 0.1 per step, below 0 after 10
         10
     """
-    import keras
 
     from keras_introspect.model.introspector import Introspector
 
@@ -148,7 +148,7 @@ def fool(
     loop, evaluate = intro.cached(
         key, lambda: _compile(intro, bound, dtype, images.shape[1:], value_range, optimizer, rows)
     )
-    progbar = keras.utils.Progbar(steps * math.ceil(n / rows), verbose=verbose, unit_name="step")
+    progbar = progress_bar(steps * math.ceil(n / rows), verbose=verbose, unit_name="step")
     finals, history, last, probs0, probs1 = [], [], [], [], []
     chunk = steps if verbose == 0 else max(1, steps // 25)
     for take, count in padded_runs(n, rows):

@@ -16,6 +16,7 @@ from keras_introspect._memory import (
     concat_pieces,
     resolve_batch_size,
 )
+from keras_introspect._progress import progress_bar
 from keras_introspect._tensor import channels_last
 from keras_introspect._validation import (
     check_backend,
@@ -75,7 +76,6 @@ def scan(
         extra: numpy arrays passed to `reduce` as inputs (channel indices):
             other values reuse the compiled scan.
     """
-    import keras
     import tensorflow as tf
 
     batch_size = resolve_batch_size(batch_size, intro, factor=1)  # forward only
@@ -89,7 +89,7 @@ def scan(
     extra = [np.asarray(e) for e in extra]
     fn = None
     halver = Halver(batch_size, "dataset scan")
-    progbar = keras.utils.Progbar(batches.n_batches, verbose=verbose, unit_name="batch")
+    progbar = progress_bar(batches.n_batches, verbose=verbose, unit_name="batch")
     for step, batch in enumerate(batches):
         if fn is None:
             spec = tf.TensorSpec((None, *batch.shape[1:]), tf.as_dtype(batch.dtype))

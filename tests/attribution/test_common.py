@@ -105,4 +105,4 @@ def test_multi_input_and_subclassed_models(get_model, name):
 
 def test_progress_bar(model, capsys):
     ki.Saliency(model, 0, batch_size=2, verbose=1).explain(X)
-    assert "3/3" in capsys.readouterr().out
+    assert "3/3" in capsys.readouterr().err  # status on stderr (issue 20)

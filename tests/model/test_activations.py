@@ -157,7 +157,7 @@ def test_pooling_equals_numpy_reduction(built_models, pooling):
 def test_progress_bar_when_verbose(built_models, capsys):
     intro = ki.Introspector(built_models["sequential"])
     intro.activations(sample_input("sequential", n=6), "conv1", batch_size=2, verbose=1)
-    assert "3/3" in capsys.readouterr().out
+    assert "3/3" in capsys.readouterr().err  # status on stderr (issue 20)
 
 
 def test_bad_inputs_are_refused_clearly(built_models):

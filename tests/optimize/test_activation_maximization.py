@@ -241,7 +241,8 @@ def test_step_cap_from_the_environment(digits_cnn, monkeypatch):
 def test_progress_bar(digits_cnn, capsys):
     model, _, _ = digits_cnn
     ki.ActivationMaximization(model, Class(1), steps=10, verbose=1).generate()
-    assert "10/10" in capsys.readouterr().out
+    out, err = capsys.readouterr()
+    assert "10/10" in err and out == ""  # status on stderr (issue 20)
 
 
 def test_bad_arguments_are_refused(digits_cnn, built_models):
