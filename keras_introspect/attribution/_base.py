@@ -457,6 +457,17 @@ class GradientMethod(Attribution):
         """Map `(b, K, H, W, C)` from the summed statistics (numpy)."""
         return stats[0]
 
+    def _score_statistics(self, scores, draw_values, weights):
+        """Per-chunk sums over draws of the scores `(b, m, K)` (traced); none by default.
+
+        A method that checks its maps against the scores (Integrated Gradients'
+        completeness) returns them here and reads their totals in `_check_chunk`.
+        """
+        return []
+
+    def _check_chunk(self, maps, score_totals, images):
+        """Called with each chunk's unreduced maps `(b, K, ...)` and score totals."""
+
     def _step_fn(self, leaves: list, pack, image: int, extra: list):
         import tensorflow as tf
 
@@ -474,7 +485,11 @@ class GradientMethod(Attribution):
         ]
         signature += [tf.TensorSpec(e.shape, tf.as_dtype(e.dtype)) for e in extra]
         n_leaves = len(leaves)
-        perturb, statistics = self._perturb, self._statistics
+        perturb, statistics, score_statistics = (
+            self._perturb,
+            self._statistics,
+            self._score_statistics,
+        )
 
         def step(*args):
             intro.note_trace()
@@ -491,7 +506,11 @@ class GradientMethod(Attribution):
                 score = bound.score(activations, output, row_params)
             grads = tf.cast(tape.gradient(score, rows), tf.float32)
             grads = tf.reshape(grads, [b, m, K, *x.shape[1:]])
-            return statistics(grads, weights, tf.cast(x, tf.float32))
+            scores = tf.reshape(tf.cast(score, tf.float32), [b, m, K])
+            return (
+                statistics(grads, weights, tf.cast(x, tf.float32)),
+                score_statistics(scores, draw_values, weights),
+            )
 
         return compile_step(step, signature)
 
@@ -505,7 +524,7 @@ class GradientMethod(Attribution):
         )
         image_ids = np.arange(start, start + b, dtype=np.int32)
         expanded = self._bound.expand(params)
-        totals = None
+        totals = score_totals = None
         for first in range(0, n_draws, m):
             sl = slice(first, first + m)
             d_ids, d_values, d_w = ids[sl], values[sl], weights[sl]
@@ -514,13 +533,18 @@ class GradientMethod(Attribution):
                 d_ids = np.concatenate([d_ids, np.repeat(d_ids[-1:], pad)])
                 d_values = np.concatenate([d_values, np.repeat(d_values[-1:], pad)])
                 d_w = np.concatenate([d_w, np.zeros(pad, np.float32)])
-            stats = fn(*leaves, expanded, image_ids, d_ids, d_values, d_w, *extra)
-            stats = [np.asarray(s) for s in stats]
-            totals = (
-                stats if totals is None else [t + s for t, s in zip(totals, stats, strict=True)]
-            )
+            stats, score_stats = fn(*leaves, expanded, image_ids, d_ids, d_values, d_w, *extra)
+            totals = _add(totals, stats)
+            score_totals = _add(score_totals, score_stats)
             call.progbar.add(1)
         call.signal = call.signal or bool(np.any(totals[-1]))
         x = leaves[image].astype(np.float32)
         maps = self._finish(totals, x[:, None])
+        self._check_chunk(maps, score_totals, x[:, None])
         return reduce_channels(maps, self.reduce_channels).astype(np.float32, copy=False)
+
+
+def _add(totals, stats) -> list:
+    """Running sums of per-chunk statistics (numpy), `stats` added to `totals`."""
+    stats = [np.asarray(s) for s in stats]
+    return stats if totals is None else [t + s for t, s in zip(totals, stats, strict=True)]
