@@ -12,7 +12,11 @@ Convention (what `CausalCurves` holds):
   pixels (all channels of a pixel together) are deleted or inserted, so
   each curve has `steps + 1` points at the fractions `k / steps` (point 0:
   the image for deletion, the baseline image for insertion; the last point
-  the other way round). Ties in the map keep the row-major pixel order.
+  the other way round). Pixels with equal map values (Grad-CAM's flat
+  regions, a map that is 0 outside the object) come in a random order
+  drawn from `seed` (`ties="random"`, the default): the row-major order
+  (`ties="index"`) would delete the top-left of every flat region first and
+  score the map by its position in the image.
 - With `normalize=True` (default) a score `s` is shown as
   `(s - s_baseline) / (s_image - s_baseline)`: 1 is the score of the
   image, 0 the score of the baseline image, whatever the units of the
@@ -40,12 +44,15 @@ from keras_introspect._repr import Tabular
 from keras_introspect._validation import (
     check_baseline,
     check_finite,
+    check_one_of,
     check_positive_int,
     check_seed,
     check_verbose,
 )
 from keras_introspect.exceptions import KerasIntrospectWarning
 from keras_introspect.metrics._scoring import Scorer
+
+TIES = ("random", "index")
 
 
 @dataclass
@@ -174,10 +181,14 @@ def baseline_images(baseline, x: np.ndarray) -> np.ndarray:
     )
 
 
-def _ranks(maps: np.ndarray) -> np.ndarray:
-    """Rank of every pixel, 0 for the largest map value (ties: row-major order)."""
+def _ranks(maps: np.ndarray, tie_keys=None) -> np.ndarray:
+    """Rank of every pixel, 0 for the largest map value; ties in the order of
+    `tie_keys` (same shape as `maps`), else row-major."""
     flat = maps.reshape(len(maps), -1)
-    order = np.argsort(-flat, axis=1, kind="stable")
+    if tie_keys is None:
+        order = np.argsort(-flat, axis=1, kind="stable")
+    else:
+        order = np.lexsort((tie_keys.reshape(flat.shape), -flat), axis=-1)
     ranks = np.empty_like(order)
     np.put_along_axis(ranks, order, np.arange(flat.shape[1])[None], axis=1)
     return ranks
@@ -228,9 +239,10 @@ def _causal(
     normalize,
     batch_size,
     verbose,
+    ties,
 ):
-
     steps = check_positive_int(steps, "steps")
+    check_one_of(ties, "ties", TIES)
     verbose = check_verbose(verbose)
     seed = check_seed(seed)
     scorer = Scorer(model, target, batch_size, kind)
@@ -241,7 +253,9 @@ def _causal(
     n_pixels = x.shape[1] * x.shape[2]
     counts = np.round(np.linspace(0, n_pixels, steps + 1)).astype(np.int64)
     fractions = counts / n_pixels
-    orders = [_ranks(maps)]
+    # a second stream of the seed: the random maps below keep theirs
+    keys = np.random.default_rng([seed, 1]).random(maps.shape) if ties == "random" else None
+    orders = [_ranks(maps, keys)]
     if random_baseline:
         orders.append(_ranks(np.random.default_rng(seed).random(maps.shape)))
     n_batches = len(orders) * -(-len(x) * (steps + 1) // batch_size)
@@ -281,11 +295,13 @@ _ARGS_DOC = """
             ``"mean"`` (the image's mean colour).
         random_baseline: also score one seeded uniform random map per image
             (`random_auc`), the level a map must beat.
-        seed: of the random maps.
+        seed: of the random maps and of the order of tied pixels.
         normalize: rescale each curve so the image scores 1 and the baseline
             image 0 (see the module docstring); `False` keeps raw scores.
         batch_size: perturbed images per forward pass.
         verbose: 0 silent, 1 progress bar, 2 one line at the end.
+        ties: the order of pixels with equal map values: ``"random"`` (seeded
+            by `seed`) or ``"index"`` (row-major, the order before issue 21).
 
     Returns:
         `CausalCurves` (curves, `auc` per image, `mean_auc`, `random_auc`).
@@ -309,6 +325,7 @@ def deletion(
     normalize: bool = True,
     batch_size: int = 64,
     verbose: int = 0,
+    ties: str = "random",
 ) -> CausalCurves:
     """Deletion curve: delete the most important pixels first; a low AUC is good.
 
@@ -338,6 +355,7 @@ def insertion(
     normalize: bool = True,
     batch_size: int = 64,
     verbose: int = 0,
+    ties: str = "random",
 ) -> CausalCurves:
     """Insertion curve: put the most important pixels back first; a high AUC is good.
 

@@ -239,3 +239,33 @@ def test_trained_cnn_maps_beat_random_maps(digits_cnn, method, options):
 
 def test_metrics_are_exported():
     assert ki.metrics.deletion is deletion and ki.metrics.insertion is insertion
+
+
+def test_tied_pixels_come_in_a_seeded_random_order():
+    """Issue 21: a flat map on f(x) = x[0, 0]. Row-major ties delete pixel (0, 0)
+    first (AUC half a step: the map looks perfect for its position alone); random
+    ties put it at a uniform rank, so the AUCs spread with a mean near 1/2. A map
+    without ties gives the same curves either way."""
+    pixel = keras.Sequential(
+        [keras.Input((8, 8, 1)), L.Lambda(lambda t: t[:, 0, 0, :])]  # f(x) = x[0, 0]
+    )
+    x = np.ones((40, 8, 8, 1), "float32")
+    flat = np.zeros((40, 8, 8))
+    by_index = deletion(pixel, x, flat, 0, steps=64, ties="index")
+    np.testing.assert_allclose(by_index.auc, 1 / 128, atol=1e-9)
+    shuffled = deletion(pixel, x, flat, 0, steps=64)
+    # the rank r of (0, 0) is uniform on 0..63: the score drops after step r + 1,
+    # the AUC is (r + 1/2) / 64, with mean 1/2 and standard deviation 0.29
+    ranks = shuffled.auc * 64 - 0.5
+    np.testing.assert_allclose(ranks, np.round(ranks), atol=1e-6)
+    assert len(np.unique(ranks)) > 20 and abs(shuffled.mean_auc - 0.5) < 0.15
+    again = deletion(pixel, x, flat, 0, steps=64, seed=0)
+    np.testing.assert_array_equal(again.auc, shuffled.auc)
+    assert not np.array_equal(deletion(pixel, x, flat, 0, steps=64, seed=1).auc, shuffled.auc)
+    untied = np.random.default_rng(3).random((40, 8, 8))
+    np.testing.assert_array_equal(
+        deletion(pixel, x, untied, 0, steps=16).scores,
+        deletion(pixel, x, untied, 0, steps=16, ties="index").scores,
+    )
+    with pytest.raises(ValueError, match="ties"):
+        deletion(pixel, x, flat, 0, ties="first")
