@@ -17,11 +17,18 @@ occluding the whole image through the whole model, filter saliency for all
 channels of a layer in one call vs a loop of single-channel calls, and the
 first (tracing) call on ResNet50.
 
-Run: python benchmarks/bench_attribution.py [--models small,resnet50] [--write]
+Score-CAM has a table of its own (`bench_scorecam`; ResNet50 at 64x64, since
+it costs one forward pass per channel of the layer, 2048 for ResNet50): its
+floor is one forward pass per (image, channel) over the masked images, made
+beforehand, and tf-keras-vis' Scorecam runs on the same images and batch size.
+
+Run: python benchmarks/bench_attribution.py [--models small,resnet50] [--scorecam-only] [--write]
 (`--write` replaces the attribution section of benchmarks/RESULTS.md).
 """
 
 import argparse
+import contextlib
+import io
 import os
 import platform
 import statistics
@@ -69,15 +76,24 @@ def small_cnn():
     )
 
 
-def resnet50():
+def resnet50(input_shape=(224, 224, 3)):
     keras.utils.set_random_seed(0)
-    return keras.applications.ResNet50(weights=None, classifier_activation=None)
+    return keras.applications.ResNet50(
+        weights=None, input_shape=input_shape, classifier_activation=None
+    )
 
 
 CONFIGS = {
     # name: (builder, n images, batch size, cam layer, inner neuron, SmoothGrad N, window)
     "small": (small_cnn, 256, 64, "conv2", ("conv2", 5, (5, 5)), 16, 4),
     "resnet50": (resnet50, 8, 8, "conv5_block3_out", ("conv2_block1_out", 5, (20, 20)), 4, 32),
+}
+
+
+SCORECAM = {
+    # name: (builder, n images, rows per forward pass, layer, timed repeats)
+    "small": (small_cnn, 64, 256, "conv2", 5),
+    "resnet50": (lambda: resnet50((64, 64, 3)), 1, 64, "conv5_block3_out", 3),
 }
 
 
@@ -278,6 +294,91 @@ def bench_model(name, repeats):
     return model.name, shape, n, batch, rows, extras
 
 
+def masked_copies(model, layer, x):
+    """Every image times every min-max normalised, resized feature map of `layer`:
+    `(n * channels, H, W, C)` in (image, channel) order (the floor's input, made
+    outside the timing)."""
+    maps = keras.Model(model.inputs, model.get_layer(layer).output).predict(x, verbose=0)
+    up = tf.image.resize(maps, x.shape[1:3], method="bilinear").numpy()
+    low, high = up.min(axis=(1, 2), keepdims=True), up.max(axis=(1, 2), keepdims=True)
+    masks = np.divide(up - low, high - low, out=np.zeros_like(up), where=high > low)
+    masked = x[:, None] * np.moveaxis(masks, -1, 1)[..., None]
+    return masked.reshape(-1, *x.shape[1:]).astype("float32")
+
+
+def interleaved(fns, repeats):
+    """Median seconds of each callable over `repeats` rounds that call each in turn
+    (after one warm-up call each), so that a load changing on a shared machine hits
+    every callable alike."""
+    for fn in fns.values():
+        fn()
+    times = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+def bench_scorecam(name):
+    """Score-CAM vs the plain-TensorFlow floor and tf-keras-vis' Scorecam."""
+    build, n, batch, layer, repeats = SCORECAM[name]
+    model = build()
+    shape = tuple(model.input_shape[1:])
+    x = np.random.default_rng(0).uniform(-1, 1, (n, *shape)).astype("float32")
+    labels = np.random.default_rng(1).integers(0, model.output_shape[-1], n).astype("int32")
+    masked = masked_copies(model, layer, x)
+    channels = len(masked) // n
+    floor = Floor(model, shape).forward
+    per_row = np.repeat(labels, channels)
+    # the masked images are tensors already: the floor pays no copy from numpy
+    steps = [
+        (tf.constant(masked[i : i + batch]), tf.constant(per_row[i : i + batch]))
+        for i in range(0, len(masked), batch)
+    ]
+    del masked
+    method = ki.ScoreCAM(model, T.Class(labels.tolist()), layer=layer, batch_size=batch)
+    start = time.perf_counter()
+    method.explain(x)
+    first = time.perf_counter() - start
+    fns = {
+        "floor": lambda: [floor(a, c).numpy() for a, c in steps],
+        "ours": lambda: method.explain(x),
+    }
+    peer = None
+    try:
+        from tf_keras_vis.scorecam import Scorecam
+        from tf_keras_vis.utils.scores import CategoricalScore
+
+        vis = Scorecam(model, clone=False)
+
+        def run_vis():
+            with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # its model.predict progress bar, warnings
+                vis(CategoricalScore(labels.tolist()), x, penultimate_layer=layer, batch_size=batch)
+
+        fns["tf-keras-vis"] = run_vis
+    except Exception as err:  # a missing or broken peer is reported, not fatal
+        peer = f"tf-keras-vis: not available: {type(err).__name__}"[:120]
+    traces = method.trace_count
+    t = {k: v / n for k, v in interleaved(fns, repeats).items()}
+    rows = [
+        (f"floor: {channels} forward passes of masked images", t["floor"], None, None),
+        ("ki ScoreCAM", t["ours"], t["floor"], method.trace_count - traces),
+    ]
+    if peer is None:
+        rows.append(("tf-keras-vis Scorecam", t["tf-keras-vis"], t["floor"], t["ours"]))
+    else:
+        rows.append((peer, None, None, None))
+    extras = [f"ScoreCAM first call {first - t['ours'] * n:.2f} s more than a later one (tracing)"]
+    title = (
+        f"### Score-CAM: {model.name} at {'x'.join(map(str, shape))}, {n} images, "
+        f"{channels} channels of {layer}, {batch} rows per forward pass, median of {repeats}"
+    )
+    return title, rows, extras
+
+
 def table(rows):
     lines = [
         "| method | ms / image | ratio to its floor | note |",
@@ -302,6 +403,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--models", default="small,resnet50")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--scorecam-only", action="store_true", help="only the Score-CAM tables")
     parser.add_argument("--write", action="store_true", help="update benchmarks/RESULTS.md")
     args = parser.parse_args()
     device = tf.config.list_physical_devices("GPU")
@@ -309,10 +411,14 @@ def main():
     where += f", TensorFlow {tf.__version__}, Keras {keras.__version__}"
     where += f", Python {platform.python_version()}"
     out = ["## Attribution (`bench_attribution.py`)", "", where, ""]
-    for name in args.models.split(","):
+    for name in [] if args.scorecam_only else args.models.split(","):
         model_name, shape, n, batch, rows, extras = bench_model(name, args.repeats)
         out += [f"### {model_name} at {'x'.join(map(str, shape))}, {n} images, batch {batch}", ""]
         out += table(rows) + [""] + [f"- {e}" for e in extras] + [""]
+        print("\n".join(out[-(len(rows) + len(extras) + 6) :]), flush=True)
+    for name in args.models.split(","):
+        title, rows, extras = bench_scorecam(name)
+        out += [title, ""] + table(rows) + [""] + [f"- {e}" for e in extras] + [""]
         print("\n".join(out[-(len(rows) + len(extras) + 6) :]), flush=True)
     if args.write:
         path = os.path.join(HERE, "RESULTS.md")

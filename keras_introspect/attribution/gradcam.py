@@ -1,4 +1,9 @@
-"""Grad-CAM (Selvaraju et al. 2017) and Grad-CAM++ (Chattopadhay et al. 2018)."""
+"""Grad-CAM (Selvaraju et al. 2017) and Grad-CAM++ (Chattopadhay et al. 2018).
+
+Also what every class-activation method shares (`CAMMethod`: the layer
+choice, `default_layer`; `feature_maps` and `upsample` in the compiled steps):
+Score-CAM, Layer-CAM and Guided Grad-CAM build on it.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,66 @@ from keras_introspect.attribution._base import Attribution, compile_step, expand
 from keras_introspect.model._kinds import PASS_THROUGH
 
 
-class GradCAM(Attribution):
+def feature_maps(tensor, info):
+    """A layer's output as float32 `(b, h, w, c)` in the input's axis order (traced).
+
+    Channels-first outputs are moved to channels-last, and the spatial axes of
+    a layer behind a `Permute` (rows and columns swapped) are turned back.
+    """
+    import tensorflow as tf
+
+    tensor = tf.cast(tensor, tf.float32)
+    if info.channel_axis == 1:
+        tensor = tf.transpose(tensor, [0, 2, 3, 1])
+    field = info.receptive_field
+    axes = field.axes if field is not None else None
+    if axes is not None:
+        tensor = tf.transpose(tensor, [0, 1 + axes.index(0), 1 + axes.index(1), 3])
+    return tensor
+
+
+def upsample(maps, size):
+    """Bilinear resize of `(b, h, w, c)` maps to `size` `(H, W)` (half-pixel centres)."""
+    import tensorflow as tf
+
+    return tf.image.resize(maps, size, method="bilinear")
+
+
+class CAMMethod(Attribution):
+    """Base of the class-activation methods: maps from one layer's feature maps.
+
+    Holds the `layer` and `upsample` options, resolves the layer once the
+    data is known (`layer_path_`) and refuses layers without two spatial
+    axes. Subclasses compute the maps.
+    """
+
+    def __init__(self, model, target, layer=None, *, upsample=True, **kwargs):
+        super().__init__(model, target, **kwargs)
+        self.layer = layer
+        self.upsample = bool(upsample)
+
+    def _layer_info(self):
+        intro = self._intro
+        if self.layer is not None:
+            info = intro.layer(self.layer)
+        else:
+            info = default_layer(intro, type(self).__name__)
+        if not isinstance(info.output_shape, tuple) or len(info.output_shape) != 4:
+            raise ValueError(
+                f"Expected a layer with two spatial axes, output (batch, h, w, channels), "
+                f"for {type(self).__name__}. Received: layer {info.path!r} with output "
+                f"shape {info.output_shape}"
+            )
+        return info
+
+    def _check_options(self, image, shape):
+        self.layer_path_ = self._layer_info().path
+
+    def _graph_key(self):
+        return (*super()._graph_key(), self.layer_path_, self.upsample)
+
+
+class GradCAM(CAMMethod):
     """Class activation map from a layer's feature maps weighted by gradients.
 
     `relu(sum_c w_c A_c)` with `A` the feature maps of `layer` and `w_c` the
@@ -42,35 +106,17 @@ class GradCAM(Attribution):
         (2, 8, 8)
     """
 
-    def __init__(self, model, target, layer=None, *, upsample=True, **kwargs):
-        super().__init__(model, target, **kwargs)
-        self.layer = layer
-        self.upsample = bool(upsample)
-
-    def _layer_info(self):
-        intro = self._intro
-        if self.layer is not None:
-            info = intro.layer(self.layer)
-        else:
-            info = default_layer(intro, type(self).__name__)
-        if not isinstance(info.output_shape, tuple) or len(info.output_shape) != 4:
-            raise ValueError(
-                f"Expected a layer with two spatial axes, output (batch, h, w, channels), "
-                f"for {type(self).__name__}. Received: layer {info.path!r} with output "
-                f"shape {info.output_shape}"
-            )
-        return info
-
-    def _check_options(self, image, shape):
-        self.layer_path_ = self._layer_info().path
-
-    def _graph_key(self):
-        return (*super()._graph_key(), self.layer_path_, self.upsample)
-
     def _weights(self, grads, activations):
         import tensorflow as tf
 
         return tf.reduce_mean(grads, axis=[1, 2])
+
+    def _combine(self, grads, activations):
+        """The map before its ReLU, `(b, h, w)`, from `(b, h, w, c)` gradients and
+        feature maps: the feature maps weighted by `_weights` per channel."""
+        import tensorflow as tf
+
+        return tf.einsum("bhwc,bc->bhw", activations, self._weights(grads, activations))
 
     def _step_fn(self, leaves, pack, image):
         import tensorflow as tf
@@ -82,9 +128,7 @@ class GradCAM(Attribution):
         size = leaves[image].shape[1:3]
         signature = row_specs(leaves, bound)
         n_leaves = len(leaves)
-        weigh, upsample, name = self._weights, self.upsample, type(self).__name__
-        field = info.receptive_field
-        axes = field.axes if field is not None else None
+        combine, resize, name = self._combine, self.upsample, type(self).__name__
         what = " + ".join(type(leaf.target).__name__ for _, leaf in bound.leaves)
 
         def step(*args):
@@ -103,17 +147,10 @@ class GradCAM(Attribution):
                     f"The target ({what}) does not depend on layer {info.path!r}; "
                     f"{name} needs a layer before the target's layer"
                 )
-            grads = tf.cast(grads, tf.float32)
-            feature = tf.cast(feature, tf.float32)
-            if info.channel_axis == 1:
-                grads = tf.transpose(grads, [0, 2, 3, 1])
-                feature = tf.transpose(feature, [0, 2, 3, 1])
-            weights = weigh(grads, feature)
-            cam = tf.nn.relu(tf.einsum("bhwc,bc->bhw", feature, weights))
-            if axes is not None:  # a Permute swapped rows and columns: turn it back
-                cam = tf.transpose(cam, [0, 1 + axes.index(0), 1 + axes.index(1)])
-            if upsample:
-                cam = tf.image.resize(cam[..., None], size, method="bilinear")[..., 0]
+            grads, feature = feature_maps(grads, info), feature_maps(feature, info)
+            cam = tf.nn.relu(combine(grads, feature))
+            if resize:
+                cam = upsample(cam[..., None], size)[..., 0]
             return tf.reshape(cam, [b, K, *cam.shape[1:]]), tf.reduce_any(grads != 0)
 
         return compile_step(step, signature)

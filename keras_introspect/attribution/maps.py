@@ -14,10 +14,15 @@ from keras_introspect.attribution.deconvnet import Deconvnet
 from keras_introspect.attribution.gradcam import GradCAM, GradCAMPlusPlus
 from keras_introspect.attribution.gradient_input import GradientInput
 from keras_introspect.attribution.guided_backprop import GuidedBackprop
+from keras_introspect.attribution.guided_gradcam import GuidedGradCAM
 from keras_introspect.attribution.integrated_gradients import IntegratedGradients
+from keras_introspect.attribution.layercam import LayerCAM
 from keras_introspect.attribution.occlusion import Occlusion
+from keras_introspect.attribution.rise import RISE
 from keras_introspect.attribution.saliency import Saliency
+from keras_introspect.attribution.scorecam import ScoreCAM
 from keras_introspect.attribution.smoothgrad import SmoothGrad, SquareGrad, VarGrad
+from keras_introspect.attribution.surrogate import LIME, KernelSHAP
 
 METHODS = {
     "saliency": Saliency,
@@ -28,9 +33,15 @@ METHODS = {
     "integrated_gradients": IntegratedGradients,
     "gradcam": GradCAM,
     "gradcam++": GradCAMPlusPlus,
+    "scorecam": ScoreCAM,
+    "layercam": LayerCAM,
+    "guided_gradcam": GuidedGradCAM,
     "guided_backprop": GuidedBackprop,
     "deconvnet": Deconvnet,
     "occlusion": Occlusion,
+    "rise": RISE,
+    "lime": LIME,
+    "kernel_shap": KernelSHAP,
 }
 
 
@@ -69,8 +80,9 @@ class AttributionMaps(ModelEstimatorMixin, TransformerMixin, BaseEstimator):
         model: a Keras 3 model.
         method: a name in `METHODS` ("saliency", "gradient_input",
             "smoothgrad", "squaregrad", "vargrad", "integrated_gradients",
-            "gradcam", "gradcam++", "guided_backprop", "deconvnet",
-            "occlusion") or an attribution class.
+            "gradcam", "gradcam++", "scorecam", "layercam", "guided_gradcam",
+            "guided_backprop", "deconvnet", "occlusion", "rise", "lime",
+            "kernel_shap") or an attribution class.
         target: a `keras_introspect.targets` object, class index or callable.
         flatten: return `(n, H*W)` (what the next Pipeline step expects);
             `False` keeps the maps `(n, H, W)`.

@@ -63,7 +63,7 @@ class RISE(Attribution):
         >>> model = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten(),
         ...     keras.layers.Dense(1, kernel_initializer="ones", use_bias=False)])
         >>> rise = ki.RISE(model, 0, n_masks=16, grid=2, p=1.0)  # every mask keeps all:
-        >>> rise.explain(np.ones((1, 8, 8, 1))).max()             # S = score(x) = 64
+        >>> float(rise.explain(np.ones((1, 8, 8, 1))).max())      # S = score(x) = 64
         64.0
     """
 

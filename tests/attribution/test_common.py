@@ -13,6 +13,8 @@ from keras_introspect.exceptions import KerasIntrospectWarning
 
 T = ki.targets
 
+# few, compact superpixels: SLIC on the tests' random images would give one segment
+SEGMENTS = {"n_segments": 4, "compactness": 50}
 METHODS = {
     "saliency": lambda m, t: ki.Saliency(m, t),
     "gradient_input": lambda m, t: ki.GradientInput(m, t),
@@ -21,9 +23,16 @@ METHODS = {
     "integrated_gradients": lambda m, t: ki.IntegratedGradients(m, t, steps=4),
     "gradcam": lambda m, t: ki.GradCAM(m, t),
     "gradcam++": lambda m, t: ki.GradCAMPlusPlus(m, t),
+    "scorecam": lambda m, t: ki.ScoreCAM(m, t),
+    "faster_scorecam": lambda m, t: ki.ScoreCAM(m, t, max_n=3, weighting="increase"),
+    "layercam": lambda m, t: ki.LayerCAM(m, t),
+    "guided_gradcam": lambda m, t: ki.GuidedGradCAM(m, t),
     "guided_backprop": lambda m, t: ki.GuidedBackprop(m, t),
     "deconvnet": lambda m, t: ki.Deconvnet(m, t),
     "occlusion": lambda m, t: ki.Occlusion(m, t, window=4, stride=3),
+    "rise": lambda m, t: ki.RISE(m, t, n_masks=20, grid=3, seed=2),
+    "lime": lambda m, t: ki.LIME(m, t, n_samples=20, segmentation_options=SEGMENTS),
+    "kernel_shap": lambda m, t: ki.KernelSHAP(m, t, n_samples=20, segmentation_options=SEGMENTS),
 }
 
 
@@ -89,7 +98,18 @@ def test_fixture_models_as_built_and_reloaded(get_model, name):
     assert inner.shape == (2, 32, 32) and np.isfinite(inner).all()
 
 
-@pytest.mark.parametrize("name", ["saliency", "gradcam", "occlusion", "integrated_gradients"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "saliency",
+        "gradcam",
+        "occlusion",
+        "integrated_gradients",
+        "scorecam",
+        "guided_gradcam",
+        "rise",
+    ],
+)
 def test_multi_input_and_subclassed_models(get_model, name):
     multi = get_model("multi_io")
     maps = METHODS[name](multi, T.Class(1)).explain(sample_input("multi_io", n=3))
