@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import inspect
 import sys
 
 
@@ -466,7 +467,7 @@ def _cmd_saliency(args) -> int:
     import numpy as np
 
     from keras_introspect.attribution.maps import get_method
-    from keras_introspect.plotting.overlay import overlay
+    from keras_introspect.plotting.overlay import is_signed, overlay, signed_overlay
     from keras_introspect.targets import Class
 
     out = _out_dir(args)
@@ -480,11 +481,14 @@ def _cmd_saliency(args) -> int:
             raise _UsageError(
                 f"--target expects a class index or 'pred'; got {args.target!r}"
             ) from err
-    options = (
-        {"layer": args.layer} if args.layer and args.method in ("gradcam", "gradcam++") else {}
-    )
+    method = get_method(args.method)
+    options = {}
+    if args.layer:  # the CAM methods read a layer; refused, not ignored, for the others
+        if "layer" not in inspect.signature(method).parameters:
+            raise _UsageError(f"--layer applies to the CAM methods; {args.method} reads none")
+        options["layer"] = args.layer
     try:
-        maps = get_method(args.method)(model, Class(classes), batch_size="auto", **options).explain(
+        maps = method(model, Class(classes), batch_size="auto", **options).explain(
             images, verbose=0 if args.quiet else 1
         )
     except (ValueError, TypeError) as err:
@@ -497,7 +501,8 @@ def _cmd_saliency(args) -> int:
         for name, image, saliency in zip(names, images, maps, strict=True):
             stem = os.path.splitext(name)[0]
             written.append(os.path.join(out, f"{stem}_{args.method}.png"))
-            _save_png(written[-1], overlay(image, saliency))
+            draw = signed_overlay if is_signed(saliency) else overlay  # keep the sign
+            _save_png(written[-1], draw(image, saliency))
     if not args.quiet:
         print(f"wrote {len(maps)} {args.method} maps to {out}", file=sys.stderr)
     for path in written:

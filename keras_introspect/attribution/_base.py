@@ -419,16 +419,23 @@ class GradientMethod(Attribution):
     (the map from the summed statistics).
 
     Args:
-        reduce_channels: ``"max"`` (max of absolute values over the colour
-            channels, Simonyan et al.), ``"sum"``, ``"abs_sum"``, or `None`
-            to keep the channel axis.
+        reduce_channels: ``"auto"`` (the default: ``"sum"`` for a signed
+            method, ``"max"`` for the others), ``"max"`` (max of absolute
+            values over the colour channels, Simonyan et al.), ``"sum"``,
+            ``"abs_sum"``, or `None` to keep the channel axis.
     """
 
     _backward = None  # a rule of keras_introspect.model.backward
+    # A signed method's attributions say for or against the target (Gradient x
+    # Input, Integrated Gradients, guided backprop): its default reduction keeps
+    # the sign; max |.| would drop it on every pixel where it is negative.
+    _signed = False
 
-    def __init__(self, model, target, *, reduce_channels="max", **kwargs):
+    def __init__(self, model, target, *, reduce_channels="auto", **kwargs):
         super().__init__(model, target, **kwargs)
-        check_one_of(reduce_channels, "reduce_channels", REDUCTIONS)
+        check_one_of(reduce_channels, "reduce_channels", ("auto", *REDUCTIONS))
+        if reduce_channels == "auto":
+            reduce_channels = "sum" if self._signed else "max"
         self.reduce_channels = reduce_channels
 
     def _draws(self) -> tuple:

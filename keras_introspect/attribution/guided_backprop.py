@@ -13,7 +13,9 @@ class GuidedBackprop(Saliency):
     `f'(x) * max(dy, 0)`. The rule covers ReLU/ReLU6/LeakyReLU/ELU/PReLU
     layers and ``activation=`` arguments (see `keras_introspect.model.backward`
     for the exact rule); it is applied while the explanation is traced, the
-    model itself is never modified. Arguments as `Saliency`.
+    model itself is never modified. Arguments as `Saliency`. The map is
+    signed (the first layer's weights carry the sign of the input pixels),
+    so the default reduction sums it over colour channels.
 
     Example:
         >>> import numpy as np, keras, keras_introspect as ki
@@ -25,3 +27,4 @@ class GuidedBackprop(Saliency):
     """
 
     _backward = "guided"
+    _signed = True

@@ -29,8 +29,8 @@ class IntegratedGradients(GradientMethod):
 
     Args:
         model, target, reduce_channels, batch_size, verbose, input_index:
-            as `Saliency` (use ``reduce_channels="sum"`` to keep
-            completeness per pixel).
+            as `Saliency`; the default reduction sums the signed attributions
+            over channels, which keeps completeness per pixel.
         steps: number of points on the path (>= 2).
         baseline: a number (filled image) or an array of the image shape.
         tolerance: the share of `|score(x) - score(baseline)|` the
@@ -49,6 +49,8 @@ class IntegratedGradients(GradientMethod):
         >>> ig.explain(np.ones((2, 4, 4, 1))).shape
         (2, 4, 4)
     """
+
+    _signed = True
 
     def __init__(self, model, target, *, steps=50, baseline=0.0, tolerance=0.05, **kwargs):
         super().__init__(model, target, **kwargs)

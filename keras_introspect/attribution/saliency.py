@@ -17,8 +17,12 @@ class Saliency(GradientMethod):
         model: a Keras 3 model.
         target: a `keras_introspect.targets` object, a class index or a
             callable on the model output.
-        reduce_channels: ``"max"`` (max of |gradient| over colour channels,
-            the Simonyan convention), ``"sum"``, ``"abs_sum"`` or `None`.
+        reduce_channels: ``"auto"`` (the default): ``"max"`` (max of
+            |gradient| over colour channels, the Simonyan convention) here
+            and for the other unsigned methods, ``"sum"`` for the signed
+            ones (`GradientInput`, `IntegratedGradients`, `GuidedBackprop`),
+            which keeps the sign; or ``"max"``, ``"sum"``, ``"abs_sum"``,
+            `None` (keep the channels).
         batch_size: rows per forward/backward pass (bounds memory).
         verbose: 0, 1 (progress bar) or 2.
         input_index: the image input of a multi-input model.

@@ -22,7 +22,7 @@ from keras_introspect.plotting.grids import (
     plot_prediction_tree,
     plot_saliency_grid,
 )
-from keras_introspect.plotting.overlay import important_mask, overlay
+from keras_introspect.plotting.overlay import important_mask, overlay, signed_overlay
 from keras_introspect.plotting.quality import plot_causal_curves, plot_randomization
 
 __all__ = [
@@ -43,4 +43,5 @@ __all__ = [
     "plot_randomization",
     "plot_saliency_grid",
     "plot_spanning_tree",
+    "signed_overlay",
 ]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from keras_introspect.plotting.overlay import overlay, to_unit
+from keras_introspect.plotting.overlay import draw_box, is_signed, overlay, signed_overlay, to_unit
 
 
 def _grid(nrows, ncols, size, height=None):
@@ -52,6 +52,7 @@ def plot_saliency_grid(
     size=2.0,
     row_labels=None,
     flagged=None,
+    signed="auto",
     **options,
 ):
     """Attribution maps of several methods side by side, drawn with `overlay` (`004` §4.3).
@@ -70,6 +71,11 @@ def plot_saliency_grid(
         row_labels: per image a short text under its input panel (e.g. "true 3,
             predicted 5 (0.91)"), or `None`.
         flagged: per image whether to mark its row (in red, e.g. misclassified).
+        signed: ``"auto"`` draws a column whose maps have negative values
+            (`is_signed`: Gradient x Input, Integrated Gradients, occlusion,
+            sum-aggregated filter saliency) with `signed_overlay`, red for
+            and blue against the target on one scale per column; `False`
+            draws every column with `overlay`, `True` every one signed.
         **options: passed to `overlay` (`sigma`, `low`, `high`, `brighten`, `dim`).
 
     Returns:
@@ -89,6 +95,10 @@ def plot_saliency_grid(
                 f"Expected one (H, W) map per image for {title!r}: shape ({len(images)}, H, W). "
                 f"Received: {value.shape}"
             )
+    if signed not in ("auto", True, False):
+        raise ValueError(f'Expected signed "auto", True or False. Received: signed={signed!r}')
+    drawn_signed = [signed is True or (signed == "auto" and is_signed(v)) for v in maps.values()]
+    limits = [float(np.abs(v).max()) or None for v in maps.values()]
     fig, axes = _grid(len(images), len(maps) + 1, size)
     for i, image in enumerate(images):
         box = None if receptive_fields is None else receptive_fields[i]
@@ -107,7 +117,13 @@ def plot_saliency_grid(
                 fontweight="bold" if bad else "normal",
             )
         for j, value in enumerate(maps.values(), start=1):
-            axes[i, j].imshow(overlay(image, value[i], box, value_range=value_range, **options))
+            if drawn_signed[j - 1]:
+                shown = signed_overlay(image, value[i], value_range, limit=limits[j - 1])
+                if box is not None:
+                    draw_box(shown, box)
+            else:
+                shown = overlay(image, value[i], box, value_range=value_range, **options)
+            axes[i, j].imshow(shown)
             axes[i, j].axis("off")
             if np.ptp(value[i]) == 0:
                 _note(axes[i, j], f"constant map ({value[i].flat[0]:.3g})")

@@ -3,7 +3,9 @@
 A saliency map is smoothed with a small Gaussian, thresholded into important
 and unimportant pixels with a watershed, and drawn on the image: important
 areas brightened and outlined in green, the receptive field of the explained
-neuron (if any) marked with a blue box.
+neuron (if any) marked with a blue box. A signed map (Gradient x Input,
+Integrated Gradients, occlusion: values for and against the target) is drawn
+by `signed_overlay` instead, on a diverging scale, so its sign is not lost.
 """
 
 from __future__ import annotations
@@ -141,11 +143,13 @@ def overlay(
     out[mask] = rgb[mask] + brighten * (1.0 - rgb[mask])
     out[find_boundaries(mask, mode="inner")] = GREEN
     if receptive_field is not None:
-        _box(out, receptive_field)
+        draw_box(out, receptive_field)
     return out
 
 
-def _box(rgb, bounds):
+def draw_box(rgb, bounds):
+    """Draw a receptive field `((r0, r1), (c0, c1))` on `rgb` `(H, W, 3)` in place
+    (blue, clipped to the image)."""
     (r0, r1), (c0, c1) = bounds
     h, w = rgb.shape[:2]
     r0, c0 = max(int(r0), 0), max(int(c0), 0)
@@ -156,3 +160,58 @@ def _box(rgb, bounds):
     rgb[r1, c0 : c1 + 1] = BLUE
     rgb[r0 : r1 + 1, c0] = BLUE
     rgb[r0 : r1 + 1, c1] = BLUE
+
+
+def is_signed(maps, share=0.01) -> bool:
+    """Whether `maps` hold negative values larger than `share` of their largest |value|
+    (a map that says "against the target" somewhere, drawn by `signed_overlay`)."""
+    maps = np.asarray(maps, dtype=np.float64)
+    top = float(np.abs(maps).max()) if maps.size else 0.0
+    return top > 0 and float(maps.min()) < -share * top
+
+
+def signed_overlay(image, saliency, value_range=None, strength=0.75, limit=None):
+    """A signed map on its image: red where it speaks for the target, blue against it.
+
+    The image is shown in grey; each pixel is blended towards the colour of
+    its value on a diverging scale (matplotlib's ``RdBu_r``, symmetric around
+    0) by `strength` times `|value| / limit`, so pixels near 0 keep the
+    image and the strongest ones take the full colour.
+
+    Args:
+        image: `(H, W)`, `(H, W, 1)` or `(H, W, 3)`.
+        saliency: `(H, W)` signed map for this image.
+        value_range: `(low, high)` of the image values; `None`: its own range.
+        strength: 0..1, the blend of the strongest pixels.
+        limit: the |value| that takes the full colour (default: the map's
+            largest |value|; pass one limit to compare several maps).
+
+    Returns:
+        float `(H, W, 3)` RGB in [0, 1].
+
+    Example:
+        >>> import numpy as np
+        >>> saliency = np.zeros((4, 4)); saliency[0, 0], saliency[3, 3] = 1.0, -1.0
+        >>> rgb = signed_overlay(np.full((4, 4), 0.5), saliency)
+        >>> bool(rgb[0, 0, 0] > rgb[0, 0, 2]), bool(rgb[3, 3, 2] > rgb[3, 3, 0])  # red, blue
+        (True, True)
+    """
+    from matplotlib import colormaps
+
+    image = np.asarray(image, dtype=np.float64)
+    if image.ndim == 3:
+        image = image.mean(axis=-1)  # grey, so the colours read as the map's
+    saliency = np.asarray(saliency, dtype=np.float64)
+    if saliency.shape != image.shape:
+        raise ValueError(
+            f"Expected a saliency map of the image's size {image.shape}. Received: {saliency.shape}"
+        )
+    strength = check_number(strength, "strength", minimum=0.0)
+    grey = np.repeat(to_unit(image, value_range)[..., None], 3, axis=-1)
+    top = float(np.abs(saliency).max()) if limit is None else check_number(limit, "limit")
+    if top <= 0:
+        return grey
+    scaled = np.clip(saliency / top, -1.0, 1.0)
+    colour = colormaps["RdBu_r"](0.5 + 0.5 * scaled)[..., :3]
+    alpha = strength * np.abs(scaled)[..., None]
+    return (1.0 - alpha) * grey + alpha * colour

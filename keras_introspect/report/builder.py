@@ -14,6 +14,7 @@ import numpy as np
 
 from keras_introspect._tensor import is_probability
 from keras_introspect.metrics.quality import SATURATION
+from keras_introspect.plotting.overlay import is_signed
 from keras_introspect.report.document import (
     Document,
     escape,
@@ -235,7 +236,7 @@ class Report(Document):
             section.blocks.append(f"<p>{escape(note)}</p>")
         texts, wrong = self._row_labels(x, target, labels)
         fig = plot_saliency_grid(x, maps, value_range=value_range, row_labels=texts, flagged=wrong)
-        caption = _overlay_caption(boxes=False)
+        caption = _overlay_caption(boxes=False, signed=any(map(is_signed, maps.values())))
         if wrong is not None and any(wrong):
             caption += f"; red: misclassified ({int(sum(wrong))} of {len(x)} rows)"
         section.blocks.append(img_block(figure_png(fig), caption))
@@ -331,7 +332,8 @@ class Report(Document):
                 shown["occlusion"] = columns["occlusion"]
             boxes = _strongest_fields(info, activations[..., channel], x.shape[1:3])
             fig = plot_saliency_grid(x, shown, value_range=value_range, receptive_fields=boxes)
-            caption = f"filter {channel}: {_overlay_caption(boxes=boxes is not None)}"
+            signed = any(map(is_signed, shown.values()))
+            caption = f"filter {channel}: {_overlay_caption(boxes is not None, signed)}"
             if "sum" in aggregates and _stride(info) > 1:
                 caption += (
                     f"; sum maps smoothed with a {_stride(info)}-pixel box filter, the "
@@ -517,7 +519,8 @@ class Report(Document):
             "Comparison with a random twin", {"target": target, "seed": seed, **options}
         )
         fig = plot_saliency_grid(x, maps)
-        section.blocks.append(img_block(figure_png(fig), _overlay_caption(boxes=False)))
+        caption = _overlay_caption(boxes=False, signed=any(map(is_signed, maps.values())))
+        section.blocks.append(img_block(figure_png(fig), caption))
         section.blocks.append(
             html_table(rows, "rank correlation of the trained and the random twin's map")
         )
@@ -671,10 +674,12 @@ _CLUSTER_CAPTION = (
 )
 
 
-def _overlay_caption(boxes: bool) -> str:
+def _overlay_caption(boxes: bool, signed: bool = False) -> str:
     text = "important areas (Gaussian smoothing + watershed) brightened and outlined in green"
     if boxes:
         text += "; blue box: receptive field of the channel's most active unit"
+    if signed:  # plot_saliency_grid draws these columns with signed_overlay
+        text += "; maps with negative values: red for the target, blue against it"
     return text + '; "constant map": the method gave the same value everywhere'
 
 
