@@ -1,4 +1,4 @@
-"""Explanation quality: causal curves and sanity checks of attribution maps.
+"""Explanation quality: causal curves, sanity checks, complexity, localisation, stability.
 
 - `deletion` / `insertion` (Petsiuk et al. 2018): how fast the target's
   score falls when the pixels a map ranks first are deleted, or rises when
@@ -8,8 +8,16 @@
   class is explained?
 - `compare_with_random_twin` (Kalmeijer 2016, §4.3): the similarity of the
   maps of the trained model and of a randomly initialised twin.
-- `explanation_quality`: all of these for several methods at once, a row
-  per method (the report's quality section).
+- `sparseness` (Chalasani et al. 2020) and `complexity` (Bhatt et al.
+  2020): how few pixels carry a map's relevance (the maps only).
+- `pointing_game` (Zhang et al. 2018), `relevance_mass` and
+  `relevance_rank` (Arras et al. 2022): does a map point at the object,
+  given its mask?
+- `max_sensitivity`, `avg_sensitivity` (Yeh et al. 2019) and
+  `local_lipschitz` (Alvarez-Melis & Jaakkola 2018): how much a method's
+  maps change when the images are perturbed a little.
+- `explanation_quality`: the causal curves and sanity checks of several
+  methods at once, a row per method (the report's quality section).
 
 Example:
     >>> import keras_introspect as ki
@@ -20,6 +28,13 @@ Example:
 """
 
 from keras_introspect.metrics.causal import CausalCurves, deletion, insertion
+from keras_introspect.metrics.complexity import ComplexityResult, complexity, sparseness
+from keras_introspect.metrics.localisation import (
+    LocalisationResult,
+    pointing_game,
+    relevance_mass,
+    relevance_rank,
+)
 from keras_introspect.metrics.quality import QualityResult, explanation_quality
 from keras_introspect.metrics.randomization import (
     MapComparison,
@@ -29,17 +44,34 @@ from keras_introspect.metrics.randomization import (
     randomization_check,
 )
 from keras_introspect.metrics.similarity import map_similarity
+from keras_introspect.metrics.stability import (
+    StabilityResult,
+    avg_sensitivity,
+    local_lipschitz,
+    max_sensitivity,
+)
 
 __all__ = [
     "CausalCurves",
+    "ComplexityResult",
+    "LocalisationResult",
     "MapComparison",
     "QualityResult",
     "RandomizationResult",
+    "StabilityResult",
+    "avg_sensitivity",
     "compare_with_random_twin",
+    "complexity",
     "deletion",
     "explanation_quality",
     "insertion",
+    "local_lipschitz",
     "map_similarity",
+    "max_sensitivity",
+    "pointing_game",
     "random_logit_check",
     "randomization_check",
+    "relevance_mass",
+    "relevance_rank",
+    "sparseness",
 ]
