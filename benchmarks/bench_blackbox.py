@@ -18,44 +18,16 @@ Run: python benchmarks/bench_blackbox.py [--masks 1000] [--repeats 3] [--models 
 import argparse
 import os
 import platform
-import statistics
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import keras
 import numpy as np
 import tensorflow as tf
+from bench_attribution import small_cnn, timed  # the same models and timing
 
 import keras_introspect as ki
 from keras_introspect.attribution.rise import RISE
-
-
-def timed(fn, repeats):
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
-def small_cnn():
-    keras.utils.set_random_seed(0)
-    L = keras.layers
-    return keras.Sequential(
-        [
-            keras.Input((28, 28, 1)),
-            L.Conv2D(32, 3, activation="relu"),
-            L.MaxPooling2D(),
-            L.Conv2D(64, 3, activation="relu"),
-            L.MaxPooling2D(),
-            L.Flatten(),
-            L.Dense(128, activation="relu"),
-            L.Dense(10),
-        ]
-    )
 
 
 def resnet50(size):

@@ -19,30 +19,11 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import keras
 import numpy as np
 import tensorflow as tf
+from bench_attribution import small_cnn  # the same models and timing
 
 import keras_introspect as ki
-
-
-def small_cnn():
-    """`bench_attribution.py`'s small CNN: two conv + two dense layers at 28x28x1."""
-    keras.utils.set_random_seed(0)
-    L = keras.layers
-    return keras.Sequential(
-        [
-            keras.Input((28, 28, 1)),
-            L.Conv2D(32, 3, activation="relu"),
-            L.MaxPooling2D(),
-            L.Conv2D(64, 3, activation="relu"),
-            L.MaxPooling2D(),
-            L.Flatten(),
-            L.Dense(128, activation="relu"),
-            L.Dense(10),
-        ],
-        name="small_cnn",
-    )
 
 
 def rounds(fns, repeats):

@@ -35,6 +35,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import keras
 import numpy as np
 import tensorflow as tf
+from bench_attribution import small_cnn  # the same models and timing
 
 import keras_introspect as ki
 from keras_introspect.attribution.surrogate import LIME, KernelSHAP, superpixels
@@ -52,23 +53,6 @@ def timed(fns: dict, repeats: int) -> dict:
             fn()
             times[key].append(time.perf_counter() - start)
     return {key: statistics.median(values) for key, values in times.items()}
-
-
-def small_cnn():
-    keras.utils.set_random_seed(0)
-    L = keras.layers
-    return keras.Sequential(
-        [
-            keras.Input((28, 28, 1)),
-            L.Conv2D(32, 3, activation="relu"),
-            L.MaxPooling2D(),
-            L.Conv2D(64, 3, activation="relu"),
-            L.MaxPooling2D(),
-            L.Flatten(),
-            L.Dense(128, activation="relu"),
-            L.Dense(10),
-        ]
-    )
 
 
 def resnet50(size):

@@ -59,6 +59,28 @@ def compile_step(step, signature):
     return tf.function(step, input_signature=signature, autograph=False).get_concrete_function()
 
 
+def check_images_and_baseline(name: str, shape, baseline) -> None:
+    """Refuse samples that are not images `(H, W, C)`, and a baseline array of
+    neither the image's shape nor `(H, W)` (the perturbation methods' inputs)."""
+    if len(shape) != 3:
+        raise ValueError(
+            f"{name} needs images (batch, H, W, C). Received: samples of shape {tuple(shape)}"
+        )
+    if isinstance(baseline, np.ndarray) and baseline.shape not in (tuple(shape), tuple(shape[:2])):
+        raise ValueError(
+            f"Expected `baseline` of shape {tuple(shape)}. Received: baseline with "
+            f"shape {baseline.shape}"
+        )
+
+
+def baseline_input(baseline, shape) -> np.ndarray:
+    """A checked baseline (number, `(H, W)` or `(H, W, C)` array) as a float32 image of
+    `shape`: an input of a compiled step, so another baseline reuses the step."""
+    if isinstance(baseline, np.ndarray) and baseline.ndim == 2:
+        baseline = baseline[..., None]
+    return np.broadcast_to(np.asarray(baseline, np.float32), shape).copy()
+
+
 class _Pack:
     """Rebuilds a batch's structure from its leaves; `key` names the structure
     (part of a compiled step's cache key: dict keys, a list, a single array)."""

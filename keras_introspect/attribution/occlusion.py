@@ -8,7 +8,14 @@ import threading
 import numpy as np
 
 from keras_introspect._validation import check_baseline, check_one_of
-from keras_introspect.attribution._base import Attribution, compile_step, expand_rows, row_specs
+from keras_introspect.attribution._base import (
+    Attribution,
+    baseline_input,
+    check_images_and_baseline,
+    compile_step,
+    expand_rows,
+    row_specs,
+)
 from keras_introspect.targets import as_index
 
 _LOCK = threading.RLock()
@@ -106,20 +113,8 @@ class Occlusion(Attribution):
 
     # -------------------------------------------------------------- windows
     def _check_options(self, image, shape):
-        shape = (None, *shape)  # the data's size: also for free-size models
-        if len(shape) != 4:
-            raise ValueError(
-                f"Occlusion needs images (batch, H, W, C). Received: samples of shape {shape[1:]}"
-            )
-        if isinstance(self.baseline, np.ndarray) and self.baseline.shape not in (
-            tuple(shape[1:]),
-            tuple(shape[1:3]),
-        ):
-            raise ValueError(
-                f"Expected `baseline` of shape {tuple(shape[1:])}. Received: baseline with "
-                f"shape {self.baseline.shape}"
-            )
-        size = shape[1:3]
+        check_images_and_baseline("Occlusion", shape, self.baseline)
+        size = shape[:2]  # the data's size: also for free-size models
         if any(w > n for w, n in zip(self.window, size, strict=True)):
             raise ValueError(
                 f"Expected `window` no larger than the image ({size[0]} x {size[1]}). "
@@ -154,11 +149,7 @@ class Occlusion(Attribution):
         return (*super()._graph_key(), self.window)
 
     def _extra_inputs(self, image, shape):
-        # the baseline is an input, so another baseline reuses the compiled step
-        baseline = self.baseline
-        if isinstance(baseline, np.ndarray) and baseline.ndim == 2:
-            baseline = baseline[..., None]
-        return [np.broadcast_to(np.asarray(baseline, np.float32), shape).copy()]
+        return [baseline_input(self.baseline, shape)]
 
     def _field(self, size):
         """Clipped `((r0, r1), (c0, c1))` of a Neuron target's field, or None."""

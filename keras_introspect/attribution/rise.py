@@ -13,7 +13,14 @@ from keras_introspect._validation import (
     check_positive_int,
     check_seed,
 )
-from keras_introspect.attribution._base import Attribution, compile_step, expand_rows, row_specs
+from keras_introspect.attribution._base import (
+    Attribution,
+    baseline_input,
+    check_images_and_baseline,
+    compile_step,
+    expand_rows,
+    row_specs,
+)
 
 _LOCK = threading.RLock()
 
@@ -102,18 +109,7 @@ class RISE(Attribution):
             return super()._explain(x, batch_size, verbose)
 
     def _check_options(self, image, shape):
-        if len(shape) != 3:
-            raise ValueError(
-                f"RISE needs images (batch, H, W, C). Received: samples of shape {tuple(shape)}"
-            )
-        if isinstance(self.baseline, np.ndarray) and self.baseline.shape not in (
-            tuple(shape),
-            tuple(shape[:2]),
-        ):
-            raise ValueError(
-                f"Expected `baseline` of shape {tuple(shape)}. Received: baseline with "
-                f"shape {self.baseline.shape}"
-            )
+        check_images_and_baseline("RISE", shape, self.baseline)
         self._grids, self._shifts, self._cell = self._draw(shape[:2])
 
     def _draw(self, size):
@@ -125,10 +121,7 @@ class RISE(Attribution):
         return grids, shifts.astype(np.int32), cell
 
     def _extra_inputs(self, image, shape):
-        baseline = self.baseline
-        if isinstance(baseline, np.ndarray) and baseline.ndim == 2:
-            baseline = baseline[..., None]
-        return [np.broadcast_to(np.asarray(baseline, np.float32), shape).copy()]
+        return [baseline_input(self.baseline, shape)]
 
     def masks(self, shape):
         """The `(n_masks, H, W)` float32 masks this object applies to images of `shape`

@@ -34,7 +34,14 @@ from keras_introspect._validation import (
     check_positive_int,
     check_seed,
 )
-from keras_introspect.attribution._base import Attribution, compile_step, expand_rows, row_specs
+from keras_introspect.attribution._base import (
+    Attribution,
+    baseline_input,
+    check_images_and_baseline,
+    compile_step,
+    expand_rows,
+    row_specs,
+)
 from keras_introspect.exceptions import KerasIntrospectWarning
 
 _LOCK = threading.RLock()
@@ -235,19 +242,7 @@ class SurrogateMethod(Attribution):
         self.coalitions_ = [r[3] for r in records]
 
     def _check_options(self, image, shape):
-        name = type(self).__name__
-        if len(shape) != 3:
-            raise ValueError(
-                f"{name} needs images (batch, H, W, C). Received: samples of shape {tuple(shape)}"
-            )
-        if isinstance(self.baseline, np.ndarray) and self.baseline.shape not in (
-            tuple(shape),
-            tuple(shape[:2]),
-        ):
-            raise ValueError(
-                f"Expected `baseline` of shape {tuple(shape)}. Received: baseline with "
-                f"shape {self.baseline.shape}"
-            )
+        check_images_and_baseline(type(self).__name__, shape, self.baseline)
         labels = self.segmentation
         if isinstance(labels, np.ndarray) and labels.shape[-2:] != tuple(shape[:2]):
             raise ValueError(
@@ -256,10 +251,7 @@ class SurrogateMethod(Attribution):
             )
 
     def _extra_inputs(self, image, shape):
-        baseline = self.baseline
-        if isinstance(baseline, np.ndarray) and baseline.ndim == 2:
-            baseline = baseline[..., None]
-        return [np.broadcast_to(np.asarray(baseline, np.float32), shape).copy()]
+        return [baseline_input(self.baseline, shape)]
 
     def _segments(self, image: np.ndarray, index: int) -> np.ndarray:
         """Labels 0..M-1 of the image at position `index` of the call."""

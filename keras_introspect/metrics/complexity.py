@@ -72,18 +72,8 @@ def warn_undefined(undefined: np.ndarray, what: str, why: str, stacklevel: int =
         )
 
 
-@dataclass
-class ComplexityResult(Tabular):
-    """A complexity measure of each map.
-
-    Attributes:
-        measure: ``"sparseness"`` (Gini index, higher is sparser) or
-            ``"complexity"`` (entropy, lower is simpler).
-        values: `(n,)` the measure of each map (NaN for a map of zeros).
-    """
-
-    measure: str
-    values: np.ndarray
+class PerImage(Tabular):
+    """A measure with one value per image (`measure`, `values`): `mean`, `.table`, `str()`."""
 
     @property
     def mean(self) -> float:
@@ -96,7 +86,22 @@ class ComplexityResult(Tabular):
         return [{"image": i, self.measure: float(v)} for i, v in enumerate(self.values)]
 
     def __repr__(self):
-        return f"ComplexityResult({self.measure}, {len(self.values)} images, mean {self.mean:.3f})"
+        name = type(self).__name__
+        return f"{name}({self.measure}, {len(self.values)} images, mean {self.mean:.3f})"
+
+
+@dataclass(repr=False)
+class ComplexityResult(PerImage):
+    """A complexity measure of each map.
+
+    Attributes:
+        measure: ``"sparseness"`` (Gini index, higher is sparser) or
+            ``"complexity"`` (entropy, lower is simpler).
+        values: `(n,)` the measure of each map (NaN for a map of zeros).
+    """
+
+    measure: str
+    values: np.ndarray
 
 
 def _magnitudes(maps) -> tuple:

@@ -37,13 +37,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from keras_introspect._data import as_array
-from keras_introspect._repr import Tabular
 from keras_introspect._validation import check_number
-from keras_introspect.metrics.complexity import map_array, nanmean, warn_undefined
+from keras_introspect.metrics.complexity import PerImage, map_array, warn_undefined
 
 
-@dataclass
-class LocalisationResult(Tabular):
+@dataclass(repr=False)
+class LocalisationResult(PerImage):
     """A localisation measure of each map against its object mask.
 
     Attributes:
@@ -58,21 +57,6 @@ class LocalisationResult(Tabular):
     measure: str
     values: np.ndarray
     details: dict = field(default_factory=dict)
-
-    @property
-    def mean(self) -> float:
-        """Mean over the images (NaN images left out): the hit rate of the pointing game."""
-        return nanmean(self.values)
-
-    @property
-    def table(self) -> list:
-        """One dict per image: its value."""
-        return [{"image": i, self.measure: float(v)} for i, v in enumerate(self.values)]
-
-    def __repr__(self):
-        return (
-            f"LocalisationResult({self.measure}, {len(self.values)} images, mean {self.mean:.3f})"
-        )
 
 
 def _check(maps, masks) -> tuple:

@@ -45,7 +45,6 @@ import numpy as np
 from keras_introspect._data import as_array
 from keras_introspect._memory import resolve_batch_size
 from keras_introspect._progress import progress_bar
-from keras_introspect._repr import Tabular
 from keras_introspect._validation import (
     check_backend,
     check_finite,
@@ -57,13 +56,13 @@ from keras_introspect._validation import (
     check_verbose,
 )
 from keras_introspect.metrics._scoring import explainer, image_array
-from keras_introspect.metrics.complexity import nanmean, warn_undefined
+from keras_introspect.metrics.complexity import PerImage, warn_undefined
 
 NORMALIZATIONS = ("map", "input", None)
 
 
-@dataclass
-class StabilityResult(Tabular):
+@dataclass(repr=False)
+class StabilityResult(PerImage):
     """How much one method's maps change under small perturbations of the images.
 
     Attributes:
@@ -84,16 +83,6 @@ class StabilityResult(Tabular):
     ratios: np.ndarray
     maps: np.ndarray = field(repr=False)
     params: dict = field(default_factory=dict)
-
-    @property
-    def mean(self) -> float:
-        """Mean over the images (NaN images left out)."""
-        return nanmean(self.values)
-
-    @property
-    def table(self) -> list:
-        """One dict per image: its value."""
-        return [{"image": i, self.measure: float(v)} for i, v in enumerate(self.values)]
 
     def __repr__(self):
         return (
