@@ -11,7 +11,20 @@ import numpy as np
 from keras_introspect._validation import UNSET, check_positive_int, renamed
 from keras_introspect.exceptions import KerasIntrospectWarning
 
-SECTIONS = ("gradcam", "saliency", "purity")
+
+def section_names() -> tuple:
+    """Every section name the callback takes: "purity" and every attribution method
+    of `attribution.maps.METHODS` (read when asked: importing this module does not
+    import every method)."""
+    from keras_introspect.attribution.maps import METHODS
+
+    return ("purity", *METHODS)
+
+
+def __getattr__(name):
+    if name == "SECTIONS":  # the constant of before: now every method's name
+        return section_names()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _is_report(value) -> bool:
@@ -24,8 +37,12 @@ class IntrospectionCallback(keras.callbacks.Callback):
     """Every `every` epochs, compute chosen sections on fixed images.
 
     Sections:
-        - `"gradcam"` / `"saliency"`: the maps of the images' classes (`y`,
-          or the predicted class without `y`), drawn with `plotting.overlay`;
+        - any attribution method by its name in `attribution.maps.METHODS`
+          (`"saliency"`, `"gradcam"`, `"occlusion"`, `"integrated_gradients"`,
+          `"smoothgrad"`, `"gradient_input"`, `"rise"`, ...): the maps of the
+          images' classes (`y`, or the predicted class without `y`), drawn
+          with `plotting.overlay`, or `plotting.signed_overlay` for a map
+          with negative values;
         - `"purity"`: `layerwise_purity` of `x` against `y` (needs `y`).
 
     Results go to TensorBoard (`log_dir`: images and `purity/<layer>`
@@ -40,7 +57,8 @@ class IntrospectionCallback(keras.callbacks.Callback):
         y: their labels (required for `"purity"`). With a maps section they
             are the explained classes: integer class indices (integral floats
             accepted, fractions and negatives refused at once).
-        sections: names from `SECTIONS`.
+        sections: `"purity"` and attribution method names (`section_names()`
+            lists them).
         every: compute after every `every`-th epoch.
         log_dir: TensorBoard log folder, or `None`.
         report: a `Report`, a file path (its folder must exist: checked
@@ -49,6 +67,8 @@ class IntrospectionCallback(keras.callbacks.Callback):
         n_maps: how many images of `x` get maps.
         seed: seed of the clustering (default 0; `random_state`, its former
             name, warns).
+        options: per method, keyword arguments of its class, e.g.
+            `{"occlusion": {"window": 4}, "integrated_gradients": {"steps": 32}}`.
 
     Example:
         >>> callback = IntrospectionCallback(x_val[:256], y_val[:256],
@@ -69,12 +89,22 @@ class IntrospectionCallback(keras.callbacks.Callback):
         n_maps=4,
         seed=None,
         random_state=UNSET,
+        options=None,
     ):
         super().__init__()
         sections = (sections,) if isinstance(sections, str) else tuple(sections)
-        unknown = [s for s in sections if s not in SECTIONS]
+        known = section_names()
+        unknown = [s for s in sections if s not in known]
         if unknown:
-            raise ValueError(f"Unknown section(s) {unknown}. Expected some of {SECTIONS}")
+            raise ValueError(f"Unknown section(s) {unknown}. Expected some of {list(known)}")
+        options = dict(options or {})
+        stray = [name for name in options if name not in sections]
+        if stray:
+            raise ValueError(
+                f"`options` are for the chosen sections {list(sections)}. Received options "
+                f"for {stray}"
+            )
+        self.options = options
         if "purity" in sections and y is None:
             raise ValueError("The 'purity' section needs labels: IntrospectionCallback(x, y, ...)")
         self.x = np.asarray(x)
@@ -84,7 +114,7 @@ class IntrospectionCallback(keras.callbacks.Callback):
                 f"Expected one label per image: {len(self.x)} images, {len(self.y)} labels"
             )
         self._classes = None
-        if self.y is not None and set(sections) & {"gradcam", "saliency"}:
+        if self.y is not None and any(s != "purity" for s in sections):
             from keras_introspect.targets import as_indices
 
             # the maps explain y's classes: class indices only, never truncated floats
@@ -163,7 +193,7 @@ class IntrospectionCallback(keras.callbacks.Callback):
         import matplotlib.pyplot as plt
 
         from keras_introspect.attribution.maps import get_method
-        from keras_introspect.plotting.overlay import overlay
+        from keras_introspect.plotting.overlay import is_signed, overlay, signed_overlay
         from keras_introspect.targets import Class
 
         images = self.x[: self.n_maps]
@@ -171,8 +201,14 @@ class IntrospectionCallback(keras.callbacks.Callback):
             labels = self._classes
         else:
             labels = np.asarray(self.model.predict(images, verbose=0)).argmax(axis=-1)
-        maps = get_method(section)(self.model, Class(labels)).explain(images)
-        rgb = np.stack([overlay(image, m) for image, m in zip(images, maps, strict=True)])
+        options = {"batch_size": "auto", **self.options.get(section, {})}
+        maps = get_method(section)(self.model, Class(labels), **options).explain(images)
+        if maps.ndim != 3:
+            raise ValueError(
+                f"A callback draws one map per image; {section} gave shape {maps.shape}"
+            )
+        draw = signed_overlay if is_signed(maps) else overlay  # keep a signed map's sign
+        rgb = np.stack([draw(image, m) for image, m in zip(images, maps, strict=True)])
         writer = self._summary_writer()
         if writer is not None:
             with writer.as_default():

@@ -128,3 +128,57 @@ def test_a_failing_section_warns_and_training_goes_on(tmp_path):
     assert [r["epoch"] for r in callback.history_] == [1, 2]
     assert "no_such_layer" in callback.history_[0]["errors"]["purity"]
     assert callback.history_[1]["saliency"] == y[:2].tolist()
+
+
+def _images(log_dir, tag):
+    """The last images written under `tag`, decoded: `(n, H, W, 3)` uint8."""
+    import numpy as np
+
+    found = None
+    for path in glob.glob(f"{log_dir}/*"):
+        for event in tf.compat.v1.train.summary_iterator(path):
+            for value in event.summary.value:
+                if value.tag == tag:
+                    pngs = tf.make_ndarray(value.tensor)[2:]
+                    found = np.stack([tf.image.decode_png(p).numpy() for p in pngs])
+    return found
+
+
+def test_every_attribution_method_is_a_section(tmp_path):
+    """Issue 21, item 8: any name of METHODS, with its options; a signed method's
+    images are drawn with signed_overlay. The images written equal the overlays of
+    maps computed directly on the trained model."""
+    import numpy as np
+
+    from keras_introspect.callbacks import section_names
+    from keras_introspect.plotting import signed_overlay
+    from keras_introspect.plotting.overlay import is_signed
+
+    assert {"purity", "occlusion", "integrated_gradients", "rise"} <= set(section_names())
+    assert set(ki.callbacks.SECTIONS) == set(section_names())
+    x, y = _data()
+    model = _model()
+    options = {"occlusion": {"window": 4, "stride": 2}, "integrated_gradients": {"steps": 8}}
+    callback = ki.IntrospectionCallback(
+        x[:8],
+        y[:8],
+        sections=("occlusion", "integrated_gradients"),
+        log_dir=tmp_path / "logs",
+        n_maps=3,
+        options=options,
+    )
+    model.fit(x, y, epochs=1, verbose=0, callbacks=[callback])
+    target = ki.targets.Class(y[:3])
+    for name, method in [
+        ("occlusion", ki.Occlusion),
+        ("integrated_gradients", ki.IntegratedGradients),
+    ]:
+        maps = method(model, target, **options[name]).explain(x[:3])
+        assert is_signed(maps)  # both say for and against: drawn red / blue
+        expected = [signed_overlay(i, m) for i, m in zip(x[:3], maps, strict=True)]
+        expected = np.round(np.stack(expected) * 255)
+        written = _images(tmp_path / "logs", name)
+        assert written.shape == (3, 8, 8, 3)
+        np.testing.assert_allclose(written, expected, atol=1)
+    with pytest.raises(ValueError, match="options"):
+        ki.IntrospectionCallback(x[:8], y[:8], sections="saliency", options={"rise": {}})
