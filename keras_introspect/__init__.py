@@ -47,6 +47,7 @@ _LAZY = {
     "SquareGrad": "keras_introspect.attribution.smoothgrad",
     "VarGrad": "keras_introspect.attribution.smoothgrad",
     "IntegratedGradients": "keras_introspect.attribution.integrated_gradients",
+    "ExpectedGradients": "keras_introspect.attribution.expected_gradients",
     "GradCAM": "keras_introspect.attribution.gradcam",
     "GradCAMPlusPlus": "keras_introspect.attribution.gradcam",
     "ScoreCAM": "keras_introspect.attribution.scorecam",

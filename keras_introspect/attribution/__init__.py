@@ -1,6 +1,7 @@
 """Attribution maps: which input pixels matter for a class, filter or neuron."""
 
 from keras_introspect.attribution.deconvnet import Deconvnet
+from keras_introspect.attribution.expected_gradients import ExpectedGradients
 from keras_introspect.attribution.gradcam import GradCAM, GradCAMPlusPlus
 from keras_introspect.attribution.gradient_input import GradientInput
 from keras_introspect.attribution.guided_backprop import GuidedBackprop
@@ -20,6 +21,7 @@ __all__ = [
     "RISE",
     "AttributionMaps",
     "Deconvnet",
+    "ExpectedGradients",
     "GradCAM",
     "GradCAMPlusPlus",
     "GradientInput",

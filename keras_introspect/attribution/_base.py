@@ -475,8 +475,9 @@ class GradientMethod(Attribution):
 
         return tf.expand_dims(images, 1)
 
-    def _statistics(self, grads, weights, images):
-        """Per-chunk sums over draws: grads `(b, m, K, ...)`, weights `(m,)` (traced)."""
+    def _statistics(self, grads, weights, images, draws=None):
+        """Per-chunk sums over draws: grads `(b, m, K, ...)`, weights `(m,)` (traced);
+        `draws` are the step's `(draw_ids, draw_values, extra)`."""
         import tensorflow as tf
 
         w = tf.reshape(weights, [1, -1] + [1] * (grads.shape.rank - 2))
@@ -537,7 +538,7 @@ class GradientMethod(Attribution):
             grads = tf.reshape(grads, [b, m, K, *x.shape[1:]])
             scores = tf.reshape(tf.cast(score, tf.float32), [b, m, K])
             return (
-                statistics(grads, weights, tf.cast(x, tf.float32)),
+                statistics(grads, weights, tf.cast(x, tf.float32), (draw_ids, draw_values, extra)),
                 score_statistics(scores, draw_values, weights),
             )
 

@@ -11,6 +11,7 @@ from sklearn.utils.validation import check_is_fitted
 from keras_introspect._sklearn import ModelEstimatorMixin
 from keras_introspect._validation import check_one_of
 from keras_introspect.attribution.deconvnet import Deconvnet
+from keras_introspect.attribution.expected_gradients import ExpectedGradients
 from keras_introspect.attribution.gradcam import GradCAM, GradCAMPlusPlus
 from keras_introspect.attribution.gradient_input import GradientInput
 from keras_introspect.attribution.guided_backprop import GuidedBackprop
@@ -31,6 +32,7 @@ METHODS = {
     "squaregrad": SquareGrad,
     "vargrad": VarGrad,
     "integrated_gradients": IntegratedGradients,
+    "expected_gradients": ExpectedGradients,
     "gradcam": GradCAM,
     "gradcam++": GradCAMPlusPlus,
     "scorecam": ScoreCAM,
@@ -80,6 +82,7 @@ class AttributionMaps(ModelEstimatorMixin, TransformerMixin, BaseEstimator):
         model: a Keras 3 model.
         method: a name in `METHODS` ("saliency", "gradient_input",
             "smoothgrad", "squaregrad", "vargrad", "integrated_gradients",
+            "expected_gradients",
             "gradcam", "gradcam++", "scorecam", "layercam", "guided_gradcam",
             "guided_backprop", "deconvnet", "occlusion", "rise", "lime",
             "kernel_shap") or an attribution class.

@@ -94,7 +94,7 @@ class SquareGrad(SmoothGrad):
     Arguments as `SmoothGrad`. The map is non-negative.
     """
 
-    def _statistics(self, grads, weights, images):
+    def _statistics(self, grads, weights, images, draws=None):
         return super()._statistics(grads * grads, weights, images)
 
 
@@ -104,7 +104,7 @@ class VarGrad(SmoothGrad):
     Arguments as `SmoothGrad`. The map is non-negative.
     """
 
-    def _statistics(self, grads, weights, images):
+    def _statistics(self, grads, weights, images, draws=None):
         return super()._statistics(grads, weights, images) + super()._statistics(
             grads * grads, weights, images
         )

@@ -76,7 +76,7 @@ def test_in_a_pipeline_and_pickled(model):
 
 def test_unknown_method(model):
     with pytest.raises(ValueError, match="Expected `method` to be one of"):
-        ki.AttributionMaps(model, "lime").fit(_x(1))
+        ki.AttributionMaps(model, "deeplift").fit(_x(1))
 
 
 def test_every_entry_point_looks_methods_up_in_one_place(model):
@@ -91,11 +91,11 @@ def test_every_entry_point_looks_methods_up_in_one_place(model):
         get_method(3)
     message = r"Expected `method` to be one of \['deconvnet'"
     with pytest.raises(ValueError, match=message):
-        ki.Report(model).add_saliency(_x(1), 0, methods=("lime",))
+        ki.Report(model).add_saliency(_x(1), 0, methods=("deeplift",))
     with pytest.raises(ValueError, match=message):
-        metrics.randomization_check("lime", model, _x(1), 0)
+        metrics.randomization_check("deeplift", model, _x(1), 0)
     with pytest.raises(ValueError, match=message):
-        ki.AttributionMaps(model, "lime").fit(_x(1))
+        ki.AttributionMaps(model, "deeplift").fit(_x(1))
 
 
 def test_method_options_must_be_a_dict(model):

@@ -128,7 +128,7 @@ def test_saliency_exemplar_and_prediction_tree_sections():
     for node in super_nodes:
         assert f"<td>{node.critical_filter}</td>" in page
     with pytest.raises(ValueError, match="Expected `method` to be one of"):
-        report.add_saliency(x[:1], 0, methods=("lime",))
+        report.add_saliency(x[:1], 0, methods=("deeplift",))
 
 
 def test_filter_saliency_marks_the_strongest_unit_field():
