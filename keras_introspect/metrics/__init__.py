@@ -16,6 +16,9 @@
 - `max_sensitivity`, `avg_sensitivity` (Yeh et al. 2019) and
   `local_lipschitz` (Alvarez-Melis & Jaakkola 2018): how much a method's
   maps change when the images are perturbed a little.
+- `faithfulness_correlation`, `mu_fidelity` (Bhatt et al. 2020) and `irof`
+  (Rieger & Hansen 2020): do the map's values follow the score drops when
+  random pixel subsets, grid cells or superpixels are replaced by a baseline?
 - `explanation_quality`: the causal curves and sanity checks of several
   methods at once, a row per method (the report's quality section).
 
@@ -29,6 +32,13 @@ Example:
 
 from keras_introspect.metrics.causal import CausalCurves, deletion, insertion
 from keras_introspect.metrics.complexity import ComplexityResult, complexity, sparseness
+from keras_introspect.metrics.faithfulness import (
+    FaithfulnessResult,
+    IROFResult,
+    faithfulness_correlation,
+    irof,
+    mu_fidelity,
+)
 from keras_introspect.metrics.localisation import (
     LocalisationResult,
     pointing_game,
@@ -54,6 +64,8 @@ from keras_introspect.metrics.stability import (
 __all__ = [
     "CausalCurves",
     "ComplexityResult",
+    "FaithfulnessResult",
+    "IROFResult",
     "LocalisationResult",
     "MapComparison",
     "QualityResult",
@@ -64,10 +76,13 @@ __all__ = [
     "complexity",
     "deletion",
     "explanation_quality",
+    "faithfulness_correlation",
     "insertion",
+    "irof",
     "local_lipschitz",
     "map_similarity",
     "max_sensitivity",
+    "mu_fidelity",
     "pointing_game",
     "random_logit_check",
     "randomization_check",

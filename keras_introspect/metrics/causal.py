@@ -131,19 +131,27 @@ def area(curves: np.ndarray, fractions: np.ndarray) -> np.ndarray:
     return ((curves[:, 1:] + curves[:, :-1]) * 0.5 * widths).sum(axis=1)
 
 
-def _check_maps(maps, x: np.ndarray) -> np.ndarray:
-    """`maps` as float64 `(n, H, W)`, resized (bilinear) to the image size if needed."""
+def check_maps(maps, x: np.ndarray, sum_channels: bool = False) -> np.ndarray:
+    """`maps` as float64 `(n, H, W)`, resized (bilinear) to the image size if needed.
+
+    Maps `(n, H, W, 1)` lose their channel axis; maps `(n, H, W, C)` with the
+    images' channels are summed over them with `sum_channels` (a pixel's
+    channels are removed together), and refused without.
+    """
     maps = as_array(maps, "maps")
-    n, size = len(x), x.shape[1:3]
+    n, size, c = len(x), x.shape[1:3], x.shape[-1]
+    if maps.ndim == 2 and n == 1:
+        maps = maps[None]  # one map without batch axis
     if maps.ndim == 4 and maps.shape[-1] == 1:
         maps = maps[..., 0]
-    if maps.ndim == 2 and n == 1:
-        maps = maps[None]
-    if maps.ndim != 3 or len(maps) != n:
+    elif maps.ndim == 4 and sum_channels and maps.shape[-1] == c:
+        maps = maps.sum(axis=-1)
+    if maps.ndim != 3 or len(maps) != n or maps.dtype.kind not in "biuf":
+        shapes = f"({n}, H, W)" + (f" or ({n}, H, W, {c})" if sum_channels else "")
         raise ValueError(
-            f"Expected one map per image, shape ({n}, H, W). Received: maps with shape "
-            f"{maps.shape} for images of shape {x.shape} (reduce the channels of a map "
-            "first, e.g. reduce_channels='max')"
+            f"Expected one map per image, shape {shapes}, of real numbers. Received: maps "
+            f"with shape {maps.shape} and dtype {maps.dtype} for images of shape {x.shape}"
+            + ("" if sum_channels else " (reduce the channels first, e.g. reduce_channels='sum')")
         )
     maps = maps.astype(np.float64)
     check_finite(maps, "maps")
@@ -248,7 +256,7 @@ def _causal(
     scorer = Scorer(model, target, batch_size, kind)
     batch_size = scorer.halver.size  # "auto" resolved for the model
     x = scorer.images(x)
-    maps = _check_maps(maps, x)
+    maps = check_maps(maps, x)
     base = baseline_images(baseline, x)
     n_pixels = x.shape[1] * x.shape[2]
     counts = np.round(np.linspace(0, n_pixels, steps + 1)).astype(np.int64)
