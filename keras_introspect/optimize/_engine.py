@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from keras_introspect.optimize import transforms as tr
-from keras_introspect.optimize.regularizers import GaussianBlur, history_names
+from keras_introspect.optimize.regularizers import Diversity, GaussianBlur, history_names
 
 OPTIMIZERS = ("adam", "sgd")
 _BETA1, _BETA2, _EPSILON = 0.9, 0.999, 1e-7  # Keras' Adam defaults
@@ -24,7 +24,9 @@ class Loop:
 
     Args:
         score: `score(images, cols) -> {name: (rows,) tensor}`; the entry
-            ``"objective"`` is maximised, the others are only recorded.
+            ``"objective"`` is maximised, the others are only recorded, except
+            the penalties of `Diversity` regularizers, which `score` computes
+            from its forward pass under their history names.
         keys: the names `score` returns, ``"objective"`` first.
         parameterization: a `Parameterization`.
         transforms: transforms applied to the image before scoring.
@@ -100,7 +102,8 @@ class Loop:
                     if self.penalties:
                         regular = self._penalty_input(image)
                         for name, r in zip(self.names, self.penalties, strict=True):
-                            values[name] = r.penalty(regular)
+                            if not isinstance(r, Diversity):  # Diversity: given by score
+                                values[name] = r.penalty(regular)
                             total = total - r.weight * values[name]
                     total = tf.reduce_sum(total)
                 grad = tape.gradient(total, z)
@@ -145,7 +148,9 @@ def padded_runs(n_rows: int, rows: int):
         yield np.concatenate([take, np.repeat(take[-1:], rows - count)]), count
 
 
-def run_steps(loop, z, cols, steps, chunk, draws, learning_rate, progbar, on_chunk=None):
+def run_steps(
+    loop, z, cols, steps, chunk, draws, learning_rate, progbar, on_chunk=None, warmup=None
+):
     """Run a compiled optimisation `loop` (a `Loop`) on one run of rows.
 
     Args:
@@ -156,7 +161,9 @@ def run_steps(loop, z, cols, steps, chunk, draws, learning_rate, progbar, on_chu
         draws: `draws(t0, t1) -> u`, the random draws of steps `t0 ... t1 - 1`.
         learning_rate: of the optimiser.
         progbar: a Keras `Progbar`, advanced by the steps run.
-        on_chunk: called with `z` after every call (e.g. to keep snapshots).
+        on_chunk: called with `z` after every `chunk` steps (e.g. to keep snapshots).
+        warmup: `(warm_loop, k)`: steps `0 ... k - 1` run in `warm_loop`
+            instead (the same optimizer state carries over), or `None`.
 
     Returns:
         `(z, history)`: the final values and each history entry concatenated
@@ -164,12 +171,17 @@ def run_steps(loop, z, cols, steps, chunk, draws, learning_rate, progbar, on_chu
     """
     m = np.zeros(z.shape, np.float32)
     v = np.zeros(z.shape, np.float32)
+    warm_loop, k = warmup if warmup is not None else (None, 0)
     parts = []
     for t0 in range(0, steps, chunk):
-        u = draws(t0, min(t0 + chunk, steps))
-        z, m, v, hist = loop(z, m, v, t0, u, cols, learning_rate)
-        parts.append(hist)
+        t1 = min(t0 + chunk, steps)
+        segments = [(t0, t1, loop)]
+        if t0 < k:  # a chunk that crosses the end of the warm-up is split there
+            segments = [(t0, min(t1, k), warm_loop)] + ([(k, t1, loop)] if t1 > k else [])
+        for a, b, run in segments:
+            z, m, v, hist = run(z, m, v, a, draws(a, b), cols, learning_rate)
+            parts.append(hist)
         if on_chunk is not None:
             on_chunk(z)
-        progbar.add(len(u))
+        progbar.add(t1 - t0)
     return z, {k: np.concatenate([np.asarray(h[k]) for h in parts]) for k in parts[0]}

@@ -6,7 +6,8 @@ model with its weights fixed (Erhan et al. 2009; Dai 2019, eq. 1-2):
 
     x* = argmax_x  objective(T(x)) - sum_i weight_i * R_i(x)
 
-with random transforms `T` (robustness) and regularizers `R_i`. For a
+with random transforms `T` (robustness) and regularizers `R_i` (of the
+pixels, or, for `Diversity`, of a layer's activations). For a
 filter of an inner convolutional layer, `receptive_field=True` optimises
 only the filter's receptive field: an input of receptive-field size run
 through the layers up to the filter (Kalmeijer 2016, §3.1.1 "Proposed
@@ -15,7 +16,7 @@ Extension"; init from the most activating dataset patch, §4.4).
 
 from __future__ import annotations
 
-import math
+import os
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -42,10 +43,16 @@ from keras_introspect.model.tap import COMPUTE_DTYPES
 from keras_introspect.optimize import transforms as tr
 from keras_introspect.optimize._engine import OPTIMIZERS, Loop, padded_runs, run_steps
 from keras_introspect.optimize.parameterization import KINDS, Parameterization, colour_matrix
-from keras_introspect.optimize.regularizers import check_regularizers
+from keras_introspect.optimize.regularizers import (
+    Diversity,
+    GaussianBlur,
+    check_regularizers,
+    history_names,
+)
 from keras_introspect.targets import BoundTarget, Channel, Neuron, as_target
 
 INITS = ("random", "mean", "max")
+ANIMATION_FORMATS = ("gif", "png")
 
 
 @dataclass
@@ -118,6 +125,77 @@ class AMResult(Tabular):
                 rows.append(row)
         return rows
 
+    def animation(self, format: str = "gif", fps: float = 4.0, value_range=None, scale: int = 1):
+        """The snapshots as an animated GIF or PNG (APNG), one frame per snapshot.
+
+        Each frame tiles the images of one snapshot: one row per channel
+        (the K axis; a single row without it), one column per image, with a
+        1-pixel white gap, so a frame is `(K H + K - 1) x (n W + n - 1)`
+        pixels times `scale`. Pillow stores a frame identical to the one
+        before it as a longer display of that frame.
+
+        Args:
+            format: ``"gif"`` or ``"png"`` (APNG).
+            fps: frames per second (> 0).
+            value_range: `(low, high)` shown black to white (the model's
+                input range); `None`: the snapshots' own minimum and maximum,
+                the same for every frame.
+            scale: each pixel becomes a `scale x scale` block (nearest).
+
+        Returns:
+            The file's bytes.
+
+        Raises:
+            ValueError: the result has no snapshots (generate with
+                `snapshot_every`), or the images have neither 1 nor 3 channels.
+        """
+        import io
+
+        from PIL import Image
+
+        check_one_of(format, "format", ANIMATION_FORMATS)
+        fps = check_number(fps, "fps", 0.0, strict=True)
+        scale = check_positive_int(scale, "scale")
+        frames = _tiled_frames(self.snapshots, value_range, scale)
+        mode = "L" if frames.shape[-1] == 1 else "RGB"
+        images = [Image.fromarray(f[..., 0] if mode == "L" else f, mode) for f in frames]
+        buffer = io.BytesIO()
+        images[0].save(
+            buffer,
+            format=format.upper(),
+            save_all=True,
+            append_images=images[1:],
+            duration=round(1000.0 / fps),
+            loop=0,
+        )
+        return buffer.getvalue()
+
+    def save_animation(self, path, fps: float = 4.0, value_range=None, scale: int = 1) -> str:
+        """Write the snapshots as an animated GIF (``.gif``) or APNG (``.png``, ``.apng``).
+
+        See `animation` for the frames and the arguments; the file is
+        written atomically. Returns the path.
+
+        Example:
+            >>> import numpy as np, keras, keras_introspect as ki
+            >>> model = keras.Sequential([keras.Input((8, 8, 1)),
+            ...     keras.layers.Conv2D(4, 3, activation="relu", name="conv")])
+            >>> am = ki.ActivationMaximization(model, ki.targets.Channel("conv", 2), steps=8,
+            ...                                snapshot_every=2, value_range=(0.0, 1.0))
+            >>> am.generate(n=2).save_animation("am.gif")  # doctest: +SKIP
+            'am.gif'
+        """
+        from keras_introspect._files import check_output_path, write_atomic
+
+        path = check_output_path(path, "animation")
+        extension = os.path.splitext(path)[1].lower()
+        if extension not in (".gif", ".png", ".apng"):
+            raise ValueError(
+                f"Expected an animation path ending in .gif, .png or .apng. Received: path={path!r}"
+            )
+        data = self.animation("gif" if extension == ".gif" else "png", fps, value_range, scale)
+        return write_atomic(path, data)
+
     @property
     def exceeds_dataset(self):
         """Whether the final activation is above the best dataset image's."""
@@ -146,9 +224,13 @@ class ActivationMaximization:
         learning_rate: step size of the optimizer.
         optimizer: ``"adam"`` or ``"sgd"`` (plain gradient ascent).
         regularizers: `keras_introspect.optimize.regularizers` objects
-            (`LpNorm`, `TotalVariation`, `L2`, `GaussianBlur`), or `None`.
+            (`LpNorm`, `TotalVariation`, `L2`, `GaussianBlur`, `Diversity`),
+            or `None`. With `Diversity` the `n` images of an objective are
+            optimised in one run together (a run then holds at least `n`
+            rows, whatever `batch_size`).
         transforms: `keras_introspect.optimize.transforms` objects applied
-            at every step (`Jitter`, `Rotate`, `Scale`, `Blur`), or `None`.
+            at every step (`Pad` first, then `Jitter`, `Rotate`, `Scale`,
+            `RandomFlip`, `Blur`), or `None`.
         parameterization: ``"pixel"``, ``"fft"``, ``"decorrelated"`` or
             ``"fft_decorrelated"`` (see `optimize.parameterization`).
         init: ``"random"`` (Gaussian with the dataset's channel mean/std when
@@ -172,6 +254,13 @@ class ActivationMaximization:
             `Introspector.tap`).
         image_shape: `(H, W, C)` of the images to optimise, for a model that
             takes any size (input `(None, None, C)`); default: the model's.
+        relu_warmup: the open-ReLU warm-up of Xplique's MaCo: during the
+            first `relu_warmup` steps every ReLU's backward pass is
+            ``dx = dy`` (the gradient passes where the ReLU's input is
+            negative too) instead of ``dx = dy * [x > 0]``; the forward pass,
+            hence the objective and its history, is unchanged. Lets the
+            optimisation start from units that are dead for the initial
+            image. 0 (default): none. See `optimize._warmup`.
         verbose: 0 silent, 1 progress bar, 2 one line at the end.
 
     Example:
@@ -203,6 +292,7 @@ class ActivationMaximization:
         batch_size: int = 64,
         compute_dtype=None,
         image_shape=None,
+        relu_warmup: int = 0,
         verbose: int = 0,
         objective=UNSET,
     ):
@@ -236,6 +326,16 @@ class ActivationMaximization:
         check_one_of(compute_dtype, "compute_dtype", COMPUTE_DTYPES)
         self.compute_dtype = compute_dtype
         self.image_shape = image_shape
+        if (
+            isinstance(relu_warmup, bool)
+            or not isinstance(relu_warmup, (int, np.integer))
+            or relu_warmup < 0
+        ):
+            raise ValueError(
+                "Expected `relu_warmup` to be an integer >= 0. "
+                f"Received: relu_warmup={relu_warmup!r}"
+            )
+        self.relu_warmup = int(relu_warmup)
         self.verbose = check_verbose(verbose)
         self._intro = None
 
@@ -381,6 +481,12 @@ class ActivationMaximization:
                 f"init={self.init!r} needs the dataset: pass `x` to generate(). Received: x=None"
             )
         shape = image_shape if rf is None else (*rf.size, image_shape[2])
+        diverse = any(isinstance(r, Diversity) for r in self.regularizers)
+        if diverse and rf is not None:
+            raise ValueError(
+                "The Diversity regularizer needs whole images: it is not available with "
+                "receptive_field=True"
+            )
 
         data = _DatasetScan(self, intro, bound, rf, image_shape, n, x) if x is not None else None
         colour = None
@@ -398,15 +504,30 @@ class ActivationMaximization:
         draws = _transform_draws(seed, n, steps, max(1, tr.n_random(self.transforms)))
 
         batch_size = resolve_batch_size(self.batch_size, intro)
-        rows_per_run = min(batch_size, n * K)
-        n_runs = math.ceil(n * K / rows_per_run)
+        groups = None
+        if diverse:  # a run holds every image of its objectives (Diversity compares them)
+            groups = max(1, min(K, batch_size // n))
+            rows_per_run = n * groups
+            runs = list(_grouped_runs(n, K, groups))
+        else:
+            rows_per_run = min(batch_size, n * K)
+            runs = [
+                (take, np.arange(rows_per_run) < count)
+                for take, count in padded_runs(n * K, rows_per_run)
+            ]
         chunk = self.snapshot_every or (steps if self.verbose == 0 else max(1, steps // 25))
 
-        progbar = progress_bar(steps * n_runs, verbose=self.verbose, unit_name="step")
-        loop = self._loop(intro, bound, rf, param, rows_per_run, dtype)
+        progbar = progress_bar(steps * len(runs), verbose=self.verbose, unit_name="step")
+        warm = min(self.relu_warmup, steps)
+        loop, warmup = None, None
+        if steps > warm:  # else every step is a warm-up step
+            loop = self._loop(intro, bound, rf, param, rows_per_run, dtype, groups)
+        if warm:
+            warm_loop = self._loop(intro, bound, rf, param, rows_per_run, dtype, groups, True)
+            warmup = (warm_loop, warm)
         evaluate = self._evaluator(intro, bound, rf, rows_per_run, dtype)
-        images, histories, snapshots, finals = [], [], [], []
-        for take, count in padded_runs(n * K, rows_per_run):
+        images, histories, snapshots, finals, order = [], [], [], [], []
+        for take, real in runs:
             run_snaps = []
 
             def draws_of(t0, t1, take=take):
@@ -425,17 +546,20 @@ class ActivationMaximization:
                 self.learning_rate,
                 progbar,
                 snapshot if self.snapshot_every else None,
+                warmup,
             )
             final = np.asarray(param.to_image(z))
-            images.append(final[:count])
-            finals.append(np.asarray(evaluate(final, cols[take]))[:count])
-            histories.append({k: h[:, :count] for k, h in hist.items()})
+            images.append(final[real])
+            finals.append(np.asarray(evaluate(final, cols[take]))[real])
+            histories.append({k: h[:, real] for k, h in hist.items()})
             if run_snaps:
-                snapshots.append(np.stack(run_snaps)[:, :count])
+                snapshots.append(np.stack(run_snaps)[:, real])
+            order.append(take[real])
+        rows = np.argsort(np.concatenate(order))  # runs' real rows -> rows (j, k) in order
 
         def arrange(a, axis=0):
-            """Rows `(j, k)` on `axis` -> leading `(n,)` or `(K, n)` there."""
-            a = np.moveaxis(a, axis, 0)
+            """Rows `(j, k)` on `axis` (in run order) -> leading `(n,)` or `(K, n)` there."""
+            a = np.moveaxis(a, axis, 0)[rows]
             a = a.reshape(n, K, *a.shape[1:])
             a, lead = (np.swapaxes(a, 0, 1), 2) if multi else (a[:, 0], 1)
             return np.moveaxis(a, list(range(lead)), list(range(axis, axis + lead)))
@@ -464,28 +588,55 @@ class ActivationMaximization:
         return result
 
     # ---------------------------------------------------------- compiled
-    def _score_fn(self, intro, bound, rf, dtype):
-        """`score(images, cols) -> (rows,)` of the objective (no regularizers)."""
+    def _score_fn(self, intro, bound, rf, dtype, groups=None, open_relu=False):
+        """`score(images, cols) -> {"objective": (rows,), ...}`.
+
+        With `groups` (objectives per run), also the penalty of each
+        `Diversity` regularizer under its history name, from the same
+        forward pass. With `open_relu`, the forward pass is traced with the
+        warm-up's backward rule (`_warmup`).
+        """
         import tensorflow as tf
 
+        from keras_introspect.model._instrument import patching
+        from keras_introspect.optimize._warmup import open_relu_wrappers
+
+        opened = open_relu_wrappers([info.layer for info in intro.layers]) if open_relu else []
         if rf is None:
+            diverse = []
+            if groups is not None:
+                names = history_names(self.regularizers)
+                penalties = [r for r in self.regularizers if not isinstance(r, GaussianBlur)]
+                diverse = [
+                    (name, r, intro.layer(r.layer))
+                    for name, r in zip(names, penalties, strict=True)
+                    if isinstance(r, Diversity)
+                ]
+            paths = list(dict.fromkeys([*bound.paths, *(info.path for _, _, info in diverse)]))
             truncate = all(leaf.path for _, leaf in bound.leaves)
-            tap = intro.tap(bound.paths or [], compute_dtype=self.compute_dtype, truncate=truncate)
+            tap = intro.tap(paths, compute_dtype=self.compute_dtype, truncate=truncate)
 
             def score(images, cols):
                 intro.note_trace()
-                activations, output = tap(tf.cast(images, dtype))
-                return bound.score(activations, output, cols)
+                with patching(opened):
+                    activations, output = tap(tf.cast(images, dtype))
+                values = {"objective": bound.score(activations, output, cols)}
+                by_path = dict(zip(paths, activations, strict=True))
+                for name, r, info in diverse:
+                    a = channels_last(by_path[info.path], info.channel_axis)
+                    values[name] = r.penalty(a, groups)
+                return values
 
             return score
         tap = intro.tap([rf.info.path], compute_dtype=self.compute_dtype, truncate=True)
 
         def score(images, cols):
             intro.note_trace()
-            (activation,), _ = tap(tf.cast(images, dtype))
+            with patching(opened):
+                (activation,), _ = tap(tf.cast(images, dtype))
             a = channels_last(activation, rf.info.channel_axis)
             unit = a[(slice(None), *rf.unit)]
-            return rf.weight * tf.gather(unit, cols[:, 0], axis=-1, batch_dims=1)
+            return {"objective": rf.weight * tf.gather(unit, cols[:, 0], axis=-1, batch_dims=1)}
 
         return score
 
@@ -499,20 +650,21 @@ class ActivationMaximization:
             self.compute_dtype,
         )
 
-    def _loop(self, intro, bound, rf, param, rows, dtype):
+    def _loop(self, intro, bound, rf, param, rows, dtype, groups=None, open_relu=False):
         key = (
-            *self._key(bound, rf, rows, "loop"),
+            *self._key(bound, rf, rows, "warm-up loop" if open_relu else "loop"),
             repr(param),
             None if param.colour is None else param.colour.tobytes(),
             repr(self.transforms),
             repr(self.regularizers),
             self.optimizer,
+            groups,
         )
 
         def build():
-            score = self._score_fn(intro, bound, rf, dtype)
+            score = self._score_fn(intro, bound, rf, dtype, groups, open_relu)
             return Loop(
-                lambda images, cols: {"objective": score(images, cols)},
+                score,
                 ["objective"],
                 param,
                 self.transforms,
@@ -529,12 +681,16 @@ class ActivationMaximization:
         import tensorflow as tf
 
         key = self._key(bound, rf, rows, "score")
-        return intro.cached(
-            key,
-            lambda: tf.function(
-                self._score_fn(intro, bound, rf, dtype), autograph=False, reduce_retracing=True
-            ),
-        )
+
+        def build():
+            score = self._score_fn(intro, bound, rf, dtype)
+            return tf.function(
+                lambda images, cols: score(images, cols)["objective"],
+                autograph=False,
+                reduce_retracing=True,
+            )
+
+        return intro.cached(key, build)
 
     # ------------------------------------------------------------- inits
     def _init_images(self, shape, n, K, seed, data, row_image, row_output, rf):
@@ -667,6 +823,46 @@ def _paste(canvas, patch, starts, sizes) -> None:
         target.append(slice(lo, hi))
         source.append(slice(lo - start, hi - start))
     canvas[tuple(target)] = patch[tuple(source)]
+
+
+def _grouped_runs(n: int, K: int, groups: int):
+    """Yield `(take, real)` per run of `groups` whole objectives, `n * groups` rows each.
+
+    Row `j * groups + g` of a run is image `j` of objective `k0 + g` (global
+    row `j * K + k0 + g`), so `Diversity` finds the images of one objective
+    at rows `r % groups == g`. The last run is padded with copies of the
+    last objective (whole groups, so they never meet the real rows);
+    `real` marks the rows that are not copies.
+    """
+    for k0 in range(0, K, groups):
+        objectives = np.arange(k0, k0 + groups)
+        real = np.broadcast_to(objectives < K, (n, groups)).ravel()
+        take = (np.arange(n)[:, None] * K + np.minimum(objectives, K - 1)[None]).ravel()
+        yield take, real
+
+
+def _tiled_frames(snapshots, value_range, scale: int) -> np.ndarray:
+    """`(n_snapshots, Hf, Wf, C)` uint8 frames: the images of each snapshot tiled."""
+    if snapshots is None:
+        raise ValueError(
+            "This result has no snapshots to animate: generate it with "
+            "ActivationMaximization(..., snapshot_every=k)"
+        )
+    snaps = np.asarray(snapshots, np.float32)
+    steps, (H, W, C) = snaps.shape[0], snaps.shape[-3:]
+    if C not in (1, 3):
+        raise ValueError(f"Expected images with 1 or 3 channels to animate. Received: {C} channels")
+    grid = snaps.reshape(steps, -1, snaps.shape[-4], H, W, C)  # (steps, K, n, H, W, C)
+    low, high = check_value_range(value_range) or (float(snaps.min()), float(snaps.max()))
+    scaled = np.clip((grid - low) / max(high - low, 1e-12), 0.0, 1.0)
+    pixels = np.round(scaled * 255.0).astype(np.uint8)
+    K, n = grid.shape[1:3]
+    frames = np.full((steps, K * (H + 1) - 1, n * (W + 1) - 1, C), 255, np.uint8)
+    for k in range(K):
+        for j in range(n):
+            top, left = k * (H + 1), j * (W + 1)
+            frames[:, top : top + H, left : left + W] = pixels[:, k, j]
+    return frames.repeat(scale, axis=1).repeat(scale, axis=2)
 
 
 def _transform_draws(seed, n, steps, n_random) -> np.ndarray:

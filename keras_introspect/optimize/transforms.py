@@ -8,9 +8,11 @@ inside the compiled step and are differentiable with respect to the image.
 Their random draws come from the host, keyed by `(seed, image index, step)`,
 so a result does not depend on how images are batched together.
 
-Consecutive geometric transforms (`Jitter`, `Rotate`, `Scale`) are composed
-into one affine map and the image is resampled once (bilinear, mirrored at
-the borders).
+Consecutive geometric transforms (`Jitter`, `Rotate`, `Scale`, `RandomFlip`)
+are composed into one affine map and the image is resampled once (bilinear,
+mirrored at the borders). `Pad` comes first, as in Lucid's
+`standard_transforms`: the other transforms act on the padded canvas and the
+model sees its centre, of the image's size.
 
 Example:
     >>> from keras_introspect.optimize import transforms
@@ -24,7 +26,7 @@ import math
 
 import numpy as np
 
-from keras_introspect._validation import check_instances, check_number
+from keras_introspect._validation import check_instances, check_number, check_one_of
 
 
 class Transform:
@@ -170,6 +172,118 @@ class Blur(Transform):
         return gaussian_blur(images, low + (high - low) * u[:, 0], high)
 
 
+class RandomFlip(_Affine):
+    """Mirror the image left-right, and optionally top-bottom, each with probability 1/2.
+
+    One uniform draw `u` per enabled axis and step; the axis is flipped
+    where `u < 0.5` (horizontal first, then vertical). A flip is an exact
+    permutation of the pixels and composes with `Jitter`, `Rotate` and
+    `Scale` into one resampling.
+
+    Args:
+        horizontal: flip the columns (left-right).
+        vertical: flip the rows (top-bottom).
+
+    Example:
+        >>> RandomFlip(horizontal=True, vertical=True).n_random  # draws per step
+        2
+    """
+
+    def __init__(self, horizontal: bool = True, vertical: bool = False):
+        for name, value in (("horizontal", horizontal), ("vertical", vertical)):
+            if not isinstance(value, (bool, np.bool_)):
+                raise ValueError(f"Expected `{name}` to be True or False. Received: {value!r}")
+        if not (horizontal or vertical):
+            raise ValueError(
+                "Expected at least one axis to flip. Received: horizontal=False, vertical=False"
+            )
+        self.horizontal = bool(horizontal)
+        self.vertical = bool(vertical)
+
+    @property
+    def n_random(self) -> int:
+        return int(self.horizontal) + int(self.vertical)
+
+    def matrix(self, u):
+        import tensorflow as tf
+
+        def sign(draw):  # -1 mirrors the centred coordinate
+            return tf.where(draw < 0.5, -1.0, 1.0)
+
+        one = tf.ones_like(u[:, 0])
+        zero = tf.zeros_like(one)
+        sx = sign(u[:, 0]) if self.horizontal else one
+        sy = sign(u[:, -1]) if self.vertical else one
+        return tf.stack(
+            [
+                tf.stack([sy, zero, zero], 1),
+                tf.stack([zero, sx, zero], 1),
+                tf.stack([zero, zero, one], 1),
+            ],
+            1,
+        )
+
+
+PAD_MODES = ("constant", "reflect")
+
+
+class Pad(Transform):
+    """Pad the image by `pixels` on every side before the other transforms (Lucid's `pad`).
+
+    The transforms after it act on the `(H + 2k, W + 2k)` canvas and the
+    model sees the canvas' centre `H x W` window, so `Pad` alone changes
+    nothing: with `Jitter`, `Rotate` or `Scale` after it, what moves into
+    view at the borders is the padding instead of the mirrored image, which
+    keeps the optimisation from relying on the image's edges (Olah et al.
+    2017, "Feature Visualization", transformation robustness). It must come
+    first in the list (no random draws).
+
+    Args:
+        pixels: `k`, the padding on each side.
+        mode: ``"constant"`` (every padded pixel is `value`) or
+            ``"reflect"`` (mirrored about the edge pixels, which are not
+            repeated: a row `x1 x2 x3` padded by 2 is `x3 x2 x1 x2 x3 x2
+            x1`; a larger `k` mirrors again, with period `2 (W - 1)`, as the
+            other transforms' borders do).
+        value: the constant, in the model's input units (e.g. 0.5 is the
+            mid-grey of a `(0, 1)` model); ignored by ``"reflect"``.
+
+    Example:
+        >>> [Pad(8, value=0.5), Jitter(8)]  # Lucid-like, for (0, 1) inputs
+        [Pad(pixels=8, mode='constant', value=0.5), Jitter(pixels=8)]
+    """
+
+    n_random = 0
+
+    def __init__(self, pixels: int = 4, mode: str = "constant", value: float = 0.0):
+        self.pixels = _check_pixels(pixels)
+        check_one_of(mode, "mode", PAD_MODES)
+        self.mode = mode
+        self.value = check_number(value, "value")
+
+    def apply(self, images, u=None):
+        """`(rows, H + 2k, W + 2k, C)` padded images (`u` is not used)."""
+        import tensorflow as tf
+
+        k = self.pixels
+        if self.mode == "constant":
+            return tf.pad(images, [[0, 0], [k, k], [k, k], [0, 0]], constant_values=self.value)
+        for axis in (1, 2):
+            size = images.shape[axis]
+            images = tf.gather(images, _reflected_indices(size, k), axis=axis)
+        return images
+
+
+def _reflected_indices(size: int, k: int) -> np.ndarray:
+    """Source index of each of `size + 2k` positions, mirrored about the edge pixels."""
+    index = np.arange(-k, size + k)
+    if size == 1:
+        return np.zeros_like(index)
+    period = 2 * (size - 1)
+    index = np.mod(index, period)
+    return np.where(index > size - 1, period - index, index)
+
+
 def _reflect(coordinate, size: int):
     """Mirror coordinates into `[0, size - 1]` (period `2 * (size - 1)`)."""
     import tensorflow as tf
@@ -246,13 +360,24 @@ def gaussian_blur(images, sigma, max_sigma: float):
 
 
 def check_transforms(transforms) -> list:
-    """Validate a transform list (`None` for none)."""
-    return check_instances(
+    """Validate a transform list (`None` for none); `Pad` only at its start."""
+    transforms = check_instances(
         transforms,
         Transform,
         "transforms",
-        "keras_introspect.optimize.transforms objects (Jitter, Rotate, Scale, Blur)",
+        "keras_introspect.optimize.transforms objects (Pad, Jitter, Rotate, Scale, "
+        "RandomFlip, Blur)",
     )
+    leading = 0
+    while leading < len(transforms) and isinstance(transforms[leading], Pad):
+        leading += 1
+    late = [t for t in transforms[leading:] if isinstance(t, Pad)]
+    if late:
+        raise ValueError(
+            "Expected `Pad` before the other transforms (it pads the canvas they act on). "
+            f"Received: transforms={transforms!r}"
+        )
+    return transforms
 
 
 def n_random(transforms) -> int:
@@ -261,7 +386,10 @@ def n_random(transforms) -> int:
 
 
 def apply(transforms, images, u):
-    """Apply `transforms` in order to `(rows, H, W, C)` images.
+    """Apply `transforms` in order to `(rows, H, W, C)` images; `(rows, H, W, C)` out.
+
+    With `Pad` the others act on the padded canvas, cropped back to its
+    centre `H x W` at the end.
 
     Args:
         transforms: the transform list.
@@ -270,7 +398,8 @@ def apply(transforms, images, u):
     """
     import tensorflow as tf
 
-    matrix, start = None, 0
+    matrix, start, padded = None, 0, 0
+    height, width = images.shape[1:3]
     for t in transforms:
         draws = u[:, start : start + t.n_random]
         start += t.n_random
@@ -281,6 +410,10 @@ def apply(transforms, images, u):
         if matrix is not None:
             images, matrix = affine_resample(images, matrix), None
         images = t.apply(images, draws)
+        if isinstance(t, Pad):
+            padded += t.pixels
     if matrix is not None:
         images = affine_resample(images, matrix)
+    if padded:  # the model sees the canvas' centre, of the image's size
+        images = images[:, padded : padded + height, padded : padded + width]
     return images

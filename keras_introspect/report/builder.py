@@ -375,6 +375,7 @@ class Report(Document):
         value_range=None,
         title=None,
         result=None,
+        animation=False,
         **options,
     ):
         """Activation maximization of filters (`003` §2.1, `004` §3.3), with objective curves.
@@ -389,6 +390,9 @@ class Report(Document):
             n: images per channel.
             value_range: the model's input range (bounds the pixels and the display).
             result: the `AMResult` of these channels computed beforehand, or `None`.
+            animation: also embed the snapshots as an animated GIF
+                (`AMResult.animation`); the run keeps 16 snapshots unless
+                `snapshot_every` is given (a `result` must have snapshots).
             **options: `ActivationMaximization` keyword arguments (`steps`,
                 `receptive_field`, `init`, `regularizers`, ...).
         """
@@ -399,6 +403,8 @@ class Report(Document):
         path = intro.layer(layer).path
         if result is None:
             am = ActivationMaximization(intro.model, value_range=value_range, **options)
+            if animation and am.snapshot_every is None:
+                am.snapshot_every = max(1, am.steps // 16)
             result = am.generate_for_channels(path, channels, n=n, x=x)
         section = self._section(
             title or f"Feature visualization at {path}",
@@ -410,6 +416,16 @@ class Report(Document):
             best = ", ".join(f"{v:.3g}" for v in np.atleast_1d(result.best_dataset_activation))
             caption += f"; best dataset activation per filter: {best}"
         section.blocks.append(img_block(figure_png(fig), caption))
+        if animation:
+            import base64
+
+            scale = max(1, 64 // max(result.images.shape[-3:-1]))
+            gif = result.animation("gif", value_range=value_range, scale=scale)
+            text = escape("the optimisation, one frame per snapshot (a row per channel)")
+            section.blocks.append(
+                f'<figure><img alt="{text}" src="data:image/gif;base64,'
+                f'{base64.b64encode(gif).decode("ascii")}"><figcaption>{text}</figcaption></figure>'
+            )
         return self
 
     def add_exemplars(self, x, layer, channels, k=4, value_range=None, title=None, result=None):
