@@ -57,6 +57,7 @@ _LAZY = {
     "Deconvnet": "keras_introspect.attribution.deconvnet",
     "Occlusion": "keras_introspect.attribution.occlusion",
     "RISE": "keras_introspect.attribution.rise",
+    "SobolAttribution": "keras_introspect.attribution.sobol",
     "LIME": "keras_introspect.attribution.surrogate",
     "KernelSHAP": "keras_introspect.attribution.surrogate",
     "AttributionMaps": "keras_introspect.attribution.maps",

@@ -14,6 +14,7 @@ from keras_introspect.attribution.rise import RISE
 from keras_introspect.attribution.saliency import Saliency
 from keras_introspect.attribution.scorecam import ScoreCAM
 from keras_introspect.attribution.smoothgrad import SmoothGrad, SquareGrad, VarGrad
+from keras_introspect.attribution.sobol import SobolAttribution
 from keras_introspect.attribution.surrogate import LIME, KernelSHAP
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "Saliency",
     "ScoreCAM",
     "SmoothGrad",
+    "SobolAttribution",
     "SquareGrad",
     "VarGrad",
 ]

@@ -23,6 +23,7 @@ from keras_introspect.attribution.rise import RISE
 from keras_introspect.attribution.saliency import Saliency
 from keras_introspect.attribution.scorecam import ScoreCAM
 from keras_introspect.attribution.smoothgrad import SmoothGrad, SquareGrad, VarGrad
+from keras_introspect.attribution.sobol import SobolAttribution
 from keras_introspect.attribution.surrogate import LIME, KernelSHAP
 
 METHODS = {
@@ -42,6 +43,7 @@ METHODS = {
     "deconvnet": Deconvnet,
     "occlusion": Occlusion,
     "rise": RISE,
+    "sobol": SobolAttribution,
     "lime": LIME,
     "kernel_shap": KernelSHAP,
 }
@@ -84,7 +86,7 @@ class AttributionMaps(ModelEstimatorMixin, TransformerMixin, BaseEstimator):
             "smoothgrad", "squaregrad", "vargrad", "integrated_gradients",
             "expected_gradients",
             "gradcam", "gradcam++", "scorecam", "layercam", "guided_gradcam",
-            "guided_backprop", "deconvnet", "occlusion", "rise", "lime",
+            "guided_backprop", "deconvnet", "occlusion", "rise", "sobol", "lime",
             "kernel_shap") or an attribution class.
         target: a `keras_introspect.targets` object, class index or callable.
         flatten: return `(n, H*W)` (what the next Pipeline step expects);

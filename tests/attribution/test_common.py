@@ -21,6 +21,9 @@ METHODS = {
     "smoothgrad": lambda m, t: ki.SmoothGrad(m, t, samples=3, seed=5),
     "vargrad": lambda m, t: ki.VarGrad(m, t, samples=3, seed=5),
     "integrated_gradients": lambda m, t: ki.IntegratedGradients(m, t, steps=4),
+    "expected_gradients": lambda m, t: ki.ExpectedGradients(
+        m, t, baselines=np.zeros((2, *m.input_shape[1:]), "float32"), samples=3
+    ),
     "gradcam": lambda m, t: ki.GradCAM(m, t),
     "gradcam++": lambda m, t: ki.GradCAMPlusPlus(m, t),
     "scorecam": lambda m, t: ki.ScoreCAM(m, t),
@@ -31,6 +34,7 @@ METHODS = {
     "deconvnet": lambda m, t: ki.Deconvnet(m, t),
     "occlusion": lambda m, t: ki.Occlusion(m, t, window=4, stride=3),
     "rise": lambda m, t: ki.RISE(m, t, n_masks=20, grid=3, seed=2),
+    "sobol": lambda m, t: ki.SobolAttribution(m, t, grid_size=2, nb_design=4, seed=2),
     "lime": lambda m, t: ki.LIME(m, t, n_samples=20, segmentation_options=SEGMENTS),
     "kernel_shap": lambda m, t: ki.KernelSHAP(m, t, n_samples=20, segmentation_options=SEGMENTS),
 }
