@@ -19,6 +19,8 @@
 - `faithfulness_correlation`, `mu_fidelity` (Bhatt et al. 2020) and `irof`
   (Rieger & Hansen 2020): do the map's values follow the score drops when
   random pixel subsets, grid cells or superpixels are replaced by a baseline?
+- `road` (Rong et al. 2022): the score as the pixels a map ranks first
+  (or last) are removed and imputed from their neighbours, not blacked out.
 - `explanation_quality`: the causal curves and sanity checks of several
   methods at once, a row per method (the report's quality section).
 
@@ -53,6 +55,7 @@ from keras_introspect.metrics.randomization import (
     random_logit_check,
     randomization_check,
 )
+from keras_introspect.metrics.road import ROADResult, road
 from keras_introspect.metrics.similarity import map_similarity
 from keras_introspect.metrics.stability import (
     StabilityResult,
@@ -69,6 +72,7 @@ __all__ = [
     "LocalisationResult",
     "MapComparison",
     "QualityResult",
+    "ROADResult",
     "RandomizationResult",
     "StabilityResult",
     "avg_sensitivity",
@@ -88,5 +92,6 @@ __all__ = [
     "randomization_check",
     "relevance_mass",
     "relevance_rank",
+    "road",
     "sparseness",
 ]

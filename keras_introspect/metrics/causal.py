@@ -189,14 +189,17 @@ def baseline_images(baseline, x: np.ndarray) -> np.ndarray:
     )
 
 
-def _ranks(maps: np.ndarray, tie_keys=None) -> np.ndarray:
-    """Rank of every pixel, 0 for the largest map value; ties in the order of
-    `tie_keys` (same shape as `maps`), else row-major."""
+def pixel_ranks(maps: np.ndarray, ties="index", seed: int = 0, most_first=True) -> np.ndarray:
+    """Rank of every pixel, 0 first: the largest map value (`most_first`) or the
+    smallest. Ties in a random order drawn from `seed` (`ties="random"`, a stream
+    of its own) or row-major (`"index"`)."""
     flat = maps.reshape(len(maps), -1)
-    if tie_keys is None:
-        order = np.argsort(-flat, axis=1, kind="stable")
+    keyed = -flat if most_first else flat
+    if ties == "random":
+        keys = np.random.default_rng([seed, 1]).random(flat.shape)
+        order = np.lexsort((keys, keyed), axis=-1)
     else:
-        order = np.lexsort((tie_keys.reshape(flat.shape), -flat), axis=-1)
+        order = np.argsort(keyed, axis=1, kind="stable")
     ranks = np.empty_like(order)
     np.put_along_axis(ranks, order, np.arange(flat.shape[1])[None], axis=1)
     return ranks
@@ -261,11 +264,10 @@ def _causal(
     n_pixels = x.shape[1] * x.shape[2]
     counts = np.round(np.linspace(0, n_pixels, steps + 1)).astype(np.int64)
     fractions = counts / n_pixels
-    # a second stream of the seed: the random maps below keep theirs
-    keys = np.random.default_rng([seed, 1]).random(maps.shape) if ties == "random" else None
-    orders = [_ranks(maps, keys)]
+    # the ties use a second stream of the seed: the random maps below keep theirs
+    orders = [pixel_ranks(maps, ties, seed)]
     if random_baseline:
-        orders.append(_ranks(np.random.default_rng(seed).random(maps.shape)))
+        orders.append(pixel_ranks(np.random.default_rng(seed).random(maps.shape)))
     n_batches = len(orders) * -(-len(x) * (steps + 1) // batch_size)
     progbar = progress_bar(n_batches, verbose=verbose, unit_name="batch")
     results = []

@@ -1,0 +1,305 @@
+"""ROAD: RemOve And Debias (Rong, Leemann, Borisov, Kasneci & Kasneci 2022).
+
+"A Consistent and Efficient Evaluation Strategy for Attribution Methods"
+(ICML 2022). Like deletion, ROAD removes the pixels a map ranks first and
+follows the target's score; unlike deletion, a removed pixel is not set to
+a baseline (a black patch, out of the training distribution, whose *shape*
+leaks the map to the model) but *imputed* from its neighbours, with noise:
+
+- **Noisy linear imputation** (the authors' `NoisyLinearImputer`): every
+  removed pixel `i` takes the weighted mean of its 8 neighbours `j`, with
+  weight `1/6` for the 4 direct and `1/12` for the 4 diagonal neighbours
+  (neighbours outside the image are left out and the weights of the others
+  renormalised), where removed neighbours are themselves unknowns::
+
+      sum_j w_ij * x_i - sum_{j removed} w_ij * x_j = sum_{j kept} w_ij * v_j
+
+  one sparse linear system over all removed pixels (`scipy.sparse`,
+  `spsolve`), solved for each channel. Gaussian noise of standard deviation
+  `noise` is then added to each imputed value (each channel on its own).
+- For each percentage `p` the `round(p * H * W)` first pixels of the map's
+  order (all channels of a pixel together) are removed: MoRF
+  (``order="morf"``, most relevant first, a low curve is good) or LeRF
+  (``order="lerf"``, least relevant first, a high curve is good). Pixels
+  with equal map values come in an order drawn from `seed`, as in
+  `deletion` (``ties="random"``; ``"index"``: row-major).
+- The curve of an image is the target's raw score on its imputed copies at
+  the percentages (the paper plots the accuracy per percentage: score
+  `targets.Class(c, logits=False)` for probabilities); its value is the
+  **mean of the curve over the percentages** (no 0 % and 100 % points, so no
+  trapezoid: for evenly spaced percentages it is the trapezoid area over
+  their span up to the half weights of the two end points).
+- `noise=0.01` is the authors' default, an absolute standard deviation in
+  the model's input units. Theirs were ImageNet-standardised images (a
+  channel spans about 4.4 units), so 0.01 is about 0.23 % of the range: the
+  same relative noise is about `0.0023` for images in [0, 1] and `0.57` for
+  [0, 255]. Pass it scaled to your inputs.
+- The noise of image `i` at percentage `k` is drawn from
+  `numpy.random.default_rng([seed, 2, i, k])`, so the same seed gives the
+  same result for any `batch_size`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from keras_introspect._progress import progress_bar
+from keras_introspect._validation import (
+    check_number,
+    check_one_of,
+    check_seed,
+    check_verbose,
+)
+from keras_introspect.metrics._scoring import Scorer
+from keras_introspect.metrics.causal import TIES, check_maps, pixel_ranks
+from keras_introspect.metrics.complexity import PerImage
+
+ORDERS = ("morf", "lerf")
+PERCENTAGES = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+# (row offset, column offset), weight: the authors' `neighbors_weights`
+NEIGHBOURS = (
+    ((-1, -1), 1 / 12),
+    ((-1, 0), 1 / 6),
+    ((-1, 1), 1 / 12),
+    ((0, -1), 1 / 6),
+    ((0, 1), 1 / 6),
+    ((1, -1), 1 / 12),
+    ((1, 0), 1 / 6),
+    ((1, 1), 1 / 12),
+)
+
+
+@dataclass(repr=False)
+class ROADResult(PerImage):
+    """ROAD curves of a set of maps (Rong et al. 2022).
+
+    Attributes:
+        measure: ``"road morf"`` (most relevant first removed; lower is
+            better) or ``"road lerf"`` (least relevant first; higher is better).
+        values: `(n,)` the mean of each curve over the percentages.
+        percentages: `(k,)` the fractions of pixels removed and imputed.
+        curves: `(n, k)` the target's raw score on each imputed image.
+        image_scores: `(n,)` the score of each unperturbed image.
+        order: ``"morf"`` or ``"lerf"``.
+        params: the settings (`noise`, `seed`, `ties`).
+    """
+
+    measure: str
+    values: np.ndarray
+    percentages: np.ndarray
+    curves: np.ndarray
+    image_scores: np.ndarray
+    order: str
+    params: dict = field(default_factory=dict)
+
+    @property
+    def mean_curve(self) -> np.ndarray:
+        """`(k,)` the curve averaged over the images (NaN entries left out)."""
+        return np.nanmean(self.curves, axis=0)
+
+    @property
+    def table(self) -> list:
+        """One dict per image: its value and the score of the image."""
+        return [
+            {"image": i, self.measure: float(v), "image score": float(s)}
+            for i, (v, s) in enumerate(zip(self.values, self.image_scores, strict=True))
+        ]
+
+
+def impute(image, mask, noise: float = 0.01, seed=0) -> np.ndarray:
+    """The image with the pixels of `mask` filled by noisy linear imputation.
+
+    Each removed pixel becomes the weighted mean of its 8 neighbours inside
+    the image (weights 1/6 direct, 1/12 diagonal, renormalised at the border),
+    removed neighbours being unknowns of one sparse linear system, solved per
+    channel; then Gaussian noise of standard deviation `noise` is added to
+    the imputed values (see the module docstring).
+
+    Args:
+        image: `(H, W, C)` or `(H, W)` real values.
+        mask: bool `(H, W)`, True where a pixel (all its channels) is removed.
+            At least one pixel must be kept.
+        noise: standard deviation of the noise (>= 0; 0: the exact solution).
+        seed: an integer seed or a `numpy.random.Generator` for the noise.
+
+    Returns:
+        float64 array of the shape of `image`; the kept pixels unchanged.
+
+    Example:
+        >>> import numpy as np
+        >>> from keras_introspect.metrics.road import impute
+        >>> image = np.arange(9.0).reshape(3, 3)
+        >>> mask = np.zeros((3, 3), bool); mask[1, 1] = True
+        >>> round(float(impute(image, mask, noise=0)[1, 1]), 12)  # neighbours' weighted mean
+        4.0
+    """
+    from scipy.sparse import csc_matrix
+    from scipy.sparse.linalg import spsolve
+
+    image = np.asarray(image)
+    mask = np.asarray(mask)
+    if image.ndim not in (2, 3) or image.dtype.kind not in "biuf" or 0 in image.shape:
+        raise ValueError(
+            "Expected `image` of shape (H, W, C) or (H, W) with real values. Received: "
+            f"image with shape {image.shape} and dtype {image.dtype}"
+        )
+    if mask.dtype != bool or mask.shape != image.shape[:2]:
+        raise ValueError(
+            f"Expected `mask` a bool array of shape {image.shape[:2]}. Received: mask with "
+            f"shape {mask.shape} and dtype {mask.dtype}"
+        )
+    noise = check_number(noise, "noise", minimum=0)
+    h, w = mask.shape
+    out = image.astype(np.float64).reshape(h * w, -1)  # a copy
+    removed = np.flatnonzero(mask)
+    m = len(removed)
+    if m == 0:
+        return out.reshape(image.shape)
+    if m == h * w:
+        raise ValueError("`mask` removes every pixel: nothing is left to impute from")
+    flat_mask = mask.ravel()
+    unknown_id = np.full(h * w, -1, np.int64)
+    unknown_id[removed] = np.arange(m)
+    r, c = np.divmod(removed, w)
+    diagonal = np.zeros(m)
+    b = np.zeros((m, out.shape[1]))
+    rows, cols, vals = [np.arange(m)], [np.arange(m)], []
+    for (dr, dc), weight in NEIGHBOURS:
+        rr, cc = r + dr, c + dc
+        inside = (rr >= 0) & (rr < h) & (cc >= 0) & (cc < w)
+        j = np.where(inside, rr * w + cc, 0)
+        diagonal[inside] += weight
+        is_unknown = inside & flat_mask[j]
+        is_known = inside & ~is_unknown
+        b[is_known] += weight * out[j[is_known]]
+        rows.append(np.flatnonzero(is_unknown))
+        cols.append(unknown_id[j[is_unknown]])
+        vals.append(np.full(int(is_unknown.sum()), -weight))
+    matrix = csc_matrix(
+        (np.concatenate([diagonal, *vals]), (np.concatenate(rows), np.concatenate(cols))),
+        shape=(m, m),
+    )
+    solution = np.asarray(spsolve(matrix, b)).reshape(m, out.shape[1])
+    if noise > 0:
+        rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+        solution = solution + noise * rng.standard_normal(solution.shape)
+    out[removed] = solution
+    return out.reshape(image.shape)
+
+
+def _check_percentages(percentages) -> np.ndarray:
+    values = np.asarray(percentages, dtype=object)
+    ok = values.ndim == 1 and values.size > 0
+    ok = ok and all(
+        not isinstance(p, bool) and isinstance(p, (int, float, np.integer, np.floating))
+        for p in values
+    )
+    values = np.asarray(percentages, np.float64) if ok else values
+    if not ok or not np.all((values >= 0) & (values < 1)):
+        raise ValueError(
+            "Expected `percentages` a non-empty sequence of fractions in [0, 1). Received: "
+            f"percentages={percentages!r}"
+        )
+    return values
+
+
+def road(
+    model,
+    x,
+    maps,
+    target,
+    *,
+    percentages=PERCENTAGES,
+    order: str = "morf",
+    noise: float = 0.01,
+    seed: int = 0,
+    batch_size: int = 64,
+    verbose: int = 0,
+    ties: str = "random",
+) -> ROADResult:
+    """ROAD (Rong et al. 2022): remove the top pixels, impute them, score the target.
+
+    For each percentage `p` the `round(p * H * W)` first pixels of the map's
+    order are removed and filled by noisy linear imputation (`impute`); the
+    curve is the target's score on the imputed images, its value the mean
+    over the percentages (see the module docstring). The images are imputed
+    on the host and scored `batch_size` at a time.
+
+    Args:
+        model: a single-input Keras 3 model.
+        x: images `(n, H, W, C)` (one image without batch axis is accepted).
+        maps: one map per image `(n, H, W)` (or `(n, H, W, 1)`); maps of
+            another size are resized bilinearly.
+        target: what is scored: a `keras_introspect.targets` object (one
+            score per image), a class index or a callable.
+        percentages: fractions of pixels removed, each in [0, 1) and
+            leaving at least one pixel; default 0.1, 0.2, ..., 0.9 (the paper).
+        order: ``"morf"`` (most relevant first; low is good) or ``"lerf"``
+            (least relevant first; high is good).
+        noise: standard deviation of the Gaussian noise added to the imputed
+            values, in input units (default 0.01, the authors').
+        seed: of the noise and of the order of tied pixels.
+        batch_size: imputed images per forward pass.
+        verbose: 0 silent, 1 progress bar, 2 one line at the end.
+        ties: the order of pixels with equal map values: ``"random"`` (seeded
+            by `seed`, as `deletion`) or ``"index"`` (row-major).
+
+    Returns:
+        `ROADResult` (`values`, `curves`, `percentages`, `image_scores`, `mean`).
+
+    Raises:
+        ValueError: bad `percentages`, `order`, `noise` or `ties`; maps that
+            are not one per image; a target with several scores per image.
+    """
+    check_one_of(order, "order", ORDERS)
+    check_one_of(ties, "ties", TIES)
+    percentages = _check_percentages(percentages)
+    noise = check_number(noise, "noise", minimum=0)
+    seed = check_seed(seed)
+    verbose = check_verbose(verbose)
+    scorer = Scorer(model, target, batch_size, "road")
+    batch_size = scorer.halver.size
+    x = scorer.images(x)
+    maps = check_maps(maps, x)
+    n, (h, w) = len(x), x.shape[1:3]
+    counts = np.round(percentages * h * w).astype(np.int64)
+    if counts.max() >= h * w:
+        raise ValueError(
+            f"Expected `percentages` that keep at least one of the {h * w} pixels. Received: "
+            f"percentages={percentages.tolist()!r} (remove {counts.max()} pixels)"
+        )
+    # the same tie-breaking stream as deletion
+    ranks = pixel_ranks(maps, ties, seed, most_first=order == "morf").reshape(n, h, w)
+    x64 = x.astype(np.float64)
+    image_ids = np.repeat(np.arange(n), len(counts))
+    step_ids = np.tile(np.arange(len(counts)), n)
+    n_batches = -(-len(image_ids) // batch_size) + -(-n // batch_size)
+    progbar = progress_bar(n_batches, verbose=verbose, unit_name="batch")
+    image_scores = np.empty(n, np.float64)
+    for first in range(0, n, batch_size):
+        ids = np.arange(first, min(first + batch_size, n))
+        image_scores[ids] = scorer(x[ids], ids)
+        progbar.add(1)
+    scores = np.empty(len(image_ids), np.float64)
+    for first in range(0, len(image_ids), batch_size):
+        ids = image_ids[first : first + batch_size]
+        rows = [
+            impute(x64[i], ranks[i] < counts[k], noise, np.random.default_rng([seed, 2, i, k]))
+            for i, k in zip(
+                ids.tolist(), step_ids[first : first + batch_size].tolist(), strict=True
+            )
+        ]
+        scores[first : first + len(ids)] = scorer(np.stack(rows), ids)
+        progbar.add(1)
+    curves = scores.reshape(n, len(counts))
+    return ROADResult(
+        measure=f"road {order}",
+        values=curves.mean(axis=1),
+        percentages=percentages,
+        curves=curves,
+        image_scores=image_scores,
+        order=order,
+        params={"noise": noise, "seed": seed, "ties": ties},
+    )
