@@ -11,12 +11,26 @@ object of its own: computed here, drawn by `plotting.quality`, rendered by
 from __future__ import annotations
 
 import sys
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from keras_introspect._repr import Tabular, summary_repr
 from keras_introspect._tensor import is_probability
+
+# Methods cheap enough to explain again for the max-sensitivity column (gradients):
+# a perturbation method (occlusion, RISE, LIME, ...) would be run n_samples times more.
+STABILITY_METHODS = (
+    "saliency",
+    "gradient_input",
+    "integrated_gradients",
+    "gradcam",
+    "gradcam++",
+    "layercam",
+    "guided_backprop",
+    "deconvnet",
+)
 
 # The median share by which the class probability of the images must differ from
 # that of their baselines for deletion / insertion curves on probabilities to say
@@ -53,6 +67,8 @@ class QualityResult(Tabular):
     randomization: dict = field(default_factory=dict)
     other_class: dict = field(default_factory=dict)
     twin: dict = field(default_factory=dict)
+    road: dict = field(default_factory=dict)
+    stability: dict = field(default_factory=dict)
     params: dict = field(default_factory=dict)
 
     __repr__ = summary_repr
@@ -86,6 +102,20 @@ class QualityResult(Tabular):
                     "all measured layers random": randomised.mean[-1],
                     "other class": self.other_class[name],
                     "random twin": self.twin[name].mean,
+                    **(
+                        {"ROAD, MoRF": self.road[name].mean if name in self.road else np.nan}
+                        if self.road
+                        else {}
+                    ),
+                    **(
+                        {
+                            "max sensitivity": self.stability[name].mean
+                            if name in self.stability
+                            else np.nan
+                        }
+                        if self.stability
+                        else {}
+                    ),
                 }
             )
         return rows
@@ -115,6 +145,8 @@ def explanation_quality(
     seed=0,
     saturation=SATURATION,
     maps=None,
+    road=True,
+    stability=STABILITY_METHODS,
     verbose=0,
 ):
     """How much each method's maps can be trusted, in numbers.
@@ -150,6 +182,13 @@ def explanation_quality(
             `note` says they are uninformative for the model.
         maps: per method, its maps of `x` computed beforehand (the others
             are computed).
+        road: also score ROAD (`metrics.road`, MoRF, the scored target):
+            deletion with the removed pixels imputed from their neighbours,
+            so no out-of-distribution patch drives the curve; lower is better.
+        stability: the methods (of `methods`) whose max-sensitivity
+            (`metrics.max_sensitivity`, 5 perturbations of 2 % of the images'
+            value range) is measured; by default the gradient methods, which
+            are cheap to explain again. Others show NaN. `()` leaves it out.
         verbose: 1 prints a line per method on stderr.
 
     Returns:
@@ -168,6 +207,8 @@ def explanation_quality(
         randomizable_layers,
         randomization_check,
     )
+    from keras_introspect.metrics.road import road as road_metric
+    from keras_introspect.metrics.stability import max_sensitivity
     from keras_introspect.model.selectors import spread
     from keras_introspect.probes._scan import introspector
     from keras_introspect.probes.randomized_twin import randomized_twin
@@ -188,6 +229,7 @@ def explanation_quality(
             model, x, target, scored, normalize, baseline, saturation
         )
     result = QualityResult(target, scored, normalize, note)
+    spread = float(np.ptp(x)) or 1.0  # the images' value range: the noise scales with it
     for i, name in enumerate(methods):
         if verbose:
             print(f"      quality {i + 1}/{len(methods)}: {name}", file=sys.stderr, flush=True)
@@ -214,6 +256,24 @@ def explanation_quality(
         result.twin[name] = compare_with_random_twin(
             name, model, x, target, options=kwargs, twin=twin_model, maps=method_maps
         )
+        if road and result.informative:
+            result.road[name] = road_metric(
+                model, x, method_maps, scored, seed=seed, noise=0.01 * spread
+            )
+        if name in tuple(stability or ()):
+            with warnings.catch_warnings():  # a zero map's NaN shows in the table
+                warnings.filterwarnings("ignore", message="Max sensitivity is undefined")
+                result.stability[name] = max_sensitivity(
+                    model,
+                    x,
+                    target,
+                    name,
+                    radius=0.02 * spread,
+                    n_samples=5,
+                    options=kwargs,
+                    maps=method_maps,
+                    seed=seed,
+                )
         result.other_class[name] = (
             random_logit_check(
                 name, model, x, target, options=kwargs, seed=seed, maps=method_maps

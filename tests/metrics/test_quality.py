@@ -12,8 +12,10 @@ from keras_introspect.metrics import (
     deletion,
     explanation_quality,
     insertion,
+    max_sensitivity,
     random_logit_check,
     randomization_check,
+    road,
 )
 from keras_introspect.probes.randomized_twin import randomized_twin
 
@@ -40,6 +42,11 @@ def test_each_row_equals_the_checks_run_one_by_one(model_and_images):
     cascade = randomization_check("saliency", model, x, target, layers=layers, seed=0)
     twin = compare_with_random_twin("saliency", model, x, target, twin=randomized_twin(model))
     other = random_logit_check("saliency", model, x, target, seed=0)
+    spread = float(x.max() - x.min())
+    roads = road(model, x, maps, target, seed=0, noise=0.01 * spread)
+    stable = max_sensitivity(
+        model, x, target, "saliency", radius=0.02 * spread, n_samples=5, maps=maps
+    )
     (row,) = result.table
     expected = {
         "method": "saliency",
@@ -51,6 +58,8 @@ def test_each_row_equals_the_checks_run_one_by_one(model_and_images):
         "all measured layers random": cascade.mean[-1],
         "other class": other.mean,
         "random twin": twin.mean,
+        "ROAD, MoRF": roads.mean,
+        "max sensitivity": stable.mean,
     }
     assert list(row) == list(expected)
     for key, value in list(expected.items())[1:]:
