@@ -170,6 +170,7 @@ def _x():
     return sample_input("nested", n=2, seed=3)
 
 
+SUPERPIXELS = {"segmentation_options": {"n_segments": 4, "compactness": 50}}
 ATTRIBUTIONS = {
     # name: (class, options of the first object, options of the second)
     "saliency": (ki.Saliency, {}, {}),
@@ -187,6 +188,37 @@ ATTRIBUTIONS = {
     "guided_backprop": (ki.GuidedBackprop, {}, {}),
     "deconvnet": (ki.Deconvnet, {}, {}),
     "occlusion": (ki.Occlusion, {"window": 8}, {"window": 8, "baseline": 127.0}),
+    # issue 21's methods: the seeds, mask counts and baselines are inputs, not graph
+    # max_n and weighting shape the graph (like Occlusion's window): kept; the softmax
+    # weighting is near-uniform on an untrained net, so the raw scores show the class
+    "scorecam": (
+        ki.ScoreCAM,
+        {"layer": CONV, "max_n": 4, "weighting": "score"},
+        {"layer": CONV, "max_n": 4, "weighting": "score"},
+    ),
+    "layercam": (ki.LayerCAM, {"layer": CONV}, {"layer": CONV}),
+    "guided_gradcam": (ki.GuidedGradCAM, {"layer": CONV}, {"layer": CONV}),
+    "rise": (ki.RISE, {"n_masks": 8, "grid": 3}, {"n_masks": 12, "grid": 3, "seed": 4}),
+    "sobol": (
+        ki.SobolAttribution,
+        {"grid_size": 2, "nb_design": 4},
+        {"grid_size": 2, "nb_design": 4, "seed": 5},
+    ),
+    "lime": (
+        ki.LIME,
+        {"n_samples": 12, **SUPERPIXELS},
+        {"n_samples": 16, "seed": 3, **SUPERPIXELS},
+    ),
+    "kernel_shap": (
+        ki.KernelSHAP,
+        {"n_samples": 12, **SUPERPIXELS},
+        {"n_samples": 16, "seed": 3, **SUPERPIXELS},
+    ),
+    "expected_gradients": (
+        ki.ExpectedGradients,
+        {"baselines": np.zeros((2, 32, 32, 3), "float32"), "samples": 3},
+        {"baselines": np.full((2, 32, 32, 3), 64.0, "float32"), "samples": 3, "seed": 1},
+    ),
 }
 
 TARGETS = {
@@ -202,7 +234,8 @@ TARGETS = {
 def test_second_attribution_object_traces_zero_times(get_model, method, target):
     cls, first_options, second_options = ATTRIBUTIONS[method]
     first_target, second_target = TARGETS[target]
-    if method.startswith("gradcam") and target in ("channel", "neuron"):
+    cam = method.startswith("gradcam") or method in ("scorecam", "layercam", "guided_gradcam")
+    if cam and target in ("channel", "neuron"):
         first_target = T.Channel("head", 0) if target == "channel" else T.Class(1)
         second_target = T.Channel("head", 2) if target == "channel" else T.Class(2)
     model, x = get_model("nested"), _x()
