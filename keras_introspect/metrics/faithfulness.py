@@ -46,7 +46,6 @@ from keras_introspect._validation import (
     check_seed,
     check_verbose,
 )
-from keras_introspect.attribution.surrogate import superpixels
 from keras_introspect.metrics._scoring import Scorer
 from keras_introspect.metrics.causal import area, baseline_images, check_maps
 from keras_introspect.metrics.complexity import PerImage, warn_undefined
@@ -447,6 +446,9 @@ def _segment_labels(segmentation, options, x: np.ndarray) -> np.ndarray:
     """int32 `(n, H, W)` labels 0..M_i-1 per image, from a method name, a callable or labels."""
     n, shape = len(x), x.shape[1:3]
     if isinstance(segmentation, str):
+        # here, not at import: the attribution package brings TensorFlow with it
+        from keras_introspect.attribution.surrogate import superpixels
+
         return np.stack([superpixels(image, segmentation, **options) for image in x])
     if options:
         raise ValueError(
