@@ -23,6 +23,13 @@ def test_import_is_lazy_and_sets_nothing():
     assert result == {"heavy": [], "env_changed": False}
 
 
+def test_the_metrics_package_imports_no_tensorflow():
+    """`import keras_introspect.metrics` stays light: every metric imports TensorFlow
+    when it runs (IROF's superpixels pulled the attribution package in at import)."""
+    code = "import sys; import keras_introspect.metrics; print('tensorflow' in sys.modules)"
+    assert subprocess.check_output([sys.executable, "-c", code], text=True).strip() == "False"
+
+
 def test_one_vocabulary_across_the_public_api():
     """Issue 20, item 5: every public callable, its parameters held to one vocabulary.
 
