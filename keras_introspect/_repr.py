@@ -6,11 +6,16 @@ dtypes, a few values — in a few lines, not hundreds of lines of numbers.
 
 from __future__ import annotations
 
+import base64
 import dataclasses
+import html
+import io
 
 import numpy as np
 
 _WIDTH = 72
+MAX_HTML_ROWS = 20
+"""Rows of `.table` shown by a result's notebook display (the rest are counted)."""
 
 
 def short(value) -> str:
@@ -82,11 +87,88 @@ def text_table(rows, floats: int = 3) -> str:
     return "\n".join([line([str(k) for k in keys], numeric)] + [line(c, numeric) for c in cells])
 
 
+def _cell(value, floats: int = 3) -> str:
+    if isinstance(value, (float, np.floating)):
+        return f"{value:.{floats}f}"
+    return short(value) if isinstance(value, np.ndarray) else str(value)
+
+
+def html_table(rows, max_rows: int = MAX_HTML_ROWS) -> str:
+    """Rows (dicts) as an escaped HTML table, the first `max_rows` of them.
+
+    Example:
+        >>> text = html_table([{"layer": "<conv>", "purity": 0.5}])
+        >>> text[text.index("<tbody>") :]
+        '<tbody><tr><td>&lt;conv&gt;</td><td>0.500</td></tr></tbody></table>'
+    """
+    rows = list(rows)
+    if not rows:
+        return ""
+    keys = list(rows[0])
+    head = "".join(f"<th>{html.escape(str(k))}</th>" for k in keys)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(_cell(row.get(k)))}</td>" for k in keys) + "</tr>"
+        for row in rows[:max_rows]
+    )
+    more = (
+        f"<p class='ki-more'>... and {len(rows) - max_rows} more rows (<code>.table</code>)</p>"
+        if len(rows) > max_rows
+        else ""
+    )
+    return (
+        f'<table class="ki-table"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+        + more
+    )
+
+
+def figure_data_uri(figure, dpi: int = 72) -> str:
+    """A matplotlib Figure (or Axes) as a `data:image/png;base64,...` URI; the figure
+    is closed, so a notebook's inline backend does not show it a second time."""
+    import matplotlib.pyplot as plt
+
+    figure = figure if hasattr(figure, "savefig") else figure.figure
+    buffer = io.BytesIO()
+    try:
+        figure.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
+    finally:
+        plt.close(figure)
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def html_repr(result, figure: bool = True) -> str:
+    """The notebook display of a result: its summary, its `.plot()` as an embedded
+    PNG and its `.table`, all escaped. Nothing is computed but the picture.
+
+    A result whose figure cannot be drawn (no curves, say) shows why instead.
+    """
+    parts = [
+        f"<div class='ki-result'><p><b>{html.escape(type(result).__name__)}</b> "
+        f"<code>{html.escape(repr(result))}</code></p>"
+    ]
+    plot = getattr(result, "plot", None) if figure else None
+    if callable(plot):
+        try:
+            uri = figure_data_uri(plot())
+        except (ValueError, TypeError) as err:  # e.g. nothing to draw
+            parts.append(f"<p><i>No figure: {html.escape(str(err))}</i></p>")
+        else:
+            alt = html.escape(f"{type(result).__name__} figure")
+            parts.append(f'<img src="{uri}" alt="{alt}" style="max-width:100%">')
+    rows = getattr(result, "table", None)
+    if isinstance(rows, list):  # (a LegacyTable too)
+        parts.append(html_table(rows))
+    return "".join(parts) + "</div>"
+
+
 class Tabular:
-    """A result with `.table` (a list of dicts) prints as that table: `str(result)`."""
+    """A result with `.table` (a list of dicts) prints as that table: `str(result)`;
+    in a notebook it shows its figure (`.plot()`, where it has one) and the table."""
 
     def __str__(self) -> str:
         return text_table(self.table)
+
+    def _repr_html_(self) -> str:
+        return html_repr(self)
 
 
 class LegacyTable(list):

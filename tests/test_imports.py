@@ -112,7 +112,8 @@ def test_module_level_imports_form_no_cycle():
 
 
 # Edges: what users run (they may import everything); the rest computes.
-EDGES = ("report", "plotting", "cli", "callbacks", "demo", "__init__", "__main__")
+# (the explorer writes a site: like the report, it draws what the computation returned)
+EDGES = ("report", "explore", "plotting", "cli", "callbacks", "demo", "__init__", "__main__")
 
 
 def test_computation_never_imports_the_report_the_cli_or_plotting():
