@@ -6,7 +6,7 @@ import pytest
 import skimage.measure
 from scipy import ndimage
 
-from keras_introspect.datasets import die360, render_die, sample_images
+from keras_introspect.datasets import die360, one_degree_neighbours, render_die, sample_images
 
 # rotations that turn each face towards the camera, and its pip count
 HEAD_ON = [
@@ -127,3 +127,91 @@ def test_unknown_network_name():
 
     with pytest.raises(ValueError, match="c7"):
         die360_network("c7")
+
+
+# ------------------------------------------------------------ the thesis layout (004 §5.1, §5.5)
+
+
+def test_one_degree_neighbours_match_a_brute_force_search():
+    from keras_introspect.datasets.die360 import STEPS
+
+    rng = np.random.default_rng(0)
+    angles = np.concatenate(
+        [rng.integers(0, 4, (40, 3)), [(359, 0, 0), (0, 359, 359), (0, 0, 0), (358, 3, 1)]]
+    )
+    angles = np.unique(angles, axis=0)
+    found = one_degree_neighbours(angles)
+    where = {tuple(a): i for i, a in enumerate(angles.tolist())}
+    for i, a in enumerate(angles):
+        for k, step in enumerate(STEPS):
+            expected = where.get(tuple(((a + step) % 360).tolist()), -1)
+            assert found[i, k] == expected
+    assert found[where[(0, 0, 0)], 1] == where[(359, 0, 0)]  # the angles wrap at 360
+
+
+def test_thesis_layout_has_connected_one_degree_neighbourhoods_at_the_thesis_size():
+    from keras_introspect.datasets.die360 import STEPS, _thesis_angles
+
+    angles, labels = _thesis_angles(49_200, np.random.default_rng(0), "perspective", 1.5, 1)
+    assert len(np.unique(angles, axis=0)) == 49_200
+    np.testing.assert_array_equal(np.bincount(labels), [0] + [8200] * 6)  # balanced
+    neighbours = one_degree_neighbours(angles)
+    counts = (neighbours >= 0).sum(1)
+    # a solid block of side s misses about 6/s neighbours per image (s ~ 20): 5.69 measured
+    assert 5.5 <= counts.mean() <= 6.0
+    assert (counts == 6).mean() > 0.7 and (counts >= 4).mean() > 0.97
+    # a neighbour's rotation differs by one degree about one axis, and has the same label
+    i, k = np.nonzero(neighbours >= 0)
+    np.testing.assert_array_equal((angles[neighbours[i, k]] - angles[i]) % 360, STEPS[k] % 360)
+    np.testing.assert_array_equal(labels[neighbours[i, k]], labels[i])
+    # every kept rotation passes the prominence rule with its label (a sample, rendered alone)
+    for j in np.random.default_rng(1).choice(len(angles), 12, replace=False):
+        assert render_die(tuple(angles[j])).label == labels[j]
+
+
+def test_thesis_layout_split_is_seeded_and_random():
+    x, y, angles, rot = die360(
+        n=600, layout="thesis", seed=1, return_angles=True, return_rotations=True
+    )
+    assert x.shape == (600, 32, 32, 1) and rot.split == 480
+    np.testing.assert_array_equal(rot.angles, angles)
+    np.testing.assert_array_equal(np.bincount(y), [0] + [100] * 6)
+    again, y_again, rot_again = die360(n=600, layout="thesis", seed=1, return_rotations=True)
+    np.testing.assert_array_equal(again, x)
+    np.testing.assert_array_equal(y_again, y)
+    np.testing.assert_array_equal(rot_again.neighbours, rot.neighbours)
+    other = die360(n=600, layout="thesis", seed=2, return_angles=True)[2]
+    assert not np.array_equal(other, angles)
+    # random, not by class or by block: both splits hold every class in proportion
+    for part in (rot.train, rot.validation):
+        shares = np.bincount(y[part], minlength=7)[1:] / len(part)
+        assert np.all(np.abs(shares - 1 / 6) < 0.06)
+    # as in the thesis, nearly every validation image has a one-degree neighbour in training
+    near = rot.neighbours[rot.validation]
+    assert ((near >= 0) & (near < rot.split)).any(1).mean() > 0.9
+    # each image is the render of its rotation, with its label
+    view = render_die(tuple(angles[5]))
+    np.testing.assert_allclose(view.image, x[5, ..., 0], atol=1e-6)
+    assert view.label == y[5]
+
+
+def test_sequences_walk_one_degree_steps_without_repeats():
+    _, _, rot = die360(n=1200, layout="thesis", return_rotations=True)
+    start = int(np.flatnonzero(rot.counts == 6)[0])
+    path = rot.sequence(start, length=20)
+    assert len(path) == 20 and len(set(path.tolist())) == 20
+    steps = (rot.angles[path[1:]] - rot.angles[path[:-1]] + 180) % 360 - 180
+    np.testing.assert_array_equal(np.abs(steps).sum(1), 1)
+    # it keeps its direction while it can: the first steps are all the same one
+    assert (steps[:3] == steps[0]).all()
+    with pytest.raises(ValueError, match="image"):
+        rot.sequence(5000)
+
+
+def test_uniform_layout_has_almost_no_neighbours_and_layout_is_checked():
+    _, _, rot = die360(n=300, seed=0, return_rotations=True)
+    assert rot.mean_neighbours < 0.05
+    with pytest.raises(ValueError, match="layout"):
+        die360(n=6, layout="grid")
+    with pytest.raises(ValueError, match="regions"):
+        die360(n=6, layout="thesis", regions=2)
