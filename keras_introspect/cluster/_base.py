@@ -238,6 +238,14 @@ class MixtureMixin:
         if self.method == "dpgmm":
             check_positive_int(self.max_components, "max_components")
             check_number(self.alpha, "alpha", minimum=0, strict=True)
+            min_weight = check_number(self.min_weight, "min_weight", minimum=0.0)
+            if not min_weight < 1:
+                raise ValueError(
+                    f"Expected 0 <= min_weight < 1. Received: min_weight={self.min_weight!r}"
+                )
+            check_one_of(self.init_params, "init_params", INIT_PARAMS)
+            check_one_of(self.covariance_prior, "covariance_prior", COVARIANCE_PRIORS)
+            check_number(self.reg_covar, "reg_covar", minimum=0.0)
             if self.backend == "tensorflow" and self.covariance_type not in ("full", "diag"):
                 raise ValueError(
                     "backend='tensorflow' fits covariance_type 'full' or 'diag'. Received: "
@@ -265,9 +273,11 @@ class MixtureMixin:
             )
         kwargs = dict(
             n_components=min(self.max_components, scaled.shape[0]),
-            covariance_prior=_covariance_prior(scaled, self.covariance_type),
+            covariance_prior=_covariance_prior(scaled, self.covariance_type, self.covariance_prior),
             weight_concentration_prior=self.alpha,
             covariance_type=self.covariance_type,
+            init_params=self.init_params,
+            reg_covar=self.reg_covar,
             max_iter=self.max_iter,
             random_state=self.random_state,
         )
@@ -304,15 +314,19 @@ class MixtureMixin:
             self.mixture_.fit(scaled)
         components = self._components(scaled)
         counts = np.bincount(components.argmax(axis=1), minlength=components.shape[1])
-        self._keep_used(counts, scaling, stacklevel + 1)
+        self._keep_used(counts, scaling, stacklevel + 1, components)
         return self._labels(components)
 
-    def _keep_used(self, counts, scaling: Scaling, stacklevel: int) -> None:
+    def _keep_used(self, counts, scaling: Scaling, stacklevel: int, scores=None) -> None:
         """After `mixture_.fit`: its convergence, and the clusters that hold points.
 
-        `counts` are the fitted points per component; the components holding
-        any become the labels, the largest weight first (k-means: the share
-        of points), with their centres in activation units.
+        `counts` are the fitted points per component. The components holding
+        any are counted in `n_components_used_`; with `method="dpgmm"`, those
+        owning at least `min_weight` of the points become the labels (the
+        points of the others go to the most probable of them, by `scores`),
+        the largest weight first (k-means: the share of points), with their
+        centres in activation units and `shares_`, their share of the fitted
+        points once those are reassigned.
         """
         mixture = self.mixture_
         self.n_iter_ = int(mixture.n_iter_)
@@ -330,7 +344,17 @@ class MixtureMixin:
             )
         weight = counts / counts.sum() if self.method == "kmeans" else mixture.weights_
         used = np.flatnonzero(counts)
+        self.n_components_used_ = len(used)
+        shares = counts / counts.sum()
+        if self.method == "dpgmm" and scores is not None:
+            kept = used[shares[used] >= self.min_weight]
+            used = kept if len(kept) else np.array([int(counts.argmax())])
         used = used[np.argsort(-weight[used], kind="stable")]
+        if scores is not None:
+            shares = np.bincount(scores[:, used].argmax(axis=1), minlength=len(used))
+            self.shares_ = shares / shares.sum()
+        else:
+            self.shares_ = shares[used]
         self.components_ = used
         self.n_clusters_ = len(used)
         self.weights_ = weight[used]
@@ -399,17 +423,33 @@ class PointLabeler:
         return scores.argmax(axis=1)
 
 
-def _covariance_prior(points, covariance_type):
-    """scikit-learn's default prior (the data covariance) with a small ridge.
+#: `init_params` of the mixtures (scikit-learn's names)
+INIT_PARAMS = ("kmeans", "k-means++", "random", "random_from_data")
+#: `covariance_prior` of the clusterers: see `_covariance_prior`
+COVARIANCE_PRIORS = ("data", "unit")
 
-    The data covariance is singular when the points span fewer dimensions
-    than they have (flat image regions, dead channels); components left
-    without points then have a singular covariance and the fit fails. A
-    ridge of 1e-6 of the mean variance keeps them well defined and changes
-    nothing measurable otherwise.
+
+def _covariance_prior(points, covariance_type, kind="data"):
+    """The prior of the components' covariances (the Wishart scale).
+
+    `"data"`: scikit-learn's default, the data covariance, with a small
+    ridge. The data covariance is singular when the points span fewer
+    dimensions than they have (flat image regions, dead channels);
+    components left without points then have a singular covariance and the
+    fit fails. A ridge of 1e-6 of the mean variance keeps them well defined
+    and changes nothing measurable otherwise.
+
+    `"unit"`: the identity in the units of `scale` (a variance of 1 per
+    feature on the [0, 10] scale of `000`), whatever the data's spread: a
+    cluster narrower than that needs many points to be kept apart.
     """
     if points.shape[0] < 2:
         return None
+    if kind == "unit":
+        d = points.shape[1]
+        if covariance_type in ("full", "tied"):
+            return np.eye(d)
+        return np.ones(d) if covariance_type == "diag" else 1.0
     variance = np.var(points, axis=0, ddof=1)
     ridge = 1e-6 * max(float(variance.mean()), 1e-12)
     if covariance_type in ("full", "tied"):

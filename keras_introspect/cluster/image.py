@@ -10,7 +10,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClusterMixin
 from sklearn.utils.validation import check_is_fitted
 
-from keras_introspect._repr import summary_repr
+from keras_introspect._repr import html_repr, summary_repr
 from keras_introspect._validation import check_one_of, check_positive_int
 from keras_introspect.cluster._base import LayerEstimator, MixtureMixin, Scaling, pool
 from keras_introspect.targets import one_output_layer
@@ -33,17 +33,23 @@ class ImageClusterer(MixtureMixin, LayerEstimator, ClusterMixin, BaseEstimator):
         max_features: when the flattened output has more values, it is
             average-pooled over spatial blocks (the coarsest grid that fits)
             so that a point has at most this many features; `None` never
-            pools. Recorded in `n_features_`.
-        max_components, alpha, n_clusters, scale, backend, max_iter,
-        batch_size, random_state, verbose: as in `PixelClusterer`.
+            pools. Recorded in `n_features_`. The grid is chosen from the
+            activation's size, so a model of free input size pools the size
+            its images give (`predict` then needs images of the fit's size).
+        max_components, alpha, init_params, covariance_prior, n_clusters,
+        scale, backend, max_iter, batch_size, random_state, verbose: as
+            in `PixelClusterer`.
+        min_weight: as in `PixelClusterer`, but `0` by default: a cluster of
+            one image is a finding here (`000` Fig. 4 has three).
         covariance_type: `"diag"` by default: images are few and features
             many, and a full covariance needs `n_features**2` values per
             component.
 
     Attributes:
         labels_: cluster of each image seen by `fit` (largest cluster 0).
-        layer_path_, n_clusters_, weights_, cluster_centers_, components_,
-        mixture_, converged_, data_range_: as in `PixelClusterer`.
+        layer_path_, n_clusters_, n_components_used_, weights_, shares_,
+        cluster_centers_, components_, mixture_, converged_, data_range_:
+            as in `PixelClusterer`.
         n_features_: features per point (after pooling).
 
     Example:
@@ -61,6 +67,10 @@ class ImageClusterer(MixtureMixin, LayerEstimator, ClusterMixin, BaseEstimator):
         max_features=None,
         max_components=50,
         alpha=0.2,
+        min_weight=0.0,
+        init_params="kmeans",
+        covariance_prior="data",
+        reg_covar=1e-6,
         n_clusters=None,
         scale=(0, 10),
         covariance_type="diag",
@@ -77,6 +87,10 @@ class ImageClusterer(MixtureMixin, LayerEstimator, ClusterMixin, BaseEstimator):
         self.max_features = max_features
         self.max_components = max_components
         self.alpha = alpha
+        self.min_weight = min_weight
+        self.init_params = init_params
+        self.covariance_prior = covariance_prior
+        self.reg_covar = reg_covar
         self.n_clusters = n_clusters
         self.scale = scale
         self.covariance_type = covariance_type
@@ -157,35 +171,37 @@ class ImageClusterer(MixtureMixin, LayerEstimator, ClusterMixin, BaseEstimator):
         check_one_of(self.pooling, "pooling", (None, "avg", "max"))
         info = one_output_layer(self._get_introspector(), self.layer)
         self.layer_path_ = info.path
-        grid = self._grid()
         shape = info.output_shape
         if len(shape) <= 2:
             kept = shape[1:]
         else:
             channels = shape[info.channel_axis % len(shape)]
+            grid = self._max_features() and _pooled_grid(info, self._max_features())
             kept = (*grid, channels) if grid else (channels,) if self.pooling else shape[1:]
         # None when the size depends on the images (a model taking any input size)
         n = None if None in kept else int(np.prod(kept))
-        return self._reduce(grid), n
+        return self._reduce(), n
 
-    def _grid(self):
-        if self.pooling is None and self.max_features is not None:
-            return _pooled_grid(self._get_introspector().layer(self.layer_path_), self.max_features)
-        return None
+    def _max_features(self):
+        """The feature budget of the block means (`None`: none, e.g. when pooling)."""
+        return self.max_features if self.pooling is None else None
 
     def _points(self, source):
         """One point per image `(n, n_features)`: each chunk reduced where it is."""
-        grid = self._grid()
         parts = source.collect_chunks(
-            _flatten, reduce=self._reduce(grid), key=self._reduce_key(grid), what="Reducing"
+            _flatten, reduce=self._reduce(), key=self._reduce_key(), what="Reducing"
         )
         return np.concatenate(parts)
 
-    def _reduce(self, grid):
-        return functools.partial(_reduce_images, grid=grid, pooling=self.pooling)
+    def _reduce(self):
+        # the grid of the block means is chosen from the activation's own shape, so
+        # that a model of free input size pools the size its images give
+        return functools.partial(
+            _reduce_images, max_features=self._max_features(), pooling=self.pooling
+        )
 
-    def _reduce_key(self, grid):
-        return ("grid", grid, self.pooling)
+    def _reduce_key(self):
+        return ("grid", self._max_features(), self.pooling)
 
     def predict(self, X):
         """Cluster of each image, `(n,)`.
@@ -196,13 +212,12 @@ class ImageClusterer(MixtureMixin, LayerEstimator, ClusterMixin, BaseEstimator):
         check_is_fitted(self)
         info = self._get_introspector().layer(self.layer_path_)
         source = self._source(X, info, reset=False)
-        grid = self._grid()
         return source.map_chunks(
-            functools.partial(_label_points, self._labeler()),
+            functools.partial(_label_points, self._labeler(), self.n_features_),
             np.int32,
             item_shape=(),
-            reduce=self._reduce(grid),
-            key=self._reduce_key(grid),
+            reduce=self._reduce(),
+            key=self._reduce_key(),
         )
 
     def composition(self, y):
@@ -243,6 +258,16 @@ class Composition:
     counts: np.ndarray
     shares: np.ndarray
     sizes: np.ndarray
+
+    def plot(self, ax=None):
+        """Stacked bars of the labels of each cluster (`plotting.plot_composition`);
+        the Axes."""
+        from keras_introspect.plotting.grids import plot_composition
+
+        return plot_composition(self, ax=ax)
+
+    def _repr_html_(self) -> str:
+        return html_repr(self)
 
     @property
     def table(self) -> list:
@@ -292,13 +317,23 @@ def composition(labels, y, n_clusters=None) -> Composition:
 
 
 def _pooled_grid(info, max_features):
-    """Coarsest spatial grid keeping at most `max_features` values, or None."""
+    """Coarsest spatial grid keeping at most `max_features` values of a layer's
+    output, or None (`info`'s static shape; None as well where it is unknown)."""
     shape = info.output_shape
-    if int(np.prod(shape[1:])) <= max_features or len(shape) < 3:
+    if len(shape) < 3:
         return None
     channel = info.channel_axis % len(shape)
     spatial = [shape[i] for i in range(1, len(shape)) if i != channel]
-    channels = shape[channel]
+    if None in spatial or shape[channel] is None:
+        return None
+    return _grid_for(spatial, shape[channel], max_features)
+
+
+def _grid_for(spatial, channels, max_features):
+    """Coarsest grid keeping at most `max_features` values of a `(*spatial,
+    channels)` activation, or None (it has no more already)."""
+    if not len(spatial) or int(np.prod(spatial)) * channels <= max_features:
+        return None
     grid = list(spatial)
     while int(np.prod(grid)) * channels > max_features and max(grid) > 1:
         i = int(np.argmax(grid))
@@ -306,17 +341,28 @@ def _pooled_grid(info, max_features):
     return tuple(grid)
 
 
-def _reduce_images(a, grid, pooling):
-    """`(b, ...)` to one point per image: block means over `grid`, or `pooling`.
+def _reduce_images(a, grid=None, pooling=None, max_features=None):
+    """`(b, ...)` to one point per image: block means over `grid` (by default
+    the coarsest keeping at most `max_features` values), or `pooling`.
 
     `a` is the layer's activation on the device (a tensor, in the compiled
-    forward pass) or a numpy chunk of stored activations: both are reduced
-    by the same TensorFlow ops, in float32 as the forward pass gives them.
+    forward pass, traced once per input shape) or a numpy chunk of stored
+    activations: both are reduced by the same TensorFlow ops, in float32 as
+    the forward pass gives them. The grid for `max_features` comes from `a`'s
+    own shape, so a model of free input size pools the size of its images.
     """
     if isinstance(a, np.ndarray):
         import tensorflow as tf
 
         a = tf.constant(np.asarray(a, dtype=np.float32))
+    if grid is None and max_features is not None and a.shape.rank > 2:
+        shape = tuple(a.shape[1:])
+        if None in shape:
+            raise ValueError(
+                f"Expected an activation of known size to pool to max_features="
+                f"{max_features}. Received: shape {(None, *shape)}"
+            )
+        grid = _grid_for(shape[:-1], shape[-1], max_features)
     if grid is not None and a.shape.rank > 2:
         return _block_mean(a, grid)
     return pool(a, pooling)
@@ -326,9 +372,16 @@ def _flatten(chunk):
     return chunk.reshape(len(chunk), -1)
 
 
-def _label_points(labeler, chunk):
+def _label_points(labeler, n_features, chunk):
     """Cluster of each image of a reduced chunk `(b, ...)`."""
-    return labeler(_flatten(chunk))
+    points = _flatten(chunk)
+    if points.shape[1] != n_features:
+        raise ValueError(
+            f"Expected images giving {n_features} features per image at the layer, as "
+            f"in fit (a model of free input size pools the size of its images). "
+            f"Received: {points.shape[1]} features"
+        )
+    return labeler(points)
 
 
 def _block_mean(a, grid):

@@ -15,6 +15,7 @@ import sys
 import warnings
 
 import numpy as np
+from scipy import ndimage
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
@@ -55,7 +56,36 @@ class PixelClusterer(MixtureMixin, LayerEstimator, TransformerMixin, BaseEstimat
         method: `"dpgmm"`, `"kmeans"` or `"gmm"`.
         max_components: most components the Dirichlet process may use.
         alpha: concentration of the Dirichlet process (smaller: fewer
-            clusters); the paper's 0.2.
+            clusters); the paper's 0.2. On thousands of points it barely
+            matters: the data outweigh it (see the "Clustering" guide).
+        min_weight: `"dpgmm"` only: the clusters are the components owning
+            at least this share of the fitted points (by most probable
+            component); the points of smaller ones go to the most probable
+            of those kept. `0` keeps every component that owns a point.
+            `n_clusters_` counts the clusters kept, `n_components_used_`
+            all components owning a point.
+        init_params: `"dpgmm"` only: start of the mixture, scikit-learn's
+            `"kmeans"` (its default), `"k-means++"` (each component starts
+            from one point chosen by k-means++ seeding), `"random"`
+            (responsibilities drawn at random: every component starts near
+            the data mean) or `"random_from_data"`. A k-means start splits
+            every cluster of the data into many components, which the
+            variational updates merge back only over hundreds of
+            iterations; `"random"` drains them fastest but can merge
+            well-separated clusters (three flat colour regions gave two).
+        covariance_prior: `"dpgmm"` only: the prior of the components'
+            covariances. `"unit"`: the identity in the units of `scale`
+            (variance 1 on the paper's [0, 10]); `"data"`: the data's
+            covariance, scikit-learn's default, which lets components be as
+            narrow as the data's spread along every direction and keeps
+            many more of them on ReLU feature maps.
+        reg_covar: `"dpgmm"` only: added to the diagonal of every
+            component's covariance, in the units of `scale` (scikit-learn's
+            1e-6). ReLU maps hold many exact zeros, and points sharing the
+            same zero channels lie on a flat face of the data that a
+            component can collapse onto; when clusters are split by their
+            pattern of zeros, a floor such as 0.1 (a standard deviation of
+            3 % of [0, 10]) stops it (see the "Clustering" guide).
         n_clusters: number of clusters for `"kmeans"` and `"gmm"`.
         scale: `(low, high)` the values are mapped to, or `None` to keep them.
         covariance_type: of the Gaussian components: `"full"`, `"diag"`
@@ -79,9 +109,16 @@ class PixelClusterer(MixtureMixin, LayerEstimator, TransformerMixin, BaseEstimat
         n_points_: points seen by `fit`; `n_points_fit_`: points clustered
             (`sampled_` tells whether they were a sample).
         data_range_: `(min, max)` of the values seen by `fit`.
-        n_clusters_: clusters in use (components owning a fitted point).
-        weights_: their mixture weights (k-means: share of points), largest
-            first; label `i` is the `i`-th.
+        n_clusters_: the clusters: with `"dpgmm"`, the components owning at
+            least `min_weight` of the fitted points; otherwise those owning
+            any. This one count is what the plots, the report and the CLI
+            show.
+        n_components_used_: components owning at least one fitted point,
+            before the `min_weight` cut.
+        weights_: the clusters' mixture weights (k-means: share of points),
+            largest first; label `i` is the `i`-th.
+        shares_: the clusters' shares of the fitted points, after the points
+            of the components cut by `min_weight` are reassigned.
         cluster_centers_: `(n_clusters_, c)` centres, in activation units.
         components_: the mixture component behind each label.
         mixture_: the fitted scikit-learn (or `DPGMM`) estimator.
@@ -101,6 +138,10 @@ class PixelClusterer(MixtureMixin, LayerEstimator, TransformerMixin, BaseEstimat
         method="dpgmm",
         max_components=50,
         alpha=0.2,
+        min_weight=0.01,
+        init_params="k-means++",
+        covariance_prior="unit",
+        reg_covar=1e-6,
         n_clusters=None,
         scale=(0, 10),
         covariance_type="full",
@@ -116,6 +157,10 @@ class PixelClusterer(MixtureMixin, LayerEstimator, TransformerMixin, BaseEstimat
         self.method = method
         self.max_components = max_components
         self.alpha = alpha
+        self.min_weight = min_weight
+        self.init_params = init_params
+        self.covariance_prior = covariance_prior
+        self.reg_covar = reg_covar
         self.n_clusters = n_clusters
         self.scale = scale
         self.covariance_type = covariance_type
@@ -337,22 +382,29 @@ class PixelClusterer(MixtureMixin, LayerEstimator, TransformerMixin, BaseEstimat
         """`fit(X)`, then the label images of `X`."""
         return self.fit(X).transform(X)
 
-    def centers_in_input_space(self, X, background="largest"):
+    def centers_in_input_space(self, X, background="largest", regions=False):
         """Centroids of each image's clusters, in input pixel coordinates.
 
         For every image, the pixels of each cluster (except the background)
         are averaged in the layer's grid, and the average position is mapped
         to the input through the receptive field: the centre of unit `(i, j)`
-        is `offset + stride * (i, j) + (size - 1) / 2` (`000` Fig. 3).
+        is `offset + stride * (i, j) + (size - 1) / 2` (`000` Fig. 3). Any
+        number of spatial axes: `(position, n_pixels)` for a 1-D layer,
+        `(depth, row, col, n_pixels)` for a 3-D one.
 
         Args:
             X: images.
             background: `"largest"` leaves out each image's most frequent
                 cluster; an int leaves out that label; `None` keeps all.
+            regions: `True` gives one centre per connected region of a
+                cluster (neighbours along an axis are connected), the
+                largest region first: a cluster of cells scattered over an
+                image has its centroid between them, its regions on them.
 
         Returns:
             A list with one dict per image: `{label: (row, col, n_pixels)}`,
-            the centroid in input pixels and the cluster's size in the layer.
+            the centroid in input pixels and the cluster's size in the layer;
+            with `regions`, `{label: [(row, col, n_pixels), ...]}`.
         """
         check_is_fitted(self)
         if not (background in ("largest", None) or isinstance(background, (int, np.integer))):
@@ -371,8 +423,17 @@ class PixelClusterer(MixtureMixin, LayerEstimator, TransformerMixin, BaseEstimat
             for label in np.flatnonzero(counts):
                 if label == skip:
                     continue
-                mean = grids[:, labels == label].mean(axis=1)
-                found[int(label)] = (*field.center(tuple(mean)), int(counts[label]))
+                if not regions:
+                    mean = grids[:, labels == label].mean(axis=1)
+                    found[int(label)] = (*field.center(tuple(mean)), int(counts[label]))
+                    continue
+                parts, n_parts = ndimage.label((labels == label).reshape(maps.shape[1:]))
+                parts = parts.ravel()
+                sizes = np.bincount(parts, minlength=n_parts + 1)[1:]
+                found[int(label)] = [
+                    (*field.center(tuple(grids[:, parts == k + 1].mean(axis=1))), int(sizes[k]))
+                    for k in np.argsort(-sizes, kind="stable")
+                ]
             centres.append(found)
         return centres
 
@@ -398,6 +459,9 @@ def _label_maps(labeler, chunk):
 def upsample_labels(labels, input_size, field=None) -> np.ndarray:
     """Label maps `(n, h, w)` at the input's resolution `(n, H, W)`.
 
+    Any number of spatial axes: `(n, L)` maps of a 1-D layer, `(n, D, H, W)`
+    of a 3-D one (`input_size` has one entry per axis).
+
     Each input pixel takes the label of the unit whose receptive field is
     centred nearest to it (the earlier one on a tie; `field`: the layer's
     `ReceptiveField`), so a
@@ -414,9 +478,8 @@ def upsample_labels(labels, input_size, field=None) -> np.ndarray:
                [2, 2, 3, 3]])
     """
     labels = np.asarray(labels)
-    h, w = labels.shape[1:3]
     index = []
-    for axis, (n_units, n_pixels) in enumerate(zip((h, w), input_size, strict=True)):
+    for axis, (n_units, n_pixels) in enumerate(zip(labels.shape[1:], input_size, strict=True)):
         pixels = np.arange(n_pixels)
         if field is not None and field.axes is None:
             first = field.offset[axis] + (field.size[axis] - 1) / 2
@@ -424,4 +487,4 @@ def upsample_labels(labels, input_size, field=None) -> np.ndarray:
         else:
             units = np.floor((pixels + 0.5) * n_units / n_pixels)
         index.append(np.clip(units, 0, n_units - 1).astype(int))
-    return labels[:, index[0][:, None], index[1][None, :]]
+    return labels[(slice(None), *np.ix_(*index))]

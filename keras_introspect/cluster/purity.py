@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from keras_introspect._repr import summary_repr
+from keras_introspect._repr import html_repr, summary_repr
 from keras_introspect._validation import UNSET, check_one_of, check_verbose, renamed
 from keras_introspect.model.selectors import spread
 
@@ -75,6 +75,9 @@ class PurityResult:
         from keras_introspect.plotting import plot_purity
 
         return plot_purity(self, ax=ax)
+
+    def _repr_html_(self) -> str:
+        return html_repr(self)
 
 
 def purity_score(y, labels) -> float:

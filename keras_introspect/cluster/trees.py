@@ -16,7 +16,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
 from keras_introspect._memory import check_batch_size
-from keras_introspect._repr import summary_repr
+from keras_introspect._repr import html_repr, summary_repr
 from keras_introspect._validation import (
     check_number,
     check_one_of,
@@ -263,6 +263,19 @@ class CategoryTree(LayerEstimator, TransformerMixin, BaseEstimator):
         self.linkage_ = category_hierarchy(self.distances_)
         self.mst_ = minimum_spanning_tree(self.distances_)
         return self
+
+    def plot(self, ax=None, orientation="left"):
+        """The dendrogram of the categories (`plotting.plot_category_tree`); the Axes."""
+        from keras_introspect.plotting.cluster import plot_category_tree
+
+        check_is_fitted(self, "linkage_")
+        return plot_category_tree(self, ax=ax, orientation=orientation)
+
+    def _repr_html_(self) -> str:
+        return _fitted_display(self, "linkage_")
+
+    def _repr_mimebundle_(self, **kwargs) -> dict:  # (IPython asks this before the HTML)
+        return {"text/plain": repr(self), "text/html": self._repr_html_()}
 
     def transform(self, X):
         """Distance of each image's vector to each category's representative, `(n, n_classes)`."""
@@ -584,6 +597,19 @@ class PredictionTree(LayerEstimator, BaseEstimator):
             )
         return paths
 
+    def plot(self, ax=None, image_labels=None):
+        """The tree of filters (`plotting.plot_prediction_tree`); the Axes."""
+        from keras_introspect.plotting.grids import plot_prediction_tree
+
+        check_is_fitted(self, "root_")
+        return plot_prediction_tree(self, ax=ax, image_labels=image_labels)
+
+    def _repr_html_(self) -> str:
+        return _fitted_display(self, "root_")
+
+    def _repr_mimebundle_(self, **kwargs) -> dict:  # (IPython asks this before the HTML)
+        return {"text/plain": repr(self), "text/html": self._repr_html_()}
+
     def predict(self, X):
         """The leaf (fitted image index) each image of `X` reaches, `(n,)`."""
         return np.array([p.nodes[-1] for p in self.path(X)], dtype=np.int64)
@@ -592,3 +618,17 @@ class PredictionTree(LayerEstimator, BaseEstimator):
         tags = super().__sklearn_tags__()
         tags.requires_fit = True
         return tags
+
+
+def _fitted_display(tree, attribute: str) -> str:
+    """A fitted tree's notebook display (its picture); before `fit`, scikit-learn's
+    diagram of the estimator."""
+    from sklearn.exceptions import NotFittedError
+
+    try:
+        check_is_fitted(tree, attribute)
+    except NotFittedError:
+        from sklearn.utils import estimator_html_repr
+
+        return estimator_html_repr(tree)
+    return html_repr(tree)

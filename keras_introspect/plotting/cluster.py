@@ -21,7 +21,10 @@ def plot_label_maps(
     """Label images side by side, one colour per cluster (`000` Fig. 2).
 
     Args:
-        maps: a list of 2-D label arrays (any sizes, e.g. one per layer).
+        maps: a list of label arrays (any sizes, e.g. one per layer): 2-D
+            maps are drawn as they are, 1-D maps (a 1-D layer) as a band,
+            3-D maps (a 3-D layer) by their middle slice along the first
+            axis; counts and legends cover the whole map.
         titles: one title per map.
         images: optional image shown first (the input), as `(H, W)` or `(H, W, C)`.
         cmap: colour map for labels (a qualitative one).
@@ -53,7 +56,12 @@ def plot_label_maps(
             ax.imshow(image.squeeze(), cmap="gray" if image.squeeze().ndim == 2 else None)
         else:
             top = max(19, int(panel.max()))
-            ax.imshow(panel, cmap=cmap, interpolation="nearest", vmin=0, vmax=top)
+            shown_panel, where = _drawable(panel)
+            aspect = "auto" if panel.ndim == 1 else None
+            ax.imshow(
+                shown_panel, cmap=cmap, interpolation="nearest", vmin=0, vmax=top, aspect=aspect
+            )
+            title = f"{title}{where}"
             shown = len(np.unique(panel))
             if n_clusters is not None:
                 total = n_clusters[position - first_map]
@@ -65,6 +73,16 @@ def plot_label_maps(
         ax.set_title(title, fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def _drawable(panel):
+    """A label map as a 2-D image, and a note on what of it is drawn."""
+    if panel.ndim == 1:
+        return panel[None, :], ""
+    if panel.ndim == 3:
+        middle = panel.shape[0] // 2
+        return panel[middle], f" (slice {middle} of {panel.shape[0]})"
+    return panel, ""
 
 
 def plot_label_overlay(
