@@ -211,17 +211,15 @@ def explanation_quality(
     from keras_introspect.metrics.stability import max_sensitivity
     from keras_introspect.model.selectors import spread
     from keras_introspect.probes._scan import introspector
-    from keras_introspect.probes.randomized_twin import randomized_twin
     from keras_introspect.targets import Class, output_index
 
     options, given = dict(options or {}), dict(maps or {})
     x = np.asarray(x)
     if layers is None:
         layers = spread(randomizable_layers(model), max_layers)
-    twin_model = randomized_twin(model, seed=seed)
     scored, normalize, note = target, True, ""
     if probabilities and isinstance(target, Class):
-        scored = Class(target.index, logits=False, output=target.output)
+        scored = target.replace(logits=False)  # (its region kept)
         # probabilities are comparable as they are (Petsiuk et al.); logits are not
         position = output_index(introspector(model), target.output)
         normalize = not bounded_outputs(model, x[:8], position)
@@ -254,7 +252,7 @@ def explanation_quality(
             name, model, x, target, layers=layers, options=kwargs, seed=seed, maps=method_maps
         )
         result.twin[name] = compare_with_random_twin(
-            name, model, x, target, options=kwargs, twin=twin_model, maps=method_maps
+            name, model, x, target, options=kwargs, seed=seed, maps=method_maps
         )
         if road and result.informative:
             result.road[name] = road_metric(
@@ -312,7 +310,6 @@ def _unsaturated(model, x, target, scored, normalize, baseline, saturation):
     `(None, normalize, note)`: the curves would be noise."""
     from keras_introspect.metrics._scoring import Scorer
     from keras_introspect.metrics.causal import baseline_images
-    from keras_introspect.targets import Class
 
     images = bases = None
 
@@ -337,7 +334,7 @@ def _unsaturated(model, x, target, scored, normalize, baseline, saturation):
         "deletion and insertion on probabilities would score every map, random ones "
         "included, alike."
     )
-    logits = Class(target.index, logits=True, output=target.output)
+    logits = target.replace(logits=True)
     logit_image, logit_base = gap(logits)
     if not np.allclose(logit_image, image) and np.median(np.abs(logit_image - logit_base)) > 0:
         return logits, True, why + " The curves score the logit instead, normalised."

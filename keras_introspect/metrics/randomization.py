@@ -7,8 +7,13 @@ map that is the same for the true class and a random other class. Kalmeijer
 (2016, §4.3) compared every visualization with a randomly initialised twin
 by eye; `compare_with_random_twin` puts a number on it.
 
-All checks work on copies of the model; the model passed in is never
-changed.
+The checks re-draw the weights of the model itself for the duration of the
+call, never a clone: its compiled steps serve the randomised weights without
+tracing again (a clone is a new model, traced again by every method, which
+costs seconds and hundreds of megabytes on a deep backbone). The trained
+weights are restored on return, also after an error or an interrupt, and
+checked bit for bit (`probes.randomized_twin.preserved_weights`); do not use
+the model from another thread meanwhile.
 """
 
 from __future__ import annotations
@@ -84,6 +89,13 @@ class RandomizationResult(Tabular):
         """`(n_layers,)` mean similarity of the absolute maps."""
         return _nanmean_rows(self.similarity_abs)
 
+    def plot(self, absolute: bool = False, ax=None):
+        """Mean similarity per randomised layer, top first
+        (`plotting.plot_randomization`); the Axes."""
+        from keras_introspect.plotting.quality import plot_randomization
+
+        return plot_randomization({self.method: self}, absolute=absolute, ax=ax)
+
     @property
     def table(self) -> list:
         """One dict per randomised layer: its mean similarity, signed and absolute."""
@@ -126,6 +138,13 @@ class MapComparison(Tabular):
     similarity: np.ndarray
     similarity_abs: np.ndarray
     details: dict = field(default_factory=dict)
+
+    def plot(self, **options):
+        """Each image's two maps side by side with their similarity
+        (`plotting.plot_map_comparison`); a Figure."""
+        from keras_introspect.plotting.results import plot_map_comparison
+
+        return plot_map_comparison(self, **options)
 
     @property
     def table(self) -> list:
@@ -243,7 +262,7 @@ def randomization_check(
     """
 
     from keras_introspect.model.introspector import Introspector
-    from keras_introspect.probes.randomized_twin import reinitialize, trained_copy
+    from keras_introspect.probes.randomized_twin import preserved_weights, reinitialize
 
     seed = _check_common(model, similarity, seed)
     check_one_of(mode, "mode", MODES)
@@ -256,34 +275,33 @@ def randomization_check(
         every = _randomizable(intro, None)[::-1]
         paths = every[: max(every.index(p) for p in measured) + 1]
     original = explain(model, x, target) if maps is None else np.asarray(maps)
-    copy = trained_copy(model)
-    copy_intro = Introspector(copy)
     rng = np.random.default_rng(seed)
     rows, rows_abs, kept, done = [], [], [], []
     progbar = progress_bar(len(measured), verbose=verbose, unit_name="layer")
-    for path in paths:
-        layer = copy_intro.layer(path).layer
-        saved = [v.numpy() for v in layer.weights]
-        if not reinitialize(layer, rng):
-            warnings.warn(
-                f"Layer {path!r} has no initializer attribute for its weights; it is left "
-                "as trained, so its row measures nothing",
-                KerasIntrospectWarning,
-                stacklevel=2,
-            )
-        if path not in measured:
-            continue
-        maps = explain(copy, x, target)
-        if mode == "independent":
-            for variable, value in zip(layer.weights, saved, strict=True):
-                variable.assign(value)
-        done.append(path)
-        same, same_abs = _similarities(original, maps, similarity)
-        rows.append(same)
-        rows_abs.append(same_abs)
-        if keep_maps:
-            kept.append(maps)
-        progbar.add(1)
+    with preserved_weights(model):  # re-drawn in place, restored and checked on exit
+        for path in paths:
+            layer = intro.layer(path).layer
+            saved = [v.numpy() for v in layer.weights]
+            if not reinitialize(layer, rng):
+                warnings.warn(
+                    f"Layer {path!r} has no initializer attribute for its weights; it is "
+                    "left as trained, so its row measures nothing",
+                    KerasIntrospectWarning,
+                    stacklevel=2,
+                )
+            if path not in measured:
+                continue
+            maps = explain(model, x, target)
+            if mode == "independent":
+                for variable, value in zip(layer.weights, saved, strict=True):
+                    variable.assign(value)
+            done.append(path)
+            same, same_abs = _similarities(original, maps, similarity)
+            rows.append(same)
+            rows_abs.append(same_abs)
+            if keep_maps:
+                kept.append(maps)
+            progbar.add(1)
     return RandomizationResult(
         name,
         mode,
@@ -362,8 +380,8 @@ def random_logit_check(
     classes = np.array([check_index(int(c), n_classes, "class index") for c in classes])
     draws = np.random.default_rng(seed).integers(n_classes - 1, size=len(x))
     others = np.where(draws >= classes, draws + 1, draws)
-    true_target = Class(classes, logits=given.logits, output=given.output)
-    other_target = Class(others, logits=given.logits, output=given.output)
+    true_target = given.replace(index=classes.tolist())  # (its region kept)
+    other_target = given.replace(index=others.tolist())
     maps = explain(model, x, true_target) if maps is None else np.asarray(maps)
     other = explain(model, x, other_target)
     same, same_abs = _similarities(maps, other, similarity)
@@ -398,8 +416,11 @@ def compare_with_random_twin(
         similarity: ``"spearman"`` or ``"ssim"``.
         options: keyword arguments of the attribution class.
         seed: of the twin's weights.
-        twin: a twin already built by `probes.randomized_twin` (to compare
-            several methods on one twin); `seed` is then not used.
+        twin: a twin already built by `probes.randomized_twin`; `seed` is
+            then not used. By default the model's own weights are re-drawn
+            as `randomized_twin(model, seed)` draws them for the call
+            (`probes.randomized_twin.randomized_weights`), which traces
+            nothing again.
         maps: the trained model's maps of `x` for `target`, when already computed.
 
     Returns:
@@ -411,16 +432,18 @@ def compare_with_random_twin(
         >>> twin.similarity                                      # doctest: +SKIP
         array([0.21, 0.35, 0.18, 0.27])
     """
-    from keras_introspect.probes.randomized_twin import randomized_twin
+    from keras_introspect.probes.randomized_twin import randomized_weights
 
     seed = _check_common(model, similarity, seed)
     name, explain = explainer(method, options)
     maps = explain(model, x, target) if maps is None else np.asarray(maps)
-    if twin is None:
-        details, twin = {"seed": seed}, randomized_twin(model, seed=seed)
+    if twin is None:  # the model itself with the twin's weights: nothing traced again
+        details = {"seed": seed}
+        with randomized_weights(model, seed=seed):
+            twin_maps = explain(model, x, target)
     else:
         check_model(twin, "twin")
         details = {"twin": twin.name}
-    twin_maps = explain(twin, x, target)
+        twin_maps = explain(twin, x, target)
     same, same_abs = _similarities(maps, twin_maps, similarity)
     return MapComparison("random twin", name, similarity, maps, twin_maps, same, same_abs, details)

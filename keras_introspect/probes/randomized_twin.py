@@ -9,6 +9,7 @@ training.
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 
 import numpy as np
@@ -139,6 +140,107 @@ def _build(twin, model):
     return twin
 
 
+@contextlib.contextmanager
+def preserved_weights(model):
+    """Context manager: whatever happens to `model`'s weights inside, they are
+    restored on exit (also after an error or an interrupt) and checked bit for bit.
+
+    The sanity checks re-draw the weights of the model itself for the duration
+    of a computation instead of cloning it: a clone is a new model, which every
+    compiled step traces again (seconds and hundreds of megabytes of
+    TensorFlow's graph caches per clone on an EfficientNet), while the model's
+    own compiled steps read its variables and serve the re-drawn weights as
+    they are. Do not use the model from another thread meanwhile.
+
+    Example:
+        >>> import numpy as np, keras
+        >>> model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+        >>> before = model.get_weights()[0].copy()
+        >>> with preserved_weights(model):
+        ...     _ = model.layers[0].kernel.assign(np.zeros((2, 1)))
+        >>> bool(np.array_equal(model.get_weights()[0], before))
+        True
+    """
+    variables = list(model.weights)
+    saved = [np.array(v.numpy(), copy=True) for v in variables]
+    try:
+        yield model
+    finally:
+        for variable, value in zip(variables, saved, strict=True):
+            variable.assign(value)
+        changed = [
+            v.path
+            for v, value in zip(variables, saved, strict=True)
+            if not np.array_equal(np.asarray(v.numpy()), value, equal_nan=True)
+        ]
+        if changed:  # never leave a silently altered model behind
+            raise RuntimeError(
+                f"Could not restore the weights of {model.name!r} after a sanity check: "
+                f"{', '.join(changed[:5])} differ from the saved values"
+            )
+
+
+def randomize_weights(model, seed: int = 0, *, original=None) -> list:
+    """Re-draw every weight of `model` in place as `randomized_twin` draws its twin's.
+
+    Preprocessing layers keep their state (taken from `original`, the model the
+    twin copies, when `model` is a copy). Returns the paths of the trainable
+    weights that have no initializer on their layer (left as they are).
+    """
+    layers = _all_layers(model)
+    sources = _all_layers(original) if original is not None else layers
+    by_position = len(sources) == len(layers) and all(
+        type(a) is type(b) for a, b in zip(sources, layers, strict=True)
+    )
+    rng = np.random.default_rng(seed)
+    covered = set()
+    for index, layer in enumerate(layers):
+        if is_preprocessing(layer) and by_position:
+            if sources[index] is not layer:
+                layer.set_weights(sources[index].get_weights())
+            covered.update(id(v) for v in layer.weights)
+            continue
+        reinitialize(layer, rng, covered)
+    return [v.path for v in model.weights if id(v) not in covered and v.trainable]
+
+
+@contextlib.contextmanager
+def randomized_weights(model, seed: int = 0):
+    """Context manager: `model` itself with its random twin's weights (the same as
+    `randomized_twin(model, seed)`'s), its trained weights restored on exit.
+
+    The twin without a copy: no clone to build and no compiled step to trace
+    again (see `preserved_weights`, whose restore guarantees apply). Weights
+    without an initializer on their layer keep their trained values, with a
+    warning.
+
+    Example:
+        >>> import numpy as np, keras, keras_introspect as ki
+        >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, name="d")])
+        >>> trained = model.get_layer("d").kernel.numpy().copy()
+        >>> with randomized_weights(model, seed=0) as twin:
+        ...     drawn = twin.get_layer("d").kernel.numpy().copy()
+        >>> bool(np.allclose(drawn, ki.randomized_twin(model, seed=0).get_layer("d").kernel))
+        True
+        >>> bool(np.array_equal(model.get_layer("d").kernel.numpy(), trained))
+        True
+    """
+    check_backend()
+    check_model(model)
+    seed = check_seed(seed)
+    with preserved_weights(model):
+        kept = randomize_weights(model, seed)
+        if kept:
+            warnings.warn(
+                f"{len(kept)} weight(s) have no initializer attribute on their layer "
+                f"({', '.join(kept[:5])}{', ...' if len(kept) > 5 else ''}); the random "
+                "twin keeps their trained values",
+                KerasIntrospectWarning,
+                stacklevel=3,
+            )
+        yield model
+
+
 def randomized_twin(model, seed: int = 0):
     """A copy of `model` with the same architecture and freshly initialised weights.
 
@@ -171,19 +273,7 @@ def randomized_twin(model, seed: int = 0):
     check_model(model)
     seed = check_seed(seed)
     twin = _build(_clone(model), model)
-    originals, copies = _all_layers(model), _all_layers(twin)
-    by_position = len(originals) == len(copies) and all(
-        type(a) is type(b) for a, b in zip(originals, copies, strict=True)
-    )
-    rng = np.random.default_rng(seed)
-    covered = set()
-    for index, layer in enumerate(copies):
-        if is_preprocessing(layer) and by_position:
-            layer.set_weights(originals[index].get_weights())
-            covered.update(id(v) for v in layer.weights)
-            continue
-        reinitialize(layer, rng, covered)
-    unseeded = [v.path for v in twin.weights if id(v) not in covered and v.trainable]
+    unseeded = randomize_weights(twin, seed, original=model)
     if unseeded:
         warnings.warn(
             f"{len(unseeded)} weight(s) of the twin have no initializer attribute on their "

@@ -191,3 +191,68 @@ def test_map_similarity_measures():
         map_similarity(a, b[:2])
     with pytest.raises(ValueError, match="at least 3 x 3"):
         map_similarity(a[:, :2, :2], b[:, :2, :2], "ssim")
+
+
+# --- the checks re-draw the model's own weights: restored bit for bit, nothing traced again
+
+
+def test_checks_on_the_model_itself_equal_a_clone_and_trace_nothing_again(digits_cnn):
+    from keras_introspect.probes.randomized_twin import reinitialize, trained_copy
+
+    model, x, y = digits_cnn
+    x, target = x[:4], targets.Class(y[:4])
+    before = _weights(model)
+    trained = ki.Saliency(model, target).explain(x)
+    count = ki.Introspector(model).trace_count
+    cascade = randomization_check("saliency", model, x, target, keep_maps=True, seed=4)
+    twin = compare_with_random_twin("saliency", model, x, target, seed=4)
+    # the model's compiled saliency step served every randomised map
+    assert ki.Introspector(model).trace_count == count
+    for now, then in zip(model.get_weights(), before, strict=True):
+        assert np.array_equal(now, then)
+    np.testing.assert_array_equal(cascade.maps, trained)
+    # the reference: clones, randomised as the checks describe, each with sessions of its own
+    copy, rng = trained_copy(model), np.random.default_rng(4)
+    for i, path in enumerate(cascade.layers):  # top first, cascading
+        reinitialize(copy.get_layer(path.split("/")[-1]), rng)
+        expected = ki.Saliency(copy, target).explain(x)
+        np.testing.assert_allclose(cascade.randomized_maps[i], expected, rtol=1e-5, atol=1e-7)
+    expected_twin = ki.Saliency(ki.randomized_twin(model, seed=4), target).explain(x)
+    np.testing.assert_allclose(twin.other_maps, expected_twin, rtol=1e-5, atol=1e-7)
+
+
+def test_weights_are_restored_when_a_check_fails_midway(digits_cnn):
+    model, x, _ = digits_cnn
+    before = _weights(model)
+    calls = []
+
+    def fails_on_the_third_map(model, x, target):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return np.asarray(x)[..., 0]
+
+    with pytest.raises(KeyboardInterrupt):
+        randomization_check(fails_on_the_third_map, model, x[:2], 0)
+    with pytest.raises(KeyboardInterrupt):
+        calls.clear()
+        calls.append(1)  # the trained map is call 2, the twin's call 3
+        compare_with_random_twin(fails_on_the_third_map, model, x[:2], 0)
+    for now, then in zip(model.get_weights(), before, strict=True):
+        assert np.array_equal(now, then)
+
+
+def test_a_restore_that_does_not_hold_raises():
+    from keras_introspect.probes.randomized_twin import preserved_weights
+
+    model = linear_classifier(np.ones((16, 2), "float32"))
+    kernel = model.get_layer("out").kernel
+    original_assign = kernel.assign
+    # a variable that ignores assignments of the saved value (the restore cannot hold)
+    kernel.assign = lambda value: original_assign(np.zeros((16, 2), "float32"))
+    try:
+        with pytest.raises(RuntimeError, match="Could not restore the weights"):
+            with preserved_weights(model):
+                pass
+    finally:
+        kernel.assign = original_assign
