@@ -22,7 +22,12 @@ it costs one forward pass per channel of the layer, 2048 for ResNet50): its
 floor is one forward pass per (image, channel) over the masked images, made
 beforehand, and tf-keras-vis' Scorecam runs on the same images and batch size.
 
+`--interleaved` times only the floors and our methods, in rounds that call each in turn
+(the ratio of a row: the median over the rounds of its time over its floor's), for a
+machine whose load changes during the run.
+
 Run: python benchmarks/bench_attribution.py [--models small,resnet50] [--scorecam-only] [--write]
+    [--interleaved]
 (`--write` replaces the attribution section of benchmarks/RESULTS.md).
 """
 
@@ -379,6 +384,74 @@ def bench_scorecam(name):
     return title, rows, extras
 
 
+def bench_interleaved(name, repeats):
+    """The floors and our methods timed in interleaved rounds (`--interleaved`): every round
+    calls each once, in turn, so a shared machine's changing load hits all alike; a row's
+    ratio is the median over the rounds of its time over its floor's time in that round.
+    The floors of SmoothGrad-N, IG-N and Occlusion time as many rows as they score (the
+    images repeated), not N times one pass. No peers and no extras (the sequential run has
+    them)."""
+    build, n, batch, layer, _, samples, window = CONFIGS[name]
+    model = build()
+    shape = tuple(model.input_shape[1:])
+    x = np.random.default_rng(0).uniform(-1, 1, (n, *shape)).astype("float32")
+    labels = np.random.default_rng(1).integers(0, model.output_shape[-1], n).astype("int32")
+    target = T.Class(labels.tolist())
+    floor = Floor(model, shape)
+    n_windows = len(window_starts(shape[0], window, window)) * len(
+        window_starts(shape[1], window, window)
+    )
+    methods = {
+        "Saliency": (ki.Saliency(model, target, batch_size=batch), "bwd"),
+        "GradientInput": (ki.GradientInput(model, target, batch_size=batch), "bwd"),
+        "GuidedBackprop": (ki.GuidedBackprop(model, target, batch_size=batch), "bwd"),
+        "GradCAM": (ki.GradCAM(model, target, layer=layer, batch_size=batch), "bwd"),
+        f"SmoothGrad-{samples}": (
+            ki.SmoothGrad(model, target, samples=samples, batch_size=batch * 4),
+            "bwd_n",
+        ),
+        f"IntegratedGradients-{samples}": (
+            ki.IntegratedGradients(model, target, steps=samples, batch_size=batch * 4),
+            "bwd_n",
+        ),
+        "Occlusion": (
+            ki.Occlusion(model, target, window=window, stride=window, batch_size=max(batch, 64)),
+            "fwd_w",
+        ),
+    }
+    # the floors of SmoothGrad-N / IG-N and Occlusion score as many rows as they do
+    x_n, labels_n = np.repeat(x, samples, axis=0), np.repeat(labels, samples)
+    x_w, labels_w = np.repeat(x, n_windows, axis=0), np.repeat(labels, n_windows)
+    fns = {
+        "fwd": lambda: Floor.run(floor.forward, x, labels, batch),
+        "bwd": lambda: Floor.run(floor.gradient, x, labels, batch),
+        "bwd_n": lambda: Floor.run(floor.gradient, x_n, labels_n, batch * 4),
+        "fwd_w": lambda: Floor.run(floor.forward, x_w, labels_w, max(batch, 64)),
+    }
+    fns.update({label: (lambda m=m: m.explain(x)) for label, (m, _) in methods.items()})
+    for fn in fns.values():
+        fn()  # warm-up: tracing excluded
+    times = {label: [] for label in fns}
+    for r in range(repeats):
+        names = list(fns)
+        for label in names[r % len(names) :] + names[: r % len(names)]:
+            start = time.perf_counter()
+            fns[label]()
+            times[label].append(time.perf_counter() - start)
+    rows = [
+        ("floor: forward", statistics.median(times["fwd"]) / n, None, None),
+        ("floor: forward + backward", statistics.median(times["bwd"]) / n, None, None),
+        (f"floor: {samples} x forward + backward", statistics.median(times["bwd_n"]) / n),
+        (f"floor: {n_windows} x forward", statistics.median(times["fwd_w"]) / n),
+    ]
+    rows[2:] = [(label, seconds, None, None) for label, seconds in rows[2:]]
+    for label, (_, kind) in methods.items():
+        ratio = statistics.median([t / f for t, f in zip(times[label], times[kind], strict=True)])
+        seconds = statistics.median(times[label]) / n
+        rows.append((f"ki {label}", seconds, seconds / ratio, 0))
+    return model.name, shape, n, batch, rows
+
+
 def table(rows):
     lines = [
         "| method | ms / image | ratio to its floor | note |",
@@ -405,7 +478,16 @@ def main():
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--scorecam-only", action="store_true", help="only the Score-CAM tables")
     parser.add_argument("--write", action="store_true", help="update benchmarks/RESULTS.md")
+    parser.add_argument(
+        "--interleaved", action="store_true", help="only the floors and our methods, interleaved"
+    )
     args = parser.parse_args()
+    if args.interleaved:
+        for name in args.models.split(","):
+            model_name, shape, n, batch, rows = bench_interleaved(name, args.repeats)
+            print(f"### {model_name} at {'x'.join(map(str, shape))}, {n} images, batch {batch}")
+            print("\n".join(table(rows)), flush=True)
+        return
     device = tf.config.list_physical_devices("GPU")
     where = f"{len(device)} GPU(s)" if device else f"CPU only, {os.cpu_count()} cores"
     where += f", TensorFlow {tf.__version__}, Keras {keras.__version__}"

@@ -308,18 +308,21 @@ def test_progress_bar_counts_the_calls(capsys):
 
 
 def test_matches_quantus_under_matched_conventions():
-    """Quantus' MaxSensitivity and AvgSensitivity divide by ||x|| (normalize="input") and
-    draw with numpy's global generator. The explainer 1 + sign(x' - x) makes every
-    sample's ratio sqrt(d) / ||x|| whatever was drawn, so both must agree exactly."""
+    """Quantus 0.6.0's MaxSensitivity and AvgSensitivity divide by the map's norm
+    ||Phi(x)|| (our normalize="map", not "input") and draw with numpy's
+    global generator. The explainer P + sign(x' - x), P a fixed non-constant pattern (Quantus
+    refuses constant maps), makes every sample's ratio sqrt(d) / ||P|| whatever was drawn,
+    so both must agree exactly."""
     quantus = pytest.importorskip("quantus")
     model = keras.Sequential([keras.Input((6, 6, 1)), L.Flatten(), L.Dense(1)])
     x = np.random.default_rng(5).uniform(0.5, 1.0, (4, 6, 6, 1)).astype("float32")
+    pattern = 1.0 + np.arange(36.0).reshape(6, 6) / 36.0
 
     def sign_map(model, inputs, targets=None, **kwargs):
         inputs = np.asarray(inputs, np.float64).reshape(len(x), 6, 6)
-        return 1.0 + np.sign(inputs - x.reshape(len(x), 6, 6))
+        return pattern + np.sign(inputs - x.reshape(len(x), 6, 6))
 
-    expected = np.sqrt(36) / np.linalg.norm(x.reshape(4, -1).astype(np.float64), axis=1)
+    expected = np.full(4, np.sqrt(36) / np.linalg.norm(pattern))
     for ours, theirs in (
         (max_sensitivity, quantus.MaxSensitivity),
         (avg_sensitivity, quantus.AvgSensitivity),
@@ -331,7 +334,7 @@ def test_matches_quantus_under_matched_conventions():
             lambda m, rows, t: sign_map(m, rows),
             radius=0.02,
             n_samples=5,
-            normalize="input",
+            normalize="map",
         )
         np.testing.assert_allclose(mine.values, expected, rtol=1e-6)
         metric = theirs(nr_samples=5, lower_bound=0.02, normalise=False, disable_warnings=True)
@@ -339,7 +342,7 @@ def test_matches_quantus_under_matched_conventions():
             model=model,
             x_batch=x.transpose(0, 3, 1, 2),
             y_batch=np.zeros(4, int),
-            a_batch=np.ones((4, 1, 6, 6)),
+            a_batch=np.broadcast_to(pattern, (4, 1, 6, 6)).copy(),  # the maps at x
             explain_func=lambda model, inputs, targets, **kw: sign_map(model, inputs)[:, None],
             channel_first=True,
         )
