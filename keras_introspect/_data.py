@@ -81,6 +81,16 @@ def as_array(a, name: str = "x") -> np.ndarray:
         )
     if hasattr(a, "numpy") and not isinstance(a, np.ndarray):
         a = a.numpy()
+    listed = isinstance(a, (list, tuple)) and all(hasattr(e, "shape") for e in a)
+    shapes = [tuple(e.shape) for e in a] if listed else []
+    if len(set(shapes)) > 1:
+        raise ValueError(
+            f"Expected the samples of `{name}` to share one shape: one batch holds one "
+            "input size (a model of free input size compiles once per size). Received: "
+            f"{name}, a {type(a).__name__} of {len(shapes)} arrays of shapes "
+            f"{sorted(set(shapes))}. Pass one array per size, or a generator or "
+            "tf.data.Dataset yielding one batch per size"
+        )
     try:
         a = np.asarray(a)
     except (TypeError, ValueError) as err:
@@ -158,15 +168,29 @@ class Batches:
             )
         out = []
         for i, (a, spec) in enumerate(zip(leaves, specs, strict=True)):
+            received = a.shape
             if a.ndim == len(spec.shape) - 1:
                 a = a[np.newaxis]  # one sample without batch axis
             if a.ndim != len(spec.shape) or any(
                 e is not None and e != r for e, r in zip(spec.shape[1:], a.shape[1:], strict=True)
             ):
                 where = "" if len(specs) == 1 else f" {i}"
+                hint = ""
+                if (
+                    len(received) == len(spec.shape) - 1
+                    and spec.shape[-1] == 1
+                    and all(
+                        e is None or e == r
+                        for e, r in zip(spec.shape[1:-1], received[1:], strict=True)
+                    )
+                ):
+                    hint = f"; add the channel axis: {self.name}[..., None]"
+                n_axes = len(spec.shape) - 2
+                axes = "axis" if n_axes == 1 else "axes"
+                kind = f"; {n_axes}-D: {n_axes} spatial {axes}, then channels" if n_axes else ""
                 raise ValueError(
-                    f"Expected input{where} of shape {spec.shape} (batch first). "
-                    f"Received: {self.name}{where} with shape {a.shape}"
+                    f"Expected input{where} of shape {spec.shape} (batch first{kind}). "
+                    f"Received: {self.name}{where} with shape {received}{hint}"
                 )
             out.append(a)
         return out

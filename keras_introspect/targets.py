@@ -1,7 +1,9 @@
 """What is explained or optimized: one scalar score per image.
 
 A target is computed from one forward pass of the model (see
-`Introspector.tap`): a class score, a layer's whole output, one channel
+`Introspector.tap`): a class score (also over a region of, or at one
+position of, a dense output such as a segmentation map or a detection
+head), the value of a regression output, a layer's whole output, one channel
 (filter) of a layer, one neuron (channel and position), a plain callable on
 the model output, or a weighted sum of those. A feature map is reduced to a
 scalar by an aggregation, ``"max"``, ``"sum"`` or ``"mean"``: this is the
@@ -167,13 +169,372 @@ def _terms(target) -> list:
     if isinstance(target, Target):
         return [(1.0, target)]
     raise TypeError(
-        f"Expected a keras_introspect target (Class, Channel, Neuron, Layer, Score). "
+        f"Expected a keras_introspect target (Class, Output, Channel, Neuron, Layer, Score). "
         f"Received: {target!r} of type {type(target).__name__}"
     )
 
 
-class Class(Target):
-    """The score of one class: a logit by default.
+REGION_HELP = (
+    "None (the whole output), a position (i, j), a box of slices (e.g. np.s_[2:5, 3:8]), "
+    "a boolean mask of the output's spatial shape, a boolean mask per image (n, ...) or "
+    "integer positions per image (n, spatial axes)"
+)
+_OPEN = 2**31 - 1  # the open end of a box (`slice(i, None)`) on an axis of free size
+
+
+def _parse_region(region):
+    """`(kind, value)` of what users pass as a region of a dense output.
+
+    Kinds: ``"all"``, ``"position"`` (a tuple of ints), ``"box"`` (a tuple
+    of `(start, stop)` with `stop` `None` for the end), ``"mask"`` (a
+    boolean array) and ``"positions"`` (an `(n, spatial axes)` int array).
+    """
+    if region is None:
+        return "all", None
+    if isinstance(region, slice):
+        region = (region,)
+    if isinstance(region, tuple) and any(isinstance(r, slice) for r in region):
+        box = []
+        for axis, r in enumerate(region):
+            what = f"`region` (box) on axis {axis}"
+            if not isinstance(r, slice):
+                start = as_index(r, what)
+                box.append((start, None if start == -1 else start + 1))
+                continue
+            if r.step not in (None, 1):
+                raise ValueError(f"Expected a box without steps. Received: region={region!r}")
+            start = 0 if r.start is None else as_index(r.start, what)
+            box.append((start, None if r.stop is None else as_index(r.stop, what)))
+        return "box", tuple(box)
+    if _is_scalar(region) and not isinstance(region, (bool, np.bool_)):
+        return "position", (as_index(np.asarray(region).item(), "`region` (position)"),)
+    if isinstance(region, (list, tuple)) and region and all(_is_int(r) for r in region):
+        return "position", tuple(int(r) for r in region)
+    array = np.asarray(region)
+    if array.dtype == bool and array.ndim >= 1:
+        return "mask", array
+    if array.dtype.kind in "iu" and array.ndim == 2:
+        return "positions", array.astype(np.int64)
+    raise TypeError(f"Expected `region` as {REGION_HELP}. Received: region={_short(region)}")
+
+
+def _short(value) -> str:
+    if isinstance(value, np.ndarray) or hasattr(value, "shape"):
+        array = np.asarray(value)
+        return f"an array of shape {array.shape} and dtype {array.dtype}"
+    return repr(value)
+
+
+def _region_repr(kind, value) -> str:
+    if kind == "box":
+        parts = [f"{a}:{'' if b is None else b}" for a, b in value]
+        return f"np.s_[{', '.join(parts)}]"
+    if kind == "position":
+        return repr(value)
+    if kind == "mask":
+        return f"<mask {value.shape}>"
+    return f"<positions {value.shape}>"
+
+
+def output_names(intro) -> list:
+    """The layer names of the model outputs: Keras' `output_names`, or the layers that
+    make them (a Sequential has no `output_names`); `[]` if they are not known."""
+    names = list(getattr(intro.model, "output_names", None) or [])
+    if not names:
+        from keras_introspect.model._keras_compat import producing_layer
+
+        layers = [producing_layer(t) for t in getattr(intro.model, "outputs", None) or []]
+        names = [layer.name for layer in layers if layer is not None]
+    return names if len(names) == len(intro.output_shapes) else []
+
+
+def _output_description(intro) -> str:
+    """`0 'scores' (None, None, None, 2), 1 'boxes' (...)`: every output, for errors."""
+    shapes = intro.output_shapes
+    names = intro.output_keys or output_names(intro) or [None] * len(shapes)
+    return ", ".join(
+        f"{i} {n!r} {s}" if n is not None else f"{i} {s}"
+        for i, (n, s) in enumerate(zip(names, shapes, strict=True))
+    )
+
+
+def region_mask(region, shape) -> np.ndarray:
+    """The positions a region of a dense output covers, as booleans (for pictures).
+
+    Args:
+        region: any `region` of `Class` / `Output`, or such a target itself.
+        shape: the output's spatial shape, e.g. `(h, w)`.
+
+    Returns:
+        bool `shape`, or `(n, *shape)` for a region per image (masks or
+        positions per image). `None` (the whole output) covers everything.
+
+    Example:
+        >>> import numpy as np
+        >>> region_mask(np.s_[1:3, 2], (4, 4)).astype(int)
+        array([[0, 0, 0, 0],
+               [0, 0, 1, 0],
+               [0, 0, 1, 0],
+               [0, 0, 0, 0]])
+    """
+    if isinstance(region, _DenseTarget):
+        region = region.region
+    shape = tuple(int(n) for n in shape)
+    kind, value = _parse_region(region)
+    if kind == "all":
+        return np.ones(shape, bool)
+    if kind == "mask":
+        if value.shape[-len(shape) :] != shape or value.ndim not in (len(shape), len(shape) + 1):
+            raise ValueError(
+                f"Expected a mask of shape {shape} or (n, *{shape}). Received: {value.shape}"
+            )
+        return value.astype(bool)
+    if kind == "positions":
+        out = np.zeros((len(value), *shape), bool)
+        for i, position in enumerate(value):
+            out[(i, *(int(p) % n for p, n in zip(position, shape, strict=True)))] = True
+        return out
+    if len(value) != len(shape):
+        raise ValueError(
+            f"Expected a {kind} with {len(shape)} coordinate(s). Received: region={region!r}"
+        )
+    out = np.zeros(shape, bool)
+    if kind == "position":
+        out[tuple(int(p) for p in value)] = True
+    else:
+        out[tuple(slice(a, b) for a, b in value)] = True
+    return out
+
+
+class _DenseTarget(Target):
+    """A target read from one model output: a unit (class) of it, over a region."""
+
+    #: what the first column is called in errors
+    _what = "class index"
+
+    def _init_region(self, region, aggregate):
+        self._region = _parse_region(region)
+        self.region = region
+        self.aggregate = _check_aggregate(aggregate)
+
+    def _region_text(self) -> str:
+        kind, value = self._region
+        if kind == "all":
+            return ""
+        return f", region={_region_repr(kind, value)}"
+
+    def _resolve_region(self, spatial):
+        """`(columns, per_image (n, k) or None, key)` of the region on `spatial` axes."""
+        kind, value = self._region
+        s = len(spatial)
+        if kind == "all":
+            return (), None, ()
+        if kind == "mask":
+            return self._resolve_mask(value, spatial)
+        if kind == "positions":
+            if value.shape[1] != s or not len(value):
+                raise ValueError(
+                    f"Expected positions per image of shape (n, {s}): one position on the "
+                    f"{s} spatial axes of the output {tuple(spatial)}. Received: shape "
+                    f"{value.shape}"
+                )
+            columns = np.stack(
+                [_positions_on(value[:, a], n, a) for a, n in enumerate(spatial)], axis=1
+            )
+            return tuple(columns[0]), columns.astype(np.int32), ()
+        if len(value) != s:
+            raise ValueError(
+                f"Expected a {kind} with {s} coordinate(s): the output has {s} spatial "
+                f"axes {tuple(spatial)}. Received: region={self.region!r}"
+            )
+        if kind == "position":
+            columns = tuple(
+                _free_position(p, f"region[{a}] (position)")
+                if n is None
+                else check_index(p, n, f"region[{a}] (position)")
+                for a, (p, n) in enumerate(zip(value, spatial, strict=True))
+            )
+            return columns, None, ()
+        columns = []
+        for a, ((start, stop), n) in enumerate(zip(value, spatial, strict=True)):
+            if n is not None:
+                start, stop, _ = slice(start, stop).indices(n)
+            else:
+                start = _free_position(start, f"region[{a}] (box start)")
+                stop = _OPEN if stop is None else _free_position(stop, f"region[{a}] (box stop)")
+            if stop <= start:
+                raise ValueError(
+                    f"Expected a box that is not empty on axis {a} (size {n}). Received: "
+                    f"region={_region_repr(kind, value)}"
+                )
+            columns += [start, stop]
+        return tuple(columns), None, ()
+
+    def _resolve_mask(self, mask, spatial):
+        s = len(spatial)
+        if mask.ndim not in (s, s + 1):
+            raise ValueError(
+                f"Expected a mask of the output's spatial shape {tuple(spatial)} or one mask "
+                f"per image (n, {', '.join(map(str, spatial))}). Received: mask of shape "
+                f"{mask.shape}"
+            )
+        shape = mask.shape[-s:] if s else ()
+        if any(n is not None and n != m for n, m in zip(spatial, shape, strict=True)):
+            raise ValueError(
+                f"Expected a mask of the output's spatial shape {tuple(spatial)}. Received: "
+                f"mask of shape {mask.shape}"
+            )
+        flat = mask.reshape(-1 if mask.ndim == s else len(mask), int(np.prod(shape)))
+        if mask.ndim == s:
+            flat = flat.reshape(1, -1)
+        empty = np.flatnonzero(~flat.any(axis=1))
+        if len(empty):
+            where = "" if mask.ndim == s else f" (image {empty[0]})"
+            raise ValueError(f"Expected a mask with at least one True position{where}")
+        per_image = flat.astype(np.int32) if mask.ndim == s + 1 else None
+        return tuple(int(v) for v in flat[0]), per_image, (tuple(shape),)
+
+    def _bind_output(self, intro, output, unit_values, logits, many=None):
+        """The binding of unit(s) `unit_values` of model output `output` over the region."""
+        shape = intro.output_shapes[output]
+        spatial = tuple(shape[1:-1])
+        kind = self._region[0]
+        if len(shape) < 2:
+            raise ValueError(
+                f"Expected a model output of shape (batch, ..., units). Received: output "
+                f"{output} with shape {shape}; the outputs: {_output_description(intro)}"
+            )
+        if not spatial and kind != "all":
+            raise ValueError(
+                f"Expected a dense model output (batch, ..., classes) for `region`. Received: "
+                f"output {output} with shape {shape}; the outputs: {_output_description(intro)}"
+            )
+        region_columns, region_per_image, region_key = self._resolve_region(spatial)
+        units = np.asarray(unit_values, np.int32)
+        per_image = None
+        if region_per_image is not None:
+            if len(units) > 1 and len(units) != len(region_per_image):
+                raise ValueError(
+                    f"Expected as many {self._what}es as regions per image. Received: "
+                    f"{len(units)} and {len(region_per_image)}"
+                )
+            first = np.broadcast_to(units, (len(region_per_image),))
+            per_image = np.concatenate([first[:, None], region_per_image], axis=1)
+        elif len(units) > 1 and many is None:
+            per_image = units
+        aggregate = self.aggregate
+        rank = len(shape)
+
+        def score(activations, outputs, columns):
+            import tensorflow as tf
+
+            from keras_introspect.model.tap import pre_activation
+
+            out = outputs[output]
+            if logits:
+                out = pre_activation(out)
+            out = tf.cast(out, tf.float32)
+            values = tf.gather(out, columns[:, 0], axis=-1, batch_dims=1)
+            if rank == 2:
+                return values
+            return _over_region(values, columns[:, 1:], kind, aggregate, region_key, output)
+
+        key = (output, logits, kind, aggregate if kind != "position" else None, *region_key)
+        if not spatial:
+            key = (output, logits)  # a classifier output: the key of earlier releases
+        return Binding(
+            self,
+            None,
+            score,
+            (int(units[0]), *region_columns),
+            key=key,
+            per_image=per_image,
+            many=many,
+            per_image_what="class index" if region_per_image is None else "region",
+        )
+
+
+def _positions_on(values, n, axis):
+    if n is None:
+        bad = values[values < 0]
+        if len(bad):
+            raise ValueError(
+                f"Expected positions >= 0 on axis {axis}: its size depends on the input size. "
+                f"Received: {int(bad[0])}"
+            )
+        return values
+    bad = values[(values < -n) | (values >= n)]
+    if len(bad):
+        raise ValueError(
+            f"Expected positions on axis {axis} in the range [0, {n - 1}]. Received: {int(bad[0])}"
+        )
+    return values % n
+
+
+def _over_region(values, columns, kind, aggregate, region_key, output):
+    """`(rows,)`: `values` `(rows, *spatial)` aggregated over each row's region."""
+    import tensorflow as tf
+
+    spatial_axes = list(range(1, values.shape.rank))
+    size = tf.shape(values)[1:]
+    if kind == "all":
+        return reduce_axes(values, aggregate, spatial_axes)
+    if kind in ("position", "positions"):
+        tf.debugging.assert_less(
+            columns,
+            tf.broadcast_to(size, tf.shape(columns)),
+            message=f"Region position outside model output {output} for these inputs",
+        )
+        return tf.gather_nd(values, columns, batch_dims=1)
+    if kind == "mask":
+        (shape,) = region_key
+        if values.shape[1:].is_fully_defined() and tuple(values.shape[1:]) != shape:
+            raise ValueError(
+                f"Expected a mask of the spatial shape {tuple(values.shape[1:])} of model "
+                f"output {output} for these inputs. Received: a mask of shape {shape}"
+            )
+        tf.debugging.assert_equal(
+            size,
+            tf.constant(shape, tf.int32),
+            message=f"Expected a mask of the spatial shape of model output {output} for "
+            f"these inputs; the mask has shape {shape}",
+        )
+        weights = tf.cast(tf.reshape(columns, [-1, *shape]), tf.float32)
+    else:  # a box: start, stop per axis
+        weights = None
+        for a in range(len(spatial_axes)):
+            index = tf.range(size[a])[None, :]
+            inside = (index >= columns[:, 2 * a : 2 * a + 1]) & (
+                index < columns[:, 2 * a + 1 : 2 * a + 2]
+            )
+            inside = tf.cast(inside, tf.float32)
+            shape = [-1] + [1] * len(spatial_axes)
+            shape[a + 1] = size[a]
+            inside = tf.reshape(inside, shape)
+            weights = inside if weights is None else weights * inside
+    return _masked(values, weights, aggregate, spatial_axes)
+
+
+def _masked(values, weights, aggregate, axes):
+    import tensorflow as tf
+
+    if aggregate == "max":
+        lowest = tf.fill(tf.shape(values), float("-inf"))
+        return tf.reduce_max(tf.where(weights > 0, values, lowest), axis=axes)
+    total = tf.reduce_sum(values * weights, axis=axes)
+    if aggregate == "sum":
+        return total
+    return tf.math.divide_no_nan(total, tf.reduce_sum(weights, axis=axes))
+
+
+class Class(_DenseTarget):
+    """The score of one class: a logit by default, also of dense outputs.
+
+    On a classifier output `(batch, classes)` this is the class score. On a
+    dense output `(batch, ..., classes)` (segmentation maps, detection
+    heads, per-time-step classifiers) the class score map is reduced to one
+    value per image over `region` by `aggregate` (the mean by default), or
+    read at one position.
 
     Args:
         index: class index, or a sequence with one class index per image
@@ -182,20 +543,34 @@ class Class(Target):
             input (the pre-activation logit) instead of the probability.
             Probabilities saturate, so their gradients vanish for confident
             predictions (Simonyan et al. 2014 use the unnormalised score).
-        output: which model output: its position, or for a model with dict
-            outputs its key (or the output layer's name). `None` (default):
+        output: which model output: its position, or its name (a dict
+            output's key, or the output layer's name). `None` (default):
             the model's only output, or the first of a list of outputs; a
             model with dict outputs must name one (their order is the sorted
             keys, which nobody means by "the first").
+        region: for a dense output, where on its spatial axes: `None` (all
+            positions), a position `(i, j)` (one int per spatial axis), a
+            box of slices such as `np.s_[2:6, 3:9]`, a boolean mask of the
+            output's spatial shape, one mask per image `(n, h, w)`, or one
+            position per image as an int array `(n, spatial axes)`. The
+            region is an input of the compiled step: another region of the
+            same kind (and mask shape) never traces the model again.
+        aggregate: ``"mean"`` (default), ``"sum"`` or ``"max"`` of the class
+            score over the region (ignored for a position).
 
     Example:
         >>> Class(281)
         Class(281)
         >>> Class([0, 2, 1], logits=False)
         Class([0, 2, 1], logits=False)
+        >>> import numpy as np
+        >>> Class(1, output="scores", region=np.s_[2:5, 3:8])
+        Class(1, output='scores', region=np.s_[2:5, 3:8])
+        >>> Class(1, region=(4, 7))
+        Class(1, region=(4, 7))
     """
 
-    def __init__(self, index, logits: bool = True, output=None):
+    def __init__(self, index, logits: bool = True, output=None, region=None, aggregate="mean"):
         if _is_scalar(index):
             self.index = as_index(np.asarray(index).item(), "`index` (class)")
         elif isinstance(index, (Sequence, np.ndarray)) and not isinstance(index, str):
@@ -209,6 +584,33 @@ class Class(Target):
             )
         self.logits = bool(logits)
         self.output = output
+        self._init_region(region, aggregate)
+
+    @property
+    def region_kind(self) -> str:
+        """``"all"``, ``"position"``, ``"box"``, ``"mask"`` or ``"positions"`` (one
+        position per image): what `region` was read as."""
+        return self._region[0]
+
+    def replace(self, **changes) -> Class:
+        """A copy with `index`, `logits` or `output` changed, the region and its
+        aggregate kept (the metrics score a `Class` target on probabilities this way).
+
+        Example:
+            >>> Class(3, region=(1, 2)).replace(logits=False)
+            Class(3, logits=False, region=(1, 2))
+        """
+        unknown = set(changes) - {"index", "logits", "output", "region", "aggregate"}
+        if unknown:
+            raise TypeError(f"Class.replace() got unexpected fields: {sorted(unknown)}")
+        fields = {
+            "index": self.index,
+            "logits": self.logits,
+            "output": self.output,
+            "region": self.region,
+            "aggregate": self.aggregate,
+        }
+        return Class(**{**fields, **changes})
 
     def __repr__(self):
         index = self.index
@@ -218,41 +620,116 @@ class Class(Target):
             index = repr(index)
         extra = "" if self.logits else ", logits=False"
         extra += "" if self.output is None else f", output={self.output!r}"
+        extra += self._region_text()
+        if self._region[0] not in ("position", "positions") and self.aggregate != "mean":
+            extra += f", aggregate={self.aggregate!r}"
         return f"Class({index}{extra})"
 
     def bind(self, intro):
-        shapes = intro.output_shapes
         output = output_index(intro, self.output)
-        shape = shapes[output]
-        if len(shape) != 2:
+        shape = intro.output_shapes[output]
+        if len(shape) < 2 or shape[-1] is None:
             raise ValueError(
-                f"Class targets need a model output of shape (batch, classes). Received: "
-                f"output {output} with shape {shape}; use targets.Score(fn) for other outputs"
+                f"Class targets need a model output of shape (batch, classes) or a dense "
+                f"output (batch, ..., classes). Received: output {output} with shape {shape}; "
+                f"the outputs: {_output_description(intro)}. Use targets.Output or "
+                f"targets.Score(fn) for other outputs"
             )
-        n_classes = shape[1]
+        n_classes = shape[-1]
         indices = [self.index] if _is_int(self.index) else self.index
         indices = [check_index(i, n_classes, "class index") for i in indices]
-        logits = self.logits
+        return self._bind_output(intro, output, indices, self.logits)
 
-        def score(activations, outputs, columns):
-            import tensorflow as tf
 
-            from keras_introspect.model.tap import pre_activation
+class Output(_DenseTarget):
+    """The value of a model output: a regression head, one unit or several.
 
-            out = outputs[output]
-            if logits:
-                out = pre_activation(out)
-            return tf.gather(tf.cast(out, tf.float32), columns[:, 0], axis=1, batch_dims=1)
+    Reads the raw output (no logits are looked for: a regression head is
+    linear). On a dense output `(batch, ..., units)` (e.g. the box
+    regression of a detection head) the unit is reduced over `region` as
+    in `Class`.
 
-        per_image = None if _is_int(self.index) else np.asarray(indices, np.int32)
-        return Binding(self, None, score, (indices[0],), key=(output, logits), per_image=per_image)
+    Args:
+        output: which model output, by position or name; `None`: the only
+            (or first) output.
+        index: the unit: `None` for an output of one unit, an int, a
+            sequence of units or ``"all"`` (explained in one call, the maps
+            get an extra axis of one entry per unit, in the order given).
+        region: as in `Class`, for dense outputs.
+        aggregate: ``"mean"`` (default), ``"sum"`` or ``"max"`` over the region.
+
+    Example:
+        >>> Output()
+        Output()
+        >>> Output("boxes", 2, region=(3, 4))
+        Output('boxes', 2, region=(3, 4))
+    """
+
+    _what = "unit"
+
+    def __init__(self, output=None, index=None, region=None, aggregate="mean"):
+        self.output = output
+        if index is None or (isinstance(index, str) and index == "all"):
+            pass
+        elif _is_scalar(index):
+            index = as_index(np.asarray(index).item(), "`index` (unit)")
+        elif isinstance(index, (Sequence, np.ndarray)) and not isinstance(index, str):
+            index = as_indices(index, "`index` (units)")
+            if not index:
+                raise ValueError("Expected at least one unit index. Received: index=[]")
+        else:
+            raise TypeError(
+                "Expected `index` to be None, a unit index, a sequence of them or 'all'. "
+                f"Received: index={index!r}"
+            )
+        self.index = index
+        self._init_region(region, aggregate)
+
+    def __repr__(self):
+        args = []
+        if self.output is not None or self.index is not None:
+            args.append(repr(self.output))
+        if self.index is not None:
+            args.append(repr(self.index))
+        text = ", ".join(args) + self._region_text()
+        if self._region[0] not in ("position", "positions") and self.aggregate != "mean":
+            text += f", aggregate={self.aggregate!r}"
+        return f"Output({text.removeprefix(', ')})"
+
+    def bind(self, intro):
+        output = output_index(intro, self.output)
+        shape = intro.output_shapes[output]
+        if len(shape) < 2 or shape[-1] is None:
+            raise ValueError(
+                f"Expected a model output of shape (batch, units) or (batch, ..., units). "
+                f"Received: output {output} with shape {shape}; the outputs: "
+                f"{_output_description(intro)}"
+            )
+        n_units = shape[-1]
+        what = f"unit of output {output}"
+        if self.index is None:
+            if n_units != 1:
+                raise ValueError(
+                    f"Expected `index` (the unit) for output {output} of shape {shape}: it has "
+                    f"{n_units} units. Pass an index in [0, {n_units - 1}], a list or 'all'"
+                )
+            units, many = [0], None
+        elif self.index == "all":
+            many = list(range(n_units))
+            units = [0]
+        elif isinstance(self.index, list):
+            many = [check_index(i, n_units, what) for i in self.index]
+            units = [0]
+        else:
+            units, many = [check_index(self.index, n_units, what)], None
+        return self._bind_output(intro, output, units, False, many=many)
 
 
 def output_index(intro, output) -> int:
     """Position of the model output `output` names (see `Class`); errors name the outputs."""
     shapes = intro.output_shapes
     keys = intro.output_keys
-    names = list(getattr(intro.model, "output_names", None) or [])
+    names = output_names(intro)
     if output is None:
         if keys is not None and len(keys) > 1:
             listed = ", ".join(f"{k!r}: {s}" for k, s in zip(keys, shapes, strict=True))
@@ -267,9 +744,20 @@ def output_index(intro, output) -> int:
                 return candidates.index(output)
         raise ValueError(
             f"Expected `output` to name a model output: one of {keys or names}. "
-            f"Received: output={output!r}"
+            f"Received: output={output!r}. The outputs: {_output_description(intro)}"
         )
-    return check_index(output, len(shapes), "`output` (model output)")
+    if isinstance(output, (bool, np.bool_)) or not _is_int(output):
+        raise TypeError(
+            f"Expected `output` as an output's position or name. Received: output={output!r}. "
+            f"The outputs: {_output_description(intro)}"
+        )
+    if not -len(shapes) <= output < len(shapes):
+        raise ValueError(
+            f"Expected `output` (model output) in the range [0, {len(shapes) - 1}]. Received: "
+            f"output={output}. "
+            f"The outputs: {_output_description(intro)}"
+        )
+    return int(output) % len(shapes)
 
 
 def one_output_layer(intro, selector):
@@ -528,7 +1016,7 @@ def as_target(target) -> Target:
         return Score(target)
     raise TypeError(
         "Expected a target: a class index, a keras_introspect.targets object "
-        f"(Class, Channel, Neuron, Layer, Score, or a sum of them) or a callable. "
+        f"(Class, Output, Channel, Neuron, Layer, Score, or a sum of them) or a callable. "
         f"Received: target={target!r}"
     )
 
@@ -555,8 +1043,10 @@ class Binding:
         key: hashable; whatever else the traced score depends on (options,
             constant arrays). Two bindings of one type, path and key must
             compute the same function of `columns`.
-        per_image: optional `(n,)` int32 values of the first column, one per
-            image (per-image classes).
+        per_image: optional int32 values per image: `(n,)` of the first
+            column (per-image classes), or `(n, k)` of the first `k` columns
+            (per-image classes and regions of a dense output).
+        per_image_what: what `per_image` holds, for errors.
         many: optional list of values of the first column explained in one
             call, one output each (`Channel(layer, "all")`).
         position: the spatial position of a single unit, if the target has
@@ -573,6 +1063,7 @@ class Binding:
         per_image=None,
         many=None,
         position=None,
+        per_image_what: str = "class index",
     ):
         if not callable(score):
             raise TypeError(f"Expected `score` to be callable. Received: score={score!r}")
@@ -584,6 +1075,7 @@ class Binding:
         self.per_image = per_image
         self.many = many
         self.position = position
+        self.per_image_what = per_image_what
 
     @property
     def constant(self) -> int:
@@ -707,8 +1199,10 @@ class BoundTarget:
         self._many = many[0] if many else None
         self.n_outputs = len(many[0][1].many) if many else 1
         self.output_labels = list(many[0][1].many) if many else None
-        per_image = [leaf.per_image for _, leaf in self.leaves if leaf.per_image is not None]
-        self.n_per_image = min((len(p) for p in per_image), default=None)
+        per_image = [leaf for _, leaf in self.leaves if leaf.per_image is not None]
+        shortest = min(per_image, key=lambda leaf: len(leaf.per_image), default=None)
+        self.n_per_image = None if shortest is None else len(shortest.per_image)
+        self._per_image_what = None if shortest is None else shortest.per_image_what
 
     @property
     def structure(self) -> tuple:
@@ -735,8 +1229,8 @@ class BoundTarget:
         """Raise if per-image class indices do not match the number of images."""
         if n is not None and self.n_per_image is not None and self.n_per_image != n:
             raise ValueError(
-                f"Expected one class index per image ({n} images). Received: "
-                f"{self.n_per_image} indices in {self.target!r}"
+                f"Expected one {self._per_image_what} per image ({n} images). Received: "
+                f"{self.n_per_image} value(s) in {self.target!r}"
             )
 
     def params(self, start: int, n: int) -> np.ndarray:
@@ -749,10 +1243,13 @@ class BoundTarget:
             part = leaf.per_image[start : start + n]
             if len(part) < n:
                 raise ValueError(
-                    f"Expected one class index per image. Received: "
-                    f"{len(leaf.per_image)} indices in {self.target!r} for more images"
+                    f"Expected one {leaf.per_image_what} per image. Received: "
+                    f"{len(leaf.per_image)} value(s) in {self.target!r} for more images"
                 )
-            out[:, j] = part
+            if part.ndim == 1:
+                out[:, j] = part
+            else:
+                out[:, j : j + part.shape[1]] = part
         return out
 
     def expand(self, params: np.ndarray) -> np.ndarray:

@@ -22,6 +22,7 @@ from keras_introspect.exceptions import (
     ModelNotBuiltError,
     SharedLayerError,
 )
+from keras_introspect.metrics.road import impute
 
 L = keras.layers
 
@@ -29,6 +30,22 @@ L = keras.layers
 keras.utils.set_random_seed(0)
 MODEL = make_sequential()  # conv1, pool1, conv2, gap, out (softmax over 3)
 X = np.random.default_rng(0).uniform(size=(2, 16, 16, 3)).astype("float32")
+# a signal model and a volume model for the rank-mismatch rows (issue 22)
+SIGNAL = keras.Sequential([keras.Input((32, 1)), L.Conv1D(2, 3, name="conv")])
+VOLUME = keras.Sequential([keras.Input((8, 8, 8, 1)), L.Conv3D(2, 3, name="conv")])
+# attribution, metrics and optimisation of other ranks (issue 22)
+ND_SIGNAL = keras.Sequential(
+    [keras.Input((12, 2)), L.Conv1D(2, 3, name="conv"), L.Flatten(), L.Dense(2)]
+)
+ND_SIGNAL_X = np.random.default_rng(1).uniform(size=(2, 12, 2)).astype("float32")
+ND_VOLUME = keras.Sequential(
+    [keras.Input((6, 6, 6, 1)), L.Conv3D(2, 3, name="conv"), L.Flatten(), L.Dense(2)]
+)
+ND_VOLUME_X = np.random.default_rng(2).uniform(size=(2, 6, 6, 6, 1)).astype("float32")
+ND_FLAT_TO_IMAGE = keras.Sequential(
+    [keras.Input((16,)), L.Reshape((4, 4, 1)), L.Conv2D(2, 3, name="conv"), L.Flatten(), L.Dense(2)]
+)
+ND_SCALAR = keras.Sequential([keras.Input(()), L.Reshape((1,)), L.Dense(2)])
 
 
 def with_value(x, index, value):
@@ -279,6 +296,145 @@ ERRORS = [
         ValueError,
         r"Expected `window` to be an integer >= 1 or a pair of them\. Received: window=4\.5",
     ),
+    (
+        "images given to a 1-D model",
+        lambda: ki.top_activating(SIGNAL, "conv", 0, X, crops=False),
+        ValueError,
+        r"Expected input of shape \(None, 32, 1\) \(batch first; 1-D: 1 spatial axis, then "
+        r"channels\)\. Received: x with shape \(2, 16, 16, 3\)",
+    ),
+    (
+        "signals without their channel axis",
+        lambda: ki.activation_histogram(SIGNAL, "conv", 0, np.zeros((4, 32))),
+        ValueError,
+        r"Received: x with shape \(4, 32\); add the channel axis: x\[\.\.\., None\]",
+    ),
+    (
+        "images given to a 3-D model",
+        lambda: ki.top_activating_all(VOLUME, "conv", X),
+        ValueError,
+        r"Expected input of shape \(None, 8, 8, 8, 1\) \(batch first; 3-D: 3 spatial axes, "
+        r"then channels\)\. Received: x with shape \(2, 16, 16, 3\)",
+    ),
+    (
+        "volumes given to a 2-D model",
+        lambda: ki.Introspector(MODEL).activations(np.zeros((2, 4, 16, 16, 3)), "conv1"),
+        ValueError,
+        r"Expected input of shape \(None, 16, 16, 3\) \(batch first; 2-D: 2 spatial axes, "
+        r"then channels\)\. Received: x with shape \(2, 4, 16, 16, 3\)",
+    ),
+    (
+        "an image size for the field of a 1-D model",
+        lambda: ki.Introspector(SIGNAL).receptive_field("conv", input_size=(32, 32)),
+        ValueError,
+        r"Expected `input_size` with 1 positive int\(s\), the spatial size of an input of "
+        r"shape \(None, 32, 1\)\. Received: input_size=\(32, 32\)",
+    ),
+    (
+        "a list of images of several sizes",
+        lambda: ki.top_activating(MODEL, "conv1", 0, [X[0], X[1, :8, :8]], crops=False),
+        ValueError,
+        r"Expected the samples of `x` to share one shape.*Received: x, a list of 2 arrays "
+        r"of shapes \[\(8, 8, 3\), \(16, 16, 3\)\]",
+    ),
+    # rank mismatches of the attribution, metric and optimisation entry points (issue 22)
+    (
+        "an image window for a signal",
+        lambda: ki.Occlusion(ND_SIGNAL, 0, window=(4, 4)).explain(ND_SIGNAL_X),
+        ValueError,
+        r"Expected `window` with one value per spatial axis of the input \(1\)\. "
+        r"Received: window=\(4, 4\)",
+    ),
+    (
+        "a window larger than the volume",
+        lambda: ki.Occlusion(ND_VOLUME, 0, window=(2, 2, 9)).explain(ND_VOLUME_X),
+        ValueError,
+        r"Expected `window` no larger than the input \(6 x 6 x 6\)\. "
+        r"Received: window=\(2, 2, 9\)",
+    ),
+    (
+        "a 2-D Grad-CAM layer for a flat vector input",
+        lambda: ki.GradCAM(ND_FLAT_TO_IMAGE, 0, layer="conv").explain(np.ones((1, 16))),
+        ValueError,
+        r"Expected a layer with one spatial axis, output \(batch, l, channels\), for GradCAM "
+        r"\(as the input\)\. Received: layer 'conv' with output shape \(None, 2, 2, 2\)",
+    ),
+    (
+        "an image baseline for a volume",
+        lambda: ki.IntegratedGradients(ND_VOLUME, 0, baseline=np.zeros((6, 6, 1))).explain(
+            ND_VOLUME_X
+        ),
+        ValueError,
+        r"Expected `baseline` of the image shape \(6, 6, 6, 1\)\. Received: baseline with "
+        r"shape \(6, 6, 1\)",
+    ),
+    (
+        "an image-shaped occlusion baseline for a signal",
+        lambda: ki.RISE(ND_SIGNAL, 0, baseline=np.zeros((12, 12))).explain(ND_SIGNAL_X),
+        ValueError,
+        r"Expected `baseline` of shape \(12, 2\)\. Received: baseline with shape \(12, 12\)",
+    ),
+    (
+        "quickshift for a signal",
+        lambda: ki.LIME(ND_SIGNAL, 0, segmentation="quickshift").explain(ND_SIGNAL_X),
+        ValueError,
+        r"Expected segmentation='slic', a callable or labels for a signal or volume: "
+        r"quickshift segments 2-D images only\. Received: samples of shape \(12, 2\)",
+    ),
+    (
+        "image labels for a signal",
+        lambda: ki.KernelSHAP(ND_SIGNAL, 0, segmentation=np.zeros((5, 5), int)).explain(
+            ND_SIGNAL_X
+        ),
+        ValueError,
+        r"Expected `segmentation` labels of shape \(12,\) \(or one such map per image\)\. "
+        r"Received: labels of shape \(5, 5\)",
+    ),
+    (
+        "SLIC options for the windows of a signal",
+        lambda: ki.LIME(ND_SIGNAL, 0, segmentation_options={"compactness": 5}).explain(ND_SIGNAL_X),
+        ValueError,
+        r"Expected only `n_segments` in `segmentation_options` for a signal.*"
+        r"Received: \['compactness'\]",
+    ),
+    (
+        "a model input without any axis besides the batch",
+        lambda: ki.Saliency(ND_SCALAR, 0).explain(np.ones((2,))),
+        ValueError,
+        r"Expected a model input with at least one axis besides the batch axis.*"
+        r"Received: inputs of shapes \[\(None,\)\]",
+    ),
+    (
+        "a 2-D mask to impute a signal",
+        lambda: impute(np.ones((12, 2)), np.ones((12, 2), bool), n_axes=1),
+        ValueError,
+        r"Expected `mask` a bool array of shape \(12,\)\. Received: mask with shape \(12, 2\)",
+    ),
+    (
+        "volume maps for signals in deletion",
+        lambda: ki.metrics.deletion(ND_SIGNAL, ND_SIGNAL_X, np.ones((2, 12, 2, 2)), 0),
+        ValueError,
+        r"Expected one map per image, shape \(2, L\), of real numbers\. Received: maps with "
+        r"shape \(2, 12, 2, 2\)",
+    ),
+    (
+        "image transforms for a volume",
+        lambda: ki.ActivationMaximization(
+            ND_VOLUME, 0, steps=1, transforms=[ki.optimize.transforms.Rotate(5)]
+        ).generate(),
+        ValueError,
+        r"Expected no image transforms or GaussianBlur for inputs of shape "
+        r"\(None, 6, 6, 6, 1\).*Received: \['Rotate'\]",
+    ),
+    (
+        "decorrelated colours for flat vectors",
+        lambda: ki.ActivationMaximization(
+            ND_FLAT_TO_IMAGE, 0, steps=1, parameterization="decorrelated"
+        ).generate(),
+        ValueError,
+        r"Expected samples with a channel axis for parameterization='decorrelated'.*"
+        r"Received: flat vectors of shape \(16,\)",
+    ),
 ]
 
 
@@ -369,19 +525,21 @@ def test_channels_first_conv_layer_is_handled_like_its_channels_last_twin():
     assert ki.Introspector(first).layer("conv").channel_axis == 1
 
 
-def test_non_vector_output_needs_an_explicit_target():
+def test_a_class_of_a_dense_output_is_its_mean_over_the_positions():
+    """Issue 22: a class index on a dense output (a segmentation map) no longer needs a
+    `Score`: it is the class' score averaged over every position (`region=None`)."""
     segmenter = keras.Sequential(
         [keras.Input((8, 8, 3)), L.Conv2D(2, 3, padding="same", name="logits")]
     )
-    x = np.ones((1, 8, 8, 3), "float32")
-    with pytest.raises(
-        ValueError, match=r"output 0 with shape \(None, 8, 8, 2\); use targets\.Score"
-    ):
-        ki.Saliency(segmenter, 0).explain(x)
+    x = np.random.default_rng(0).uniform(size=(2, 8, 8, 3)).astype("float32")
+    implicit = ki.Saliency(segmenter, 1).explain(x)
     explicit = ki.Saliency(
-        segmenter, targets.Score(lambda y: keras.ops.sum(y[..., 1], axis=(1, 2)))
+        segmenter, targets.Score(lambda y: keras.ops.mean(y[..., 1], axis=(1, 2)))
     ).explain(x)
-    assert np.isfinite(explicit).all() and explicit.any()
+    assert explicit.any()
+    np.testing.assert_allclose(implicit, explicit, rtol=1e-5, atol=1e-8)
+    with pytest.raises(ValueError, match="class"):
+        ki.Saliency(segmenter, 2).explain(x)  # 2 classes: indices 0 and 1
 
 
 def test_never_built_sequential_is_refused_with_the_way_out():

@@ -226,3 +226,81 @@ def test_dict_outputs_must_be_named_and_names_are_accepted():
     np.testing.assert_allclose(by_name, np.broadcast_to(size, x.shape), rtol=1e-5)
     with pytest.raises(ValueError, match=r"one of \['kind', 'size'\]\. Received: output='sizes'"):
         ki.Saliency(model, T.Class(0, output="sizes")).explain(x)
+
+
+# --- dense outputs and regression heads (issue 22); the models: tests/test_dense_outputs.py
+def test_regions_are_parsed_and_shown():
+    assert repr(T.Class(1, output="seg", region=np.s_[2:5, 3:])) == (
+        "Class(1, output='seg', region=np.s_[2:5, 3:])"
+    )
+    assert repr(T.Class(1, region=(4, 7))) == "Class(1, region=(4, 7))"
+    assert repr(T.Class(0, region=np.ones((2, 3), bool), aggregate="sum")) == (
+        "Class(0, region=<mask (2, 3)>, aggregate='sum')"
+    )
+    assert repr(T.Output()) == "Output()"
+    assert repr(T.Output("boxes", "all", region=np.s_[1, 2:4])) == (
+        "Output('boxes', 'all', region=np.s_[1:2, 2:4])"
+    )
+    with pytest.raises(TypeError, match="Expected `region` as None"):
+        T.Class(0, region=np.ones((3, 3), "float32"))
+    with pytest.raises(TypeError, match="Expected `region` as None"):
+        T.Class(0, region="top")
+    with pytest.raises(ValueError, match="without steps"):
+        T.Class(0, region=np.s_[0:8:2, 1])
+    with pytest.raises(ValueError, match="aggregate"):
+        T.Output(region=(1, 1), aggregate="median")
+    with pytest.raises(TypeError, match="unit"):
+        T.Output(0, index="first")
+
+
+@pytest.fixture(scope="module")
+def dense():
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((6, 6, 1))
+    return keras.Model(inputs, L.Conv2D(3, 3, padding="same", name="seg")(inputs))
+
+
+@pytest.mark.parametrize(
+    "target, message",
+    [
+        (T.Class(0, region=np.s_[2:2, 0:3]), r"box that is not empty on axis 0 \(size 6\)"),
+        (T.Class(0, region=(6, 0)), r"region\[0\] \(position\) in the range \[0, 5\]"),
+        (T.Class(0, region=(1, 2, 3)), r"position with 2 coordinate\(s\)"),
+        (T.Class(0, region=np.ones((5, 6), bool)), r"mask of the output's spatial shape \(6, 6\)"),
+        (T.Class(0, region=np.zeros((6, 6), bool)), "at least one True"),
+        (T.Class(0, region=np.array([[0, 1, 2]])), r"positions per image of shape \(n, 2\)"),
+        (T.Class(0, region=np.array([[0, 6]])), r"on axis 1 in the range \[0, 5\]"),
+        (T.Class(3), r"class index in the range \[0, 2\]"),
+        (T.Output(), r"`index` \(the unit\) for output 0 of shape \(None, 6, 6, 3\)"),
+        (T.Output(index=[0, 3]), r"unit of output 0 in the range \[0, 2\]"),
+        (T.Class([0, 1, 2], region=np.ones((2, 6, 6), bool)), "as many class indexes"),
+    ],
+)
+def test_dense_region_errors_name_the_values(dense, target, message):
+    with pytest.raises(ValueError, match=message):
+        BoundTarget(target, ki.Introspector(dense))
+
+
+def test_a_region_on_a_classifier_output_is_refused(model):
+    with pytest.raises(ValueError, match=r"dense model output .* the outputs: 0 'out' \(None, 5\)"):
+        BoundTarget(T.Class(1, region=(0, 0)), ki.Introspector(model))
+
+
+def test_dense_scores_match_numpy(dense):
+    x = np.random.default_rng(4).normal(size=(2, 6, 6, 1)).astype("float32")
+    y = dense(x).numpy()
+    mask = np.zeros((6, 6), bool)
+    mask[1:3, 2] = mask[5, 5] = True
+    cases = [
+        (T.Class(2), y[..., 2].mean(axis=(1, 2))),
+        (T.Class(2, aggregate="max"), y[..., 2].max(axis=(1, 2))),
+        (T.Class(1, region=np.s_[1:4, -2:]), y[:, 1:4, -2:, 1].mean(axis=(1, 2))),
+        (T.Class(1, region=(-1, 2)), y[:, 5, 2, 1]),
+        (T.Class([0, 2], region=mask, aggregate="sum"), y[:, mask][[0, 1], :, [0, 2]].sum(1)),
+        (T.Output(index=0, region=mask, aggregate="max"), y[:, mask, 0].max(axis=1)),
+        (T.Output(index=1, region=np.array([[0, 0], [4, 5]])), y[[0, 1], [0, 4], [0, 5], 1]),
+    ]
+    for target, expected in cases:
+        np.testing.assert_allclose(_scores(dense, target, x), expected, rtol=1e-5, atol=1e-6)
+    many = _scores(dense, T.Output(index="all", region=(2, 3)), x)
+    np.testing.assert_allclose(many, y[:, 2, 3].ravel(), rtol=1e-5)

@@ -37,15 +37,45 @@ from keras_introspect.targets import BoundTarget, as_target
 REDUCTIONS = ("max", "sum", "abs_sum", None)
 
 
-def reduce_channels(maps: np.ndarray, how) -> np.ndarray:
-    """Reduce the last (channel) axis: max of |.|, sum, sum of |.|, or keep it."""
-    if how is None:
+def spatial_shape(shape) -> tuple:
+    """The spatial axes of one sample `shape` (no batch axis): every axis but the
+    last (the channels) of a signal `(L, C)`, image `(H, W, C)` or volume
+    `(D, H, W, C)`; a flat vector `(L,)` is one spatial axis without channels.
+
+    Example:
+        >>> spatial_shape((16, 16, 3)), spatial_shape((100, 2)), spatial_shape((1024,))
+        ((16, 16), (100,), (1024,))
+    """
+    shape = tuple(shape)
+    return shape if len(shape) <= 1 else shape[:-1]
+
+
+def has_channels(shape) -> bool:
+    """Whether one sample of `shape` (no batch axis) has a channel axis (all but a
+    flat vector `(L,)`)."""
+    return len(tuple(shape)) >= 2
+
+
+def reduce_channels(maps: np.ndarray, how, channels: bool = True) -> np.ndarray:
+    """Reduce the last (channel) axis: max of |.|, sum, sum of |.|, or keep it.
+
+    `channels=False` (maps of a flat vector input, which has no channel
+    axis) returns `maps` as they are.
+    """
+    if how is None or not channels:
         return maps
     if how == "max":
         return np.abs(maps).max(axis=-1)
     if how == "sum":
         return maps.sum(axis=-1)
     return np.abs(maps).sum(axis=-1)
+
+
+def channel_mask(masks, shape):
+    """Masks `(m, *spatial)` as `(1, m, *spatial[, 1])`: broadcast against the draws
+    `(b, m, *shape)` of samples of `shape` (a trailing 1 where they have channels)."""
+    masks = masks[None]
+    return masks[..., None] if has_channels(shape) else masks
 
 
 def compile_step(step, signature):
@@ -60,25 +90,55 @@ def compile_step(step, signature):
 
 
 def check_images_and_baseline(name: str, shape, baseline) -> None:
-    """Refuse samples that are not images `(H, W, C)`, and a baseline array of
-    neither the image's shape nor `(H, W)` (the perturbation methods' inputs)."""
-    if len(shape) != 3:
+    """Refuse a baseline array of neither the sample's shape nor its spatial shape
+    (the perturbation methods' inputs). Samples of any rank are accepted: flat
+    vectors `(L,)`, signals `(L, C)`, images `(H, W, C)` and volumes `(D, H, W, C)`."""
+    shape = tuple(shape)
+    if not shape:
         raise ValueError(
-            f"{name} needs images (batch, H, W, C). Received: samples of shape {tuple(shape)}"
+            f"{name} needs samples with at least one axis besides the batch axis. "
+            f"Received: samples of shape {shape}"
         )
-    if isinstance(baseline, np.ndarray) and baseline.shape not in (tuple(shape), tuple(shape[:2])):
+    if isinstance(baseline, np.ndarray) and baseline.shape not in (shape, spatial_shape(shape)):
         raise ValueError(
-            f"Expected `baseline` of shape {tuple(shape)}. Received: baseline with "
-            f"shape {baseline.shape}"
+            f"Expected `baseline` of shape {shape}. Received: baseline with shape {baseline.shape}"
         )
 
 
 def baseline_input(baseline, shape) -> np.ndarray:
-    """A checked baseline (number, `(H, W)` or `(H, W, C)` array) as a float32 image of
-    `shape`: an input of a compiled step, so another baseline reuses the step."""
-    if isinstance(baseline, np.ndarray) and baseline.ndim == 2:
+    """A checked baseline (number, spatial-shape or sample-shape array) as a float32
+    sample of `shape`: an input of a compiled step, so another baseline reuses the step."""
+    shape = tuple(shape)
+    if isinstance(baseline, np.ndarray) and has_channels(shape) and baseline.ndim == len(shape) - 1:
         baseline = baseline[..., None]
     return np.broadcast_to(np.asarray(baseline, np.float32), shape).copy()
+
+
+def resize_linear(maps, size, method: str = "bilinear"):
+    """Resize `(b, *spatial, c)` maps to `size` (1, 2 or 3 spatial axes), on the device.
+
+    Linear (or nearest) interpolation with half-pixel centres, as
+    `tf.image.resize`, which does it: one axis is resized as an image of width
+    1 (bilinear on a width-1 axis is linear along the other), three axes as
+    two separable passes (trilinear interpolation is separable).
+    """
+    import tensorflow as tf
+
+    size = [int(n) for n in size]
+    n_axes = maps.shape.rank - 2
+    if n_axes == 2:
+        return tf.image.resize(maps, size, method=method)
+    if n_axes == 1:
+        return tf.image.resize(maps[:, :, None], [size[0], 1], method=method)[:, :, 0]
+    if n_axes != 3:
+        raise ValueError(f"Expected maps with 1 to 3 spatial axes. Received: shape {maps.shape}")
+    b, d, h, w, c = (tf.shape(maps)[i] for i in range(5))
+    c_static = maps.shape[-1]
+    # (d, h) first, with (w, c) as channels; then (h, w) with d folded into the batch
+    first = tf.image.resize(tf.reshape(maps, [b, d, h, w * c]), size[:2], method=method)
+    first = tf.reshape(first, [b * size[0], size[1], w, c])
+    second = tf.image.resize(first, size[1:], method=method)
+    return tf.reshape(second, [b, *size, c if c_static is None else c_static])
 
 
 class _Pack:
@@ -164,7 +224,10 @@ def expand_rows(inputs: list, image: int, draws, params, n_outputs: int) -> tupl
     # b and m are dynamic: one compiled step serves every plan and OOM retry
     b, m, K = tf.shape(draws)[0], tf.shape(draws)[1], n_outputs
     shape = draws.shape[2:]
-    rows = tf.reshape(tf.repeat(tf.expand_dims(draws, 2), K, axis=2), [b * m * K, *shape])
+    if K == 1:  # no copy: one score per image (the common case)
+        rows = tf.reshape(draws, [b * m, *shape])
+    else:
+        rows = tf.reshape(tf.repeat(tf.expand_dims(draws, 2), K, axis=2), [b * m * K, *shape])
     row_inputs = [rows if i == image else tf.repeat(t, m * K, axis=0) for i, t in enumerate(inputs)]
     n_leaves = params.shape[-1]
     row_params = tf.reshape(
@@ -187,8 +250,10 @@ class Attribution:
             (`_memory.auto_batch_size`; on CPU, where running out of memory
             kills the process rather than raising, this is the safe choice).
         verbose: 0 silent, 1 progress bar, 2 one line at the end.
-        input_index: which model input holds the images (default: the first
-            input with spatial axes); other inputs are held fixed.
+        input_index: which model input holds the explained samples (default:
+            the first image input `(batch, H, W, C)`, else the first of rank 3
+            or more, else the first flat vector input); other inputs are held
+            fixed.
         compute_dtype: `None` (the model's own precision), or opt-in
             ``"bfloat16"`` / ``"float16"``: float32 layers run in that
             precision for the explanation (faster where the hardware supports
@@ -248,17 +313,23 @@ class Attribution:
             index = self.input_index
         else:
             ranks = [len(s.shape) for s in specs]
+            # images first (rank 4), then volumes and signals, then flat vectors
             index = next((i for i, r in enumerate(ranks) if r == 4), None)
             if index is None:
                 index = next((i for i, r in enumerate(ranks) if r >= 3), None)
             if index is None:
+                index = next((i for i, r in enumerate(ranks) if r == 2), None)
+            if index is None:
                 raise ValueError(
-                    "Expected a model input with spatial axes (images). Received: inputs "
-                    f"of shapes {[s.shape for s in specs]}"
+                    "Expected a model input with at least one axis besides the batch axis "
+                    "(vectors (batch, L), signals (batch, L, C), images (batch, H, W, C) or "
+                    f"volumes (batch, D, H, W, C)). Received: inputs of shapes "
+                    f"{[s.shape for s in specs]}"
                 )
-        if len(specs[index].shape) < 3:
+        if len(specs[index].shape) < 2:
             raise ValueError(
-                f"Expected input {index} to have spatial axes. Received: shape {specs[index].shape}"
+                f"Expected input {index} to have at least one axis besides the batch axis. "
+                f"Received: shape {specs[index].shape}"
             )
         return index
 
@@ -276,11 +347,16 @@ class Attribution:
 
     # ------------------------------------------------------------ public
     def explain(self, x, batch_size: int | None = None, verbose: int | None = None):
-        """Attribution maps for the images in `x`.
+        """Attribution maps for the samples in `x`.
+
+        Maps have the sample's shape without its channel axis: `(n, L)` for
+        flat vectors `(n, L)` and signals `(n, L, C)`, `(n, H, W)` for images,
+        `(n, D, H, W)` for volumes.
 
         Args:
-            x: images `(n, H, W, C)` as a numpy array or tf tensor (one image
-                without batch axis is accepted), a list/dict of arrays for a
+            x: images `(n, H, W, C)` (or signals, volumes, vectors) as a numpy
+                array or tf tensor (one sample without batch axis is
+                accepted), a list/dict of arrays for a
                 multi-input model, a `tf.data.Dataset`, `PyDataset` or a
                 generator of batches (`x` or `(x, y)`).
             batch_size: overrides the constructor's `batch_size`.
@@ -288,7 +364,8 @@ class Attribution:
 
         Returns:
             float32 array `(n, H, W)` (`(n, H, W, C)` when channels are kept;
-            `(n, K, ...)` for a target with K channels).
+            `(n, K, ...)` for a target with K channels); `(n, L)` or
+            `(n, D, H, W)` for signals and volumes.
         """
         batch_size = self.batch_size if batch_size is None else batch_size
         batch_size = resolve_batch_size(batch_size, self._introspector())
@@ -571,7 +648,8 @@ class GradientMethod(Attribution):
         x = leaves[image].astype(np.float32)
         maps = self._finish(totals, x[:, None])
         self._check_chunk(maps, score_totals, x[:, None])
-        return reduce_channels(maps, self.reduce_channels).astype(np.float32, copy=False)
+        maps = reduce_channels(maps, self.reduce_channels, has_channels(x.shape[1:]))
+        return maps.astype(np.float32, copy=False)
 
 
 def _add(totals, stats) -> list:

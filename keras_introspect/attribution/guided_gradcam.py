@@ -42,7 +42,8 @@ class GuidedGradCAM(Attribution):
         batch_size, verbose, input_index, compute_dtype: as every method (`Attribution`).
 
     Returns (from `explain(x)`):
-        float32 `(n, H, W)`, or `(n, H, W, C)` with `reduce_channels=None`.
+        float32 `(n, H, W)`, or `(n, H, W, C)` with `reduce_channels=None`
+        (`(n, L)` for signals, `(n, D, H, W)` for volumes, as `GradCAM`).
 
     Example:
         >>> import numpy as np, keras, keras_introspect as ki
@@ -87,4 +88,5 @@ class GuidedGradCAM(Attribution):
         self.trace_count += sum(part.trace_count for part in self._parts) - traced
         call.signal = quiet.signal
         call.progbar.add(1)
-        return guided * (cam[..., None] if self._reduction() is None else cam)
+        # the map has no channel axis; guided maps keep one with reduce_channels=None
+        return guided * cam.reshape(cam.shape + (1,) * (guided.ndim - cam.ndim))

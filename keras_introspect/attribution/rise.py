@@ -16,10 +16,13 @@ from keras_introspect._validation import (
 from keras_introspect.attribution._base import (
     Attribution,
     baseline_input,
+    channel_mask,
     check_images_and_baseline,
     compile_step,
     expand_rows,
+    resize_linear,
     row_specs,
+    spatial_shape,
 )
 
 _LOCK = threading.RLock()
@@ -62,8 +65,12 @@ class RISE(Attribution):
         batch_size: masked copies per forward pass.
         verbose, input_index: as `Saliency`.
 
+    Signals `(n, L, C)`, flat vectors `(n, L)` and volumes `(n, D, H, W, C)`
+    take masks of their rank: a grid of `grid` cells per axis, upsampled
+    linearly (trilinearly) and shifted per axis.
+
     Returns (from `explain(x)`):
-        float32 `(n, H, W)`.
+        float32 `(n, H, W)` (`(n, L)`, `(n, D, H, W)`).
 
     Example:
         >>> import numpy as np, keras, keras_introspect as ki
@@ -110,25 +117,32 @@ class RISE(Attribution):
 
     def _check_options(self, image, shape):
         check_images_and_baseline("RISE", shape, self.baseline)
-        self._grids, self._shifts, self._cell = self._draw(shape[:2])
+        self._grids, self._shifts, self._cell = self._draw(spatial_shape(shape))
 
     def _draw(self, size):
-        """`(grids (n, g, g) float32, shifts (n, 2) int32, cell (h, w))` from the seed."""
+        """`(grids (n, g, ..., g) float32, shifts (n, d) int32, cell per axis)` from the
+        seed, for `d = len(size)` spatial axes."""
         random = np.random.default_rng(self.seed)
         cell = tuple(math.ceil(n / self.grid) for n in size)
-        grids = (random.random((self.n_masks, self.grid, self.grid)) < self.p).astype(np.float32)
+        grid = (self.n_masks,) + (self.grid,) * len(size)
+        grids = (random.random(grid) < self.p).astype(np.float32)
         shifts = np.stack([random.integers(0, c, self.n_masks) for c in cell], axis=1)
         return grids, shifts.astype(np.int32), cell
 
     def _extra_inputs(self, image, shape):
         return [baseline_input(self.baseline, shape)]
 
-    def masks(self, shape):
+    def masks(self, shape, n_axes: int = 2):
         """The `(n_masks, H, W)` float32 masks this object applies to images of `shape`
-        `(H, W)` or `(H, W, C)` (the same the maps are made from)."""
+        `(H, W)` or `(H, W, C)` (the same the maps are made from).
+
+        `n_axes`: the spatial axes at the start of `shape` (1 for a signal
+        `(L, C)` or a vector `(L,)`, 3 for a volume `(D, H, W, C)`); the masks
+        are then `(n_masks, L)` or `(n_masks, D, H, W)`.
+        """
         import tensorflow as tf
 
-        size = tuple(int(n) for n in shape[:2])
+        size = tuple(int(n) for n in shape[:n_axes])
         grids, shifts, cell = self._draw(size)
         return np.asarray(_upsample(tf.constant(grids), tf.constant(shifts), size, cell))
 
@@ -139,15 +153,16 @@ class RISE(Attribution):
         K = bound.n_outputs
         tap = intro.tap(bound.paths or [], compute_dtype=self.compute_dtype)
         g = self.grid
+        shape = leaves[image].shape[1:]
+        size = spatial_shape(shape)
         signature = row_specs(leaves, bound)
         signature += [
-            tf.TensorSpec((None, g, g), tf.float32),
-            tf.TensorSpec((None, 2), tf.int32),
+            tf.TensorSpec((None,) + (g,) * len(size), tf.float32),
+            tf.TensorSpec((None, len(size)), tf.int32),
             tf.TensorSpec((None,), tf.float32),
             tf.TensorSpec(extra[0].shape, tf.float32),
         ]
         n_leaves = len(leaves)
-        size = tuple(leaves[image].shape[1:3])
         cell = self._cell
 
         def step(*args):
@@ -156,8 +171,8 @@ class RISE(Attribution):
             params, grids, shifts, valid, baseline = args[n_leaves : n_leaves + 5]
             x = inputs[image]
             b, m = tf.shape(x)[0], tf.shape(grids)[0]
-            masks = _upsample(grids, shifts, size, cell)  # (m, H, W)
-            mask = masks[None, :, :, :, None]
+            masks = _upsample(grids, shifts, size, cell)  # (m, *size)
+            mask = channel_mask(masks, shape)
             xf = tf.cast(x, tf.float32)[:, None]
             masked = xf * mask + baseline * (1.0 - mask)
             row_inputs, _, row_params = expand_rows(
@@ -166,7 +181,7 @@ class RISE(Attribution):
             activations, output = tap(pack(row_inputs))
             scores = tf.reshape(bound.score(activations, output, row_params), [b, m, K])
             # padded masks (valid 0) add nothing
-            return tf.einsum("bmk,mhw->bkhw", scores * valid[None, :, None], masks)
+            return tf.einsum("bmk,m...->bk...", scores * valid[None, :, None], masks)
 
         return compile_step(step, signature)
 
@@ -177,8 +192,8 @@ class RISE(Attribution):
             call, leaves, pack, image, lambda: self._step_fn(leaves, pack, image, extra)
         )
         expanded = self._bound.expand(params)
-        H, W = leaves[image].shape[1:3]
-        total = np.zeros((b, self._bound.n_outputs, H, W), np.float64)
+        size = spatial_shape(leaves[image].shape[1:])
+        total = np.zeros((b, self._bound.n_outputs, *size), np.float64)
         for first in range(0, self.n_masks, m):
             grids = self._grids[first : first + m]
             shifts = self._shifts[first : first + m]
@@ -187,20 +202,20 @@ class RISE(Attribution):
                 pad = m - len(grids)
                 valid[len(grids) :] = 0
                 grids = np.concatenate([grids, np.zeros((pad, *grids.shape[1:]), np.float32)])
-                shifts = np.concatenate([shifts, np.zeros((pad, 2), np.int32)])
+                shifts = np.concatenate([shifts, np.zeros((pad, shifts.shape[1]), np.int32)])
             total += np.asarray(fn(*leaves, expanded, grids, shifts, valid, *extra))
             call.progbar.add(1)
         return (total / (self.n_masks * self.p)).astype(np.float32)
 
 
 def _upsample(grids, shifts, size, cell):
-    """Masks `(m, H, W)`: each grid upsampled bilinearly to `(g + 1)` cells and cropped
-    at its shift (on the device)."""
+    """Masks `(m, *size)`: each grid upsampled (bi/tri)linearly to `(g + 1)` cells per
+    axis and cropped at its shift (on the device); 1 to 3 spatial axes."""
     import tensorflow as tf
 
     g = grids.shape[-1]
-    up = tf.image.resize(grids[..., None], [(g + 1) * cell[0], (g + 1) * cell[1]])[..., 0]
-    rows = shifts[:, :1] + tf.range(size[0])[None]  # (m, H)
-    cols = shifts[:, 1:] + tf.range(size[1])[None]  # (m, W)
-    up = tf.gather(up, rows, axis=1, batch_dims=1)  # (m, H, (g + 1) cw)
-    return tf.gather(up, cols, axis=2, batch_dims=1)  # (m, H, W)
+    up = resize_linear(grids[..., None], [(g + 1) * c for c in cell])[..., 0]
+    for axis, length in enumerate(size):
+        index = shifts[:, axis : axis + 1] + tf.range(length)[None]  # (m, length)
+        up = tf.gather(up, index, axis=axis + 1, batch_dims=1)
+    return up

@@ -29,6 +29,10 @@ class Saliency(GradientMethod):
 
     Returns (from `explain(x)`):
         float32 `(n, H, W)`, or `(n, H, W, C)` with `reduce_channels=None`.
+        Other inputs keep their shape without the channel axis: `(n, L)` for
+        signals `(n, L, C)` and flat vectors `(n, L)` (even one reshaped
+        inside the model: the map is of the model's own input), `(n, D, H,
+        W)` for volumes; every attribution method follows this rule.
 
     Example:
         >>> import numpy as np, keras, keras_introspect as ki

@@ -5,7 +5,13 @@ from __future__ import annotations
 import numpy as np
 
 from keras_introspect._validation import check_baseline, check_one_of, check_positive_int
-from keras_introspect.attribution._base import compile_step, expand_rows, row_specs
+from keras_introspect.attribution._base import (
+    channel_mask,
+    compile_step,
+    expand_rows,
+    row_specs,
+    spatial_shape,
+)
 from keras_introspect.attribution.gradcam import CAMMethod, feature_maps, upsample
 
 WEIGHTINGS = ("softmax", "increase", "score")
@@ -65,7 +71,8 @@ class ScoreCAM(CAMMethod):
         verbose, input_index, compute_dtype: as every method (`Attribution`).
 
     Returns (from `explain(x)`):
-        float32 `(n, H, W)` (or `(n, h, w)` at layer resolution).
+        float32 `(n, H, W)` (or `(n, h, w)` at layer resolution); `(n, L)` for
+        signals and `(n, D, H, W)` for volumes, as `GradCAM`.
 
     Example:
         >>> import numpy as np, keras, keras_introspect as ki
@@ -138,7 +145,8 @@ class ScoreCAM(CAMMethod):
         info = intro.layer(self.layer_path_)
         layer_tap = intro.tap([info.path], compute_dtype=self.compute_dtype, truncate=True)
         tap = intro.tap(bound.paths or [], compute_dtype=self.compute_dtype)
-        size = leaves[image].shape[1:3]
+        shape = leaves[image].shape[1:]
+        size = spatial_shape(shape)
         n_leaves, n_chosen = len(leaves), self._n_channels
         increase, resize, weigh = self.weighting == "increase", self.upsample, self._weights
 
@@ -151,20 +159,23 @@ class ScoreCAM(CAMMethod):
             inputs, params, channel_step = list(args[:n_leaves]), args[n_leaves], args[n_leaves + 1]
             x = inputs[image]
             b, m = tf.shape(x)[0], tf.shape(channel_step)[0]
-            maps = feature_maps(layer_tap(pack(inputs))[0][0], info)  # (b, h, w, c)
+            maps = feature_maps(layer_tap(pack(inputs))[0][0], info)  # (b, *spatial, c)
+            rank = maps.shape.rank
+            axes = list(range(1, rank - 1))  # the spatial axes, 1-D to 3-D
             if n_chosen < maps.shape[-1]:  # Faster Score-CAM; top_k: ties to the lower index
-                _, top = tf.math.top_k(tf.math.reduce_variance(maps, axis=[1, 2]), n_chosen)
-                maps = tf.gather(maps, top, axis=3, batch_dims=1)
+                _, top = tf.math.top_k(tf.math.reduce_variance(maps, axis=axes), n_chosen)
+                maps = tf.gather(maps, top, axis=rank - 1, batch_dims=1)
             n_steps = (n_chosen + m - 1) // m
             # zero maps pad the last step: constant maps, scored and then left out
-            padded = tf.pad(maps, [[0, 0], [0, 0], [0, 0], [0, n_steps * m - n_chosen]])
+            padded = tf.pad(maps, [[0, 0]] * (rank - 1) + [[0, n_steps * m - n_chosen]])
 
             def body(i, values, varies):
-                up = upsample(padded[..., i * m : (i + 1) * m], size)  # (b, H, W, m)
-                low = tf.reduce_min(up, axis=[1, 2], keepdims=True)
-                high = tf.reduce_max(up, axis=[1, 2], keepdims=True)
+                up = upsample(padded[..., i * m : (i + 1) * m], size)  # (b, *size, m)
+                low = tf.reduce_min(up, axis=axes, keepdims=True)
+                high = tf.reduce_max(up, axis=axes, keepdims=True)
                 masks = tf.math.divide_no_nan(up - low, high - low)  # a constant map: all 0
-                masks = tf.transpose(masks, [0, 3, 1, 2])[..., None]  # (b, m, H, W, 1)
+                masks = tf.transpose(masks, [0, rank - 1, *axes])  # (b, m, *size)
+                masks = channel_mask(masks, shape)[0]  # (b, m, *size[, 1])
                 masked = tf.cast(tf.cast(x, tf.float32)[:, None] * masks, x.dtype)
                 row_inputs, _, row_params = expand_rows(inputs, image, masked, params, K)
                 s = tf.reshape(score(row_inputs, row_params), [b, m, K])
@@ -184,7 +195,7 @@ class ScoreCAM(CAMMethod):
                 base_inputs, _, base_params = expand_rows(inputs, image, base[:, None], params, K)
                 base = tf.reshape(score(base_inputs, base_params), [b, 1, K])
             weights = weigh(values, varies, base if increase else None)  # (b, n, K)
-            cam = tf.nn.relu(tf.einsum("bhwn,bnk->bkhw", maps, weights))
+            cam = tf.nn.relu(tf.einsum("b...n,bnk->bk...", maps, weights))
             if resize:
                 cam = tf.reshape(cam, [b * K, *cam.shape[2:], 1])
                 cam = tf.reshape(upsample(cam, size), [b, K, *size])

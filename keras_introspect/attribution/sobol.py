@@ -15,14 +15,20 @@ from keras_introspect._validation import (
 from keras_introspect.attribution._base import (
     Attribution,
     baseline_input,
+    channel_mask,
     check_images_and_baseline,
     compile_step,
     expand_rows,
+    resize_linear,
     row_specs,
+    spatial_shape,
 )
 
 _LOCK = threading.RLock()
 _EPS = 1e-12  # floor of Var f(A), as Xplique's JansenEstimator
+# upsampled masks kept on the device for the images of one call, up to this size;
+# beyond it each step's masks are upsampled again for every batch of images
+MASK_CACHE_BYTES = 1 << 30
 INTERPOLATIONS = ("nearest", "bilinear")
 
 
@@ -53,7 +59,10 @@ class SobolAttribution(Attribution):
     (nearest: a piecewise-constant map; Xplique resizes bicubically). The
     design comes from `seed` on the host; masks are upsampled and applied
     on the device and scored in batches of `batch_size` rows, so the maps
-    do not depend on the batch size. `design()` returns `A` and `B`;
+    do not depend on the batch size. The masks are upsampled once per
+    `explain` call and kept on the device for all its images (up to
+    `MASK_CACHE_BYTES`, 1 GiB; beyond it once per batch of images), so the
+    cost is the forward passes. `design()` returns `A` and `B`;
     `masks(shape)` the upsampled masks in row order; after `explain`,
     `indices_` holds the per-cell indices `(n, grid_size, grid_size)`
     (`(n, K, g, g)` for a target with K channels).
@@ -72,8 +81,12 @@ class SobolAttribution(Attribution):
         batch_size: masked copies per forward pass.
         verbose, input_index: as `Saliency`.
 
+    Signals, flat vectors and volumes take grids of their rank: `grid_size`
+    cells per axis (`grid_size**3` cells for a volume: keep it small there,
+    each cell costs `nb_design` forward passes).
+
     Returns (from `explain(x)`):
-        float32 `(n, H, W)`.
+        float32 `(n, H, W)` (`(n, L)`, `(n, D, H, W)`).
 
     Example:
         >>> import numpy as np, keras, keras_introspect as ki
@@ -115,51 +128,63 @@ class SobolAttribution(Attribution):
 
     @property
     def _n_draws(self):
-        return self.nb_design * (self.grid_size**2 + 1)
+        return self.nb_design * (self.grid_size ** getattr(self, "_n_axes", 2) + 1)
 
     def _graph_key(self):
         return (*super()._graph_key(), self.grid_size, self.interpolation)
 
     # ------------------------------------------------------------ design
-    def design(self):
+    def design(self, n_axes: int = 2):
         """`(A, B)`: the float32 `(nb_design, grid_size, grid_size)` matrices of the
-        design (cells in row-major order are the columns of the paper's matrices)."""
+        design (cells in row-major order are the columns of the paper's matrices);
+        `(nb_design, g)` or `(nb_design, g, g, g)` for `n_axes` 1 (signals) or 3
+        (volumes)."""
         from scipy.stats import qmc
 
         g, n = self.grid_size, self.nb_design
-        d = g * g
+        d = g**n_axes
         points = qmc.Sobol(2 * d, scramble=True, rng=self.seed).random_base2(int(np.log2(n)))
         points = points.astype(np.float32)
-        return points[:, :d].reshape(n, g, g), points[:, d:].reshape(n, g, g)
+        grid = (n,) + (g,) * n_axes
+        return points[:, :d].reshape(grid), points[:, d:].reshape(grid)
 
-    def _rows(self):
-        """The `(N (d + 1), g, g)` grids scored: `A`, then `A_B^(i)` for each cell `i`."""
-        a, b = self.design()
+    def _rows(self, n_axes: int = 2):
+        """The `(N (d + 1), g, ..., g)` grids scored: `A`, then `A_B^(i)` for each cell `i`."""
+        a, b = self.design(n_axes)
         n, g = self.nb_design, self.grid_size
-        d = g * g
+        d = g**n_axes
         a_flat, b_flat = a.reshape(n, d), b.reshape(n, d)
         rows = np.repeat(a_flat[None], d, axis=0)  # (d, N, d)
         cells = np.arange(d)
         rows[cells, :, cells] = b_flat[:, cells].T
-        return np.concatenate([a_flat, rows.reshape(d * n, d)]).reshape(-1, g, g)
+        return np.concatenate([a_flat, rows.reshape(d * n, d)]).reshape((-1,) + (g,) * n_axes)
 
-    def masks(self, shape):
+    def masks(self, shape, n_axes: int = 2):
         """The `(nb_design * (grid_size**2 + 1), H, W)` float32 masks applied to images
         of `shape` `(H, W)` or `(H, W, C)`, in the order scored: the `nb_design` rows of
-        `A`, then those of `A_B^(i)` for each cell `i` in row-major order."""
+        `A`, then those of `A_B^(i)` for each cell `i` in row-major order.
+
+        `n_axes`: the spatial axes at the start of `shape` (1 for a signal
+        `(L, C)` or a vector `(L,)`, 3 for a volume `(D, H, W, C)`, with
+        `grid_size**n_axes` cells).
+        """
         import tensorflow as tf
 
-        size = tuple(int(n) for n in shape[:2])
-        return np.asarray(_upsample(tf.constant(self._rows()), size, self.interpolation))
+        size = tuple(int(n) for n in shape[:n_axes])
+        rows = tf.constant(self._rows(n_axes))
+        return np.asarray(_upsample(rows, size, self.interpolation))
 
     # ------------------------------------------------------------ explain
     def _explain(self, x, batch_size, verbose):
         # the design and the indices are per call: one call at a time
         with _LOCK:
             self._indices = []  # (start, indices) of each piece, padded images included
-            maps = super()._explain(x, batch_size, verbose)
-            g = self.grid_size
-            indices = np.zeros((len(maps), self._bound.n_outputs, g, g), np.float32)
+            try:
+                maps = super()._explain(x, batch_size, verbose)
+            finally:
+                self._masks = {}  # frees the device memory of the kept masks
+            cells = (self.grid_size,) * self._n_axes
+            indices = np.zeros((len(maps), self._bound.n_outputs, *cells), np.float32)
             for start, piece in self._indices:  # in order: a later piece overwrites padding
                 indices[start : start + len(piece)] = piece[: len(maps) - start]
             self.indices_ = indices[:, 0] if self._bound.n_outputs == 1 else indices
@@ -168,7 +193,11 @@ class SobolAttribution(Attribution):
 
     def _check_options(self, image, shape):
         check_images_and_baseline("SobolAttribution", shape, self.baseline)
-        self._grids = self._rows()
+        self._n_axes = len(spatial_shape(shape))
+        self._grids = self._rows(self._n_axes)
+        self._masks = {}  # (first row, rows per step) -> upsampled masks, for this call
+        self._masks_bytes = 0
+        self._upsampled_rows = 0  # mask rows upsampled in this call (padding included)
 
     def _extra_inputs(self, image, shape):
         return [baseline_input(self.baseline, shape)]
@@ -179,23 +208,22 @@ class SobolAttribution(Attribution):
         bound, intro = self._bound, self._intro
         K = bound.n_outputs
         tap = intro.tap(bound.paths or [], compute_dtype=self.compute_dtype)
-        g = self.grid_size
+        shape = leaves[image].shape[1:]
+        size = spatial_shape(shape)
         signature = row_specs(leaves, bound)
         signature += [
-            tf.TensorSpec((None, g, g), tf.float32),
+            tf.TensorSpec((None, *size), tf.float32),
             tf.TensorSpec(extra[0].shape, tf.float32),
         ]
         n_leaves = len(leaves)
-        size = tuple(leaves[image].shape[1:3])
-        method = self.interpolation
 
         def step(*args):
             intro.note_trace()
             inputs = list(args[:n_leaves])
-            params, grids, baseline = args[n_leaves : n_leaves + 3]
+            params, masks, baseline = args[n_leaves : n_leaves + 3]
             x = inputs[image]
-            b, m = tf.shape(x)[0], tf.shape(grids)[0]
-            mask = _upsample(grids, size, method)[None, :, :, :, None]  # (1, m, H, W, 1)
+            b, m = tf.shape(x)[0], tf.shape(masks)[0]
+            mask = channel_mask(masks, shape)  # (1, m, *size[, 1])
             xf = tf.cast(x, tf.float32)[:, None]
             masked = xf * mask + baseline * (1.0 - mask)
             row_inputs, _, row_params = expand_rows(
@@ -216,41 +244,69 @@ class SobolAttribution(Attribution):
             call, leaves, pack, image, lambda: self._step_fn(leaves, pack, image, extra)
         )
         expanded = self._bound.expand(params)
+        size = spatial_shape(leaves[image].shape[1:])
         n_rows = len(self._grids)
         parts = []
         for first in range(0, n_rows, m):
-            grids = self._grids[first : first + m]
-            n_valid = len(grids)
-            if n_valid < m:  # pad to the step size: one trace per size
-                pad = np.zeros((m - n_valid, *grids.shape[1:]), np.float32)
-                grids = np.concatenate([grids, pad])
-            parts.append(np.asarray(fn(*leaves, expanded, grids, *extra))[:, :n_valid])
+            masks = self._step_masks(first, m, size)
+            n_valid = min(m, n_rows - first)
+            parts.append(np.asarray(fn(*leaves, expanded, masks, *extra))[:, :n_valid])
             call.progbar.add(1)
         scores = np.moveaxis(np.concatenate(parts, axis=1), 1, -1)  # (b, K, rows)
-        indices = jansen_total_indices(scores, self.nb_design, self.grid_size)
+        indices = jansen_total_indices(scores, self.nb_design, self.grid_size, self._n_axes)
         self._indices.append((start, indices.astype(np.float32)))
         K, g = self._bound.n_outputs, self.grid_size
-        H, W = leaves[image].shape[1:3]
-        flat = tf.constant(indices.reshape(b * K, g, g), tf.float32)
-        maps = np.asarray(_upsample(flat, (H, W), self.interpolation))
-        return maps.reshape(b, K, H, W)
+        flat = tf.constant(indices.reshape((b * K,) + (g,) * len(size)), tf.float32)
+        maps = np.asarray(_upsample(flat, size, self.interpolation))
+        return maps.reshape(b, K, *size)
+
+    def _step_masks(self, first, m, size):
+        """The masks of rows `first:first + m` upsampled to `size` (zero masks pad the
+        last step to `m` rows: one trace per size), upsampled once per call while
+        they fit `MASK_CACHE_BYTES`."""
+        import tensorflow as tf
+
+        found = self._masks.get((first, m))
+        if found is not None:
+            return found
+        grids = self._grids[first : first + m]
+        if len(grids) < m:
+            pad = np.zeros((m - len(grids), *grids.shape[1:]), np.float32)
+            grids = np.concatenate([grids, pad])
+        method = self.interpolation
+        key = ("sobol masks", grids.shape[1:], tuple(size), method)
+
+        def build():
+            def upsample(grids):
+                self._intro.note_trace()
+                return _upsample(grids, size, method)
+
+            spec = tf.TensorSpec((None, *grids.shape[1:]), tf.float32)
+            return compile_step(upsample, [spec])
+
+        masks = self._intro.cached(key, build)(tf.constant(grids))
+        self._upsampled_rows += m
+        nbytes = 4 * m * int(np.prod(size))
+        if self._masks_bytes + nbytes <= MASK_CACHE_BYTES:
+            self._masks[(first, m)] = masks
+            self._masks_bytes += nbytes
+        return masks
 
 
-def jansen_total_indices(scores, nb_design: int, grid_size: int) -> np.ndarray:
-    """Jansen's total-order indices `(..., g, g)` from the scores `(..., N (d + 1))` of
-    the rows `A, A_B^(1), ..., A_B^(d)` (float64 on the host)."""
+def jansen_total_indices(scores, nb_design: int, grid_size: int, n_axes: int = 2) -> np.ndarray:
+    """Jansen's total-order indices `(..., g, g)` (`n_axes` axes of `g` cells) from the
+    scores `(..., N (d + 1))` of the rows `A, A_B^(1), ..., A_B^(d)` (float64, host)."""
     scores = np.asarray(scores, np.float64)
-    n, d = nb_design, grid_size**2
+    n, d = nb_design, grid_size**n_axes
     f_a = scores[..., :n]
     f_c = scores[..., n:].reshape(*scores.shape[:-1], d, n)
     variance = np.maximum(np.var(f_a, axis=-1, ddof=1 if n > 1 else 0), _EPS)
     numerator = np.sum((f_a[..., None, :] - f_c) ** 2, axis=-1)
     indices = numerator / (2 * n * variance[..., None])
-    return indices.reshape(*scores.shape[:-1], grid_size, grid_size)
+    return indices.reshape(*scores.shape[:-1], *(grid_size,) * n_axes)
 
 
 def _upsample(grids, size, method):
-    """`(m, g, g)` cell values -> `(m, H, W)` (TensorFlow's resize, half-pixel centres)."""
-    import tensorflow as tf
-
-    return tf.image.resize(grids[..., None], size, method=method)[..., 0]
+    """`(m, g, ..., g)` cell values -> `(m, *size)` (TensorFlow's resize, half-pixel
+    centres; separable for 1 and 3 spatial axes)."""
+    return resize_linear(grids[..., None], size, method)[..., 0]

@@ -40,7 +40,9 @@ from keras_introspect.attribution._base import (
     check_images_and_baseline,
     compile_step,
     expand_rows,
+    has_channels,
     row_specs,
+    spatial_shape,
 )
 from keras_introspect.exceptions import KerasIntrospectWarning
 
@@ -49,8 +51,8 @@ _LOCK = threading.RLock()
 SEGMENTATIONS = ("slic", "quickshift")
 
 
-def superpixels(image, segmentation: str = "slic", **options) -> np.ndarray:
-    """Superpixel labels of one image, numbered 0 to M - 1.
+def superpixels(image, segmentation: str = "slic", n_axes: int | None = None, **options):
+    """Superpixel labels of one image (or signal, or volume), numbered 0 to M - 1.
 
     The image is first rescaled to [0, 1] by its own minimum and maximum
     (constant images become 0), so the defaults suit images in any value
@@ -77,13 +79,21 @@ def superpixels(image, segmentation: str = "slic", **options) -> np.ndarray:
     the colour term swamps the spatial one. Raise `compactness` for such
     images, or pass your own labels.
 
+    Other ranks (`n_axes`): a signal `(L, C)` or a vector `(L,)` (`n_axes=1`)
+    is cut into ``n_segments`` (default 50, at most L) windows of equal
+    length, whatever `segmentation` says ("slic" in 1-D is fixed windows);
+    a volume `(D, H, W, C)` or `(D, H, W)` (`n_axes=3`) is segmented by
+    SLIC in 3-D (supervoxels; the same defaults). Quickshift is 2-D only.
+
     Args:
-        image: `(H, W, C)` or `(H, W)` array.
+        image: `(H, W, C)` or `(H, W)` array (`(L, C)`, `(L,)`,
+            `(D, H, W, C)`, `(D, H, W)` with `n_axes`).
         segmentation: ``"slic"`` or ``"quickshift"``.
+        n_axes: spatial axes of `image` (default 2: an image).
         **options: keyword arguments of the scikit-image function.
 
     Returns:
-        int32 `(H, W)` labels 0..M-1, every value used.
+        int32 `(H, W)` labels 0..M-1, every value used (`(L,)`, `(D, H, W)`).
 
     Example:
         >>> import numpy as np
@@ -93,14 +103,25 @@ def superpixels(image, segmentation: str = "slic", **options) -> np.ndarray:
         >>> bool(set(labels[:, :8].ravel()).isdisjoint(labels[:, 8:].ravel()))
         True
     """
+    n_axes = 2 if n_axes is None else n_axes
+    if n_axes not in (1, 2, 3):
+        raise ValueError(f"Expected `n_axes` in (1, 2, 3). Received: n_axes={n_axes!r}")
+    if n_axes != 2 and segmentation == "quickshift":
+        raise ValueError(
+            "Expected segmentation='slic', a callable or labels for a signal or volume: "
+            f"quickshift segments 2-D images only. Received: {n_axes} spatial axes"
+        )
     _check_segmentation(segmentation, options)
     array = np.asarray(image, np.float64)
-    if array.ndim == 2:
+    if array.ndim == n_axes:
         array = array[..., None]
-    if array.ndim != 3:
+    if array.ndim != n_axes + 1:
         raise ValueError(
-            f"Expected one image (H, W, C) or (H, W). Received: shape {np.shape(image)}"
+            f"Expected one sample with {n_axes} spatial axes (and maybe channels). "
+            f"Received: shape {np.shape(image)}"
         )
+    if n_axes == 1:
+        return _windows(array.shape[0], options)
     low, high = array.min(), array.max()
     scaled = (array - low) / (high - low) if high > low else np.zeros_like(array)
     colour, grey = array.shape[-1] == 3, array.shape[-1] == 1
@@ -122,6 +143,19 @@ def superpixels(image, segmentation: str = "slic", **options) -> np.ndarray:
             scaled if colour else 100.0 * scaled, **{**kwargs, **options}
         )
     return _consecutive(labels)
+
+
+def _windows(length: int, options: dict) -> np.ndarray:
+    """Labels of `n_segments` windows of (nearly) equal length along a signal."""
+    unknown = sorted(set(options) - {"n_segments"})
+    if unknown:
+        raise ValueError(
+            "Expected only `n_segments` in `segmentation_options` for a signal (it is "
+            f"cut into windows of equal length). Received: {unknown}"
+        )
+    n = check_positive_int(options.get("n_segments", 50), "n_segments")
+    n = min(n, length)
+    return (np.arange(length) * n // length).astype(np.int32)
 
 
 def _check_segmentation(segmentation, options) -> None:
@@ -157,8 +191,15 @@ class SurrogateMethod(Attribution):
     linear model (`_fit`); the segmentation, the perturbed copies and their
     scores are shared.
 
+    Signals `(n, L, C)` and flat vectors `(n, L)` are cut into windows of
+    equal length by default (``segmentation_options={"n_segments": ...}``),
+    volumes `(n, D, H, W, C)` into SLIC supervoxels; labels and callables
+    then give `(L,)` or `(D, H, W)` labels, and the maps are `(n, L)` or
+    `(n, D, H, W)`.
+
     Attributes (after `explain`, for the images of the last call):
-        segments_: int32 `(n, H, W)`, each image's segment labels 0..M_i-1.
+        segments_: int32 `(n, H, W)` (`(n, L)`, `(n, D, H, W)`), each image's
+            segment labels 0..M_i-1.
         coefficients_: list of n float64 arrays `(M_i,)` (`(K, M_i)` for a
             target with K outputs): the linear model's coefficient of each
             segment, the values of the map.
@@ -229,7 +270,8 @@ class SurrogateMethod(Attribution):
 
     def _keep(self, n: int) -> None:
         labels = self.segmentation
-        if isinstance(labels, np.ndarray) and labels.ndim == 3 and len(labels) != n:
+        per_image = isinstance(labels, np.ndarray) and labels.ndim == self._n_axes + 1
+        if per_image and len(labels) != n:
             raise ValueError(
                 f"Expected one label map per image in `segmentation`. Received: "
                 f"{len(labels)} label maps for {n} images"
@@ -243,11 +285,20 @@ class SurrogateMethod(Attribution):
 
     def _check_options(self, image, shape):
         check_images_and_baseline(type(self).__name__, shape, self.baseline)
+        size = spatial_shape(shape)
+        self._n_axes = len(size)
         labels = self.segmentation
-        if isinstance(labels, np.ndarray) and labels.shape[-2:] != tuple(shape[:2]):
+        if isinstance(labels, np.ndarray) and (
+            labels.ndim not in (len(size), len(size) + 1) or labels.shape[-len(size) :] != size
+        ):
             raise ValueError(
-                f"Expected `segmentation` labels of shape {tuple(shape[:2])} (or one such map "
+                f"Expected `segmentation` labels of shape {size} (or one such map "
                 f"per image). Received: labels of shape {labels.shape}"
+            )
+        if isinstance(labels, str) and self._n_axes != 2 and labels == "quickshift":
+            raise ValueError(
+                "Expected segmentation='slic', a callable or labels for a signal or volume: "
+                f"quickshift segments 2-D images only. Received: samples of shape {shape}"
             )
 
     def _extra_inputs(self, image, shape):
@@ -258,15 +309,16 @@ class SurrogateMethod(Attribution):
         seg = self.segmentation
         if isinstance(seg, np.ndarray):
             # the last chunk is padded with copies of its last image
-            labels = seg if seg.ndim == 2 else seg[min(index, len(seg) - 1)]
+            labels = seg if seg.ndim == self._n_axes else seg[min(index, len(seg) - 1)]
             return _consecutive(labels)
         if isinstance(seg, str):
-            return superpixels(image, seg, **self.segmentation_options)
+            return superpixels(image, seg, self._n_axes, **self.segmentation_options)
         labels = np.asarray(seg(image))
-        if labels.shape != image.shape[:2] or not np.issubdtype(labels.dtype, np.integer):
+        size = image.shape[: self._n_axes]
+        if labels.shape != size or not np.issubdtype(labels.dtype, np.integer):
             raise ValueError(
                 f"Expected the `segmentation` callable to return integer labels of shape "
-                f"{image.shape[:2]}. Received: {labels.dtype} labels of shape {labels.shape}"
+                f"{size}. Received: {labels.dtype} labels of shape {labels.shape}"
             )
         return _consecutive(labels)
 
@@ -293,10 +345,11 @@ class SurrogateMethod(Attribution):
         bound, intro = self._bound, self._intro
         K = bound.n_outputs
         tap = intro.tap(bound.paths or [], compute_dtype=self.compute_dtype)
-        H, W = leaves[image].shape[1:3]
+        shape = leaves[image].shape[1:]
+        size, channels = spatial_shape(shape), has_channels(shape)
         signature = row_specs(leaves, bound)
         signature += [
-            tf.TensorSpec((None, H, W), tf.int32),
+            tf.TensorSpec((None, *size), tf.int32),
             tf.TensorSpec((None, None, None), tf.float32),
             tf.TensorSpec(extra[0].shape, tf.float32),
         ]
@@ -308,8 +361,9 @@ class SurrogateMethod(Attribution):
             params, labels, coalitions, baseline = args[n_leaves:]
             x = inputs[image]
             b, m = tf.shape(coalitions)[0], tf.shape(coalitions)[1]
-            # keep[i, r, h, w] = coalitions[i, r, labels[i, h, w]]
-            keep = tf.gather(coalitions, labels, axis=2, batch_dims=1)[..., None]
+            # keep[i, r, h, w] = coalitions[i, r, labels[i, h, w]] (any number of axes)
+            keep = tf.gather(coalitions, labels, axis=2, batch_dims=1)
+            keep = keep[..., None] if channels else keep
             # baseline + (x - baseline) keep: two full-size operations, not four
             away = tf.cast(x, tf.float32)[:, None] - baseline
             perturbed = baseline + away * keep
@@ -375,10 +429,11 @@ def _check_labels_or_method(segmentation, options):
     if callable(segmentation):
         return segmentation
     labels = np.asarray(segmentation)
-    if not np.issubdtype(labels.dtype, np.integer) or labels.ndim not in (2, 3):
+    if not np.issubdtype(labels.dtype, np.integer) or not 1 <= labels.ndim <= 4:
         raise ValueError(
             f"Expected `segmentation` to be one of {list(SEGMENTATIONS)}, a callable "
-            "image -> labels, or integer labels (H, W) or (n, H, W). Received: "
+            "image -> labels, or integer labels (H, W) or (n, H, W) ((L,), (D, H, W) for "
+            "signals and volumes, with or without the image axis). Received: "
             f"{type(segmentation).__name__} of dtype {labels.dtype} and shape {labels.shape}"
         )
     return labels

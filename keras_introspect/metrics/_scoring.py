@@ -45,10 +45,11 @@ class Scorer:
         check_model(model)
         self.intro = Introspector(model)
         specs = self.intro.input_specs
-        if specs is None or len(specs) != 1 or len(specs[0].shape) != 4:
+        if specs is None or len(specs) != 1 or len(specs[0].shape) < 2:
             raise ValueError(
-                f"{what} needs a model with one image input (batch, H, W, C). Received: "
-                f"inputs {None if specs is None else [s.shape for s in specs]}"
+                f"{what} needs a model with one image input (batch, H, W, C) (or one "
+                "signal (batch, L, C), vector (batch, L) or volume (batch, D, H, W, C) "
+                f"input). Received: inputs {None if specs is None else [s.shape for s in specs]}"
             )
         self.spec = specs[0]
         self.bound = BoundTarget(target, self.intro)
@@ -81,7 +82,8 @@ class Scorer:
         self._params = None
 
     def images(self, x) -> np.ndarray:
-        """`x` validated as one array `(n, H, W, C)` (one image without batch axis is accepted)."""
+        """`x` validated as one array `(n, H, W, C)` (or `(n, L)`, `(n, L, C)`,
+        `(n, D, H, W, C)`; one sample without batch axis is accepted)."""
         x = image_array(x, [self.spec])
         self.bound.check_n_samples(len(x))
         self._params = self.bound.params(0, len(x))

@@ -83,6 +83,13 @@ class CausalCurves(Tabular):
     random_curves: np.ndarray | None = None
     random_auc: np.ndarray | None = None
 
+    def plot(self, **options):
+        """The mean curve with its random maps' band (`plotting.plot_causal_curves`);
+        a Figure."""
+        from keras_introspect.plotting.quality import plot_causal_curves
+
+        return plot_causal_curves({"maps": [self]}, **options)
+
     @property
     def table(self) -> list:
         """One dict per image: its AUC (and that of its random map)."""
@@ -131,23 +138,48 @@ def area(curves: np.ndarray, fractions: np.ndarray) -> np.ndarray:
     return ((curves[:, 1:] + curves[:, :-1]) * 0.5 * widths).sum(axis=1)
 
 
+def spatial_axes(x: np.ndarray) -> tuple:
+    """The spatial shape of samples `x` `(n, ...)`: every axis but the batch and
+    channel axes; a flat vector `(n, L)` has no channel axis.
+
+    Example:
+        >>> spatial_axes(np.zeros((2, 8, 8, 3))), spatial_axes(np.zeros((2, 100)))
+        ((8, 8), (100,))
+    """
+    return tuple(x.shape[1:]) if x.ndim == 2 else tuple(x.shape[1:-1])
+
+
+def with_channels(mask: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """A per-position `mask` `(..., *spatial)` broadcastable against samples like `x`
+    (a trailing channel axis, except for flat vectors)."""
+    return mask if x.ndim == 2 else mask[..., None]
+
+
+def _map_shape_text(n: int, size: tuple) -> str:
+    names = {1: "L", 2: "H, W", 3: "D, H, W"}.get(len(size), "...")
+    return f"({n}, {names})"
+
+
 def check_maps(maps, x: np.ndarray, sum_channels: bool = False) -> np.ndarray:
     """`maps` as float64 `(n, H, W)`, resized (bilinear) to the image size if needed.
 
     Maps `(n, H, W, 1)` lose their channel axis; maps `(n, H, W, C)` with the
     images' channels are summed over them with `sum_channels` (a pixel's
-    channels are removed together), and refused without.
+    channels are removed together), and refused without. Signals, vectors
+    and volumes: maps `(n, L)` and `(n, D, H, W)` (linear resizing).
     """
     maps = as_array(maps, "maps")
-    n, size, c = len(x), x.shape[1:3], x.shape[-1]
-    if maps.ndim == 2 and n == 1:
+    n, size, c = len(x), spatial_axes(x), x.shape[-1]
+    k = len(size)
+    if maps.ndim == k and n == 1:
         maps = maps[None]  # one map without batch axis
-    if maps.ndim == 4 and maps.shape[-1] == 1:
+    if x.ndim > 2 and maps.ndim == k + 2 and maps.shape[-1] == 1:
         maps = maps[..., 0]
-    elif maps.ndim == 4 and sum_channels and maps.shape[-1] == c:
+    elif x.ndim > 2 and maps.ndim == k + 2 and sum_channels and maps.shape[-1] == c:
         maps = maps.sum(axis=-1)
-    if maps.ndim != 3 or len(maps) != n or maps.dtype.kind not in "biuf":
-        shapes = f"({n}, H, W)" + (f" or ({n}, H, W, {c})" if sum_channels else "")
+    if maps.ndim != k + 1 or len(maps) != n or maps.dtype.kind not in "biuf":
+        text = _map_shape_text(n, size)
+        shapes = text + (f" or {text[:-1]}, {c})" if sum_channels and x.ndim > 2 else "")
         raise ValueError(
             f"Expected one map per image, shape {shapes}, of real numbers. Received: maps "
             f"with shape {maps.shape} and dtype {maps.dtype} for images of shape {x.shape}"
@@ -163,22 +195,26 @@ def check_maps(maps, x: np.ndarray, sum_channels: bool = False) -> np.ndarray:
 
 
 def baseline_images(baseline, x: np.ndarray) -> np.ndarray:
-    """The images the deleted pixels take (and insertion starts from), `(n, H, W, C)`."""
+    """The images the deleted pixels take (and insertion starts from), `(n, H, W, C)`
+    (the shape of `x`: also signals, vectors and volumes)."""
+    size = spatial_axes(x)
+    axes = tuple(range(1, 1 + len(size)))
     if isinstance(baseline, str):
         if baseline == "blur":
             from scipy.ndimage import gaussian_filter
 
             # Petsiuk et al.: sigma 5 at 224 pixels; at least a pixel for small images
-            sigma = max(1.0, max(x.shape[1:3]) / 45.0)
-            return gaussian_filter(x.astype(np.float64), sigma=(0, sigma, sigma, 0))
+            sigma = max(1.0, max(size) / 45.0)
+            sigmas = (0,) + (sigma,) * len(size) + ((0,) if x.ndim > 2 else ())
+            return gaussian_filter(x.astype(np.float64), sigma=sigmas)
         if baseline == "mean":
-            return np.broadcast_to(x.mean(axis=(1, 2), keepdims=True), x.shape)
+            return np.broadcast_to(x.mean(axis=axes, keepdims=True), x.shape)
         raise ValueError(
             "Expected `baseline` to be a number, an array, 'blur' or 'mean'. Received: "
             f"baseline={baseline!r}"
         )
     values = np.asarray(check_baseline(baseline), np.float64)  # as IG and Occlusion read it
-    if values.ndim == 2 and values.shape == x.shape[1:3]:
+    if x.ndim > 2 and values.shape == size:
         values = values[..., None]
     for shape in ((), x.shape[1:], x.shape):
         if values.shape == shape:
@@ -207,14 +243,14 @@ def pixel_ranks(maps: np.ndarray, ties="index", seed: int = 0, most_first=True) 
 
 def _curve_scores(kind, scorer, x, base, ranks, counts, batch_size, progbar) -> np.ndarray:
     """Raw scores `(n, steps + 1)`, built and scored `batch_size` rows at a time."""
-    n, (h, w) = len(x), x.shape[1:3]
+    n, size = len(x), spatial_axes(x)
     image_ids = np.repeat(np.arange(n), len(counts))
     step_ids = np.tile(np.arange(len(counts)), n)
     scores = np.empty(len(image_ids), np.float64)
     for first in range(0, len(image_ids), batch_size):
         ids = image_ids[first : first + batch_size]
         hidden = ranks[ids] < counts[step_ids[first : first + batch_size], None]
-        hidden = hidden.reshape(len(ids), h, w, 1)
+        hidden = with_channels(hidden.reshape(len(ids), *size), x)
         # deletion: the top pixels take the baseline; insertion: only they show the image
         shown, other = (base, x) if kind == "deletion" else (x, base)
         rows = np.where(hidden, shown[ids], other[ids])
@@ -261,7 +297,7 @@ def _causal(
     x = scorer.images(x)
     maps = check_maps(maps, x)
     base = baseline_images(baseline, x)
-    n_pixels = x.shape[1] * x.shape[2]
+    n_pixels = int(np.prod(spatial_axes(x)))
     counts = np.round(np.linspace(0, n_pixels, steps + 1)).astype(np.int64)
     fractions = counts / n_pixels
     # the ties use a second stream of the seed: the random maps below keep theirs
@@ -291,7 +327,10 @@ def _causal(
 _ARGS_DOC = """
     Args:
         model: a single-input Keras 3 model.
-        x: images `(n, H, W, C)` (one image without batch axis is accepted).
+        x: images `(n, H, W, C)` (one image without batch axis is accepted);
+            also signals `(n, L, C)`, vectors `(n, L)` and volumes
+            `(n, D, H, W, C)`, whose positions are deleted in the order of
+            their maps `(n, L)` or `(n, D, H, W)`.
         maps: one map per image `(n, H, W)` (or `(n, H, W, 1)`), e.g. from
             `Saliency.explain`; maps of another size are resized bilinearly.
         target: what is scored: a `keras_introspect.targets` object (one

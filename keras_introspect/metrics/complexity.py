@@ -43,6 +43,10 @@ def map_array(maps, name: str = "maps") -> np.ndarray:
 
     The one check of maps given to the map-only metrics (complexity and
     localisation) and of the maps a method returns in the stability metrics.
+    Volumes' maps `(n, D, H, W)` pass as they are (the localisation metrics
+    read them with masks of the same shape); signals' maps `(n, L)` need a
+    trailing axis, `(n, L, 1)` (a 2-D array reads as one image's map, which
+    is refused).
     """
     maps = as_array(maps, name)
     if maps.ndim not in (3, 4) or 0 in maps.shape:

@@ -47,7 +47,13 @@ from keras_introspect._validation import (
     check_verbose,
 )
 from keras_introspect.metrics._scoring import Scorer
-from keras_introspect.metrics.causal import area, baseline_images, check_maps
+from keras_introspect.metrics.causal import (
+    area,
+    baseline_images,
+    check_maps,
+    spatial_axes,
+    with_channels,
+)
 from keras_introspect.metrics.complexity import PerImage, warn_undefined
 
 CORRELATIONS = ("pearson", "spearman")
@@ -141,7 +147,7 @@ def _scores(scorer, x, base, image_ids, hidden, batch_size, verbose) -> np.ndarr
     for first in range(0, n_rows, batch_size):
         rows = slice(first, first + batch_size)
         ids = image_ids[rows]
-        perturbed = np.where(hidden(rows)[..., None], base[ids], x[ids])
+        perturbed = np.where(with_channels(hidden(rows), x), base[ids], x[ids])
         scores[rows] = scorer(perturbed, ids)
         progbar.add(1)
     return scores
@@ -192,12 +198,28 @@ def grid_cells(height: int, width: int, grid_size: int) -> np.ndarray:
         [[0, 0, 1, 1], [0, 0, 1, 1], [2, 2, 3, 3], [2, 2, 3, 3]]
     """
 
-    def index(size):
-        scale = np.float32(grid_size) / np.float32(size)
-        centres = (np.arange(size, dtype=np.float32) + np.float32(0.5)) * scale
+    return grid_cell_labels((height, width), grid_size)
+
+
+def grid_cell_labels(size, grid_size: int) -> np.ndarray:
+    """int `size`: the cell (row-major over `grid_size` cells per axis) of each
+    position, on 1 to 3 axes, as `grid_cells` does on two.
+
+    Example:
+        >>> from keras_introspect.metrics.faithfulness import grid_cell_labels
+        >>> grid_cell_labels((6,), 3).tolist()
+        [0, 0, 1, 1, 2, 2]
+    """
+
+    def index(length):
+        scale = np.float32(grid_size) / np.float32(length)
+        centres = (np.arange(length, dtype=np.float32) + np.float32(0.5)) * scale
         return np.minimum(np.floor(centres).astype(np.int64), grid_size - 1)
 
-    return index(height)[:, None] * grid_size + index(width)[None, :]
+    labels = np.zeros((), np.int64)
+    for length in size:
+        labels = labels[..., None] * grid_size + index(length)
+    return labels
 
 
 def _correlation_result(
@@ -226,7 +248,9 @@ def _correlation_result(
 
 _COMMON_ARGS = """
         model: a single-input Keras 3 model.
-        x: images `(n, H, W, C)` (one image without batch axis is accepted).
+        x: images `(n, H, W, C)` (one image without batch axis is accepted);
+            also signals `(n, L, C)`, vectors `(n, L)`, volumes `(n, D, H, W, C)`
+            with maps `(n, L)` and `(n, D, H, W)`.
         maps: one map per image `(n, H, W)`, `(n, H, W, 1)` or `(n, H, W, C)`
             (channels are summed), signed as the method returns it; maps of
             another size are resized bilinearly.
@@ -307,9 +331,10 @@ def faithfulness_correlation(
     scorer, x, maps, base, batch_size, verbose = _setup(
         model, x, maps, target, baseline, batch_size, verbose, what
     )
-    h, w = x.shape[1:3]
-    k = _subset_count(subset_size, "subset_size", h * w, "pixels of the image")
-    subsets = _draw(np.random.default_rng(seed), n_samples, h * w, k).reshape(n_samples, h, w)
+    size = spatial_axes(x)
+    total = int(np.prod(size))
+    k = _subset_count(subset_size, "subset_size", total, "pixels of the image")
+    subsets = _draw(np.random.default_rng(seed), n_samples, total, k).reshape(n_samples, *size)
     params = {"subset_size": k, "n_samples": n_samples, "correlation": correlation, "seed": seed}
     return _correlation_result(
         "faithfulness correlation",
@@ -399,15 +424,17 @@ def mu_fidelity(
     scorer, x, maps, base, batch_size, verbose = _setup(
         model, x, maps, target, baseline, batch_size, verbose, "mu_fidelity"
     )
-    h, w = x.shape[1:3]
-    if grid_size > min(h, w):
+    size = spatial_axes(x)
+    if grid_size > min(size):
+        names = "min(H, W)" if len(size) == 2 else "the shortest axis"
         raise ValueError(
-            f"Expected `grid_size` <= min(H, W) = {min(h, w)} (every cell holds a pixel). "
+            f"Expected `grid_size` <= {names} = {min(size)} (every cell holds a pixel). "
             f"Received: grid_size={grid_size!r} for images of shape {x.shape}"
         )
-    k = _subset_count(fraction, "subset_percent", grid_size**2, "cells of the grid")
-    cells = _draw(np.random.default_rng(seed), n_samples, grid_size**2, k)
-    subsets = cells[:, grid_cells(h, w, grid_size)]  # (n_samples, H, W)
+    n_cells = grid_size ** len(size)
+    k = _subset_count(fraction, "subset_percent", n_cells, "cells of the grid")
+    cells = _draw(np.random.default_rng(seed), n_samples, n_cells, k)
+    subsets = cells[:, grid_cell_labels(size, grid_size)]  # (n_samples, *size)
     params = {
         "grid_size": int(grid_size),
         "subset_cells": k,
@@ -443,13 +470,14 @@ def _subset_count(size, name: str, total: int, what: str) -> int:
 
 
 def _segment_labels(segmentation, options, x: np.ndarray) -> np.ndarray:
-    """int32 `(n, H, W)` labels 0..M_i-1 per image, from a method name, a callable or labels."""
-    n, shape = len(x), x.shape[1:3]
+    """int32 `(n, H, W)` labels 0..M_i-1 per image, from a method name, a callable or labels
+    (`(n, L)` and `(n, D, H, W)` for signals and volumes)."""
+    n, shape = len(x), spatial_axes(x)
     if isinstance(segmentation, str):
         # here, not at import: the attribution package brings TensorFlow with it
         from keras_introspect.attribution.surrogate import superpixels
 
-        return np.stack([superpixels(image, segmentation, **options) for image in x])
+        return np.stack([superpixels(image, segmentation, len(shape), **options) for image in x])
     if options:
         raise ValueError(
             f"`segmentation_options` are for a segmentation method name. Received: "
@@ -466,7 +494,7 @@ def _segment_labels(segmentation, options, x: np.ndarray) -> np.ndarray:
                 )
     else:
         labels = as_array(segmentation, "segmentation")
-        if labels.ndim == 2:
+        if labels.ndim == len(shape):
             labels = np.broadcast_to(labels, (n, *labels.shape))
         if labels.shape != (n, *shape) or not np.issubdtype(labels.dtype, np.integer):
             raise ValueError(
@@ -581,7 +609,7 @@ def irof(
         x,
         base,
         image_ids,
-        lambda rows: ranks[image_ids[rows]] < steps[rows, None, None],
+        lambda rows: ranks[image_ids[rows]] < steps[rows].reshape(-1, *[1] * (ranks.ndim - 1)),
         batch_size,
         verbose,
     )

@@ -60,12 +60,23 @@ class LocalisationResult(PerImage):
 
 
 def _check(maps, masks) -> tuple:
-    """`(maps (n, H, W, C) float64, masks (n, H, W, 1) bool)`, validated together."""
+    """`(maps (n, H, W, C) float64, masks (n, H, W, 1) bool)`, validated together.
+
+    Masks have the maps' shape (maps without channels: `(n, H, W)`, also
+    `(n, L)` and `(n, D, H, W)`) or the maps' shape without the last axis
+    (maps with channels).
+    """
     maps = map_array(maps)
     masks = as_array(masks, "masks")
-    if masks.ndim == 4 and masks.shape[-1] == 1:
+    if masks.ndim >= 2 and masks.shape[-1] == 1 and masks.shape[:-1] == maps.shape[:-1]:
         masks = masks[..., 0]
-    if masks.shape != maps.shape[:3]:
+    if masks.ndim >= 2 and masks.shape[-1] == 1 and masks.shape[:-1] == maps.shape:
+        masks = masks[..., 0]
+    if masks.shape == maps.shape:
+        channels = False
+    elif maps.ndim >= 3 and masks.shape == maps.shape[:-1]:
+        channels = True
+    else:
         raise ValueError(
             f"Expected one mask per map, shape {maps.shape[:3]} (n, H, W). Received: masks "
             f"with shape {masks.shape} for maps of shape {maps.shape}"
@@ -88,7 +99,7 @@ def _check(maps, masks) -> tuple:
             "Expected every mask to mark at least one pixel. Received: empty masks for "
             f"image(s) {np.flatnonzero(empty)[:10].tolist()}"
         )
-    if maps.ndim == 3:
+    if not channels:
         maps = maps[..., None]
     return maps, masks[..., None]
 

@@ -53,12 +53,14 @@ from keras_introspect._validation import (
     check_verbose,
 )
 from keras_introspect.metrics._scoring import Scorer
-from keras_introspect.metrics.causal import TIES, check_maps, pixel_ranks
+from keras_introspect.metrics.causal import TIES, check_maps, pixel_ranks, spatial_axes
 from keras_introspect.metrics.complexity import PerImage
 
 ORDERS = ("morf", "lerf")
 PERCENTAGES = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
-# (row offset, column offset), weight: the authors' `neighbors_weights`
+# (row offset, column offset), weight: the authors' `neighbors_weights`; other
+# ranks follow the same rule (`neighbours`): weight inversely proportional to
+# the number of axes a neighbour is shifted along
 NEIGHBOURS = (
     ((-1, -1), 1 / 12),
     ((-1, 0), 1 / 6),
@@ -69,6 +71,30 @@ NEIGHBOURS = (
     ((1, 0), 1 / 6),
     ((1, 1), 1 / 12),
 )
+
+
+def neighbours(n_axes: int) -> tuple:
+    """`((offset, ...), weight)` of every neighbour of a position on `n_axes` axes.
+
+    The authors' 2-D weights (1/6 direct, 1/12 diagonal) are `1 / k` for a
+    neighbour shifted along `k` axes, normalised to sum 1; the same rule
+    gives 1/2 each in 1-D and 3/44 (faces), 3/88 (edges), 1/44 (corners) in 3-D.
+
+    Example:
+        >>> [w for _, w in neighbours(1)]
+        [0.5, 0.5]
+        >>> neighbours(2) == tuple((o, w) for o, w in NEIGHBOURS)
+        True
+    """
+    import itertools
+
+    offsets = [o for o in itertools.product((-1, 0, 1), repeat=n_axes) if any(o)]
+    raw = [1.0 / sum(v != 0 for v in o) for o in offsets]
+    total = sum(raw)
+    weights = [r / total for r in raw]
+    if n_axes == 2:  # the authors' constants, exactly
+        weights = [1 / 6 if r == 1.0 else 1 / 12 for r in raw]
+    return tuple(zip(offsets, weights, strict=True))
 
 
 @dataclass(repr=False)
@@ -108,21 +134,25 @@ class ROADResult(PerImage):
         ]
 
 
-def impute(image, mask, noise: float = 0.01, seed=0) -> np.ndarray:
+def impute(image, mask, noise: float = 0.01, seed=0, n_axes: int = 2) -> np.ndarray:
     """The image with the pixels of `mask` filled by noisy linear imputation.
 
     Each removed pixel becomes the weighted mean of its 8 neighbours inside
     the image (weights 1/6 direct, 1/12 diagonal, renormalised at the border),
     removed neighbours being unknowns of one sparse linear system, solved per
     channel; then Gaussian noise of standard deviation `noise` is added to
-    the imputed values (see the module docstring).
+    the imputed values (see the module docstring). Signals (`n_axes=1`: 2
+    neighbours) and volumes (`n_axes=3`: 26 neighbours) take the same rule
+    (`neighbours`).
 
     Args:
-        image: `(H, W, C)` or `(H, W)` real values.
-        mask: bool `(H, W)`, True where a pixel (all its channels) is removed.
-            At least one pixel must be kept.
+        image: `(H, W, C)` or `(H, W)` real values (`(L, C)`, `(L,)`,
+            `(D, H, W, C)` or `(D, H, W)` with `n_axes`).
+        mask: bool `(H, W)` (the first `n_axes` axes of `image`), True where a
+            pixel (all its channels) is removed. At least one must be kept.
         noise: standard deviation of the noise (>= 0; 0: the exact solution).
         seed: an integer seed or a `numpy.random.Generator` for the noise.
+        n_axes: the spatial axes of `image` (1, 2 or 3).
 
     Returns:
         float64 array of the shape of `image`; the kept pixels unchanged.
@@ -140,36 +170,42 @@ def impute(image, mask, noise: float = 0.01, seed=0) -> np.ndarray:
 
     image = np.asarray(image)
     mask = np.asarray(mask)
-    if image.ndim not in (2, 3) or image.dtype.kind not in "biuf" or 0 in image.shape:
+    if n_axes not in (1, 2, 3):
+        raise ValueError(f"Expected `n_axes` in (1, 2, 3). Received: n_axes={n_axes!r}")
+    if image.ndim not in (n_axes, n_axes + 1) or image.dtype.kind not in "biuf" or 0 in image.shape:
+        names = {1: "L", 2: "H, W", 3: "D, H, W"}[n_axes]
         raise ValueError(
-            "Expected `image` of shape (H, W, C) or (H, W) with real values. Received: "
+            f"Expected `image` of shape ({names}, C) or ({names}) with real values. Received: "
             f"image with shape {image.shape} and dtype {image.dtype}"
         )
-    if mask.dtype != bool or mask.shape != image.shape[:2]:
+    size = image.shape[:n_axes]
+    if mask.dtype != bool or mask.shape != size:
         raise ValueError(
-            f"Expected `mask` a bool array of shape {image.shape[:2]}. Received: mask with "
+            f"Expected `mask` a bool array of shape {size}. Received: mask with "
             f"shape {mask.shape} and dtype {mask.dtype}"
         )
     noise = check_number(noise, "noise", minimum=0)
-    h, w = mask.shape
-    out = image.astype(np.float64).reshape(h * w, -1)  # a copy
+    total = int(np.prod(size))
+    out = image.astype(np.float64).reshape(total, -1)  # a copy
     removed = np.flatnonzero(mask)
     m = len(removed)
     if m == 0:
         return out.reshape(image.shape)
-    if m == h * w:
+    if m == total:
         raise ValueError("`mask` removes every pixel: nothing is left to impute from")
     flat_mask = mask.ravel()
-    unknown_id = np.full(h * w, -1, np.int64)
+    unknown_id = np.full(total, -1, np.int64)
     unknown_id[removed] = np.arange(m)
-    r, c = np.divmod(removed, w)
+    where = np.unravel_index(removed, size)
     diagonal = np.zeros(m)
     b = np.zeros((m, out.shape[1]))
     rows, cols, vals = [np.arange(m)], [np.arange(m)], []
-    for (dr, dc), weight in NEIGHBOURS:
-        rr, cc = r + dr, c + dc
-        inside = (rr >= 0) & (rr < h) & (cc >= 0) & (cc < w)
-        j = np.where(inside, rr * w + cc, 0)
+    for offset, weight in neighbours(n_axes):
+        moved = [p + o for p, o in zip(where, offset, strict=True)]
+        inside = np.logical_and.reduce(
+            [(p >= 0) & (p < n) for p, n in zip(moved, size, strict=True)]
+        )
+        j = np.ravel_multi_index([np.where(inside, p, 0) for p in moved], size)
         diagonal[inside] += weight
         is_unknown = inside & flat_mask[j]
         is_known = inside & ~is_unknown
@@ -229,7 +265,10 @@ def road(
 
     Args:
         model: a single-input Keras 3 model.
-        x: images `(n, H, W, C)` (one image without batch axis is accepted).
+        x: images `(n, H, W, C)` (one image without batch axis is accepted);
+            also signals `(n, L, C)`, vectors `(n, L)` and volumes
+            `(n, D, H, W, C)` (maps `(n, L)`, `(n, D, H, W)`; imputed from 2
+            or 26 neighbours, see `impute`).
         maps: one map per image `(n, H, W)` (or `(n, H, W, 1)`); maps of
             another size are resized bilinearly.
         target: what is scored: a `keras_introspect.targets` object (one
@@ -263,15 +302,16 @@ def road(
     batch_size = scorer.halver.size
     x = scorer.images(x)
     maps = check_maps(maps, x)
-    n, (h, w) = len(x), x.shape[1:3]
-    counts = np.round(percentages * h * w).astype(np.int64)
-    if counts.max() >= h * w:
+    n, size = len(x), spatial_axes(x)
+    total = int(np.prod(size))
+    counts = np.round(percentages * total).astype(np.int64)
+    if counts.max() >= total:
         raise ValueError(
-            f"Expected `percentages` that keep at least one of the {h * w} pixels. Received: "
+            f"Expected `percentages` that keep at least one of the {total} pixels. Received: "
             f"percentages={percentages.tolist()!r} (remove {counts.max()} pixels)"
         )
     # the same tie-breaking stream as deletion
-    ranks = pixel_ranks(maps, ties, seed, most_first=order == "morf").reshape(n, h, w)
+    ranks = pixel_ranks(maps, ties, seed, most_first=order == "morf").reshape(n, *size)
     x64 = x.astype(np.float64)
     image_ids = np.repeat(np.arange(n), len(counts))
     step_ids = np.tile(np.arange(len(counts)), n)
@@ -286,7 +326,13 @@ def road(
     for first in range(0, len(image_ids), batch_size):
         ids = image_ids[first : first + batch_size]
         rows = [
-            impute(x64[i], ranks[i] < counts[k], noise, np.random.default_rng([seed, 2, i, k]))
+            impute(
+                x64[i],
+                ranks[i] < counts[k],
+                noise,
+                np.random.default_rng([seed, 2, i, k]),
+                len(size),
+            )
             for i, k in zip(
                 ids.tolist(), step_ids[first : first + batch_size].tolist(), strict=True
             )

@@ -35,8 +35,9 @@ def spearman(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def _unit(maps: np.ndarray) -> np.ndarray:
-    low = maps.min(axis=(1, 2), keepdims=True)
-    span = maps.max(axis=(1, 2), keepdims=True) - low
+    axes = tuple(range(1, maps.ndim))
+    low = maps.min(axis=axes, keepdims=True)
+    span = maps.max(axis=axes, keepdims=True) - low
     return np.divide(maps - low, span, out=np.zeros_like(maps), where=span > 0)
 
 
@@ -44,12 +45,15 @@ def ssim(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """SSIM of each pair of maps `(n, H, W)`, each rescaled to [0, 1] first.
 
     The window is 7 pixels, or the largest odd size that fits smaller maps.
+    Signals `(n, L)` and volumes `(n, D, H, W)` use a window of that size
+    along each of their axes (scikit-image's N-d SSIM).
     """
     from skimage.metrics import structural_similarity
 
-    if a.ndim != 3:
+    if not 2 <= a.ndim <= 4:
         raise ValueError(
-            f"Expected 2-D maps (n, H, W) for SSIM. Received: maps with shape {a.shape}"
+            f"Expected 2-D maps (n, H, W) for SSIM (or (n, L), (n, D, H, W)). Received: maps "
+            f"with shape {a.shape}"
         )
     side = min(a.shape[1:])
     if side < 3:

@@ -10,9 +10,9 @@ image):
 
 - `max_sensitivity` / `avg_sensitivity` (Yeh et al. 2019): the max / mean
   over the samples of `||Phi(x') - Phi(x)|| / ||Phi(x)||`
-  (`normalize="map"`, Captum's `sensitivity_max`); `normalize="input"`
-  divides by `||x||` instead (Quantus' `MaxSensitivity` and
-  `AvgSensitivity`), `normalize=None` by nothing (the definition of Yeh et
+  (`normalize="map"`, Captum's `sensitivity_max` and Quantus 0.6's
+  `MaxSensitivity` and `AvgSensitivity`); `normalize="input"` divides by
+  `||x||` instead, `normalize=None` by nothing (the definition of Yeh et
   al.).
 - `local_lipschitz` (Alvarez-Melis & Jaakkola 2018): the max over the
   samples of `||Phi(x) - Phi(x')|| / ||x - x'||`.
@@ -105,7 +105,12 @@ def tiled(target, n: int, reps: int):
             )
         if reps == 1:
             return target
-        return targets.Class(target.index * reps, logits=target.logits, output=target.output)
+        if target.region_kind == "positions":
+            raise ValueError(
+                f"Expected one region for every image when the images are perturbed. "
+                f"Received: a region per image in {target!r}"
+            )
+        return target.replace(index=target.index * reps)
     if reps == 1 or isinstance(target, targets.Class):
         return target
     if isinstance(target, targets.Sum):
@@ -150,10 +155,11 @@ def _images(model, x) -> np.ndarray:
     from keras_introspect.model.introspector import Introspector
 
     specs = Introspector(model).input_specs
-    if specs is None or len(specs) != 1 or len(specs[0].shape) != 4:
+    if specs is None or len(specs) != 1 or not 2 <= len(specs[0].shape) <= 5:
         raise ValueError(
-            "Stability metrics need a model with one image input (batch, H, W, C). Received: "
-            f"inputs {None if specs is None else [s.shape for s in specs]}"
+            "Stability metrics need a model with one image input (batch, H, W, C) (or one "
+            "signal (batch, L, C), vector (batch, L) or volume (batch, D, H, W, C) input). "
+            f"Received: inputs {None if specs is None else [s.shape for s in specs]}"
         )
     x = image_array(x, specs)
     return x if np.issubdtype(x.dtype, np.floating) else x.astype(np.float32)
@@ -285,8 +291,8 @@ _ARGS = """
 """
 
 _NORMALIZE = """
-        normalize: ``"map"`` divides by `||Phi(x)||` (Captum), ``"input"``
-            by `||x||` (Quantus), `None` by nothing (Yeh et al.)."""
+        normalize: ``"map"`` divides by `||Phi(x)||` (Captum, Quantus 0.6),
+            ``"input"`` by `||x||`, `None` by nothing (Yeh et al.)."""
 
 _RAISES = """
     Raises:

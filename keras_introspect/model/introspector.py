@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import html
 import threading
 import weakref
 from dataclasses import dataclass
@@ -483,12 +484,13 @@ class Introspector:
                 inputs_of.setdefault(id(info.input_of[0]), []).append(info)
         return inputs_of
 
-    def _traced_results(self) -> tuple:
-        """Shapes, fields and call counts recorded while one forward pass is traced."""
+    def _traced_results(self, specs=None) -> tuple:
+        """Shapes, fields and call counts recorded while one forward pass is traced
+        (for `specs`, default the model's input specs)."""
         inputs_of = self._inputs_of()
         import tensorflow as tf
 
-        specs = self.input_specs
+        specs = specs or self.input_specs
         by_layer = {id(info.layer): info for info in self._entries}
         results = {info.path: {"calls": 0} for info in self._entries}
         fields = {}
@@ -543,11 +545,7 @@ class Introspector:
 
         def forward(*inputs):
             for i, tensor in enumerate(inputs):
-                fields[tensor.ref()] = (
-                    rf.input_field(tensor.shape.rank - 2, i)
-                    if tensor.shape.rank >= 3
-                    else rf.Undefined(f"input {i} has no spatial axes")
-                )
+                fields[tensor.ref()] = rf.model_input_field(tuple(tensor.shape), i)
             for info in self._entries:
                 if info.input_of is not None and info.input_of[0] is self.model:
                     tensor = inputs[info.input_of[1]]
@@ -642,12 +640,7 @@ class Introspector:
             return None
         top = []
         for i, tensor in enumerate(graph.inputs):
-            rank = len(tensor.shape)
-            top.append(
-                rf.input_field(rank - 2, i)
-                if rank >= 3
-                else rf.Undefined(f"input {i} has no spatial axes")
-            )
+            top.append(rf.model_input_field(shape(tensor), i))
         for info in inputs_of.get(id(self.model), ()):
             tensor = graph.inputs[info.input_of[1]]
             results[info.path].update(calls=1, shape=shape(tensor), field=top[info.input_of[1]])
@@ -705,6 +698,25 @@ class Introspector:
             )
         return rows
 
+    def _repr_html_(self) -> str:
+        """The layer table in a notebook: path (indented by nesting), type, output
+        shape, weights and receptive field, escaped."""
+        from keras_introspect._repr import html_table
+
+        rows = [
+            {
+                "#": row["index"],
+                "path": row["path"],
+                "type": row["type"],
+                "output shape": row["output_shape"],
+                "params": f"{row['params']:,}",
+                "receptive field": row["receptive_field"],
+            }
+            for row in self.summary_rows()
+        ]
+        title = html.escape(f"Introspector of {self.model.name!r}: {len(rows)} layers")
+        return f"<div class='ki-result'><p><b>{title}</b></p>{html_table(rows, len(rows))}</div>"
+
     def summary(self, print_fn=None) -> None:
         """Print the layer table: path, type, output shape, weights, receptive field."""
         print_fn = print_fn or print
@@ -736,24 +748,71 @@ class Introspector:
             print_fn(line(row))
 
     # ------------------------------------------------------- fields, models
-    def receptive_field(self, selector, strict: bool = False):
+    def receptive_field(self, selector, strict: bool = False, input_size=None):
         """Receptive field of a layer's units in input pixels.
 
         Args:
             selector: one layer.
             strict: raise `ValueError` with the reason instead of returning None.
+            input_size: for a model of free input size (`Input((None, None, 3))`),
+                the spatial size of the input, e.g. `(H, W)`, `(L,)` or
+                `(D, H, W)` (a list of them for several inputs): fields that
+                depend on it ('same' padding with strides) are computed for
+                that size, once per size. Checked against a fixed size.
 
         Returns:
-            `ReceptiveField(size, stride, offset)`, or `None` where undefined
-            (after Flatten/Dense, global pooling, resizing); the reason is in
+            `ReceptiveField(size, stride, offset)` (one value per spatial axis of
+            the layer: `(l,)` for signals and flat vectors, `(h, w)`,
+            `(d, h, w)`), or `None` where undefined (after Flatten/Dense, global
+            pooling, resizing); the reason is in
             `layer(selector).receptive_field_reason`.
         """
         info = self.layer(selector)
-        if info.receptive_field is None and strict:
+        field, reason = info.receptive_field, info.receptive_field_reason
+        if input_size is not None:
+            result = self._fields_at(input_size)[info.path]
+            found = result.get("field")
+            field = found if isinstance(found, rf.ReceptiveField) else None
+            if field is None:
+                reason = found.reason if isinstance(found, rf.Undefined) else reason
+        if field is None and strict:
+            raise ValueError(f"Layer {info.path!r} has no receptive field: {reason}")
+        return field
+
+    def _fields_at(self, input_size) -> dict:
+        """`{path: {"field": ...}}` for inputs of spatial size `input_size`; one
+        trace per size, kept in the session (without a free axis: the table's)."""
+        specs = self.input_specs
+        sizes = input_size
+        if not (isinstance(sizes, list) and sizes and isinstance(sizes[0], (list, tuple))):
+            sizes = [sizes]
+        if specs is None or len(sizes) != len(specs):
             raise ValueError(
-                f"Layer {info.path!r} has no receptive field: {info.receptive_field_reason}"
+                f"Expected `input_size` for each of the model's {len(specs or [])} input(s). "
+                f"Received: input_size={input_size!r}"
             )
-        return info.receptive_field
+        concrete = []
+        for size, spec in zip(sizes, specs, strict=True):
+            inner = list(spec.shape[1:])
+            size = (size,) if isinstance(size, int) else tuple(size)
+            n = len(inner) - 1 if len(inner) >= 2 else len(inner)
+            if len(size) != n or any(not isinstance(v, (int, np.integer)) or v < 1 for v in size):
+                raise ValueError(
+                    f"Expected `input_size` with {n} positive int(s), the spatial size of an "
+                    f"input of shape {spec.shape}. Received: input_size={input_size!r}"
+                )
+            for axis, value in enumerate(size):
+                if inner[axis] is not None and inner[axis] != value:
+                    raise ValueError(
+                        f"Expected `input_size` to match the model's fixed input size "
+                        f"{tuple(inner[:n])}. Received: input_size={input_size!r}"
+                    )
+                inner[axis] = int(value)
+            concrete.append(InputSpec((None, *inner), spec.dtype))
+        if all(c.shape == s.shape for c, s in zip(concrete, specs, strict=True)):
+            return {info.path: {"field": info.receptive_field} for info in self._analyse()}
+        key = ("receptive fields", tuple(c.shape for c in concrete))
+        return self.cached(key, lambda: self._traced_results(concrete)[1])
 
     def tap(
         self, layers, backward: str | None = None, compute_dtype=None, truncate: bool = False
@@ -838,12 +897,22 @@ class Introspector:
         fn = None
         halver = Halver(batch_size, "Introspector.activations")
         for step, batch in enumerate(batches):
+            shapes = [a.shape[1:] for a in tf.nest.flatten(batch)]
             if fn is None:
                 signature = tf.nest.map_structure(
                     lambda a: tf.TensorSpec((None, *a.shape[1:]), tf.as_dtype(a.dtype)),
                     batch,
                 )
                 fn = self._compiled_fn(infos, pooling, signature)
+                first_shapes = shapes
+            elif shapes != first_shapes:
+                raise ValueError(
+                    "Expected every batch of `x` to hold samples of one shape: activations "
+                    "are stacked into one array. Received: samples of shape "
+                    f"{shapes[0] if len(shapes) == 1 else shapes} after "
+                    f"{first_shapes[0] if len(first_shapes) == 1 else first_shapes}; call "
+                    "activations once per input size"
+                )
             values = concat_pieces(
                 halver.map(lambda piece, fn=fn: [np.asarray(v) for v in fn(piece)], batch)
             )

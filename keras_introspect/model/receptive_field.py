@@ -14,6 +14,13 @@ stride `s` and `p` pixels of padding before the first position::
 input pixels `offset + i * stride ... offset + i * stride + size - 1`.
 Layers that mix every position (Flatten, Dense on vectors, global pooling,
 resizing) have no field; `Undefined` carries the reason.
+
+Nearest-neighbour upsampling by `u` repeats each unit `u` times, so unit `i`
+sees what unit `i // u` saw: the field is then periodic, not affine. Each
+axis is kept as a period `P`, a jump `S` per period and the bounds of the `P`
+units of one period (`phases`); every rule above maps such an axis to
+another (`P = 1` is the recurrence itself), so fields stay exact through
+decoders.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
+from fractions import Fraction
 
 from keras_introspect.model import _kinds as kinds
 
@@ -46,6 +54,16 @@ class ReceptiveField:
             the whole input (a squeeze-and-excitation gate: a product with a
             globally pooled branch). The field is then the *local* field of
             the spatial path; that layer's gate adds context from everywhere.
+        phases: `None`, or after nearest-neighbour upsampling, per axis `None`
+            or the `(start, stop)` of the units `0 .. P-1` of one period (unit
+            `i + P` sees the field of unit `i` moved by `P * stride`). Then
+            `size` is the largest extent, `stride` the mean distance (an int
+            or a `Fraction`), `offset` the start of unit 0; `bounds`, `slices`
+            and `center` stay exact.
+
+    Any rank: one value per spatial axis, `(l,)` for signals (and flat
+    vectors reshaped inside the model), `(h, w)` for images, `(d, h, w)` for
+    volumes.
 
     Example:
         >>> rf = ReceptiveField(size=(5, 5), stride=(2, 2), offset=(-1, -1))
@@ -63,6 +81,7 @@ class ReceptiveField:
     input_index: int = 0
     axes: tuple | None = None
     global_context: str | None = None
+    phases: tuple | None = None
 
     def __repr__(self) -> str:
         text = (
@@ -73,6 +92,8 @@ class ReceptiveField:
             text += f", axes={self.axes}"
         if self.global_context is not None:
             text += f", global_context={self.global_context!r}"
+        if self.phases is not None:
+            text += f", phases={self.phases}"
         return text + ")"
 
     def in_input_order(self, values) -> tuple:
@@ -94,10 +115,7 @@ class ReceptiveField:
         """Unclipped `(start, stop)` per input axis (stop exclusive) of a unit's field;
         `position` is the unit's index in the layer's output."""
         position = _as_tuple(position, len(self.size), "position")
-        return self.in_input_order(
-            (o + p * s, o + p * s + n)
-            for o, p, s, n in zip(self.offset, position, self.stride, self.size, strict=True)
-        )
+        return self.in_input_order(_at(*_axis(self, axis), p) for axis, p in enumerate(position))
 
     def slices(self, position, input_size) -> tuple:
         """Slices of the input (clipped to `input_size`) seen by the unit at `position`."""
@@ -114,10 +132,17 @@ class ReceptiveField:
             raise ValueError(
                 f"Expected `position` with {len(self.size)} values. Received: position={position}"
             )
-        return self.in_input_order(
-            float(o + p * s + (n - 1) / 2)
-            for o, p, s, n in zip(self.offset, position, self.stride, self.size, strict=True)
-        )
+        if self.phases is None:
+            return self.in_input_order(
+                float(o + p * s + (n - 1) / 2)
+                for o, p, s, n in zip(self.offset, position, self.stride, self.size, strict=True)
+            )
+        centres = []
+        for axis, p in enumerate(position):
+            low = math.floor(p)
+            a, b = (sum(_at(*_axis(self, axis), i)) / 2 - 0.5 for i in (low, low + 1))
+            centres.append(float(a + (p - low) * (b - a)))
+        return self.in_input_order(centres)
 
 
 @dataclass(frozen=True)
@@ -136,10 +161,77 @@ def _as_tuple(value, n: int, name: str) -> tuple:
     return value
 
 
+def _axis(field, axis: int) -> tuple:
+    """`(P, S, phases)` of one axis: period, jump per period, bounds of one period."""
+    phases = None if field.phases is None else field.phases[axis]
+    if phases is None:
+        o, n = field.offset[axis], field.size[axis]
+        return 1, field.stride[axis], ((o, o + n),)
+    return len(phases), int(field.stride[axis] * len(phases)), phases
+
+
+def _at(period: int, jump: int, phases, i: int) -> tuple:
+    """`(start, stop)` of unit `i` of a periodic axis."""
+    q, r = divmod(int(i), period)
+    start, stop = phases[r]
+    return start + q * jump, stop + q * jump
+
+
+def _with_axes(field, axes: list):
+    """`field` with each axis replaced by a `(P, S, phases)` triple."""
+    size, stride, offset, phases = [], [], [], []
+    for period, jump, bounds in axes:
+        offset.append(bounds[0][0])
+        size.append(max(stop - start for start, stop in bounds))
+        quotient = Fraction(jump, period)
+        stride.append(int(quotient) if quotient.denominator == 1 else quotient)
+        phases.append(None if period == 1 else tuple(bounds))
+    return dataclasses.replace(
+        field,
+        size=tuple(size),
+        stride=tuple(stride),
+        offset=tuple(offset),
+        phases=None if all(p is None for p in phases) else tuple(phases),
+    )
+
+
+def _map_axis(period: int, jump: int, phases, t: int, first: int, last: int) -> tuple:
+    """Axis after a window: output unit `j` reads input units `j * t + first` to
+    `j * t + last` (bounds are monotonic in the unit, so the ends bound it)."""
+    new_period = period // math.gcd(period, t)
+    bounds = tuple(
+        (_at(period, jump, phases, j * t + first)[0], _at(period, jump, phases, j * t + last)[1])
+        for j in range(new_period)
+    )
+    return new_period, jump * (new_period * t // period), bounds
+
+
 def input_field(n_spatial: int, input_index: int) -> ReceptiveField:
     """The field of the model input itself: every unit sees one pixel."""
     ones = (1,) * n_spatial
     return ReceptiveField(ones, ones, (0,) * n_spatial, input_index)
+
+
+def model_input_field(shape, input_index: int):
+    """The field of a model input of static `shape` (batch first).
+
+    `(b, ..., C)`: one spatial axis per axis between batch and channels. A flat
+    vector `(b, L)` counts as one axis of `L` positions without channels, so a
+    signal reshaped from it inside the model (`Reshape((L, 1))`) keeps a field
+    in the vector's coordinates.
+
+    Example:
+        >>> model_input_field((None, 1024), 0)
+        ReceptiveField(size=(1,), stride=(1,), offset=(0,), input_index=0)
+        >>> model_input_field((None,), 1)
+        Undefined(reason='input 1 has no spatial axes')
+    """
+    rank = len(shape)
+    if rank >= 3:
+        return input_field(rank - 2, input_index)
+    if rank == 2:
+        return input_field(1, input_index)
+    return Undefined(f"input {input_index} has no spatial axes")
 
 
 # Layers that act on each position independently (at inference time).
@@ -197,12 +289,8 @@ _POOL = kinds.POOL
 # Layers after which no output unit has a local field.
 _MIXING = {
     "Flatten": "flattens all positions into one vector",
-    "Reshape": "reshapes away the spatial grid",
     "GroupNormalization": "normalises over all positions",
     "Resizing": "resamples the pixel grid",
-    "UpSampling1D": "resamples the pixel grid",
-    "UpSampling2D": "resamples the pixel grid",
-    "UpSampling3D": "resamples the pixel grid",
 }
 _MIXING.update(dict.fromkeys(kinds.GLOBAL_POOL, "pools over all positions"))
 _MIXING.update(
@@ -210,7 +298,12 @@ _MIXING.update(
 )
 _PADDING = {"ZeroPadding1D", "ZeroPadding2D", "ZeroPadding3D"}
 _CROPPING = {"Cropping1D", "Cropping2D", "Cropping3D"}
+_UPSAMPLING = {"UpSampling1D", "UpSampling2D", "UpSampling3D"}
 
+
+# Per-position layers that still mix the last axis: pointwise on a feature map
+# (they act on the channels), mixing on a flat vector (its last axis is the positions).
+_MIXES_LAST_AXIS = {"UnitNormalization", "Masking", "Softmax", "LayerNormalization", "Dense"}
 
 # Every class name some rule below handles.
 _RULED = frozenset(
@@ -220,8 +313,9 @@ _RULED = frozenset(
     | _POOL
     | _PADDING
     | _CROPPING
+    | _UPSAMPLING
     | set(_MIXING)
-    | {"Dense", "Softmax", "LayerNormalization", "Permute"}
+    | {"Dense", "Softmax", "LayerNormalization", "Permute", "Reshape"}
 )
 
 # keras.ops operations (nodes of a Functional graph that are not layers) that act
@@ -294,7 +388,7 @@ def _pad_before(padding: str, size_in, kernel: int, stride: int, layer_name: str
     if size_in is None:
         return Undefined(
             f"'same' padding with stride {stride} in {layer_name} depends on the "
-            "input size, which is not fixed; pass input_shape"
+            "input size, which is not fixed; pass `input_size=` to receptive_field"
         )
     size_out = math.ceil(size_in / stride)
     return max((size_out - 1) * stride + kernel - size_in, 0) // 2
@@ -306,17 +400,30 @@ def _window(field, layer, kernel, strides, dilation, padding, in_shape):
     n = len(field.size)
     if len(kernel) != n:
         return Undefined(f"{layer.name} has {len(kernel)} spatial axes, its input {n}")
-    size, stride, offset = [], [], []
+    axes = []
     for axis in range(n):
         k_eff = dilation[axis] * (kernel[axis] - 1) + 1
         pad = _pad_before(padding, sizes_in[axis], k_eff, strides[axis], layer.name)
         if isinstance(pad, Undefined):
             return pad
-        jump = field.stride[axis]
-        size.append(field.size[axis] + (k_eff - 1) * jump)
-        stride.append(jump * strides[axis])
-        offset.append(field.offset[axis] - pad * jump)
-    return dataclasses.replace(field, size=tuple(size), stride=tuple(stride), offset=tuple(offset))
+        axes.append(_map_axis(*_axis(field, axis), strides[axis], -pad, k_eff - 1 - pad))
+    return _with_axes(field, axes)
+
+
+def _upsample(field, layer, factors):
+    """Field after nearest-neighbour upsampling: unit `i` is unit `i // u` repeated."""
+    if getattr(layer, "interpolation", "nearest") != "nearest":
+        return Undefined(
+            f"{type(layer).__name__} {layer.name} interpolates ({layer.interpolation}) "
+            "between positions"
+        )
+    factors = _as_tuple(factors, len(field.size), "size")
+    axes = []
+    for axis, u in enumerate(factors):
+        period, jump, phases = _axis(field, axis)
+        bounds = tuple(_at(period, jump, phases, i // u) for i in range(period * u))
+        axes.append((period * u, jump, bounds))
+    return _with_axes(field, axes)
 
 
 def _pairs(value, n: int) -> list:
@@ -337,10 +444,21 @@ def _union(fields: list):
         return Undefined("combines branches with different strides")
     if any(f.axes != first.axes for f in fields):
         return Undefined("combines branches whose spatial axes are in different orders")
+    context = next((f.global_context for f in fields if f.global_context), None)
+    if any(f.phases is not None for f in fields):
+        axes = []
+        for a in range(len(first.size)):
+            period = math.lcm(*(_axis(f, a)[0] for f in fields))
+            jump = int(first.stride[a] * period)
+            bounds = []
+            for i in range(period):
+                each = [_at(*_axis(f, a), i) for f in fields]
+                bounds.append((min(b[0] for b in each), max(b[1] for b in each)))
+            axes.append((period, jump, tuple(bounds)))
+        return dataclasses.replace(_with_axes(first, axes), global_context=context)
     starts = [min(f.offset[a] for f in fields) for a in range(len(first.size))]
     stops = [max(f.offset[a] + f.size[a] for f in fields) for a in range(len(first.size))]
     size = tuple(stop - start for start, stop in zip(starts, stops, strict=True))
-    context = next((f.global_context for f in fields if f.global_context), None)
     return dataclasses.replace(first, size=size, offset=tuple(starts), global_context=context)
 
 
@@ -396,6 +514,7 @@ def _permute(field, name: str, dims, rank: int):
         stride=tuple(field.stride[i] for i in order),
         offset=tuple(field.offset[i] for i in order),
         axes=None if new_axes == tuple(range(len(new_axes))) else new_axes,
+        phases=None if field.phases is None else tuple(field.phases[i] for i in order),
     )
 
 
@@ -448,6 +567,10 @@ def propagate(layer, in_fields: list, in_shapes: list, out_shape):
     in_shape = in_shapes[0]
     if kind in _MIXING:
         return Undefined(f"{name} {layer.name} {_MIXING[kind]}")
+    if kind == "Reshape":
+        return _reshape(in_fields[0], layer.name, in_shape, out_shape)
+    if len(in_shape) == 2:
+        return _on_vector(kind, layer, in_fields, in_shape, out_shape)
     if kind == "Permute":
         return _permute(in_fields[0], f"Permute {layer.name}", layer.dims, len(in_shape))
     if kind == "Dense" and len(in_shape) <= 2:
@@ -461,9 +584,53 @@ def propagate(layer, in_fields: list, in_shapes: list, out_shape):
         return Undefined(f"{name} {layer.name} takes several inputs and has no rule")
     else:
         field = in_fields[0]
-    if kind in _CONV or kind in _POOL or kind in _PADDING or kind in _CROPPING:
+    if (
+        kind in _CONV
+        or kind in _POOL
+        or kind in _PADDING
+        or kind in _CROPPING
+        or kind in _UPSAMPLING
+    ):
         return _geometric(kind, layer, field, in_shape)
     return _per_position(kind, layer, field, in_shape, out_shape)
+
+
+def _on_vector(kind, layer, in_fields, in_shape, out_shape):
+    """Field after a layer on a flat vector `(b, L)` (a model input before its
+    `Reshape`): its last axis holds the positions, so only element-wise layers keep
+    the field."""
+    name = type(layer).__name__
+    if kind == "Dense":
+        return Undefined(f"Dense {layer.name} acts on a vector: every output sees every position")
+    if len(in_fields) > 1 or kind not in _POINTWISE or kind in _MIXES_LAST_AXIS:
+        return Undefined(f"{name} {layer.name} mixes the positions of a vector")
+    if tuple(out_shape) != tuple(in_shape):
+        return Undefined(f"{name} {layer.name} changes the shape of a vector")
+    return in_fields[0]
+
+
+def _reshape(field, name: str, in_shape, out_shape):
+    """Field after a reshape that keeps the positions in order.
+
+    A flat vector `(b, L)` reshaped to a signal `(b, L / C, C)` is a window of
+    `C` positions with stride `C` over the vector (`C = 1`: the field itself);
+    a signal squeezed back to `(b, L)` (`C = 1`) keeps its field; a reshape
+    that changes no axis (`(b, h, w, c)` to itself) too. Every other reshape
+    (patches, flattening, moving positions into channels) mixes the grid.
+    """
+    inner_in, inner_out = tuple(in_shape[1:]), tuple(out_shape[1:])
+    if inner_in == inner_out and None not in inner_in:
+        return field
+    if len(inner_in) == 1 and len(inner_out) == 2 and None not in inner_in + inner_out:
+        length, channels = inner_out
+        if length * channels == inner_in[0] and field.phases is None:
+            (size,), (stride,) = field.size, field.stride
+            return dataclasses.replace(
+                field, size=(size + (channels - 1) * stride,), stride=(stride * channels,)
+            )
+    if len(inner_in) == 2 and inner_in[1] == 1 and inner_out == inner_in[:1]:
+        return field
+    return Undefined(f"Reshape {name} reshapes away the spatial grid")
 
 
 def _geometric(kind, layer, field, in_shape):
@@ -481,14 +648,19 @@ def _geometric(kind, layer, field, in_shape):
     if kind in _POOL:
         ones = (1,) * len(layer.pool_size)
         return _window(field, layer, layer.pool_size, layer.strides, ones, layer.padding, in_shape)
+    if kind in _UPSAMPLING:
+        return _upsample(field, layer, layer.size)
     attr = layer.padding if kind in _PADDING else layer.cropping
     sign = -1 if kind in _PADDING else 1
     pairs = _pairs(attr, len(field.size))
-    offset = tuple(
-        o + sign * before * s
-        for o, (before, _), s in zip(field.offset, pairs, field.stride, strict=True)
+    # output unit j is input unit j + sign * before
+    return _with_axes(
+        field,
+        [
+            _map_axis(*_axis(field, axis), 1, sign * before, sign * before)
+            for axis, (before, _) in enumerate(pairs)
+        ],
     )
-    return dataclasses.replace(field, offset=offset)
 
 
 def _per_position(kind, layer, field, in_shape, out_shape):

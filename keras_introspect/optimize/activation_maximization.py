@@ -100,6 +100,13 @@ class AMResult(Tabular):
     positions: np.ndarray | None = None
     seed: int = 0
 
+    def plot(self, **options):
+        """The optimised images, one panel each (`plotting.plot_feature_visualization`);
+        a Figure. Also the notebook display's picture."""
+        from keras_introspect.plotting.grids import plot_feature_visualization
+
+        return plot_feature_visualization(self, **options)
+
     @property
     def table(self) -> list:
         """One dict per optimised image: its channel (for K channels), its number and
@@ -210,8 +217,16 @@ class AMResult(Tabular):
 class ActivationMaximization:
     """Images that maximise a target of a model (class, layer, channel, neuron, sums).
 
+    Signals `(L, C)`, flat vectors `(L,)` and volumes `(D, H, W, C)` are
+    optimised too, with the pixel and Fourier parameterizations (1-D and 3-D
+    spectra), decorrelated colours where there are channels, and the
+    penalties (`LpNorm`, `TotalVariation` along every axis, `L2`,
+    `Diversity`); the image transforms, `GaussianBlur` and
+    `receptive_field=True` are for images only.
+
     Args:
-        model: a Keras 3 model with one image input `(H, W, C)`.
+        model: a Keras 3 model with one image input `(H, W, C)` (or a
+            signal, vector or volume input).
         target: what to maximise: a `keras_introspect.targets` object or a
             weighted sum of them (a negative weight minimises that term), or
             a class index. Class targets use the logits behind a softmax by
@@ -417,10 +432,13 @@ class ActivationMaximization:
                 f"{'unknown inputs' if specs is None else f'{len(specs)} inputs'}"
             )
         shape = specs[0].shape
-        if len(shape) != 4:
+        if not 2 <= len(shape) <= 5:
             raise ValueError(
-                f"Expected a model input of shape (batch, H, W, C). Received: input shape {shape}"
+                f"Expected a model input of shape (batch, H, W, C) (or (batch, L), "
+                f"(batch, L, C), (batch, D, H, W, C)). Received: input shape {shape}"
             )
+        if len(shape) != 4:
+            self._check_other_rank(shape)
         if self.image_shape is None:
             if any(d is None for d in shape[1:]):
                 raise ValueError(
@@ -429,7 +447,7 @@ class ActivationMaximization:
                 )
             return tuple(shape[1:]), specs[0].dtype
         given = tuple(self.image_shape)
-        if len(given) != 3 or any(
+        if len(given) != len(shape) - 1 or any(
             not isinstance(g, int) or g < 1 or (d is not None and d != g)
             for g, d in zip(given, shape[1:], strict=True)
         ):
@@ -438,6 +456,22 @@ class ActivationMaximization:
                 f"accepts (input shape {shape}). Received: image_shape={self.image_shape!r}"
             )
         return given, specs[0].dtype
+
+    def _check_other_rank(self, shape) -> None:
+        """Signals, vectors and volumes: pixel and Fourier parameterizations, the
+        penalties; the image transforms and the blur are 2-D operations."""
+        two_d = [type(t).__name__ for t in self.transforms]
+        two_d += [type(r).__name__ for r in self.regularizers if isinstance(r, GaussianBlur)]
+        if two_d:
+            raise ValueError(
+                f"Expected no image transforms or GaussianBlur for inputs of shape {shape} "
+                f"(they resample 2-D images; pass transforms=[]). Received: {two_d}"
+            )
+        if self.receptive_field:
+            raise ValueError(
+                "receptive_field=True optimises receptive-field patches of images (2-D). "
+                f"Received: a model input of shape {shape}"
+            )
 
     def _rf_leaf(self, bound, image_size):
         """The single Channel/Neuron leaf optimised in receptive-field mode."""
@@ -448,7 +482,17 @@ class ActivationMaximization:
             )
         weight, leaf = bound.leaves[0]
         info = self._intro.layer(leaf.path)
-        field_ = info.receptive_field
+        field_, grid = info.receptive_field, info.spatial_shape
+        if None in self._intro.input_specs[0].shape[1:]:
+            # a model of free input size: the field and the layer's size at the size optimised
+            size = tuple(image_size)
+            field_ = self._intro.receptive_field(info.path, input_size=size)
+            shape = self._intro._fields_at(size)[info.path].get("shape")
+            grid = None
+            if isinstance(shape, tuple):
+                grid = tuple(
+                    d for i, d in enumerate(shape[1:], 1) if i != info.channel_axis % len(shape)
+                )
         if field_ is not None and field_.axes is not None:
             raise ValueError(
                 f"receptive_field=True needs a layer whose spatial axes are in the input's "
@@ -460,7 +504,7 @@ class ActivationMaximization:
                 f"receptive_field=True needs a layer with a receptive field; "
                 f"{info.path!r} has none: {reason}"
             )
-        return _Patch.plan(weight, leaf, info, field_, image_size)
+        return _Patch.plan(weight, leaf, info, field_, image_size, grid)
 
     # --------------------------------------------------------------- run
     def _run(self, target, n, seed, x, place):
@@ -490,7 +534,7 @@ class ActivationMaximization:
 
         data = _DatasetScan(self, intro, bound, rf, image_shape, n, x) if x is not None else None
         colour = None
-        if self.parameterization.endswith("decorrelated"):
+        if self.parameterization.endswith("decorrelated") and len(shape) > 1:
             colour = colour_matrix(
                 None if data is None else data.colour_sample, n_channels=shape[-1]
             )
@@ -731,7 +775,7 @@ class ActivationMaximization:
             positions = data.top_positions  # (K, n, 2)
             canvases = data.top_source  # (K, n, H, W, C)
         else:
-            centre = tuple((d - 1) // 2 for d in rf.info.spatial_shape)
+            centre = tuple((d - 1) // 2 for d in rf.grid)
             if rf.leaf.position is not None:
                 centre = rf.leaf.position
             positions = np.broadcast_to(np.array(centre), (K, n, 2))
@@ -783,6 +827,8 @@ class _Patch:
         field: its `ReceptiveField`.
         size: patch size `(h, w)`.
         unit: the unit read in the patch's feature map.
+        grid: the layer's spatial size for the images optimised (for a model
+            of free input size, at that size); `None` where unknown.
     """
 
     weight: float
@@ -791,9 +837,10 @@ class _Patch:
     field: object
     size: tuple
     unit: tuple
+    grid: tuple | None = None
 
     @classmethod
-    def plan(cls, weight, leaf, info, field_, image_size):
+    def plan(cls, weight, leaf, info, field_, image_size, grid=None):
         if any(s > d for s, d in zip(field_.size, image_size, strict=True)):
             raise ValueError(
                 f"The receptive field of {info.path!r} ({field_.size}) is larger than the "
@@ -806,7 +853,7 @@ class _Patch:
                 for i in range(size // stride + 2)
             ]
             unit.append(int(np.argmax(overlaps)))
-        return cls(weight, leaf, info, field_, tuple(field_.size), tuple(unit))
+        return cls(weight, leaf, info, field_, tuple(field_.size), tuple(unit), grid)
 
     def start(self, position) -> tuple:
         """Input coordinates of the patch's first pixel for the unit at `position`."""
@@ -903,10 +950,12 @@ def _dataset_units(intro, rf, spec):
         (a,), _ = tap(images)
         a = tf.gather(channels_last(a, info.channel_axis), channels, axis=-1)
         flat = tf.reshape(a, [tf.shape(a)[0], -1, tf.shape(channels)[0]])
-        # the objective is weight * unit: rank units by it
+        # the objective is weight * unit: rank units by it; the map's spatial size
+        # comes from the images (a model of free input size)
         return [
             tf.reduce_max(weight * flat, axis=1),
             tf.argmax(weight * flat, axis=1, output_type=tf.int32),
+            tf.shape(a)[1:-1],
         ]
 
     signature = [spec, tf.TensorSpec((None,), tf.int32)]
@@ -961,7 +1010,7 @@ class _DatasetScan:
             index = np.broadcast_to(np.arange(start, start + b), values.shape)
             positions = None
             if rf is not None:
-                positions = np.stack(np.unravel_index(out[1].T, rf.info.spatial_shape), axis=-1)
+                positions = np.stack(np.unravel_index(out[1].T, tuple(out[2])), axis=-1)
             best = merge_top(best, (values, index, positions), n)
             if want_top:
                 kept = keep_images(kept, best[1], batch, start)

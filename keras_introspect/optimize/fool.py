@@ -89,7 +89,9 @@ def fool(
     Args:
         model: a classifier with one image input (softmax, sigmoid or logit
             output; a sigmoid output with one unit is binary).
-        x: the starting images `(n, H, W, C)` (array, tensor or dataset).
+        x: the starting images `(n, H, W, C)` (array, tensor or dataset);
+            also signals `(n, L, C)`, vectors `(n, L)`, volumes
+            `(n, D, H, W, C)` (the heatmap is then `(n, L)` or `(n, D, H, W)`).
         target: the class to push towards, or one per image (an int, a
             sequence, or a `targets.Class`).
         target_class: the former name of `target` (a `FutureWarning`).
@@ -131,10 +133,11 @@ def fool(
     verbose = check_verbose(verbose)
     intro = Introspector(model)
     specs = intro.input_specs
-    if specs is None or len(specs) != 1 or len(specs[0].shape) != 4:
+    if specs is None or len(specs) != 1 or not 2 <= len(specs[0].shape) <= 5:
         raise ValueError(
-            "fool needs a model with one image input (batch, H, W, C). Received: input "
-            f"specs {specs}"
+            "fool needs a model with one image input (batch, H, W, C) (or one signal "
+            "(batch, L, C), vector (batch, L) or volume (batch, D, H, W, C) input). "
+            f"Received: input specs {specs}"
         )
     images = np.concatenate(list(Batches(x, batch_size, specs))).astype(np.float32)
     n = len(images)
@@ -176,7 +179,9 @@ def fool(
     predictions = np.concatenate([history["prediction"], np.concatenate(last)[None]])
     hits = predictions == target[None]
     steps_to_flip = np.where(hits.any(axis=0), hits.argmax(axis=0), -1)
-    heatmap = np.sqrt(np.sum(np.square(final - images), axis=-1))
+    change = np.square(final - images)
+    # per position: over the channels; a flat vector has none
+    heatmap = np.sqrt(change if change.ndim == 2 else change.sum(axis=-1))
     return FoolResult(
         images=final,
         steps_to_flip=steps_to_flip,

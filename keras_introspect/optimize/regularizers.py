@@ -60,8 +60,12 @@ class LpNorm(Regularizer):
     def penalty(self, images):
         import tensorflow as tf
 
-        centred = images - tf.reduce_mean(images, axis=[1, 2], keepdims=True)
-        return tf.reduce_mean(tf.pow(tf.abs(centred) + 1e-12, self.alpha), axis=[1, 2, 3])
+        rank = len(images.shape)  # spatial axes: all but batch and channels (flat: all)
+        spatial = list(range(1, rank - 1)) if rank > 2 else [1]
+        centred = images - tf.reduce_mean(images, axis=spatial, keepdims=True)
+        return tf.reduce_mean(
+            tf.pow(tf.abs(centred) + 1e-12, self.alpha), axis=list(range(1, rank))
+        )
 
 
 class TotalVariation(Regularizer):
@@ -70,7 +74,8 @@ class TotalVariation(Regularizer):
     `mean_{i,j,c} ((x[i, j+1] - x[i, j])^2 + (x[i+1, j] - x[i, j])^2)^(beta / 2)`
     over the `(H - 1) x (W - 1)` positions that have both neighbours. `beta`
     = 1 counts edges (it favours piecewise-constant images), 2 penalises
-    their energy.
+    their energy. Signals and volumes sum the squared differences along
+    their 1 or 3 axes the same way.
 
     Args:
         weight: factor of the penalty.
@@ -86,12 +91,18 @@ class TotalVariation(Regularizer):
     def penalty(self, images):
         import tensorflow as tf
 
-        dx = images[:, :-1, 1:] - images[:, :-1, :-1]
-        dy = images[:, 1:, :-1] - images[:, :-1, :-1]
-        energy = tf.square(dx) + tf.square(dy)
+        rank = len(images.shape)
+        k = rank - 2 if rank > 2 else 1  # spatial axes (a flat vector: one, no channels)
+        # differences along each spatial axis, on the positions with every neighbour
+        base = tuple([slice(None)] + [slice(0, -1)] * k)
+        energy = 0.0
+        for axis in range(1, k + 1):
+            shifted = list(base)
+            shifted[axis] = slice(1, None)
+            energy = energy + tf.square(images[tuple(shifted)] - images[base])
         if self.beta != 2.0:  # keeps the gradient finite where the image is flat
             energy = tf.pow(energy + 1e-8, self.beta / 2.0)
-        return tf.reduce_mean(energy, axis=[1, 2, 3])
+        return tf.reduce_mean(energy, axis=list(range(1, rank)))
 
 
 class L2(Regularizer):
@@ -102,7 +113,7 @@ class L2(Regularizer):
     def penalty(self, images):
         import tensorflow as tf
 
-        return tf.reduce_mean(tf.square(images), axis=[1, 2, 3])
+        return tf.reduce_mean(tf.square(images), axis=list(range(1, len(images.shape))))
 
 
 class GaussianBlur(Regularizer):

@@ -62,6 +62,13 @@ def plot_saliency_grid(
     as a blue box). A map without any variation (e.g. Grad-CAM that is 0
     everywhere) is labelled "constant map" rather than drawn as if empty.
 
+    Signals `(n, L, C)` with maps `(n, L)` are drawn by
+    `plotting.nd.plot_signal_saliency` (one band per method under each
+    signal), volumes `(n, D, H, W, C)` with maps `(n, D, H, W)` by
+    `plotting.nd.plot_volume_grid` (the slice through the first map's
+    maximum); `receptive_fields`, `flagged` and the overlay options apply
+    to images only.
+
     Args:
         images: `(n, H, W, C)`.
         maps: `{column title: (n, H, W) maps}`, in column order.
@@ -89,6 +96,15 @@ def plot_saliency_grid(
     """
     images = np.asarray(images)
     maps = {str(k): np.asarray(v) for k, v in maps.items()}
+    ranks = {v.ndim for v in maps.values()}
+    if images.ndim in (2, 3) and ranks == {2}:  # signals (n, L[, C]), maps (n, L)
+        from keras_introspect.plotting.nd import plot_signal_saliency
+
+        return plot_signal_saliency(images, maps, titles=row_labels, value_range=value_range)
+    if images.ndim == 5 and ranks == {4}:  # volumes (n, D, H, W, C), maps (n, D, H, W)
+        from keras_introspect.plotting.nd import plot_volume_grid
+
+        return plot_volume_grid(images, maps, value_range=value_range, row_labels=row_labels)
     for title, value in maps.items():
         if value.shape[:1] != images.shape[:1] or value.ndim != 3:
             raise ValueError(
@@ -137,7 +153,9 @@ def plot_occlusion(images, maps, value_range=None):
     """Occlusion maps (`004` §3.2.2): per image, the overlay above the raw map.
 
     The raw maps share one symmetric colour scale (red: the score drops when
-    that window is occluded, blue: it rises), with a colour bar.
+    that window is occluded, blue: it rises), with a colour bar. Signals
+    `(n, L, C)` with maps `(n, L)` and volumes `(n, D, H, W, C)` with maps
+    `(n, D, H, W)` are drawn as in `plot_saliency_grid`.
 
     Args:
         images: `(n, H, W, C)`.
@@ -156,6 +174,14 @@ def plot_occlusion(images, maps, value_range=None):
     import matplotlib.pyplot as plt
 
     images, maps = np.asarray(images), np.asarray(maps)
+    if images.ndim in (2, 3) and maps.ndim == 2:  # signals: the map as a band beneath
+        from keras_introspect.plotting.nd import plot_signal_saliency
+
+        return plot_signal_saliency(images, {"score drop": maps}, value_range=value_range)
+    if images.ndim == 5 and maps.ndim == 4:  # volumes: the slice through the largest drop
+        from keras_introspect.plotting.nd import plot_volume_grid
+
+        return plot_volume_grid(images, {"score drop": maps}, value_range=value_range)
     if maps.shape[:1] != images.shape[:1] or maps.ndim != 3:
         raise ValueError(
             f"Expected one (H, W) map per image: shape ({len(images)}, H, W). "

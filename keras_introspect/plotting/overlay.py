@@ -94,6 +94,11 @@ def overlay(
     receptive field (if given) as a blue box. `dim` below 1 also darkens the
     unimportant pixels, which the thesis does not do.
 
+    Other ranks: a signal `(L,)` / `(L, C)` with a map `(L,)` gives
+    `plotting.nd.signal_strip` (the line above the map as a band); a volume
+    `(D, H, W, C)` with a map `(D, H, W)` gives the three orthogonal slices
+    through the map's maximum side by side (`plotting.nd.orthogonal_slices`).
+
     Args:
         image: `(H, W)`, `(H, W, 1)` or `(H, W, 3)`.
         saliency: `(H, W)` map (or `(H, W, C)`) for this image.
@@ -121,6 +126,12 @@ def overlay(
     from skimage.segmentation import find_boundaries
 
     image = np.asarray(image, dtype=np.float64)
+    if np.ndim(saliency) == 1 or image.ndim == 4:  # a signal (L,) or a volume (D, H, W, C)
+        from keras_introspect.plotting.nd import montage, orthogonal_slices, signal_strip
+
+        if np.ndim(saliency) == 1:
+            return signal_strip(image, saliency, value_range=value_range)
+        return montage(orthogonal_slices(image, saliency, value_range=value_range)[1])
     if image.ndim == 3 and image.shape[-1] == 1:
         image = image[..., 0]
     if image.ndim == 2:

@@ -73,6 +73,8 @@ def scan(
         batch_size, verbose: streaming options (``batch_size="auto"``: sized
             for the memory available).
         keep_batches: also yield the batch (numpy) for crops and images.
+            Batches of a stream may differ in size for a model of free input
+            size: each sample shape is compiled once (and kept in the session).
         extra: numpy arrays passed to `reduce` as inputs (channel indices):
             other values reuse the compiled scan.
     """
@@ -87,16 +89,17 @@ def scan(
     elif path is not None:
         path = intro.layer(path).path
     extra = [np.asarray(e) for e in extra]
-    fn = None
+    specs = [tf.TensorSpec([None] * e.ndim, tf.as_dtype(e.dtype)) for e in extra]
+    fns = {}  # one compiled scan per sample shape: a free-size model's batches may differ
     halver = Halver(batch_size, "dataset scan")
     progbar = progress_bar(batches.n_batches, verbose=verbose, unit_name="batch")
     for step, batch in enumerate(batches):
+        spec = tf.TensorSpec((None, *batch.shape[1:]), tf.as_dtype(batch.dtype))
+        fn = fns.get(repr(spec))
         if fn is None:
-            spec = tf.TensorSpec((None, *batch.shape[1:]), tf.as_dtype(batch.dtype))
-            specs = [tf.TensorSpec([None] * e.ndim, tf.as_dtype(e.dtype)) for e in extra]
-            fn = intro.cached(
+            fn = fns[repr(spec)] = intro.cached(
                 ("scan", key, path, repr(spec), repr(specs)),
-                lambda spec=spec, specs=specs: _compile_scan(intro, path, reduce, spec, specs),
+                lambda spec=spec: _compile_scan(intro, path, reduce, spec, specs),
             )
         outputs = concat_pieces(
             halver.map(lambda piece, fn=fn: [np.asarray(o) for o in fn(piece, *extra)], batch)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from keras_introspect._repr import summary_repr
+from keras_introspect._repr import html_repr, summary_repr
 from keras_introspect._tensor import reduce_spatial
 from keras_introspect.probes import _scan
 
@@ -33,6 +33,15 @@ class ActivationHistogram:
     values: np.ndarray
     counts: np.ndarray
     edges: np.ndarray
+
+    def plot(self, **options):
+        """The histogram (`plotting.plot_histograms`); a Figure."""
+        from keras_introspect.plotting.grids import plot_histograms
+
+        return plot_histograms([self], **options)
+
+    def _repr_html_(self) -> str:
+        return html_repr(self)
 
     @property
     def share_active(self) -> float:

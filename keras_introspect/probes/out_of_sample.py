@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from keras_introspect._data import Batches
-from keras_introspect._repr import LegacyTable, summary_repr, text_table
+from keras_introspect._repr import LegacyTable, html_repr, summary_repr, text_table
 from keras_introspect._validation import check_positive_int, check_seed
 from keras_introspect.probes import _scan
 
@@ -51,6 +51,16 @@ class OutOfSample:
 
     def __str__(self) -> str:
         return text_table(self.table, floats=1)
+
+    def plot(self, ax=None):
+        """Stacked bars of the predicted-class shares per set
+        (`plotting.plot_out_of_sample`); the Axes."""
+        from keras_introspect.plotting.results import plot_out_of_sample
+
+        return plot_out_of_sample(self, ax=ax)
+
+    def _repr_html_(self) -> str:
+        return html_repr(self)
 
 
 def out_of_sample(model, x, class_names=None, batch_size: int = 32, verbose: int = 0):

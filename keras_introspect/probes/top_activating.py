@@ -37,9 +37,19 @@ class Exemplars(Tabular):
         boxes: input pixels of that unit's receptive field, clipped to the
             image, `(..., k, n_spatial, 2)` as `[start, stop)`; `None` where
             the field is undefined.
-        crops: the receptive-field patches, `(..., k, h, w, channels)`
-            (pixels outside the image are 0; the patch is the whole image
-            when the field is larger); `None` unless requested and defined.
+        crops: the receptive-field patches, `(..., k, h, w, channels)` for
+            images, `(..., k, l, channels)` (a segment) for signals,
+            `(..., k, l)` for a flat vector input, `(..., k, d, h, w,
+            channels)` (a sub-volume) for volumes (pixels outside the input
+            are 0; the patch is the whole input along an axis where the field
+            is larger, zero-padded to a common shape when inputs of a
+            free-size model differ); `None` unless requested and defined.
+
+    Inputs of any rank: the spatial axes are those of the layer (one for
+    Conv1D, three for Conv3D) and `boxes`/`crops` are in the model input's
+    coordinates, also for a flat `(n, L)` input reshaped inside the model.
+    For a model of free input size, the boxes of each image use the field
+    computed for its size.
     """
 
     __repr__ = summary_repr
@@ -52,6 +62,13 @@ class Exemplars(Tabular):
     positions: np.ndarray | None = None
     boxes: np.ndarray | None = None
     crops: np.ndarray | None = None
+
+    def plot(self, x=None, **options):
+        """The exemplar crops, one row per channel (`plotting.plot_exemplars`; with the
+        images `x`, the whole images with the receptive field outlined); a Figure."""
+        from keras_introspect.plotting.grids import plot_exemplars
+
+        return plot_exemplars(self, x, **options)
 
     @property
     def table(self) -> list:
@@ -114,6 +131,34 @@ def keep_images(images: dict, best_indices, batch, start: int) -> dict:
     return {i: image for i, image in images.items() if i in needed}
 
 
+def _stack_padded(arrays: list) -> np.ndarray:
+    """Stack arrays, zero-padded at the end of each axis to the largest shape (crops
+    of images of several sizes differ where a field is larger than an image)."""
+    shape = tuple(max(sizes) for sizes in zip(*(a.shape for a in arrays), strict=True))
+    out = np.zeros((len(arrays), *shape), arrays[0].dtype)
+    for target, a in zip(out, arrays, strict=True):
+        target[tuple(slice(0, n) for n in a.shape)] = a
+    return out
+
+
+class _Fields:
+    """The layer's field per input size: the table's, or for a model of free input
+    size where the table has none, computed for that size (once)."""
+
+    def __init__(self, intro, info):
+        self.intro, self.info = intro, info
+        spec = intro.input_specs[0].shape
+        self.free = None in spec[1:]
+        self.by_size = {}
+
+    def __call__(self, size):
+        if self.info.receptive_field is not None or not self.free:
+            return self.info.receptive_field
+        if size not in self.by_size:
+            self.by_size[size] = self.intro.receptive_field(self.info.path, input_size=size)
+        return self.by_size[size]
+
+
 def _top(model, layer, channels, x, k, aggregate, crops, batch_size, verbose):
     import tensorflow as tf
 
@@ -121,7 +166,9 @@ def _top(model, layer, channels, x, k, aggregate, crops, batch_size, verbose):
     _scan.check_aggregate(aggregate)
     intro = _scan.introspector(model)
     info, channels = _scan.channel_layer(intro, layer, channels)
-    spatial = info.spatial_shape
+    n_axes = len(info.spatial_shape)
+    rank = len(intro.input_specs[0].shape)
+    n_input_axes = rank - 2 if rank >= 3 else 1  # a flat vector: one axis of positions
 
     def reduce(a, selected):
         a = tf.gather(a, selected, axis=-1)
@@ -132,9 +179,8 @@ def _top(model, layer, channels, x, k, aggregate, crops, batch_size, verbose):
         # the map's size: the layer's, or the data's for a free-size model
         return [values, tf.argmax(flat, axis=1, output_type=tf.int32), tf.shape(a)[1:-1]]
 
-    best, images, start, input_size = None, {}, 0, None
-    # a free-size model (None, None, 3): the boxes need the images' own size
-    free = any(d is None for d in intro.input_specs[0].shape[1:3])
+    # the input's spatial size per kept image: a free-size model's batches may differ
+    best, images, sizes, start = None, {}, {}, 0
     for outputs, batch in _scan.scan(
         intro,
         info.path,
@@ -143,7 +189,7 @@ def _top(model, layer, channels, x, k, aggregate, crops, batch_size, verbose):
         ("top activating", aggregate),
         batch_size,
         verbose,
-        keep_batches=crops or free,
+        keep_batches=True,
         extra=[np.asarray(channels, np.int32)],
     ):
         values = outputs[0].T  # (C, b)
@@ -152,11 +198,12 @@ def _top(model, layer, channels, x, k, aggregate, crops, batch_size, verbose):
         positions = None
         if len(outputs) > 1:
             # pieces of a batch split after an out-of-memory retry each gave the shape
-            spatial = tuple(int(d) for d in outputs[2][: len(info.spatial_shape)])
+            spatial = tuple(int(d) for d in outputs[2][:n_axes])
             positions = np.stack(np.unravel_index(outputs[1].T, spatial), axis=-1)
-            if input_size is None and batch is not None:
-                input_size = batch.shape[1 : 1 + len(spatial)]
         best = merge_top(best, (values, indices, positions), k)
+        needed = set(np.ravel(best[1]).tolist())
+        size = tuple(int(d) for d in batch.shape[1 : 1 + n_input_axes])
+        sizes = {i: sizes.get(i, size) for i in needed}
         if crops:
             images = keep_images(images, best[1], batch, start)
         start += b
@@ -164,21 +211,27 @@ def _top(model, layer, channels, x, k, aggregate, crops, batch_size, verbose):
         raise ValueError(f"Expected at least k={k} images to rank. Received: {start} images in `x`")
     values, indices, positions = best
     boxes = crop_array = None
-    field = info.receptive_field
-    if positions is not None and field is not None:
-        specified = intro.input_specs[field.input_index].shape[1 : 1 + len(spatial)]
-        if not free:
-            input_size = tuple(specified)
-        units = positions.reshape(-1, len(spatial))
-        boxes = np.array(
-            [[[sl.start, sl.stop] for sl in field.slices(p, input_size)] for p in units]
-        ).reshape(*positions.shape, 2)
-        if crops:
-            windows = [field_window(field, p, input_size) for p in units]
-            crop_array = np.stack(
-                [crop(images[i], *w) for i, w in zip(indices.ravel(), windows, strict=True)]
-            )
-            crop_array = crop_array.reshape(*indices.shape, *crop_array.shape[1:])
+    field_of = _Fields(intro, info)
+    if positions is not None and n_axes == n_input_axes:  # else no field (a reshape)
+        units = positions.reshape(-1, n_axes)
+        image_sizes = [sizes[int(i)] for i in indices.ravel()]
+        fields = [field_of(size) for size in image_sizes]
+        if all(field is not None for field in fields):
+            boxes = np.array(
+                [
+                    [[sl.start, sl.stop] for sl in field.slices(p, size)]
+                    for p, field, size in zip(units, fields, image_sizes, strict=True)
+                ]
+            ).reshape(*positions.shape, 2)
+            if crops:
+                windows = [
+                    field_window(field, p, size)
+                    for p, field, size in zip(units, fields, image_sizes, strict=True)
+                ]
+                crop_array = _stack_padded(
+                    [crop(images[i], *w) for i, w in zip(indices.ravel(), windows, strict=True)]
+                )
+                crop_array = crop_array.reshape(*indices.shape, *crop_array.shape[1:])
     return Exemplars(
         layer=info.path,
         channels=np.asarray(channels),

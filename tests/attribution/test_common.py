@@ -130,3 +130,71 @@ def test_multi_input_and_subclassed_models(get_model, name):
 def test_progress_bar(model, capsys):
     ki.Saliency(model, 0, batch_size=2, verbose=1).explain(X)
     assert "3/3" in capsys.readouterr().err  # status on stderr (issue 20)
+
+
+# ---------------------------------------------------------------- other ranks
+def _nd_model(kind):
+    """A small CNN on signals `(12, 2)`, volumes `(6, 6, 6, 2)` or flat vectors `(12,)`
+    reshaped to a signal inside the model."""
+    keras.utils.set_random_seed(12)
+    L = keras.layers
+    if kind == "volume":
+        conv, pool, shape, head = L.Conv3D, L.MaxPooling3D, (6, 6, 6, 2), []
+    else:
+        conv, pool, shape = L.Conv1D, L.MaxPooling1D, (12, 2) if kind == "signal" else (12,)
+        head = [] if kind == "signal" else [L.Reshape((12, 1))]
+    return keras.Sequential(
+        [
+            keras.Input(shape),
+            *head,
+            conv(4, 3, activation="relu", name="conv1"),
+            pool(name="pool"),
+            conv(4, 2, activation="relu", name="conv2"),
+            L.Flatten(),
+            L.Dense(3, activation="softmax", name="out"),
+        ]
+    )
+
+
+ND_MODELS = {kind: _nd_model(kind) for kind in ("signal", "volume", "vector")}
+ND_X = {
+    kind: np.random.default_rng(1).uniform(0, 1, (5, *m.input_shape[1:])).astype("float32")
+    for kind, m in ND_MODELS.items()
+}
+ND_SEGMENTS = {
+    "signal": {"n_segments": 4},
+    "vector": {"n_segments": 4},
+    "volume": {"n_segments": 4, "compactness": 50},
+}
+
+
+def _nd_method(name, kind, model, target):
+    if name in ("lime", "kernel_shap"):
+        cls = ki.LIME if name == "lime" else ki.KernelSHAP
+        return cls(model, target, n_samples=20, segmentation_options=ND_SEGMENTS[kind])
+    return METHODS[name](model, target)
+
+
+@pytest.mark.parametrize("kind", ND_MODELS)
+@pytest.mark.parametrize("name", METHODS)
+def test_signals_volumes_and_vectors_give_the_same_maps_for_every_input_kind(name, kind):
+    """Maps have the input's shape without its channel axis, and the same values
+    whatever the batch size or the kind of input (1-D and 3-D rows of the contract)."""
+    model, x = ND_MODELS[kind], ND_X[kind]
+    spatial = x.shape[1:] if kind == "vector" else x.shape[1:-1]
+    with warnings.catch_warnings():
+        # a random net's Grad-CAM may be all zero for one image (said by a warning,
+        # tested above); here only the agreement between input kinds matters
+        warnings.simplefilter("ignore", KerasIntrospectWarning)
+        method = _nd_method(name, kind, model, T.Class([0, 1, 2, 0, 1]))
+        reference = method.explain(x, batch_size=64)
+        assert reference.shape == (5, *spatial) and reference.dtype == np.float32
+        variants = {
+            "batch 1": method.explain(x, batch_size=1),
+            "tf.data batched": method.explain(tf.data.Dataset.from_tensor_slices(x).batch(2)),
+        }
+        single = _nd_method(name, kind, model, T.Class(0)).explain(x[0])
+    assert np.any(reference)
+    for label, maps in variants.items():
+        np.testing.assert_allclose(maps, reference, rtol=1e-4, atol=1e-6, err_msg=label)
+    np.testing.assert_allclose(single[0], reference[0], rtol=1e-4, atol=1e-6)

@@ -156,9 +156,10 @@ def test_bad_arguments_are_refused():
             SobolAttribution(model, 0, **kwargs)
     with pytest.raises(ValueError, match="baseline"):
         SobolAttribution(model, 0, baseline=np.zeros((4, 4))).explain(X)
+    # flat vectors are explained too (issue 22): here one cell per entry
     flat = keras.Sequential([keras.Input((5,)), L.Dense(1)])
-    with pytest.raises(ValueError, match="spatial"):
-        SobolAttribution(flat, 0).explain(np.zeros((2, 5), np.float32))
+    maps = SobolAttribution(flat, 0, grid_size=5, nb_design=8).explain(np.ones((2, 5), "float32"))
+    assert maps.shape == (2, 5) and np.all(maps > 0)
 
 
 def test_agrees_with_xplique():
