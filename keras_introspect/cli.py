@@ -1,4 +1,4 @@
-"""Command line: `keras-introspect layers | demo | report | saliency | cluster`."""
+"""Command line: `keras-introspect layers | demo | report | saliency | cluster | explore`."""
 
 from __future__ import annotations
 
@@ -190,14 +190,21 @@ def load_images(path, input_shape, max_images=None):
         raise _UsageError(f"Could not read {path!r} as .npy or .npz: {reason}") from err
     if images.ndim == len(input_shape):
         images = images[None]
-    if tuple(images.shape[1:]) != tuple(input_shape):
+    fits = images.ndim == len(input_shape) + 1 and all(
+        want is None or want == got for want, got in zip(input_shape, images.shape[1:], strict=True)
+    )
+    if not fits:  # an axis of free size (None) takes any size
         raise _UsageError(
             f"Images in {path!r} have shape {images.shape[1:]}; the model takes {input_shape}"
         )
     return images, [f"image_{i:04d}" for i in range(len(images))]
 
 
-def _model_and_images(args):
+def _model_and_images(args, any_rank=False):
+    """The model and its inputs; with `any_rank`, signals, vectors and volumes too
+    (from a .npy / .npz array; a folder of image files needs an image model)."""
+    import os
+
     from keras_introspect.model import Introspector
 
     model = _load(args)
@@ -206,8 +213,16 @@ def _model_and_images(args):
         specs = intro.input_specs
     except (FileNotFoundError, ValueError) as err:
         raise _UsageError(str(err)) from err
-    if specs is None or len(specs) != 1 or len(specs[0].shape) != 4:
-        raise _UsageError("Expected a model with one image input (batch, height, width, channels)")
+    ranks = (2, 3, 4, 5) if any_rank else (4,)
+    if specs is None or len(specs) != 1 or len(specs[0].shape) not in ranks:
+        what = "input (vectors, signals, images or volumes)" if any_rank else "image input"
+        raise _UsageError(f"Expected a model with one {what} (batch, height, width, channels)")
+    shape = tuple(specs[0].shape[1:])
+    if os.path.isdir(args.images) and (len(shape) != 3 or None in shape):
+        raise _UsageError(
+            f"The model takes inputs of shape {shape}; a folder of image files needs a model "
+            "of fixed image size: give a .npy or .npz array of the inputs instead"
+        )
     images, names = load_images(
         args.images, tuple(specs[0].shape[1:]), getattr(args, "max_images", None)
     )
@@ -440,6 +455,45 @@ def _cmd_report(args) -> int:
     return 0
 
 
+def _cmd_explore(args) -> int:
+    import numpy as np
+
+    from keras_introspect.explore import explore
+
+    out = _out_dir(args)
+    model, images, names = _model_and_images(args)
+    labels = (
+        load_labels(args.labels, names, _n_images(args.images))
+        if args.labels
+        else _npz_labels(args.images, len(images))
+    )
+    class_names = None
+    if labels is not None:  # string or integer labels: class indices, named by their label
+        values, labels = np.unique(labels, return_inverse=True)
+        class_names = [str(v) for v in values]
+    try:
+        model = with_preprocessing(model, args.preprocess)
+        result = explore(
+            model,
+            images,
+            labels,
+            layers=args.layers,
+            out=out,
+            class_names=class_names,
+            k=args.k,
+            samples=args.samples,
+            am_steps=args.am_steps,
+            value_range=(0.0, 255.0) if args.preprocess != "none" else None,
+            verbose=0 if args.quiet else 1,
+        )
+    except (ValueError, TypeError) as err:
+        raise _UsageError(str(err)) from err
+    if not args.quiet:
+        print(str(result).split("\n", 1)[1], file=sys.stderr)
+    _result(result.index)
+    return 0
+
+
 def _npz_labels(path, n):
     """The `y` array of a `.npz` image file, if it has one of the right length."""
     import numpy as np
@@ -461,19 +515,69 @@ def _npz_labels(path, n):
     return y[:n]  # the first n images were chosen (--max-images)
 
 
+def _predicted_classes(model, images, position, region):
+    """Per image the class predicted on output `position`; on a dense output, the class
+    with the largest mean score over `region` (over every position without one)."""
+    import numpy as np
+    import tensorflow as tf
+
+    from keras_introspect.targets import region_mask
+
+    scores = np.asarray(tf.nest.flatten(model.predict(images, verbose=0))[position], np.float32)
+    if scores.ndim > 2:
+        mask = region_mask(region, scores.shape[1:-1]).astype(np.float32)
+        mask = np.broadcast_to(mask, scores.shape[:-1])[..., None]
+        axes = tuple(range(1, scores.ndim - 1))
+        scores = (scores * mask).sum(axis=axes) / np.maximum(mask.sum(axis=axes), 1.0)
+    return scores.argmax(axis=-1)
+
+
+def _picture(image, saliency, region, output_shape):
+    """What the PNG of one map shows: by the input's rank (see `keras-introspect saliency`)."""
+    from keras_introspect.plotting.nd import outline_region, signal_strip, slice_grid
+    from keras_introspect.plotting.overlay import is_signed, overlay, signed_overlay
+
+    if saliency.ndim == 1:  # a signal or a vector: the line with the map as a band beneath
+        strip = signal_strip(image, saliency)
+        return strip.repeat(max(1, 512 // strip.shape[1]), axis=1)  # wide enough to read
+    if saliency.ndim == 3:  # a volume: a grid of slices along its first axis
+        return slice_grid(image, saliency)[1]
+    if region is not None:  # a dense output: the explained region outlined
+        return outline_region(image, region, saliency, output_shape=output_shape)
+    draw = signed_overlay if is_signed(saliency) else overlay  # keep the sign
+    return draw(image, saliency)
+
+
 def _cmd_saliency(args) -> int:
     import os
 
     import numpy as np
+    import tensorflow as tf
 
     from keras_introspect.attribution.maps import get_method
-    from keras_introspect.plotting.overlay import is_signed, overlay, signed_overlay
-    from keras_introspect.targets import Class
+    from keras_introspect.model import Introspector
+    from keras_introspect.plotting.nd import montage, orthogonal_slices
+    from keras_introspect.targets import Class, output_index
 
     out = _out_dir(args)
-    model, images, names = _model_and_images(args)
+    model, images, names = _model_and_images(args, any_rank=True)
+    try:
+        intro = Introspector(model)
+        position = output_index(intro, args.output)
+        target = Class(0, output=args.output, region=args.region)  # checks the region's form
+    except (ValueError, TypeError) as err:
+        raise _UsageError(str(err)) from err
+    dense = len(intro.output_shapes[position]) > 2
+    if args.region is not None and not dense:
+        raise _UsageError(
+            f"--region applies to a dense output (batch, ..., classes); output {position} has "
+            f"shape {intro.output_shapes[position]}"
+        )
     if args.target == "pred":
-        classes = np.asarray(model.predict(images, verbose=0)).argmax(axis=-1)
+        try:
+            classes = _predicted_classes(model, images, position, args.region)
+        except ValueError as err:  # a region that does not fit the output
+            raise _UsageError(str(err)) from err
     else:
         try:
             classes = np.full(len(images), int(args.target))
@@ -487,22 +591,29 @@ def _cmd_saliency(args) -> int:
         if "layer" not in inspect.signature(method).parameters:
             raise _UsageError(f"--layer applies to the CAM methods; {args.method} reads none")
         options["layer"] = args.layer
+    target = Class(classes, output=args.output, region=args.region)
     try:
-        maps = method(model, Class(classes), batch_size="auto", **options).explain(
+        maps = method(model, target, batch_size="auto", **options).explain(
             images, verbose=0 if args.quiet else 1
         )
-    except (ValueError, TypeError) as err:
-        raise _UsageError(str(err)) from err
+    except (ValueError, TypeError, tf.errors.InvalidArgumentError) as err:
+        raise _UsageError(str(err).splitlines()[0]) from err
     written = []
     if args.format == "npy":
         written.append(os.path.join(out, f"{args.method}.npy"))
         _save_npy(written[-1], maps)
     else:
+        output_shape = None
+        if args.region is not None:  # the dense output's size for these inputs
+            output_shape = tf.nest.flatten(model(images[:1], training=False))[position]
+            output_shape = tuple(output_shape.shape[1:-1])
         for name, image, saliency in zip(names, images, maps, strict=True):
             stem = os.path.splitext(name)[0]
             written.append(os.path.join(out, f"{stem}_{args.method}.png"))
-            draw = signed_overlay if is_signed(saliency) else overlay  # keep the sign
-            _save_png(written[-1], draw(image, saliency))
+            _save_png(written[-1], _picture(image, saliency, args.region, output_shape))
+            if saliency.ndim == 3:  # a volume: also the three slices through the maximum
+                written.append(os.path.join(out, f"{stem}_{args.method}_peak.png"))
+                _save_png(written[-1], montage(orthogonal_slices(image, saliency)[1]))
     if not args.quiet:
         print(f"wrote {len(maps)} {args.method} maps to {out}", file=sys.stderr)
     for path in written:
@@ -561,6 +672,23 @@ def _cmd_cluster(args) -> int:
     for path in written:
         _result(path)
     return 0
+
+
+def _region_arg(text):
+    """`--region`: `i,j` (a position) or `r0:r1,c0:c1` (a box; an empty bound is open)."""
+    parts = []
+    try:
+        for part in text.split(","):
+            if ":" in part:
+                start, stop = (p.strip() for p in part.split(":", 1))
+                parts.append(slice(int(start) if start else None, int(stop) if stop else None))
+            else:
+                parts.append(int(part))
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(
+            f"expected a position 'i,j' or a box 'r0:r1,c0:c1'; got {text!r}"
+        ) from err
+    return tuple(parts)
 
 
 def _output_arg(text):
@@ -627,7 +755,14 @@ def _main(argv) -> int:
     report.add_argument("--labels", help="CSV: file name,label rows, or one label per line")
     report.add_argument("--layers", nargs="+", help="layers for the per-layer sections")
     report.add_argument(
-        "--sections", nargs="+", choices=REGISTRY.names, help="sections to include (default: all)"
+        "--sections",
+        nargs="+",
+        choices=REGISTRY.names,
+        help="sections to include (default: "
+        + " ".join(REGISTRY.defaults)
+        + "; on request: "
+        + " ".join(n for n in REGISTRY.names if n not in REGISTRY.defaults)
+        + ")",
     )
     report.add_argument("--out", default="report.html", help="the HTML file to write")
     report.add_argument(
@@ -660,12 +795,44 @@ def _main(argv) -> int:
     saliency.add_argument("--method", choices=sorted(METHODS), default="saliency")
     saliency.add_argument("--target", default="pred", help="class index, or 'pred' (predicted)")
     saliency.add_argument("--layer", help="layer for gradcam (default: the last conv layer)")
+    saliency.add_argument(
+        "--output",
+        type=_output_arg,
+        help="for a model with several outputs: the one to explain (name or index)",
+    )
+    saliency.add_argument(
+        "--region",
+        type=_region_arg,
+        help="dense outputs: explain the class at a position 'i,j' or over a box 'r0:r1,c0:c1' "
+        "(mean over the box); default: the mean over the whole output",
+    )
     saliency.set_defaults(run=_cmd_saliency)
     cluster.add_argument("--layer", required=True, help="layer name or path")
     cluster.add_argument("--method", choices=("dpgmm", "kmeans", "gmm"), default="dpgmm")
     cluster.add_argument("--n-clusters", type=int, help="clusters for kmeans / gmm")
     cluster.add_argument("--seed", type=int, default=0)
     cluster.set_defaults(run=_cmd_cluster)
+    explore = sub.add_parser(
+        "explore", help="a static site of every unit of the chosen layers (offline, file://)"
+    )
+    explore.add_argument("model_file", help="a .keras or .h5 model file")
+    explore.add_argument("images", help="a folder of PNG/JPEG images, a .npy or a .npz file")
+    _custom_objects_option(explore)
+    explore.add_argument("--labels", help="CSV: file name,label rows, or one label per line")
+    explore.add_argument("--layers", nargs="+", help="layers to explore (default: all)")
+    explore.add_argument("--out", default="keras_introspect_explore", help="output folder")
+    explore.add_argument(
+        "--preprocess",
+        choices=sorted(PREPROCESS),
+        default="none",
+        help="preprocessing of raw 0-255 pixels, when it is not inside the model",
+    )
+    explore.add_argument("--k", type=int, default=8, help="exemplars per unit")
+    explore.add_argument("--samples", type=int, default=8, help="images with their own page")
+    explore.add_argument("--am-steps", type=int, default=128, help="feature visualization steps")
+    explore.add_argument("--max-images", type=int, default=2000, help="images used at most")
+    explore.add_argument("--quiet", action="store_true", help="no progress messages")
+    explore.set_defaults(run=_cmd_explore)
     for command in sub.choices.values():
         command.add_argument(
             "--verbose", action="store_true", help="show TensorFlow's own log messages"

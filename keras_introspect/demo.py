@@ -82,6 +82,7 @@ def run_demo(out="keras_introspect_demo", fast=False, verbose=1):
     from keras_introspect.plotting.grids import plot_history
     from keras_introspect.report import Report, build_report
     from keras_introspect.report.auto import Progress
+    from keras_introspect.report.sections import REGISTRY
 
     n, epochs = FAST if fast else FULL
     started = time.perf_counter()
@@ -110,6 +111,8 @@ def run_demo(out="keras_introspect_demo", fast=False, verbose=1):
         x[split:],
         y[split:],
         layers=("pool1", "pool2"),
+        # the default sections, and the concepts each class is made of (issue 24)
+        sections=(*REGISTRY.defaults, "concepts"),
         value_range=(0.0, 1.0),
         am_steps=64 if fast else 128,
         report=report,

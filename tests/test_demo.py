@@ -46,8 +46,10 @@ def test_demo_writes_a_report_with_every_section(demo):
         "Layer-wise purity",
         "Category tree at flatten",
         "Comparison with a random twin",
+        "Concepts per layer",
     ):
         assert expected in titles, expected
+    assert sum(t.startswith("Concepts of class") for t in titles) >= 2  # issue 24
     assert any(t.startswith("Prediction tree of label") for t in titles)
     # nothing is fetched from elsewhere
     assert not re.search(r'(src|href)="(https?:)?//', page)

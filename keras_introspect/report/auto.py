@@ -19,7 +19,7 @@ from keras_introspect._tensor import is_probability
 from keras_introspect.exceptions import KerasIntrospectWarning
 from keras_introspect.model import _kinds as kinds
 from keras_introspect.model.selectors import spread as _spread
-from keras_introspect.report.sections import REGISTRY
+from keras_introspect.report.sections import REGISTRY, skip_for_input
 
 # The built-in sections' names in report order (`REGISTRY` holds them, and any
 # section a user adds).
@@ -124,7 +124,9 @@ def _top_channels(intro, x, paths, k):
 
 def _check_sections(sections):
     names = REGISTRY.names
-    sections = list(names if sections in (None, "all") else sections)
+    sections = list(
+        REGISTRY.defaults if sections is None else names if sections == "all" else sections
+    )
     unknown = [s for s in sections if s not in names]
     if unknown:
         raise ValueError(f"Unknown section(s) {unknown}. Expected names from {list(names)}")
@@ -151,6 +153,8 @@ class ReportPlan:
         output: the model output explained (`targets.Class`'s `output`).
         classifier: whether that output is a classifier's (several units, or
             one sigmoid unit).
+        dense: whether that output is dense (`(batch, ..., classes)`: segmentation,
+            detection heads); its class scores are averaged over the positions.
         value_range: of the images.
         occlusion: `Occlusion`'s window and stride for these images.
         am_steps, n_quality, verbose: as passed to `build_report`.
@@ -180,6 +184,7 @@ class ReportPlan:
     sections: list = field(default_factory=list)
     skipped: dict = field(default_factory=dict)
     results: dict = field(default_factory=dict)
+    dense: bool = False
 
     @property
     def shown(self) -> np.ndarray:
@@ -284,19 +289,29 @@ def plan_report(
     if isinstance(max_images, bool) or not isinstance(max_images, int) or max_images < 1:
         raise ValueError(f"Expected `max_images` >= 1. Received: max_images={max_images!r}")
     x = np.asarray(np.asarray(x)[:max_images], np.float32)  # cut first, then convert
-    if x.ndim != 4 or len(x) < 2:
-        raise ValueError(f"Expected at least 2 images (n, H, W, C). Received: shape {x.shape}")
     intro = introspector(model)
+    specs = intro.input_specs
+    rank = len(specs[0].shape) if specs is not None and len(specs) == 1 else 4
+    if x.ndim != rank or len(x) < 2:
+        kind = {2: "vectors (n, L)", 3: "signals (n, L, C)", 5: "volumes (n, D, H, W, C)"}
+        raise ValueError(
+            f"Expected at least 2 {kind.get(rank, 'images (n, H, W, C)')} as the model takes "
+            f"them. Received: shape {x.shape}"
+        )
     value_range = value_range or (float(x.min()), float(x.max()))
     position = output_index(intro, output)
     scores = np.asarray(
         tf.nest.flatten(model.predict(x, batch_size=32, verbose=0))[position], np.float32
     )
-    if scores.ndim != 2:
+    if scores.ndim < 2:
         raise ValueError(
-            f"Expected a model output of shape (batch, units) to explain. Received: output "
-            f"{position} with shape {scores.shape}; pick another with `output=`"
+            f"Expected a model output of shape (batch, units) or a dense output (batch, ..., "
+            f"classes) to explain. Received: output {position} with shape {scores.shape}; "
+            "pick another with `output=`"
         )
+    dense = scores.ndim > 2
+    if dense:  # a dense output: each image's class with the largest mean score over positions
+        scores = scores.reshape(len(scores), -1, scores.shape[-1]).mean(axis=1)
     # one unit in [0, 1]: a sigmoid, a binary classifier; else a regression head
     binary = scores.shape[1] == 1 and is_probability(scores)
     # the explained class: the predicted one; a one-unit output's only unit
@@ -309,6 +324,10 @@ def plan_report(
     if len(y) != len(x):
         raise ValueError(f"Expected one label per image ({len(x)}). Received: {len(y)} labels")
     paths = [intro.layer(layer).path for layer in layers] if layers else choose_layers(intro)
+    if dense and not layers:  # the dense output's own layer is the output, not a feature map
+        from keras_introspect.targets import output_names
+
+        paths = [p for p in paths if p not in output_names(intro)] or paths
     window = max(2, x.shape[1] // 6)
     plan = ReportPlan(
         model=model,
@@ -323,6 +342,7 @@ def plan_report(
         explained=explained,
         output=output,
         classifier=scores.shape[1] >= 2 or binary,
+        dense=dense,
         value_range=value_range,
         occlusion={"window": window, "stride": max(1, window // 2)},
         am_steps=am_steps,
@@ -332,7 +352,7 @@ def plan_report(
         results=results,
     )
     for name in sections:
-        reason = REGISTRY[name].reason_to_skip(plan)
+        reason = skip_for_input(name, plan) or REGISTRY[name].reason_to_skip(plan)
         if reason:
             plan.skipped[name] = reason
     return plan
@@ -377,8 +397,9 @@ def build_report(
         layers: layers for the per-layer sections (any layer: a section that
             needs feature maps or a receptive field says so in a note where
             a layer has none); `None` picks up to three (`choose_layers`).
-        sections: names from `REGISTRY` (`SECTIONS` are the built-in ones),
-            or `None`/"all".
+        sections: names from `REGISTRY` (`SECTIONS` are the built-in ones);
+            `None`: the default ones (all but opt-in sections such as
+            "concepts"); "all": every registered section.
         title: of the report.
         value_range: of the images, for display and to bound activation
             maximization; `None` uses the range of `x`.
@@ -466,8 +487,10 @@ def _gradcam_layer(model, intro, x, target, tries=4):
     """
     from keras_introspect.attribution.gradcam import candidate_layers, default_layer
     from keras_introspect.report.builder import explain_maps
+    from keras_introspect.targets import output_names
 
-    candidates = [info.path for info in candidate_layers(intro)[0]][-tries:]
+    outputs = set(output_names(intro))  # a dense output's own layer: nothing comes after it
+    candidates = [i.path for i in candidate_layers(intro)[0] if i.path not in outputs][-tries:]
     last = candidates[-1] if candidates else default_layer(intro).path  # raises, says why
     skipped = []
     for path in reversed(candidates):

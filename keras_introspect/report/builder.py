@@ -225,7 +225,7 @@ class Report(Document):
         options, given = dict(options or {}), dict(maps or {})
         x = np.asarray(x)
         maps = {
-            name: one_map_per_image(np.asarray(given[name]), name)
+            name: one_map_per_image(np.asarray(given[name]), name, x)
             if name in given
             else self._explain(x, name, target, options.get(name))
             for name in methods
@@ -360,7 +360,7 @@ class Report(Document):
         options = {"window": window, "stride": stride, "baseline": baseline}
         if maps is None:
             maps = self._explain(x, "occlusion", target, options)
-        fig = plot_occlusion(x, one_map_per_image(np.asarray(maps), "occlusion"), value_range)
+        fig = plot_occlusion(x, one_map_per_image(np.asarray(maps), "occlusion", x), value_range)
         section = self._section("Occlusion", {"target": target, **options})
         caption = "top: important areas; bottom: drop of the target when a window is occluded"
         section.blocks.append(img_block(figure_png(fig), caption))
@@ -511,21 +511,18 @@ class Report(Document):
         """
         from keras_introspect.metrics.randomization import compare_with_random_twin
         from keras_introspect.plotting.grids import plot_saliency_grid
-        from keras_introspect.probes.randomized_twin import randomized_twin
 
         options, given = dict(options or {}), dict(results or {})
         x = np.asarray(x)
         model = self._introspector().model
-        twin_model = None
         maps, rows = {}, []
         for name in methods:
             twin = given.get(name)
-            if twin is None:
-                twin_model = twin_model or randomized_twin(model, seed=seed)
+            if twin is None:  # the model's own weights re-drawn for the call: no clone
                 twin = compare_with_random_twin(
-                    name, model, x, target, options=options.get(name), twin=twin_model
+                    name, model, x, target, options=options.get(name), seed=seed
                 )
-            one_map_per_image(twin.maps, name)
+            one_map_per_image(twin.maps, name, x)
             maps[f"{name}, trained"], maps[f"{name}, random twin"] = twin.maps, twin.other_maps
             rows += [
                 {"method": name, "image": i, "Spearman": rho}
@@ -683,7 +680,8 @@ class Report(Document):
 
 
 _CLUSTER_CAPTION = (
-    "clusters: the components the fit uses over all its pixels (its n_clusters_), of "
+    "clusters: the fit's clusters over all its pixels (its n_clusters_: with dpgmm, the "
+    "components owning at least min_weight, 1 % by default, of the fitted pixels), of "
     "which one image shows some; converged: whether the fit's convergence test passed "
     "within max_iter (a fit that did not converge is still used: more iterations could "
     "move its boundaries)"
@@ -738,12 +736,14 @@ def explain_maps(model, x, method, target, options=None):
     options = {"batch_size": "auto", **(options or {})}  # sized for the memory there is
     with _zero_maps_shown():
         maps = get_method(method)(model, target, **options).explain(x)
-    return one_map_per_image(maps, method)
+    return one_map_per_image(maps, method, x)
 
 
-def one_map_per_image(maps, method):
-    """`maps` if they are `(n, H, W)`; else a `ValueError` (a target with several channels)."""
-    if maps.ndim != 3:
+def one_map_per_image(maps, method, x=None):
+    """`maps` if they are one map per image, `(n, H, W)` (for inputs `x`: `(n, L)` of
+    signals and vectors, `(n, D, H, W)` of volumes); else a `ValueError` (a target
+    with several channels)."""
+    if maps.ndim != (3 if x is None else max(2, np.ndim(x) - 1)):
         raise ValueError(
             f"A report draws one map per image; {method} gave shape {maps.shape} "
             "(use a target with one class or channel)"

@@ -194,6 +194,16 @@ class Document:
             "</body></html>\n"
         )
 
+    def _repr_html_(self) -> str:
+        """The report inline in a notebook: the whole page in a sandboxed iframe
+        (`srcdoc`, escaped), so its style and anchors do not leak into the notebook."""
+        page = escape(self.to_html())
+        return (
+            f'<iframe srcdoc="{page}" sandbox="allow-same-origin" '
+            f'title="{escape(self.title)}" '
+            'style="width:100%;height:640px;border:1px solid #ccc"></iframe>'
+        )
+
     def save(self, path) -> str:
         """Write the report to `path` (UTF-8) atomically and return the path.
 

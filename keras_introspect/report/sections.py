@@ -32,6 +32,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from keras_introspect.report.rotation import add_rotation, skip_rotation
+
 # Pixel clustering in the report fits full covariances up to this many channels,
 # diagonal ones beyond (EfficientNetB0's top_activation has 1280).
 MAX_FULL_COVARIANCE = 64
@@ -50,6 +52,8 @@ class SectionSpec:
             in its place), or `None` when it does; `None`: it always applies.
         per_layer: drawn once per chosen layer (one progress line each).
         progress: the progress line (`verbose=1`).
+        default: part of the report when no sections are named (`sections=None`);
+            `False`: only when named (or with `sections="all"`).
     """
 
     name: str
@@ -58,6 +62,7 @@ class SectionSpec:
     skip: Callable | None = None
     per_layer: bool = False
     progress: str = ""
+    default: bool = True
 
     def reason_to_skip(self, plan) -> str | None:
         """Why the section does not apply to `plan`, or `None`."""
@@ -82,6 +87,7 @@ class SectionRegistry:
         before=None,
         after=None,
         replace=False,
+        default=True,
     ):
         """Add a section; usable as a decorator of its `add` function.
 
@@ -97,6 +103,7 @@ class SectionRegistry:
             before, after: the name of the section it goes before or after
                 (default: at the end).
             replace: replace a section of that name in its place.
+            default: run it when no sections are named (`False`: on request only).
 
         Returns:
             `add` (so the decorated function stays usable).
@@ -116,6 +123,7 @@ class SectionRegistry:
                 before=before,
                 after=after,
                 replace=replace,
+                default=default,
             )
         if not isinstance(name, str) or not name:
             raise ValueError(f"Expected a section name (a non-empty str). Received: {name!r}")
@@ -127,7 +135,7 @@ class SectionRegistry:
             )
         if before is not None and after is not None:
             raise ValueError("Pass `before` or `after`, not both")
-        spec = SectionSpec(name, title or name, add, skip, per_layer, progress or name)
+        spec = SectionSpec(name, title or name, add, skip, per_layer, progress or name, default)
         anchor = before if before is not None else after
         if anchor is not None and anchor not in self._specs:
             raise ValueError(f"No section {anchor!r} to place {name!r} by. Known: {self.names}")
@@ -148,6 +156,11 @@ class SectionRegistry:
         if name not in self._specs:
             raise KeyError(f"No section {name!r}. Known: {self.names}")
         return self._specs.pop(name)
+
+    @property
+    def defaults(self) -> tuple:
+        """Names of the sections run when none are named, in report order."""
+        return tuple(name for name, spec in self._specs.items() if spec.default)
 
     @property
     def names(self) -> tuple:
@@ -183,6 +196,40 @@ _PIXELS = "pixel DPGMM label maps"
 _FILTERS = "filter saliency (max / sum aggregation) vs occlusion"
 _FEATURES = "activation maximization of receptive fields"
 _QUALITY = "explanation quality: deletion, insertion, sanity checks"
+
+
+# Sections drawn for 2-D images only; on signals (1-D), vectors and volumes (3-D) they
+# are skipped with this reason. The others draw 1-D and 3-D maps (`plotting.nd`).
+IMAGES_ONLY = {
+    "filters": "filter saliency draws receptive-field boxes on images",
+    "features": "activation maximization is drawn as images",
+    "exemplars": "exemplar crops are drawn as images",
+    "clustering": "pixel label maps are drawn over images",
+    "quality": "the deletion / insertion curves and sanity checks score images",
+}
+# Sections that do not apply to a dense output (segmentation map, detection head)
+DENSE_SKIP = {
+    "quality": "deletion / insertion score one class of a classifier; a dense output's "
+    "class score averaged over all positions is not what they measure",
+}
+
+
+def input_kind(x) -> str:
+    """``"vector"``, ``"signal"``, ``"image"`` or ``"volume"`` for model inputs `x`."""
+    return {2: "vector", 3: "signal", 4: "image", 5: "volume"}.get(np.ndim(x), "input")
+
+
+def skip_for_input(name, plan) -> str | None:
+    """Why section `name` does not apply to the plan's inputs or output, or `None`."""
+    kind = input_kind(plan.x)
+    if kind != "image" and name in IMAGES_ONLY:
+        return (
+            f"Skipped for {kind} inputs of shape {plan.x.shape[1:]}: {IMAGES_ONLY[name]} "
+            "(2-D) only."
+        )
+    if getattr(plan, "dense", False) and name in DENSE_SKIP:
+        return f"Skipped for a dense model output: {DENSE_SKIP[name]}."
+    return None
 
 
 def _summary(report, plan):
@@ -239,6 +286,8 @@ def _features(report, plan, layer):
         and all(f <= n for f, n in zip(field.size, x.shape[1:3], strict=True)),
         init="max",
         steps=plan.am_steps,
+        # a model of free input size optimises images of the size of the given ones
+        image_shape=tuple(x.shape[1:]) if None in plan.intro.input_specs[0].shape[1:] else None,
         result=plan.results.get("features", {}).get(layer),
     )
 
@@ -359,7 +408,11 @@ def _prediction_tree(report, plan):
 
 
 def _twin(report, plan):
-    report.add_random_twin(plan.shown, plan.targets, results=plan.results.get("twin"))
+    # a dense output's last layer is the output itself: Grad-CAM reads the plan's layer
+    options = {"gradcam": {"layer": plan.gradcam_layer()[0]}} if plan.dense else None
+    report.add_random_twin(
+        plan.shown, plan.targets, options=options, results=plan.results.get("twin")
+    )
 
 
 def _skip_quality(plan):
@@ -405,3 +458,24 @@ for _name, _title, _add, _progress, _skip, _per_layer in _BUILT_IN:
     REGISTRY.register(
         _name, _add, title=_title, skip=_skip, per_layer=_per_layer, progress=_progress
     )
+# opt-in: it needs images one degree of rotation apart (results={"rotation": RotationData})
+REGISTRY.register(
+    "rotation",
+    add_rotation,
+    title="Rotation sequences",
+    skip=skip_rotation,
+    progress="rotation sequences",
+    default=False,
+)
+
+from keras_introspect.report.concepts import add_concepts, skip_concepts  # noqa: E402
+
+# opt-in: fitting a mixture per class and layer is slower than the other sections
+REGISTRY.register(
+    "concepts",
+    add_concepts,
+    title="Concepts",
+    skip=skip_concepts,
+    progress="concepts",
+    default=False,
+)

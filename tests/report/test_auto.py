@@ -89,7 +89,7 @@ def test_sections_labels_and_errors(monkeypatch):
         build_report(model, x, y[:5], sections=["purity"], verbose=0)
     with pytest.raises(ValueError, match="at least 2 images"):
         build_report(model, x[:1], sections=["summary"], verbose=0)
-    assert SECTIONS[0] == "summary" and len(SECTIONS) == 14
+    assert SECTIONS[0] == "summary" and len(SECTIONS) == 16
 
 
 def _small_cnn(head):
