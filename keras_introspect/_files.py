@@ -84,3 +84,41 @@ def write_atomic(path, content) -> str:
     with atomic_path(path) as temporary, open(temporary, "wb") as out:
         out.write(data)
     return os.fspath(path)
+
+
+ANIMATION_FORMATS = ("gif", "png")
+"""Animated GIF, and APNG (``"png"``)."""
+
+
+def animation_format(path) -> str:
+    """``"gif"`` or ``"png"`` (APNG) for an animation file's extension; `ValueError` else."""
+    extension = os.path.splitext(os.fspath(path))[1].lower()
+    if extension not in (".gif", ".png", ".apng"):
+        raise ValueError(
+            f"Expected an animation path ending in .gif, .png or .apng. Received: path={path!r}"
+        )
+    return "gif" if extension == ".gif" else "png"
+
+
+def animation_bytes(frames, format: str = "gif", fps: float = 4.0) -> bytes:
+    """Frames (uint8 arrays `(h, w)` grey or `(h, w, 3)` RGB) as a looping animated GIF
+    or APNG, `1 / fps` seconds per frame; the file's bytes."""
+    import io
+
+    from PIL import Image
+
+    from keras_introspect._validation import check_number, check_one_of
+
+    check_one_of(format, "format", ANIMATION_FORMATS)
+    fps = check_number(fps, "fps", 0.0, strict=True)
+    images = [Image.fromarray(frame, "L" if frame.ndim == 2 else "RGB") for frame in frames]
+    buffer = io.BytesIO()
+    images[0].save(
+        buffer,
+        format=format.upper(),
+        save_all=True,
+        append_images=images[1:],
+        duration=round(1000.0 / fps),
+        loop=0,
+    )
+    return buffer.getvalue()

@@ -16,7 +16,6 @@ Extension"; init from the most activating dataset patch, §4.4).
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -52,7 +51,6 @@ from keras_introspect.optimize.regularizers import (
 from keras_introspect.targets import BoundTarget, Channel, Neuron, as_target
 
 INITS = ("random", "mean", "max")
-ANIMATION_FORMATS = ("gif", "png")
 
 
 @dataclass
@@ -156,26 +154,14 @@ class AMResult(Tabular):
             ValueError: the result has no snapshots (generate with
                 `snapshot_every`), or the images have neither 1 nor 3 channels.
         """
-        import io
-
-        from PIL import Image
+        from keras_introspect._files import ANIMATION_FORMATS, animation_bytes
 
         check_one_of(format, "format", ANIMATION_FORMATS)
         fps = check_number(fps, "fps", 0.0, strict=True)
         scale = check_positive_int(scale, "scale")
         frames = _tiled_frames(self.snapshots, value_range, scale)
-        mode = "L" if frames.shape[-1] == 1 else "RGB"
-        images = [Image.fromarray(f[..., 0] if mode == "L" else f, mode) for f in frames]
-        buffer = io.BytesIO()
-        images[0].save(
-            buffer,
-            format=format.upper(),
-            save_all=True,
-            append_images=images[1:],
-            duration=round(1000.0 / fps),
-            loop=0,
-        )
-        return buffer.getvalue()
+        grey = frames.shape[-1] == 1
+        return animation_bytes([f[..., 0] if grey else f for f in frames], format, fps)
 
     def save_animation(self, path, fps: float = 4.0, value_range=None, scale: int = 1) -> str:
         """Write the snapshots as an animated GIF (``.gif``) or APNG (``.png``, ``.apng``).
@@ -192,15 +178,10 @@ class AMResult(Tabular):
             >>> am.generate(n=2).save_animation("am.gif")  # doctest: +SKIP
             'am.gif'
         """
-        from keras_introspect._files import check_output_path, write_atomic
+        from keras_introspect._files import animation_format, check_output_path, write_atomic
 
         path = check_output_path(path, "animation")
-        extension = os.path.splitext(path)[1].lower()
-        if extension not in (".gif", ".png", ".apng"):
-            raise ValueError(
-                f"Expected an animation path ending in .gif, .png or .apng. Received: path={path!r}"
-            )
-        data = self.animation("gif" if extension == ".gif" else "png", fps, value_range, scale)
+        data = self.animation(animation_format(path), fps, value_range, scale)
         return write_atomic(path, data)
 
     @property

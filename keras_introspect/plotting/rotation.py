@@ -73,15 +73,11 @@ def rotation_animation(images, maps, format="gif", fps=4.0, scale=4, cmap="infer
     Returns:
         The file's bytes (one frame per image, looping).
     """
-    import io
-
     import matplotlib
-    from PIL import Image
 
-    from keras_introspect._validation import check_number, check_one_of, check_positive_int
+    from keras_introspect._files import animation_bytes
+    from keras_introspect._validation import check_positive_int
 
-    check_one_of(format, "format", ("gif", "png"))
-    fps = check_number(fps, "fps", 0.0, strict=True)
     scale = check_positive_int(scale, "scale")
     colours = matplotlib.colormaps[cmap]
     frames = []
@@ -90,17 +86,8 @@ def rotation_animation(images, maps, format="gif", fps=4.0, scale=4, cmap="infer
         gap = np.ones((grey.shape[0], 1, 3), np.float32)
         tile = np.concatenate([grey, gap, colours(heat)[..., :3]], 1)
         tile = np.kron(tile, np.ones((scale, scale, 1)))
-        frames.append(Image.fromarray((255 * tile).round().astype(np.uint8), "RGB"))
-    buffer = io.BytesIO()
-    frames[0].save(
-        buffer,
-        format=format.upper(),
-        save_all=True,
-        append_images=frames[1:],
-        duration=round(1000.0 / fps),
-        loop=0,
-    )
-    return buffer.getvalue()
+        frames.append((255 * tile).round().astype(np.uint8))
+    return animation_bytes(frames, format, fps)
 
 
 def save_rotation_animation(path, images, maps, fps=4.0, scale=4, cmap="inferno"):
@@ -109,17 +96,10 @@ def save_rotation_animation(path, images, maps, fps=4.0, scale=4, cmap="inferno"
     Returns:
         The path.
     """
-    import os
-
-    from keras_introspect._files import check_output_path, write_atomic
+    from keras_introspect._files import animation_format, check_output_path, write_atomic
 
     path = check_output_path(path, "animation")
-    extension = os.path.splitext(path)[1].lower()
-    if extension not in (".gif", ".png", ".apng"):
-        raise ValueError(
-            f"Expected an animation path ending in .gif, .png or .apng. Received: path={path!r}"
-        )
-    fmt = "gif" if extension == ".gif" else "png"
+    fmt = animation_format(path)
     return write_atomic(path, rotation_animation(images, maps, fmt, fps, scale, cmap))
 
 
