@@ -902,14 +902,19 @@ class Neuron(_LayerTarget):
             # compiled function, so another unit of the layer needs no trace
             a = channels_last(activation, axis)
             index = tf.concat([columns[:, 1:], columns[:, :1]], axis=1)
-            if free:  # the layer's size comes with the data: check it there
-                size = tf.shape(a)[1:]
-                tf.debugging.assert_less(
-                    index,
-                    tf.broadcast_to(size, tf.shape(index)),
-                    message=f"Neuron position outside layer {path!r} for these images",
-                )
-            return tf.gather_nd(a, index, batch_dims=1)
+            if not free:
+                return tf.gather_nd(a, index, batch_dims=1)
+            # the layer's size comes with the data: check it there, before the gather
+            # (else the gather's own error can win the race, or, on a GPU, an index
+            # out of range silently reads 0)
+            size = tf.shape(a)[1:]
+            check = tf.debugging.assert_less(
+                index,
+                tf.broadcast_to(size, tf.shape(index)),
+                message=f"Neuron position outside layer {path!r} for these images",
+            )
+            with tf.control_dependencies([check]):
+                return tf.gather_nd(a, index, batch_dims=1)
 
         return Binding(self, info.path, score, (channel, *position), position=position)
 
