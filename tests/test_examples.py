@@ -82,6 +82,11 @@ def test_signals_volumes_example_finds_the_planted_structure(tmp_path):
 
 def test_the_dpgmm_depth_example_prints_one_count_per_block(tmp_path):
     """examples/08_dpgmm_depth.py (issue 23, item 7), fast mode: few clusters per block."""
+    from skimage.color import rgb2hed
+    from skimage.filters import threshold_otsu
+
+    from keras_introspect.datasets.images import sample_images
+
     out = tmp_path / "depth.png"
     stdout = _run("08_dpgmm_depth.py", str(out), "--fast", timeout=600).stdout
     assert out.stat().st_size > 10_000
@@ -90,7 +95,22 @@ def test_the_dpgmm_depth_example_prints_one_count_per_block(tmp_path):
     assert list(counts) == [f"block{b}_conv2" for b in (1, 2, 3, 4)]
     # few clusters owning >= 1 % of the pixels at every depth, never the cap of 50
     assert all(1 <= n <= 12 for n in counts.values())
-    # the table's column is the same count
-    for layer, n in counts.items():
-        row = re.search(rf"^{layer}\s+\d+\s+(\d+)\s+(\d+)\s+\d+\s+(\d+)\s+\d+$", stdout, re.M)
-        assert int(row.group(1)) == n and int(row.group(2)) >= n and int(row.group(3)) <= n
+    for block, (layer, n) in enumerate(counts.items()):
+        row = re.search(rf"^{layer}\s+(\d+)\s+(\d+)\s+(\d+)\s+\d+\s+\d+$", stdout, re.M)
+        # the cropped maps cover the 128-pixel photo exactly: (128 / 2**block)**2 pixels
+        assert int(row.group(1)) == (128 >> block) ** 2
+        # the table's column is the same count, at most the components owning a pixel
+        assert int(row.group(2)) == n and int(row.group(3)) >= n
+    trend = re.search(r"first block (\d+) -> last block (\d+): the count (.*)", stdout)
+    first, last = counts["block1_conv2"], counts["block4_conv2"]
+    assert (int(trend.group(1)), int(trend.group(2))) == (first, last)
+    assert trend.group(3) == ("falls" if last < first else "does not fall")
+    # chance in Fig. 3 is the stained share of the photo, worked out here
+    photo = sample_images(["immunohistochemistry"], size=128)["immunohistochemistry"] / 255.0
+    dab = rgb2hed(photo)[..., 2]
+    chance = re.search(r"DAB-stained pixels cover (\d+)% of the photo", stdout).group(1)
+    assert int(chance) == round(100 * (dab > threshold_otsu(dab)).mean())
+    # the clusters' shares of the photo add up to the whole photo
+    shares = [int(s) for s in re.findall(r"^  cluster \d+: (\d+)% of the pixels", stdout, re.M)]
+    assert 1 <= len(shares) <= last and abs(sum(shares) - 100) <= len(shares)
+    assert re.search(r"background lightest \(cluster \d+\): \d+ region centres", stdout)
