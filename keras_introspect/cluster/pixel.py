@@ -481,7 +481,17 @@ def upsample_labels(labels, input_size, field=None) -> np.ndarray:
     index = []
     for axis, (n_units, n_pixels) in enumerate(zip(labels.shape[1:], input_size, strict=True)):
         pixels = np.arange(n_pixels)
-        if field is not None and field.axes is None:
+        if field is not None and field.axes is None and field.phases is not None:
+            # an upsampled layer: unit centres repeat with a period, not on one grid
+            centres = np.array(
+                [
+                    field.center(tuple(i if a == axis else 0 for a in range(labels.ndim - 1)))[axis]
+                    for i in range(n_units)
+                ]
+            )
+            # nearest centre; `argmin` takes the earlier unit on a tie
+            units = np.abs(pixels[:, None] - centres[None]).argmin(axis=1)
+        elif field is not None and field.axes is None:
             first = field.offset[axis] + (field.size[axis] - 1) / 2
             units = np.ceil((pixels - first) / field.stride[axis] - 0.5)  # ties: earlier
         else:

@@ -427,9 +427,43 @@ class Introspector:
         """
         return of_kind(kind, self._analyse())
 
-    def layer(self, selector) -> LayerInfo:
-        """`LayerInfo` of the one layer matched by `selector`."""
-        return select_one(selector, self._analyse())
+    def layer(self, selector, input_size=None) -> LayerInfo:
+        """`LayerInfo` of the one layer matched by `selector`.
+
+        Args:
+            selector: one layer.
+            input_size: `None` (the model's own input shape), or the spatial
+                size of the input, e.g. `(H, W)`, `(L,)` or `(D, H, W)` (a list
+                of them for several inputs): then `output_shape`,
+                `receptive_field` and `receptive_field_reason` are those for
+                inputs of that size (for a model of free input size; one trace
+                per size, cached). Checked against a fixed size.
+
+        Example:
+            >>> x = keras.Input((None, None, 3))
+            >>> y = keras.layers.Conv2D(4, 3, strides=2, padding="same", name="conv")(x)
+            >>> at = Introspector(keras.Model(x, y)).layer("conv", input_size=(32, 32))
+            >>> at.spatial_shape, at.receptive_field.offset
+            ((16, 16), (0, 0))
+        """
+        info = select_one(selector, self._analyse())
+        if input_size is None:
+            return info
+        result = self._fields_at(input_size)[info.path]
+        if "calls" not in result:  # the model's own size: the table's entry
+            return info
+        found = result.get("field")
+        reason = info.receptive_field_reason
+        if isinstance(found, rf.Undefined):
+            reason = found.reason
+        elif isinstance(found, rf.ReceptiveField):
+            reason = None
+        return dataclasses.replace(
+            info,
+            output_shape=result.get("shape", info.output_shape),
+            receptive_field=found if isinstance(found, rf.ReceptiveField) else None,
+            receptive_field_reason=reason,
+        )
 
     def _analyse(self) -> list:
         """Trace the model once to read output shapes and receptive fields."""
@@ -764,17 +798,11 @@ class Introspector:
             `ReceptiveField(size, stride, offset)` (one value per spatial axis of
             the layer: `(l,)` for signals and flat vectors, `(h, w)`,
             `(d, h, w)`), or `None` where undefined (after Flatten/Dense, global
-            pooling, resizing); the reason is in
+            pooling, resizing by a factor that is not whole); the reason is in
             `layer(selector).receptive_field_reason`.
         """
-        info = self.layer(selector)
+        info = self.layer(selector, input_size=input_size)
         field, reason = info.receptive_field, info.receptive_field_reason
-        if input_size is not None:
-            result = self._fields_at(input_size)[info.path]
-            found = result.get("field")
-            field = found if isinstance(found, rf.ReceptiveField) else None
-            if field is None:
-                reason = found.reason if isinstance(found, rf.Undefined) else reason
         if field is None and strict:
             raise ValueError(f"Layer {info.path!r} has no receptive field: {reason}")
         return field
@@ -853,7 +881,8 @@ class Introspector:
         key = ("activations", tuple(i.path for i in infos), pooling, repr(signature))
 
         def build():
-            tap = Tap(self.model, infos)
+            # the model's output is not returned: stop once the layers have run
+            tap = Tap(self.model, infos, truncate=True)
 
             def run(inputs):
                 self.note_trace()

@@ -12,21 +12,43 @@ stride `s` and `p` pixels of padding before the first position::
 `offset` is the input coordinate of the first pixel of the field of unit 0
 (negative when padding reaches outside the image). Unit `i` then covers
 input pixels `offset + i * stride ... offset + i * stride + size - 1`.
-Layers that mix every position (Flatten, Dense on vectors, global pooling,
-resizing) have no field; `Undefined` carries the reason.
+Layers that mix every position (Flatten, Dense on vectors, global pooling)
+have no field; `Undefined` carries the reason.
 
-Nearest-neighbour upsampling by `u` repeats each unit `u` times, so unit `i`
-sees what unit `i // u` saw: the field is then periodic, not affine. Each
-axis is kept as a period `P`, a jump `S` per period and the bounds of the `P`
-units of one period (`phases`); every rule above maps such an axis to
-another (`P = 1` is the recurrence itself), so fields stay exact through
-decoders.
+Upsampling makes the field periodic, not affine: nearest-neighbour
+upsampling by `u` repeats each unit `u` times (unit `i` sees what unit
+`i // u` saw); bilinear and bicubic upsampling (`UpSampling2D`, `Resizing`
+by a whole factor) read the two or four source units around each sample,
+and one where the sample falls on a source unit; a transposed convolution
+with stride `s` (`Conv1DTranspose` to `Conv3DTranspose`, any padding) reads,
+at output unit `q * s + r`, the input units `q + (r + p - m * d) / s` of its
+taps `m` where that is whole. Each axis is kept as a period `P`, a jump `S`
+per period and the bounds of the `P` units of one period (`phases`); every
+rule maps such an axis to another (`P = 1` is the recurrence itself), so
+fields stay exact through decoders, and a period that turns out affine (a
+transposed convolution undoing a strided one) collapses back to `P = 1`.
+
+Exactness. The field of a unit is the bounding box of the input pixels with a
+non-zero gradient (positive weights, no cancelling paths), clipped to the
+input: the tests check equality by brute force in 1-D, 2-D and 3-D. Like the
+recurrence, the rules treat each layer's grid as unbounded: a unit at the
+edge of a layer that reads positions past the edge (padding, a transposed
+convolution's or an interpolation's border) is given the fields of those
+missing units too. Where those reach into the input (a strided 'valid'
+layer that leaves the last pixels unseen, cropping) an edge unit's field can
+be wider than its support; it always contains it. Bilinear upsampling by an
+odd factor samples some units exactly on a source unit; TensorFlow computes
+that sample in float32 a rounding error off (the scale `1 / u` is not exact),
+giving the neighbour on that side a weight near 1e-7, so the field counts that
+neighbour (whether the rounding shows depends on the factor, the position and
+the hardware).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -54,12 +76,14 @@ class ReceptiveField:
             the whole input (a squeeze-and-excitation gate: a product with a
             globally pooled branch). The field is then the *local* field of
             the spatial path; that layer's gate adds context from everywhere.
-        phases: `None`, or after nearest-neighbour upsampling, per axis `None`
-            or the `(start, stop)` of the units `0 .. P-1` of one period (unit
-            `i + P` sees the field of unit `i` moved by `P * stride`). Then
-            `size` is the largest extent, `stride` the mean distance (an int
-            or a `Fraction`), `offset` the start of unit 0; `bounds`, `slices`
-            and `center` stay exact.
+        phases: `None`, or after upsampling (nearest, bilinear, bicubic) or a
+            transposed convolution, per axis `None` or the `(start, stop)` of
+            the units `0 .. P-1` of one period (unit `i + P` sees the field of
+            unit `i` moved by `P * stride`). Then `size` is the largest
+            extent, `stride` the mean distance (an int or a `Fraction`) and
+            `offset` the start of unit 0: summaries, so `offset + i * stride`
+            is *not* unit `i`'s start; `bounds`, `slices` and `center` are
+            exact.
 
     Any rank: one value per spatial axis, `(l,)` for signals (and flat
     vectors reshaped inside the model), `(h, w)` for images, `(d, h, w)` for
@@ -113,7 +137,8 @@ class ReceptiveField:
 
     def bounds(self, position) -> tuple:
         """Unclipped `(start, stop)` per input axis (stop exclusive) of a unit's field;
-        `position` is the unit's index in the layer's output."""
+        `position` is the unit's index in the layer's output (whole numbers: a
+        fractional one raises `ValueError`)."""
         position = _as_tuple(position, len(self.size), "position")
         return self.in_input_order(_at(*_axis(self, axis), p) for axis, p in enumerate(position))
 
@@ -127,7 +152,13 @@ class ReceptiveField:
 
     def center(self, position) -> tuple:
         """Input coordinates (floats, input order) of the centre of the field of the
-        unit at `position` (fractional positions allowed, e.g. a cluster's mean)."""
+        unit at `position`.
+
+        At a whole position it is the field's middle, `(start + stop - 1) / 2`.
+        A fractional position (a cluster's mean) is interpolated linearly between
+        the centres of the two units around it, per axis: exact for an affine
+        field, and piecewise linear through the phases of an upsampled one.
+        """
         if len(position) != len(self.size):
             raise ValueError(
                 f"Expected `position` with {len(self.size)} values. Received: position={position}"
@@ -152,10 +183,22 @@ class Undefined:
     reason: str
 
 
+def _whole(v, name: str, value) -> int:
+    """`v` as an int; a fractional value is refused (never truncated)."""
+    if isinstance(v, numbers.Integral):
+        return int(v)
+    if isinstance(v, numbers.Real) and float(v).is_integer():
+        return int(v)
+    raise ValueError(
+        f"Expected `{name}` of whole numbers (a unit's index; `center` takes fractional "
+        f"positions). Received: {name}={value}"
+    )
+
+
 def _as_tuple(value, n: int, name: str) -> tuple:
-    if isinstance(value, int):
+    if isinstance(value, numbers.Integral):
         value = (value,) * n
-    value = tuple(int(v) for v in value)
+    value = tuple(_whole(v, name, value) for v in value)
     if len(value) != n:
         raise ValueError(f"Expected `{name}` with {n} values. Received: {name}={value}")
     return value
@@ -177,10 +220,24 @@ def _at(period: int, jump: int, phases, i: int) -> tuple:
     return start + q * jump, stop + q * jump
 
 
+def _reduce(period: int, jump: int, bounds) -> tuple:
+    """The shortest period that describes the same units (period 1 when they are affine)."""
+    for p in range(1, period):
+        if period % p or (jump * p) % period:
+            continue
+        shift = jump * p // period
+        if all(
+            bounds[r + p] == (bounds[r][0] + shift, bounds[r][1] + shift) for r in range(period - p)
+        ):
+            return p, shift, tuple(bounds[:p])
+    return period, jump, tuple(bounds)
+
+
 def _with_axes(field, axes: list):
     """`field` with each axis replaced by a `(P, S, phases)` triple."""
     size, stride, offset, phases = [], [], [], []
     for period, jump, bounds in axes:
+        period, jump, bounds = _reduce(period, jump, bounds)
         offset.append(bounds[0][0])
         size.append(max(stop - start for start, stop in bounds))
         quotient = Fraction(jump, period)
@@ -195,15 +252,35 @@ def _with_axes(field, axes: list):
     )
 
 
+def _sample_axis(period: int, jump: int, phases, a: int, b: int, taps) -> tuple:
+    """Axis after a layer whose output unit `q * a + r` reads the input units
+    `q * b + taps[r][0]` to `q * b + taps[r][1]` (`r < a`).
+
+    A window of stride `t` is `a = 1, b = t`; upsampling by `u` is `a = u, b = 1`
+    (a transposed convolution too, with its stride). The field of a run of input
+    units is the box around theirs; each repeats every `period` units, moved by
+    `jump`, so the extremes lie within one period of the run's ends.
+    """
+    new_period = a * period // math.gcd(period, b)
+
+    def run(first: int, last: int) -> tuple:
+        starts = range(first, min(last, first + period - 1) + 1)
+        stops = range(max(first, last - period + 1), last + 1)
+        return (
+            min(_at(period, jump, phases, i)[0] for i in starts),
+            max(_at(period, jump, phases, i)[1] for i in stops),
+        )
+
+    bounds = tuple(
+        run((j // a) * b + taps[j % a][0], (j // a) * b + taps[j % a][1]) for j in range(new_period)
+    )
+    return new_period, jump * (math.lcm(period, b) // period), bounds
+
+
 def _map_axis(period: int, jump: int, phases, t: int, first: int, last: int) -> tuple:
     """Axis after a window: output unit `j` reads input units `j * t + first` to
-    `j * t + last` (bounds are monotonic in the unit, so the ends bound it)."""
-    new_period = period // math.gcd(period, t)
-    bounds = tuple(
-        (_at(period, jump, phases, j * t + first)[0], _at(period, jump, phases, j * t + last)[1])
-        for j in range(new_period)
-    )
-    return new_period, jump * (new_period * t // period), bounds
+    `j * t + last`."""
+    return _sample_axis(period, jump, phases, 1, t, ((first, last),))
 
 
 def input_field(n_spatial: int, input_index: int) -> ReceptiveField:
@@ -290,12 +367,9 @@ _POOL = kinds.POOL
 _MIXING = {
     "Flatten": "flattens all positions into one vector",
     "GroupNormalization": "normalises over all positions",
-    "Resizing": "resamples the pixel grid",
 }
 _MIXING.update(dict.fromkeys(kinds.GLOBAL_POOL, "pools over all positions"))
-_MIXING.update(
-    dict.fromkeys(kinds.TRANSPOSED_CONV, "is a transposed convolution (fractional stride)")
-)
+_TRANSPOSED = kinds.TRANSPOSED_CONV
 _PADDING = {"ZeroPadding1D", "ZeroPadding2D", "ZeroPadding3D"}
 _CROPPING = {"Cropping1D", "Cropping2D", "Cropping3D"}
 _UPSAMPLING = {"UpSampling1D", "UpSampling2D", "UpSampling3D"}
@@ -314,8 +388,9 @@ _RULED = frozenset(
     | _PADDING
     | _CROPPING
     | _UPSAMPLING
+    | _TRANSPOSED
     | set(_MIXING)
-    | {"Dense", "Softmax", "LayerNormalization", "Permute", "Reshape"}
+    | {"Dense", "Softmax", "LayerNormalization", "Permute", "Reshape", "Resizing"}
 )
 
 # keras.ops operations (nodes of a Functional graph that are not layers) that act
@@ -410,19 +485,138 @@ def _window(field, layer, kernel, strides, dilation, padding, in_shape):
     return _with_axes(field, axes)
 
 
-def _upsample(field, layer, factors):
-    """Field after nearest-neighbour upsampling: unit `i` is unit `i // u` repeated."""
-    if getattr(layer, "interpolation", "nearest") != "nearest":
-        return Undefined(
-            f"{type(layer).__name__} {layer.name} interpolates ({layer.interpolation}) "
-            "between positions"
-        )
-    factors = _as_tuple(factors, len(field.size), "size")
+def _float32_above(u: int) -> bool:
+    """Whether `1 / u` rounded to float32 (the scale TensorFlow's resize uses) is
+    above `1 / u`: then a sample that falls exactly on a source unit is computed a
+    rounding error past it."""
+    import numpy as np
+
+    return Fraction(float(np.float32(1) / np.float32(u))) > Fraction(1, u)
+
+
+def _resize_taps(interpolation: str, a: int, b: int) -> tuple | None:
+    """Per phase `r < a`, the first and last input unit (relative to `q * b`) that
+    output unit `q * a + r` reads when a grid is resized by `a / b` (`a` or `b`
+    is 1) with half-pixel centres, as `tf.image.resize` does: the sample sits at
+    `x = (j + 1/2) * b / a - 1/2`. Nearest reads `floor(x + 1/2)`; bilinear
+    `floor(x)` and the next (only `x` where it is a whole number); bicubic
+    `floor(x) - 1` to `floor(x) + 2` (only `x`, likewise). `None`: no rule.
+
+    A bilinear sample that is a whole number in exact arithmetic is computed in
+    float32 as `x` plus or minus a rounding error when upsampling by an odd
+    factor (the scale `1 / a` is not exact), which gives the neighbour on that
+    side a weight of about 1e-7: that neighbour is counted (the field contains
+    the gradient's support; it is one unit wider than the exact arithmetic at
+    those phases). Bicubic weights come from a table and stay exact.
+    """
+    taps = []
+    for r in range(a):
+        x = Fraction(2 * r + 1, 2 * a) * b - Fraction(1, 2)
+        low = math.floor(x)
+        whole = x == low
+        if interpolation == "nearest":
+            first = last = math.floor(x + Fraction(1, 2))
+        elif interpolation == "bilinear":
+            first, last = low, low + 1
+            if whole:
+                first = last = low
+                if a > 1 and a % 2:  # float32 noise: see above
+                    first, last = (low, low + 1) if _float32_above(a) else (low - 1, low)
+        elif interpolation == "bicubic":
+            first, last = (low, low) if whole else (low - 1, low + 2)
+        else:
+            return None
+        taps.append((first, last))
+    return tuple(taps)
+
+
+def _resampled(field, layer, factors, interpolation):
+    """Field after resizing each axis by `factors` (`(a, b)`: `b` input units
+    become `a` output units; one of them is 1)."""
     axes = []
-    for axis, u in enumerate(factors):
-        period, jump, phases = _axis(field, axis)
-        bounds = tuple(_at(period, jump, phases, i // u) for i in range(period * u))
-        axes.append((period * u, jump, bounds))
+    for axis, (a, b) in enumerate(factors):
+        taps = _resize_taps(interpolation, a, b)
+        if taps is None:
+            return Undefined(
+                f"{type(layer).__name__} {layer.name} interpolates ({interpolation}) "
+                "between positions with a kernel that has no rule"
+            )
+        axes.append(_sample_axis(*_axis(field, axis), a, b, taps))
+    return _with_axes(field, axes)
+
+
+def _upsample(field, layer, factors):
+    """Field after upsampling by whole factors: nearest (unit `i` is unit `i // u`
+    repeated), bilinear or bicubic (the neighbours each unit interpolates)."""
+    factors = _as_tuple(factors, len(field.size), "size")
+    interpolation = getattr(layer, "interpolation", "nearest")
+    return _resampled(field, layer, [(u, 1) for u in factors], interpolation)
+
+
+def _resizing(field, layer, in_shape):
+    """Field after `keras.layers.Resizing` to a whole multiple (or a whole
+    fraction) of a fixed input size, without antialiasing or aspect-ratio fitting."""
+    data_format = getattr(layer, "data_format", "channels_last") or "channels_last"
+    sizes_in = _spatial(in_shape, data_format)
+    what = f"Resizing {layer.name}"
+    if len(field.size) != 2 or len(sizes_in) != 2:
+        return Undefined(f"{what} resizes a grid that is not 2-D")
+    if any(getattr(layer, f"{how}_to_aspect_ratio", False) for how in ("crop", "pad")):
+        return Undefined(f"{what} crops or pads to an aspect ratio")
+    if None in sizes_in:
+        return Undefined(
+            f"{what} resamples by a factor that depends on the input size, which is not "
+            "fixed; pass `input_size=` to receptive_field"
+        )
+    factors = []
+    for n_in, n_out in zip(sizes_in, (layer.height, layer.width), strict=True):
+        if n_out % n_in and n_in % n_out:
+            return Undefined(
+                f"{what} resamples {n_in} to {n_out} positions (not by a whole factor)"
+            )
+        factors.append((n_out // n_in, 1) if n_out >= n_in else (1, n_in // n_out))
+    if getattr(layer, "antialias", False) and any(b > 1 for _, b in factors):
+        return Undefined(f"{what} downsamples with antialiasing (a wider kernel)")
+    return _resampled(field, layer, factors, layer.interpolation)
+
+
+def _transposed(field, layer):
+    """Field after a transposed convolution.
+
+    TensorFlow computes it as the gradient of a convolution with the same
+    kernel, stride `s`, dilation `d` and padding: output unit `j` receives input
+    unit `i` through tap `m` where `j = i * s + m * d - p`, `p` the padding
+    before of that convolution ('valid': 0; 'same': half the excess of the
+    window, which does not depend on the size). So output unit `q * s + r` reads
+    the input units `q + (r + p - m * d) / s` for the taps where that is whole.
+    """
+    n = len(field.size)
+    kernel, strides, dilation = layer.kernel_size, layer.strides, layer.dilation_rate
+    if len(kernel) != n:
+        return Undefined(f"{layer.name} has {len(kernel)} spatial axes, its input {n}")
+    output_padding = getattr(layer, "output_padding", None)
+    axes = []
+    for axis in range(n):
+        s, d = strides[axis], dilation[axis]
+        k_eff = d * (kernel[axis] - 1) + 1
+        pad = 0
+        if layer.padding == "same":
+            if output_padding is None:
+                pad = max(k_eff - s, 0) // 2
+            else:
+                pad = max(k_eff - k_eff % 2 - output_padding[axis], 0) // 2
+        taps = []
+        for r in range(s):
+            read = [
+                (r + pad - m * d) // s for m in range(kernel[axis]) if (r + pad - m * d) % s == 0
+            ]
+            if not read:
+                return Undefined(
+                    f"{type(layer).__name__} {layer.name}: some output units read no input "
+                    f"(kernel {kernel[axis]} with dilation {d} and stride {s})"
+                )
+            taps.append((min(read), max(read)))
+        axes.append(_sample_axis(*_axis(field, axis), s, 1, taps))
     return _with_axes(field, axes)
 
 
@@ -590,6 +784,8 @@ def propagate(layer, in_fields: list, in_shapes: list, out_shape):
         or kind in _PADDING
         or kind in _CROPPING
         or kind in _UPSAMPLING
+        or kind in _TRANSPOSED
+        or kind == "Resizing"
     ):
         return _geometric(kind, layer, field, in_shape)
     return _per_position(kind, layer, field, in_shape, out_shape)
@@ -650,6 +846,10 @@ def _geometric(kind, layer, field, in_shape):
         return _window(field, layer, layer.pool_size, layer.strides, ones, layer.padding, in_shape)
     if kind in _UPSAMPLING:
         return _upsample(field, layer, layer.size)
+    if kind in _TRANSPOSED:
+        return _transposed(field, layer)
+    if kind == "Resizing":
+        return _resizing(field, layer, in_shape)
     attr = layer.padding if kind in _PADDING else layer.cropping
     sign = -1 if kind in _PADDING else 1
     pairs = _pairs(attr, len(field.size))

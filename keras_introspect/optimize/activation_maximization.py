@@ -466,14 +466,8 @@ class ActivationMaximization:
         field_, grid = info.receptive_field, info.spatial_shape
         if None in self._intro.input_specs[0].shape[1:]:
             # a model of free input size: the field and the layer's size at the size optimised
-            size = tuple(image_size)
-            field_ = self._intro.receptive_field(info.path, input_size=size)
-            shape = self._intro._fields_at(size)[info.path].get("shape")
-            grid = None
-            if isinstance(shape, tuple):
-                grid = tuple(
-                    d for i, d in enumerate(shape[1:], 1) if i != info.channel_axis % len(shape)
-                )
+            info = self._intro.layer(info.path, input_size=tuple(image_size))
+            field_, grid = info.receptive_field, info.spatial_shape
         if field_ is not None and field_.axes is not None:
             raise ValueError(
                 f"receptive_field=True needs a layer whose spatial axes are in the input's "
@@ -484,6 +478,12 @@ class ActivationMaximization:
             raise ValueError(
                 f"receptive_field=True needs a layer with a receptive field; "
                 f"{info.path!r} has none: {reason}"
+            )
+        if field_.phases is not None:
+            raise ValueError(
+                f"receptive_field=True needs units whose fields are shifted copies of one "
+                f"another; {info.path!r} follows an upsampling (its units' fields repeat "
+                f"with a period, phases={field_.phases}): use receptive_field=False"
             )
         return _Patch.plan(weight, leaf, info, field_, image_size, grid)
 

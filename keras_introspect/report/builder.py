@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import math
 import warnings
 
 import numpy as np
@@ -707,8 +708,10 @@ def _as_class(value):
 
 
 def _stride(info) -> int:
+    """The layer's largest stride in pixels, at least 1 (an upsampled layer's stride
+    is a fraction: its units are denser than the pixels, so there is no grid)."""
     field = info.receptive_field
-    return int(max(field.stride)) if field is not None else 1
+    return max(1, math.floor(max(field.stride))) if field is not None else 1
 
 
 def _smoothed_at_stride(maps, info, aggregate):
