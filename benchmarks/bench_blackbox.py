@@ -1,8 +1,9 @@
 """Black-box (perturbation) methods vs the plain-TensorFlow floor and vs Xplique.
 
 RISE with the same number of masks on the same model and images, side by side
-in one process, per call, median of `--repeats` timed calls after one warm-up
-call (tracing excluded):
+in one process, per call: after one warm-up call each (tracing excluded),
+`--repeats` rounds time every call once, back to back, each round starting one
+call later; median time and median of the per-round ratios to the floor:
 
 - floor: plain TensorFlow, one `tf.function` per batch of `batch_size`
   masked copies: apply precomputed masks, the forward pass, the weighted sum
@@ -18,13 +19,15 @@ Run: python benchmarks/bench_blackbox.py [--masks 1000] [--repeats 3] [--models 
 import argparse
 import os
 import platform
+import statistics
+import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import keras
 import numpy as np
 import tensorflow as tf
-from bench_attribution import small_cnn, timed  # the same models and timing
+from bench_attribution import small_cnn  # the same models
 
 import keras_introspect as ki
 from keras_introspect.attribution.rise import RISE
@@ -82,22 +85,44 @@ def run_model(name, args, Rise):
     rise = RISE(model, ki.targets.Class(cls), n_masks=args.masks, batch_size=args.batch_size)
     masks = tf.constant(rise.masks(shape))
     floor = floor_fn(model, args.batch_size)
-    rows = {
-        "floor (plain TF)": timed(lambda: floor(x, masks, cls), args.repeats),
-        "keras_introspect RISE": timed(lambda: rise.explain(x), args.repeats),
+    fns = {
+        "floor (plain TF)": lambda: floor(x, masks, cls),
+        "keras_introspect RISE": lambda: rise.explain(x),
     }
     if Rise is not None:
         peer = Rise(model, batch_size=args.batch_size, nb_samples=args.masks, grid_size=7)
         onehot = np.eye(10, dtype="float32")[cls]
-        rows["Xplique Rise"] = timed(lambda: peer.explain(x, onehot), args.repeats)
+        fns["Xplique Rise"] = lambda: peer.explain(x, onehot)
+    rows = rounds(fns, args.repeats)
+    if Rise is not None:
         ours = rise.explain(x)
         theirs = np.asarray(peer.explain(x, onehot))[..., 0]
         r = [np.corrcoef(a.ravel(), b.ravel())[0, 1] for a, b in zip(ours, theirs, strict=True)]
         print(f"  {name}: Pearson with Xplique's map (its own random masks): {np.round(r, 3)}")
-    base = rows["floor (plain TF)"]
-    print(f"\n{name} {shape}, 2 images")
-    for key, value in rows.items():
-        print(f"  {key:<24} {value:8.3f} s  {value / base:5.2f}x floor")
+    print(f"\n{name} {shape}, 2 images, load average {os.getloadavg()[0]:.1f}")
+    for key, (seconds, ratio) in rows.items():
+        print(f"  {key:<24} {seconds:8.3f} s  {ratio:5.2f}x floor")
+
+
+def rounds(fns, repeats):
+    """`{name: (median s, median of the per-round ratios to the first entry)}`."""
+    for fn in fns.values():
+        fn()
+    names = list(fns)
+    times = {name: [] for name in names}
+    for r in range(repeats):
+        for name in names[r % len(names) :] + names[: r % len(names)]:
+            start = time.perf_counter()
+            fns[name]()
+            times[name].append(time.perf_counter() - start)
+    base = times[names[0]]
+    return {
+        name: (
+            statistics.median(times[name]),
+            statistics.median(a / b for a, b in zip(times[name], base, strict=True)),
+        )
+        for name in names
+    }
 
 
 if __name__ == "__main__":

@@ -5,8 +5,10 @@ logits, random maps (no ties), batch 64 rows, side by side in one process:
 
 - `road` (MoRF, the paper's 9 percentages, `noise=0.01`) scores `n` images and `9 n`
   imputed copies. Two floors: (a) plain TensorFlow scoring those rows, imputed beforehand
-  (the forward passes only); (b) a plain loop doing what ROAD cannot avoid: each copy
-  imputed by `metrics.road.impute` (one sparse solve), then the same forward passes.
+  (the forward passes only); (b) a plain loop doing what ROAD did before its batched
+  solver: each copy imputed by `metrics.road.impute(..., solver="exact")` (one sparse
+  solve on the host), then the same forward passes. `road` runs with its default
+  batched conjugate-gradient imputation and with ``solver="exact"``.
   Quantus 0.6's `ROAD`, where installed, at the same percentages, on the same images and
   maps (it scores accuracy, with `model.predict` per percentage).
 - `deletion` and `insertion` (20 steps, no random maps) score `21 n` copies; their floor is
@@ -88,7 +90,7 @@ def main():
     def imputed():
         return np.stack(
             [
-                impute(x[i].astype(np.float64), ranks[i] < counts[k], 0.01, rng_ik)
+                impute(x[i].astype(np.float64), ranks[i] < counts[k], 0.01, rng_ik, solver="exact")
                 for (i, k), rng_ik in zip(
                     pairs, (np.random.default_rng([0, 2, i, k]) for i, k in pairs), strict=True
                 )
@@ -142,6 +144,10 @@ def main():
         "`road`, against floor (b)": (
             lambda: metrics.road(model, x, maps, target, batch_size=batch),
             floors["road_loop"],
+        ),
+        '`road(solver="exact")` (sparse solves on the host)': (
+            lambda: metrics.road(model, x, maps, target, batch_size=batch, solver="exact"),
+            floors["road_fwd"],
         ),
         floors["del"]: (forward_floor(model, del_rows, curve_labels, batch), None),
         "`deletion` (20 steps)": (

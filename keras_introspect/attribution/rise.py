@@ -24,6 +24,7 @@ from keras_introspect.attribution._base import (
     row_specs,
     spatial_shape,
 )
+from keras_introspect.attribution._mask_cache import StepMasks
 
 _LOCK = threading.RLock()
 
@@ -45,7 +46,11 @@ class RISE(Attribution):
     drawn on the host from `seed` (a few numbers per mask); the masks are
     upsampled, shifted and applied on the device, and scored in batches of
     `batch_size` rows, so the same seed gives the same maps for any batch
-    size. `masks(shape)` returns them for inspection.
+    size. The masks are upsampled once per `explain` call and kept on the
+    device for all its images (up to
+    `attribution._mask_cache.MASK_CACHE_BYTES`, 1 GiB; beyond it once per
+    batch of images), so the cost is the forward passes. `masks(shape)`
+    returns them for inspection.
 
     Bilinear upsampling is TensorFlow's (half-pixel centres, edges
     clamped); the authors' code resizes with scikit-image's reflect mode,
@@ -107,17 +112,28 @@ class RISE(Attribution):
     def _n_draws(self):
         return self.n_masks
 
-    def _graph_key(self):
-        return (*super()._graph_key(), self.grid)
-
     def _explain(self, x, batch_size, verbose):
         # the grids are drawn per call for the images' size: one call at a time
         with _LOCK:
-            return super()._explain(x, batch_size, verbose)
+            self._masks = None  # the call's StepMasks, made by _check_options
+            try:
+                return super()._explain(x, batch_size, verbose)
+            finally:
+                if self._masks is not None:  # frees the device memory of the kept masks
+                    self._upsampled_rows = self._masks.upsampled_rows
+                    self._masks = None
 
     def _check_options(self, image, shape):
         check_images_and_baseline("RISE", shape, self.baseline)
-        self._grids, self._shifts, self._cell = self._draw(spatial_shape(shape))
+        size = spatial_shape(shape)
+        grids, shifts, cell = self._draw(size)
+        self._masks = StepMasks(
+            self._intro,
+            ("rise", self.grid, size, cell),
+            lambda grids, shifts: _upsample(grids, shifts, size, cell),
+            [grids, shifts],
+            size,
+        )
 
     def _draw(self, size):
         """`(grids (n, g, ..., g) float32, shifts (n, d) int32, cell per axis)` from the
@@ -152,26 +168,21 @@ class RISE(Attribution):
         bound, intro = self._bound, self._intro
         K = bound.n_outputs
         tap = intro.tap(bound.paths or [], compute_dtype=self.compute_dtype)
-        g = self.grid
         shape = leaves[image].shape[1:]
         size = spatial_shape(shape)
         signature = row_specs(leaves, bound)
         signature += [
-            tf.TensorSpec((None,) + (g,) * len(size), tf.float32),
-            tf.TensorSpec((None, len(size)), tf.int32),
-            tf.TensorSpec((None,), tf.float32),
+            tf.TensorSpec((None, *size), tf.float32),
             tf.TensorSpec(extra[0].shape, tf.float32),
         ]
         n_leaves = len(leaves)
-        cell = self._cell
 
         def step(*args):
             intro.note_trace()
             inputs = list(args[:n_leaves])
-            params, grids, shifts, valid, baseline = args[n_leaves : n_leaves + 5]
+            params, masks, baseline = args[n_leaves : n_leaves + 3]
             x = inputs[image]
-            b, m = tf.shape(x)[0], tf.shape(grids)[0]
-            masks = _upsample(grids, shifts, size, cell)  # (m, *size)
+            b, m = tf.shape(x)[0], tf.shape(masks)[0]
             mask = channel_mask(masks, shape)
             xf = tf.cast(x, tf.float32)[:, None]
             masked = xf * mask + baseline * (1.0 - mask)
@@ -180,8 +191,8 @@ class RISE(Attribution):
             )
             activations, output = tap(pack(row_inputs))
             scores = tf.reshape(bound.score(activations, output, row_params), [b, m, K])
-            # padded masks (valid 0) add nothing
-            return tf.einsum("bmk,m...->bk...", scores * valid[None, :, None], masks)
+            # the zero masks that pad the last step add nothing
+            return tf.einsum("bmk,m...->bk...", scores, masks)
 
         return compile_step(step, signature)
 
@@ -195,15 +206,8 @@ class RISE(Attribution):
         size = spatial_shape(leaves[image].shape[1:])
         total = np.zeros((b, self._bound.n_outputs, *size), np.float64)
         for first in range(0, self.n_masks, m):
-            grids = self._grids[first : first + m]
-            shifts = self._shifts[first : first + m]
-            valid = np.ones(m, np.float32)
-            if len(grids) < m:  # pad to the step size: one trace per size
-                pad = m - len(grids)
-                valid[len(grids) :] = 0
-                grids = np.concatenate([grids, np.zeros((pad, *grids.shape[1:]), np.float32)])
-                shifts = np.concatenate([shifts, np.zeros((pad, shifts.shape[1]), np.int32)])
-            total += np.asarray(fn(*leaves, expanded, grids, shifts, valid, *extra))
+            masks = self._masks(first, m)  # padded to m rows: one trace per size
+            total += np.asarray(fn(*leaves, expanded, masks, *extra))
             call.progbar.add(1)
         return (total / (self.n_masks * self.p)).astype(np.float32)
 

@@ -23,12 +23,10 @@ from keras_introspect.attribution._base import (
     row_specs,
     spatial_shape,
 )
+from keras_introspect.attribution._mask_cache import StepMasks
 
 _LOCK = threading.RLock()
 _EPS = 1e-12  # floor of Var f(A), as Xplique's JansenEstimator
-# upsampled masks kept on the device for the images of one call, up to this size;
-# beyond it each step's masks are upsampled again for every batch of images
-MASK_CACHE_BYTES = 1 << 30
 INTERPOLATIONS = ("nearest", "bilinear")
 
 
@@ -61,8 +59,8 @@ class SobolAttribution(Attribution):
     on the device and scored in batches of `batch_size` rows, so the maps
     do not depend on the batch size. The masks are upsampled once per
     `explain` call and kept on the device for all its images (up to
-    `MASK_CACHE_BYTES`, 1 GiB; beyond it once per batch of images), so the
-    cost is the forward passes. `design()` returns `A` and `B`;
+    `attribution._mask_cache.MASK_CACHE_BYTES`, 1 GiB; beyond it once per
+    batch of images), so the cost is the forward passes. `design()` returns `A` and `B`;
     `masks(shape)` the upsampled masks in row order; after `explain`,
     `indices_` holds the per-cell indices `(n, grid_size, grid_size)`
     (`(n, K, g, g)` for a target with K channels).
@@ -179,10 +177,13 @@ class SobolAttribution(Attribution):
         # the design and the indices are per call: one call at a time
         with _LOCK:
             self._indices = []  # (start, indices) of each piece, padded images included
+            self._masks = None  # the call's StepMasks, made by _check_options
             try:
                 maps = super()._explain(x, batch_size, verbose)
             finally:
-                self._masks = {}  # frees the device memory of the kept masks
+                if self._masks is not None:  # frees the device memory of the kept masks
+                    self._upsampled_rows = self._masks.upsampled_rows
+                    self._masks = None
             cells = (self.grid_size,) * self._n_axes
             indices = np.zeros((len(maps), self._bound.n_outputs, *cells), np.float32)
             for start, piece in self._indices:  # in order: a later piece overwrites padding
@@ -194,10 +195,15 @@ class SobolAttribution(Attribution):
     def _check_options(self, image, shape):
         check_images_and_baseline("SobolAttribution", shape, self.baseline)
         self._n_axes = len(spatial_shape(shape))
-        self._grids = self._rows(self._n_axes)
-        self._masks = {}  # (first row, rows per step) -> upsampled masks, for this call
-        self._masks_bytes = 0
-        self._upsampled_rows = 0  # mask rows upsampled in this call (padding included)
+        size = spatial_shape(shape)
+        method = self.interpolation
+        self._masks = StepMasks(
+            self._intro,
+            ("sobol", self.grid_size, size, method),
+            lambda grids: _upsample(grids, size, method),
+            [self._rows(self._n_axes)],
+            size,
+        )
 
     def _extra_inputs(self, image, shape):
         return [baseline_input(self.baseline, shape)]
@@ -245,10 +251,10 @@ class SobolAttribution(Attribution):
         )
         expanded = self._bound.expand(params)
         size = spatial_shape(leaves[image].shape[1:])
-        n_rows = len(self._grids)
+        n_rows = len(self._masks)
         parts = []
         for first in range(0, n_rows, m):
-            masks = self._step_masks(first, m, size)
+            masks = self._masks(first, m)
             n_valid = min(m, n_rows - first)
             parts.append(np.asarray(fn(*leaves, expanded, masks, *extra))[:, :n_valid])
             call.progbar.add(1)
@@ -259,38 +265,6 @@ class SobolAttribution(Attribution):
         flat = tf.constant(indices.reshape((b * K,) + (g,) * len(size)), tf.float32)
         maps = np.asarray(_upsample(flat, size, self.interpolation))
         return maps.reshape(b, K, *size)
-
-    def _step_masks(self, first, m, size):
-        """The masks of rows `first:first + m` upsampled to `size` (zero masks pad the
-        last step to `m` rows: one trace per size), upsampled once per call while
-        they fit `MASK_CACHE_BYTES`."""
-        import tensorflow as tf
-
-        found = self._masks.get((first, m))
-        if found is not None:
-            return found
-        grids = self._grids[first : first + m]
-        if len(grids) < m:
-            pad = np.zeros((m - len(grids), *grids.shape[1:]), np.float32)
-            grids = np.concatenate([grids, pad])
-        method = self.interpolation
-        key = ("sobol masks", grids.shape[1:], tuple(size), method)
-
-        def build():
-            def upsample(grids):
-                self._intro.note_trace()
-                return _upsample(grids, size, method)
-
-            spec = tf.TensorSpec((None, *grids.shape[1:]), tf.float32)
-            return compile_step(upsample, [spec])
-
-        masks = self._intro.cached(key, build)(tf.constant(grids))
-        self._upsampled_rows += m
-        nbytes = 4 * m * int(np.prod(size))
-        if self._masks_bytes + nbytes <= MASK_CACHE_BYTES:
-            self._masks[(first, m)] = masks
-            self._masks_bytes += nbytes
-        return masks
 
 
 def jansen_total_indices(scores, nb_design: int, grid_size: int, n_axes: int = 2) -> np.ndarray:

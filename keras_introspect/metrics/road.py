@@ -14,9 +14,22 @@ leaks the map to the model) but *imputed* from its neighbours, with noise:
 
       sum_j w_ij * x_i - sum_{j removed} w_ij * x_j = sum_{j kept} w_ij * v_j
 
-  one sparse linear system over all removed pixels (`scipy.sparse`,
-  `spsolve`), solved for each channel. Gaussian noise of standard deviation
-  `noise` is then added to each imputed value (each channel on its own).
+  one linear system over all removed pixels, solved for each channel.
+  Gaussian noise of standard deviation `noise` is then added to each imputed
+  value (each channel on its own).
+- **Solvers.** The system is symmetric positive definite (every group of
+  removed pixels touches a kept one), so the default ``solver="cg"`` solves
+  all the systems of a batch at once in TensorFlow (on the device): the
+  matrix is never built, its product with a vector is the weighted sum of
+  shifted slices of the image (the same for 1, 2 and 3 axes), and conjugate
+  gradients run in float64 until every residual is below `CG_TOLERANCE`
+  (1e-13) times its right-hand side, in one XLA-compiled loop (compiled once
+  per batch shape: a second or two the first time). The result equals the
+  direct sparse solve (``solver="exact"``: the authors'
+  `scipy.sparse.linalg.spsolve`, one system per image and percentage on
+  the host) to about 1e-12 (tested to 1e-6 on edge cases); a system not
+  converged after `2 m + 50` iterations (`m` removed pixels) is solved by
+  the exact solver.
 - For each percentage `p` the `round(p * H * W)` first pixels of the map's
   order (all channels of a pixel together) are removed: MoRF
   (``order="morf"``, most relevant first, a low curve is good) or LeRF
@@ -57,6 +70,9 @@ from keras_introspect.metrics.causal import TIES, check_maps, pixel_ranks, spati
 from keras_introspect.metrics.complexity import PerImage
 
 ORDERS = ("morf", "lerf")
+SOLVERS = ("cg", "exact")
+# conjugate gradients stop when every residual is below this share of its right-hand side
+CG_TOLERANCE = 1e-13
 PERCENTAGES = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 # (row offset, column offset), weight: the authors' `neighbors_weights`; other
 # ranks follow the same rule (`neighbours`): weight inversely proportional to
@@ -134,7 +150,9 @@ class ROADResult(PerImage):
         ]
 
 
-def impute(image, mask, noise: float = 0.01, seed=0, n_axes: int = 2) -> np.ndarray:
+def impute(
+    image, mask, noise: float = 0.01, seed=0, n_axes: int = 2, solver: str = "cg"
+) -> np.ndarray:
     """The image with the pixels of `mask` filled by noisy linear imputation.
 
     Each removed pixel becomes the weighted mean of its 8 neighbours inside
@@ -153,6 +171,10 @@ def impute(image, mask, noise: float = 0.01, seed=0, n_axes: int = 2) -> np.ndar
         noise: standard deviation of the noise (>= 0; 0: the exact solution).
         seed: an integer seed or a `numpy.random.Generator` for the noise.
         n_axes: the spatial axes of `image` (1, 2 or 3).
+        solver: ``"cg"`` (conjugate gradients in TensorFlow, float64, to a
+            relative residual of `CG_TOLERANCE`) or ``"exact"`` (the sparse
+            direct solve of the authors' code, `scipy.sparse.linalg.spsolve`,
+            the reference: the two agree to about 1e-12).
 
     Returns:
         float64 array of the shape of `image`; the kept pixels unchanged.
@@ -165,9 +187,16 @@ def impute(image, mask, noise: float = 0.01, seed=0, n_axes: int = 2) -> np.ndar
         >>> round(float(impute(image, mask, noise=0)[1, 1]), 12)  # neighbours' weighted mean
         4.0
     """
-    from scipy.sparse import csc_matrix
-    from scipy.sparse.linalg import spsolve
+    image, mask = _check_image_and_mask(image, mask, n_axes)
+    noise = check_number(noise, "noise", minimum=0)
+    check_one_of(solver, "solver", SOLVERS)
+    rng = seed if isinstance(seed, np.random.Generator) else None
+    if rng is None and noise > 0:  # no noise: the seed is not read
+        rng = np.random.default_rng(seed)
+    return _impute_many(image[None], mask[None], noise, [rng], n_axes, solver)[0]
 
+
+def _check_image_and_mask(image, mask, n_axes: int) -> tuple:
     image = np.asarray(image)
     mask = np.asarray(mask)
     if n_axes not in (1, 2, 3):
@@ -184,16 +213,44 @@ def impute(image, mask, noise: float = 0.01, seed=0, n_axes: int = 2) -> np.ndar
             f"Expected `mask` a bool array of shape {size}. Received: mask with "
             f"shape {mask.shape} and dtype {mask.dtype}"
         )
-    noise = check_number(noise, "noise", minimum=0)
-    total = int(np.prod(size))
-    out = image.astype(np.float64).reshape(total, -1)  # a copy
-    removed = np.flatnonzero(mask)
+    if mask.all():
+        raise ValueError("`mask` removes every pixel: nothing is left to impute from")
+    return image, mask
+
+
+def _impute_many(images, masks, noise: float, rngs: list, n_axes: int, solver: str, rows=None):
+    """`(N, *size[, C])` float64: each image imputed where its mask `(N, *size)` is
+    True (checked: none removes every pixel), then the noise of `rngs[i]` added.
+    `rows`: pad the batch of the conjugate gradients to this many images (one XLA
+    compilation per batch size)."""
+    images = np.asarray(images, np.float64)
+    n, size = len(images), images.shape[1 : 1 + n_axes]
+    flat = images.reshape(n, int(np.prod(size)), -1)
+    if solver == "exact":
+        out = np.stack(
+            [_solve_exact(f, m.ravel(), size, n_axes) for f, m in zip(flat, masks, strict=True)]
+        )
+    else:
+        out = _solve_cg(flat.reshape(n, *size, -1), masks, n_axes, rows).reshape(flat.shape)
+    if noise > 0:
+        for row, mask, rng in zip(out, masks, rngs, strict=True):
+            removed = np.flatnonzero(mask)
+            row[removed] += noise * rng.standard_normal((len(removed), row.shape[1]))
+    return out.reshape(images.shape)
+
+
+def _solve_exact(flat, flat_mask, size, n_axes: int) -> np.ndarray:
+    """`(H W, C)` float64 image with the pixels of `flat_mask` imputed without noise:
+    the sparse system assembled and solved directly (the authors' way)."""
+    from scipy.sparse import csc_matrix
+    from scipy.sparse.linalg import spsolve
+
+    total = len(flat)
+    out = flat.astype(np.float64)  # a copy
+    removed = np.flatnonzero(flat_mask)
     m = len(removed)
     if m == 0:
-        return out.reshape(image.shape)
-    if m == total:
-        raise ValueError("`mask` removes every pixel: nothing is left to impute from")
-    flat_mask = mask.ravel()
+        return out
     unknown_id = np.full(total, -1, np.int64)
     unknown_id[removed] = np.arange(m)
     where = np.unravel_index(removed, size)
@@ -217,12 +274,100 @@ def impute(image, mask, noise: float = 0.01, seed=0, n_axes: int = 2) -> np.ndar
         (np.concatenate([diagonal, *vals]), (np.concatenate(rows), np.concatenate(cols))),
         shape=(m, m),
     )
-    solution = np.asarray(spsolve(matrix, b)).reshape(m, out.shape[1])
-    if noise > 0:
-        rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
-        solution = solution + noise * rng.standard_normal(solution.shape)
-    out[removed] = solution
-    return out.reshape(image.shape)
+    out[removed] = np.asarray(spsolve(matrix, b)).reshape(m, out.shape[1])
+    return out
+
+
+_CG_STEPS = {}  # n_axes -> the compiled solver (dynamic shapes: one trace per rank)
+
+
+def _solve_cg(images, masks, n_axes: int, rows=None) -> np.ndarray:
+    """`(N, *size, C)` float64 images with the pixels of `masks` `(N, *size)` imputed
+    without noise: all `N * C` systems by conjugate gradients at once, in TensorFlow
+    (padded to `rows` images, which remove nothing). Systems not converged within
+    `2 m + 50` steps are solved exactly."""
+    images, masks = np.asarray(images, np.float64), np.asarray(masks, bool)
+    n = len(images)
+    if not masks.any():
+        return images.copy()
+    if rows is not None and rows > n:
+        images = np.concatenate([images, np.zeros((rows - n, *images.shape[1:]))])
+        masks = np.concatenate([masks, np.zeros((rows - n, *masks.shape[1:]), bool)])
+    fn = _CG_STEPS.get(n_axes)
+    if fn is None:
+        fn = _CG_STEPS.setdefault(n_axes, _cg_function(n_axes))
+    max_steps = 2 * int(masks.reshape(len(masks), -1).sum(axis=1).max()) + 50
+    out, converged = fn(
+        images, masks[..., None].astype(np.float64), np.float64(CG_TOLERANCE), np.int32(max_steps)
+    )
+    out, converged = np.array(out[:n]), np.asarray(converged[:n])
+    size, n_channels = out.shape[1:-1], out.shape[-1]
+    for i in np.flatnonzero(~converged.all(axis=1)):
+        flat = images[i].reshape(-1, n_channels)
+        out[i] = _solve_exact(flat, masks[i].ravel(), size, n_axes).reshape(out.shape[1:])
+    return out
+
+
+def _cg_function(n_axes: int):
+    """The compiled batched solver `(images, unknown, tolerance, max_steps) -> (images
+    imputed, converged (N, C))`; the matrix-vector product is the neighbours'
+    weighted sum as shifted slices of the zero-padded image."""
+    import tensorflow as tf
+
+    by_weight = {}
+    for offset, weight in neighbours(n_axes):
+        by_weight.setdefault(weight, []).append(offset)
+    axes = list(range(1, n_axes + 1))
+
+    def weighted_sum(z):  # sum_j w_ij z_j over the neighbours j inside the image
+        padded = tf.pad(z, [[0, 0]] + [[1, 1]] * n_axes + [[0, 0]])
+        shape = tf.shape(z)
+        total = None
+        for weight, offsets in by_weight.items():
+            part = tf.add_n(
+                [tf.slice(padded, [0, *(1 + o for o in off), 0], shape) for off in offsets]
+            )
+            total = weight * part if total is None else total + weight * part
+        return total
+
+    def dot(a, b):  # per system: (N, 1, ..., 1, C)
+        return tf.reduce_sum(a * b, axis=axes, keepdims=True)
+
+    def solve(images, unknown, tolerance, max_steps):
+        known = 1.0 - unknown
+        diagonal = weighted_sum(tf.ones_like(unknown))  # the weights inside the image
+        b = unknown * weighted_sum(known * images)
+        goal = tolerance**2 * dot(b, b)
+
+        def matvec(p):  # p is zero on the kept pixels
+            return unknown * (diagonal * p - weighted_sum(p))
+
+        def going(step, x, r, p, rr):
+            return tf.logical_and(step < max_steps, tf.reduce_any(rr > goal))
+
+        def body(step, x, r, p, rr):
+            ap = matvec(p)
+            alpha = tf.math.divide_no_nan(rr, dot(p, ap))  # converged systems: 0
+            x = x + alpha * p
+            r = r - alpha * ap
+            rr_next = dot(r, r)
+            p = r + tf.math.divide_no_nan(rr_next, rr) * p
+            return step + 1, x, r, p, rr_next
+
+        start = [tf.constant(0), tf.zeros_like(b), b, b, dot(b, b)]
+        _, x, _, _, rr = tf.while_loop(going, body, start)
+        converged = tf.reshape(rr <= goal, [tf.shape(rr)[0], -1])
+        return known * images + x, converged
+
+    signature = [
+        tf.TensorSpec([None] * (n_axes + 2), tf.float64),
+        tf.TensorSpec([None] * (n_axes + 1) + [1], tf.float64),
+        tf.TensorSpec([], tf.float64),
+        tf.TensorSpec([], tf.int32),
+    ]
+    # XLA fuses the element-wise work of each step (2-4x faster on a CPU)
+    fn = tf.function(solve, input_signature=signature, autograph=False, jit_compile=True)
+    return fn.get_concrete_function()
 
 
 def _check_percentages(percentages) -> np.ndarray:
@@ -254,14 +399,15 @@ def road(
     batch_size: int = 64,
     verbose: int = 0,
     ties: str = "random",
+    solver: str = "cg",
 ) -> ROADResult:
     """ROAD (Rong et al. 2022): remove the top pixels, impute them, score the target.
 
     For each percentage `p` the `round(p * H * W)` first pixels of the map's
     order are removed and filled by noisy linear imputation (`impute`); the
     curve is the target's score on the imputed images, its value the mean
-    over the percentages (see the module docstring). The images are imputed
-    on the host and scored `batch_size` at a time.
+    over the percentages (see the module docstring). The copies are imputed
+    `batch_size` at a time, all at once (`solver`), and scored.
 
     Args:
         model: a single-input Keras 3 model.
@@ -284,6 +430,10 @@ def road(
         verbose: 0 silent, 1 progress bar, 2 one line at the end.
         ties: the order of pixels with equal map values: ``"random"`` (seeded
             by `seed`, as `deletion`) or ``"index"`` (row-major).
+        solver: of the imputation: ``"cg"`` (all the copies of a batch at once,
+            conjugate gradients in TensorFlow) or ``"exact"`` (one sparse direct
+            solve per copy on the host, the authors' way); equal to about 1e-12
+            (see `impute`).
 
     Returns:
         `ROADResult` (`values`, `curves`, `percentages`, `image_scores`, `mean`).
@@ -294,6 +444,7 @@ def road(
     """
     check_one_of(order, "order", ORDERS)
     check_one_of(ties, "ties", TIES)
+    check_one_of(solver, "solver", SOLVERS)
     percentages = _check_percentages(percentages)
     noise = check_number(noise, "noise", minimum=0)
     seed = check_seed(seed)
@@ -312,9 +463,11 @@ def road(
         )
     # the same tie-breaking stream as deletion
     ranks = pixel_ranks(maps, ties, seed, most_first=order == "morf").reshape(n, *size)
-    x64 = x.astype(np.float64)
-    image_ids = np.repeat(np.arange(n), len(counts))
-    step_ids = np.tile(np.arange(len(counts)), n)
+    # rows by percentage, most removed first: a batch holds copies with similar numbers
+    # of removed pixels, so its conjugate gradients stop together, and the last batch
+    # (padded to `batch_size`) holds the copies that need the fewest steps
+    image_ids = np.tile(np.arange(n), len(counts))
+    step_ids = np.repeat(np.argsort(-counts, kind="stable"), n)
     n_batches = -(-len(image_ids) // batch_size) + -(-n // batch_size)
     progbar = progress_bar(n_batches, verbose=verbose, unit_name="batch")
     image_scores = np.empty(n, np.float64)
@@ -325,21 +478,14 @@ def road(
     scores = np.empty(len(image_ids), np.float64)
     for first in range(0, len(image_ids), batch_size):
         ids = image_ids[first : first + batch_size]
-        rows = [
-            impute(
-                x64[i],
-                ranks[i] < counts[k],
-                noise,
-                np.random.default_rng([seed, 2, i, k]),
-                len(size),
-            )
-            for i, k in zip(
-                ids.tolist(), step_ids[first : first + batch_size].tolist(), strict=True
-            )
-        ]
-        scores[first : first + len(ids)] = scorer(np.stack(rows), ids)
+        steps = step_ids[first : first + batch_size]
+        rngs = [np.random.default_rng([seed, 2, i, k]) for i, k in zip(ids, steps, strict=True)]
+        masks = ranks[ids] < counts[steps].reshape((-1,) + (1,) * len(size))
+        rows = _impute_many(x[ids], masks, noise, rngs, len(size), solver, batch_size)
+        scores[first : first + len(ids)] = scorer(rows, ids)
         progbar.add(1)
-    curves = scores.reshape(n, len(counts))
+    curves = np.empty((n, len(counts)))
+    curves[image_ids, step_ids] = scores
     return ROADResult(
         measure=f"road {order}",
         values=curves.mean(axis=1),
@@ -347,5 +493,5 @@ def road(
         curves=curves,
         image_scores=image_scores,
         order=order,
-        params={"noise": noise, "seed": seed, "ties": ties},
+        params={"noise": noise, "seed": seed, "ties": ties, "solver": solver},
     )

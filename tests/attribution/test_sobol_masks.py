@@ -3,6 +3,7 @@
 import keras
 import numpy as np
 
+import keras_introspect.attribution._mask_cache as mask_cache
 import keras_introspect.attribution.sobol as sobol_module
 from keras_introspect.attribution.sobol import SobolAttribution
 
@@ -44,7 +45,7 @@ def test_masks_are_upsampled_once_per_call_and_maps_are_unchanged(monkeypatch):
     other.explain(X)
     assert intro.trace_count == traces and other._upsampled_rows == 48
     # without room to keep them, each image's steps upsample again: the same maps
-    monkeypatch.setattr(sobol_module, "MASK_CACHE_BYTES", 0)
+    monkeypatch.setattr(mask_cache, "MASK_CACHE_BYTES", 0)
     again = sobol.explain(X)
     assert sobol._upsampled_rows == 3 * 48
     np.testing.assert_array_equal(again, maps)
