@@ -71,7 +71,8 @@ class Occlusion(Attribution):
     the region supports the target). Windows slide with `stride`; a last
     window is added along each axis so that every pixel is covered. All
     occluded copies are built on the device and scored in batches of
-    `batch_size` rows.
+    `batch_size` rows; only their scores come back, and the map is built
+    from the drops once (a separable box sum).
 
     For a single `targets.Neuron` of an inner layer only the windows that
     overlap the neuron's receptive field are evaluated (the others cannot
@@ -177,13 +178,42 @@ class Occlusion(Attribution):
                 s[(s < stop) & (s + w > first)]
                 for s, w, (first, stop) in zip(starts, self.window_, self.field_, strict=True)
             ]
+        self._starts = starts
         grid = np.meshgrid(*starts, indexing="ij")
         self._boxes = np.stack([g.ravel() for g in grid], axis=1).astype(np.int32)
         self.n_windows_ = len(self._boxes)
+        self._own_row = 0
 
     @property
     def _n_draws(self):
-        return max(1, len(self._boxes))
+        # the windows, and the image itself where it fits in their steps (`_plan`)
+        return max(1, len(self._boxes) + self._own_row)
+
+    def _plan(self, n_samples, batch_size: int) -> tuple:
+        """As `Attribution._plan`; the image's own score is one more row (an empty
+        window) of its steps when that costs no more steps per image, else a pass
+        of its own (`own` in the step, once per chunk of images), then with as
+        many images per step as fit where they split evenly (fewer windows per
+        step, the same steps), so that pass is not one image at a time."""
+        n = len(self._boxes)
+
+        def steps(plan, draws):  # per image
+            return -(-draws // plan[1]) / plan[0]
+
+        self._own_row = 1
+        with_own = super()._plan(n_samples, batch_size)
+        self._own_row = 0
+        alone = super()._plan(n_samples, batch_size)
+        if steps(with_own, n + 1) <= steps(alone, n):
+            self._own_row = 1
+            return with_own
+        K = self._bound.n_outputs
+        b = min(batch_size // K, n_samples or 0)
+        if alone[0] == 1 and b > 1 and n_samples % b == 0:
+            images = (b, max(1, min(n, batch_size // (b * K))))
+            if steps(images, n) <= steps(alone, n):
+                return images
+        return alone
 
     def _graph_key(self):
         return (*super()._graph_key(), self.window_, self._truncate())
@@ -230,8 +260,6 @@ class Occlusion(Attribution):
         signature = row_specs(leaves, bound)
         signature += [
             tf.TensorSpec((None, n), tf.int32),
-            tf.TensorSpec((None,), tf.float32),
-            tf.TensorSpec((None,), tf.float32),
             tf.TensorSpec((), tf.bool),
             tf.TensorSpec(extra[0].shape, tf.float32),
         ]
@@ -240,68 +268,99 @@ class Occlusion(Attribution):
 
         def score(inputs, params):
             activations, output = tap(pack(inputs))
-            return bound.score(activations, output, params)
+            return tf.cast(bound.score(activations, output, params), tf.float32)
 
         def step(*args):
             intro.note_trace()
             inputs = list(args[:n_leaves])
-            params, boxes, valid, known, first_chunk, baseline = args[n_leaves : n_leaves + 6]
+            params, boxes, own, baseline = args[n_leaves : n_leaves + 4]
             x = inputs[image]
             b, m = tf.shape(x)[0], tf.shape(boxes)[0]
-            # Window masks of this chunk, built on the device as outer products of
-            # per-axis indicators; padded boxes (valid 0) give all-zero masks,
-            # which change nothing and add nothing.
-            masks = tf.reshape(valid, [-1] + [1] * n)
+            # Positions inside each window of this step: an outer "and" of per-axis
+            # indicators, built on the device (a box starting at the border is empty)
+            inside = None
             for axis, (length, w) in enumerate(zip(size, window, strict=True)):
                 first = boxes[:, axis : axis + 1]
-                inside = (tf.range(length)[None] >= first) & (tf.range(length)[None] < first + w)
-                along = [1] * n
-                along[axis] = length
-                masks = masks * tf.reshape(tf.cast(inside, tf.float32), [-1, *along])
+                along = (tf.range(length)[None] >= first) & (tf.range(length)[None] < first + w)
+                axes = [-1] + [1] * n
+                axes[axis + 1] = length
+                along = tf.reshape(along, axes)
+                inside = along if inside is None else inside & along
 
-            # the images' own scores: once per chunk of images (the first chunk of
-            # windows), then fed back in (`known`), not once per chunk of windows
+            # The images' own scores, when no empty box of this call gives them
+            # (`own`: once per chunk of images, on its first step)
             def own_scores():
                 base_inputs, _, base_params = expand_rows(inputs, image, x[:, None], params, K)
-                return tf.cast(score(base_inputs, base_params), tf.float32)
+                return score(base_inputs, base_params)
 
-            base_score = tf.cond(first_chunk, own_scores, lambda: known)
-            mask = channel_mask(masks, shape)  # (1, m, *size[, 1])
-            xf = tf.cast(x, tf.float32)[:, None]
-            # one select over the copies (the masks are 0 or 1): the same values as
-            # x (1 - mask) + baseline mask, at a quarter of the memory traffic
-            occluded = tf.where(mask > 0.5, baseline, xf)
-            row_inputs, _, row_params = expand_rows(
-                inputs, image, tf.cast(occluded, x.dtype), params, K
-            )
-            occluded_score = tf.cast(score(row_inputs, row_params), tf.float32)
-            drop = tf.reshape(base_score, [b, 1, K]) - tf.reshape(occluded_score, [b, m, K])
-            # (b K, m) @ (m, positions): the masks are read in place, never transposed
-            flat = tf.reshape(masks, [m, -1])
-            summed = tf.matmul(tf.reshape(tf.transpose(drop, [0, 2, 1]), [b * K, m]), flat)
-            return tf.reshape(summed, [b, K, *size]), base_score
+            base_score = tf.cond(own, own_scores, lambda: tf.zeros([b * K]))
+            # one select over the copies: x (1 - mask) + baseline mask for 0/1 masks
+            occluded = tf.where(channel_mask(inside, shape), tf.cast(baseline, x.dtype), x[:, None])
+            row_inputs, _, row_params = expand_rows(inputs, image, occluded, params, K)
+            return tf.reshape(score(row_inputs, row_params), [b, m, K]), base_score
 
         return compile_step(step, signature)
 
     def _explain_chunk(self, call, leaves, pack, image, params, start, m):
-        b = len(leaves[0])
+        """Scores of every window on the device, `(b, m, K)` per step; the map is
+        built once from the drops (a separable box sum, `_box_sum`)."""
+        import tensorflow as tf
+
+        b, K = len(leaves[0]), self._bound.n_outputs
         boxes = self._boxes
+        size = np.asarray(self.counts_.shape, np.int32)
+        if not len(boxes):  # no window can change the target
+            return np.zeros((b, K, *self.counts_.shape), np.float32)
         extra = call.extra
         fn = self._compiled(
             call, leaves, pack, image, lambda: self._step_fn(leaves, pack, image, extra)
         )
-        expanded = self._bound.expand(params)
-        total = np.zeros((b, self._bound.n_outputs, *self.counts_.shape), np.float32)
-        known = np.zeros(len(expanded), np.float32)
+        # Boxes starting at the border occlude nothing: the image's own row (when
+        # planned) and the padding of the last step, which scores the image itself
+        # in the batch of its occluded copies too.
+        pad = self._own_row + -(len(boxes) + self._own_row) % m
+        boxes = np.concatenate([boxes, np.broadcast_to(size, (pad, len(size)))])
+        inputs = [tf.convert_to_tensor(a) for a in leaves]  # converted once, not per step
+        expanded = tf.convert_to_tensor(self._bound.expand(params))
+        extra = [tf.convert_to_tensor(e) for e in extra]
+        scores, own = [], None
         for first in range(0, len(boxes), m):
-            chunk = boxes[first : first + m]
-            valid = np.ones(m, np.float32)
-            if len(chunk) < m:
-                valid[len(chunk) :] = 0
-                chunk = np.concatenate(
-                    [chunk, np.zeros((m - len(chunk), boxes.shape[1]), np.int32)]
-                )
-            part, known = fn(*leaves, expanded, chunk, valid, known, first == 0, *extra)
-            total += np.asarray(part)
+            needs_own = not pad and not first  # no empty box: score the images alone
+            part, base = fn(*inputs, expanded, boxes[first : first + m], needs_own, *extra)
+            scores.append(part)
+            if needs_own:
+                own = base
             call.progbar.add(1)
-        return np.divide(total, self.counts_, out=np.zeros_like(total), where=self.counts_ > 0)
+        scores = np.concatenate([np.asarray(s) for s in scores], axis=1)
+        own = scores[:, len(self._boxes)] if pad else np.asarray(own).reshape(b, K)
+        drops = own[:, None] - scores[:, : len(self._boxes)]  # (b, windows, K)
+        grid = [len(s) for s in self._starts]
+        drops = np.moveaxis(drops, 2, 1).reshape(b, K, *grid)
+        total = _box_sum(drops, self._starts, self.window_, self.counts_.shape)
+        maps = np.divide(total, self.counts_, out=np.zeros_like(total), where=self.counts_ > 0)
+        return maps.astype(np.float32)
+
+
+def _box_sum(values, starts, window, size) -> np.ndarray:
+    """`values` `(b, K, *grid)` (one per window of a product grid) spread over the
+    windows: each position gets the sum of the values of the windows covering it.
+
+    Separable: one axis at a time, each adds `min(windows, window size)` shifted
+    slices, so positions covered only by zeros stay exactly 0. float64.
+    """
+    out = values.astype(np.float64)
+    for axis, (s, w, length) in enumerate(zip(starts, window, size, strict=True)):
+        axis += 2
+        moved = np.moveaxis(out, axis, -1)
+        if len(s) * w == length and np.array_equal(s, np.arange(0, length, w)):
+            out = np.moveaxis(np.repeat(moved, w, axis=-1), -1, axis)  # windows tile the axis
+            continue
+        spread = np.zeros((*moved.shape[:-1], length))
+        if w <= len(s):  # one offset within the window at a time
+            for offset in range(w):
+                spread[..., s + offset] += moved
+        else:  # one window at a time
+            for j, first in enumerate(s):
+                spread[..., first : first + w] += moved[..., j : j + 1]
+        out = np.moveaxis(spread, -1, axis)
+    return out
