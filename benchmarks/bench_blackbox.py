@@ -19,8 +19,6 @@ Run: python benchmarks/bench_blackbox.py [--masks 1000] [--repeats 3] [--models 
 import argparse
 import os
 import platform
-import statistics
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -28,6 +26,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 from bench_attribution import small_cnn  # the same models
+from bench_sobol import rounds  # interleaved rounds, ratios to the first entry
 
 import keras_introspect as ki
 from keras_introspect.attribution.rise import RISE
@@ -102,27 +101,6 @@ def run_model(name, args, Rise):
     print(f"\n{name} {shape}, 2 images, load average {os.getloadavg()[0]:.1f}")
     for key, (seconds, ratio) in rows.items():
         print(f"  {key:<24} {seconds:8.3f} s  {ratio:5.2f}x floor")
-
-
-def rounds(fns, repeats):
-    """`{name: (median s, median of the per-round ratios to the first entry)}`."""
-    for fn in fns.values():
-        fn()
-    names = list(fns)
-    times = {name: [] for name in names}
-    for r in range(repeats):
-        for name in names[r % len(names) :] + names[: r % len(names)]:
-            start = time.perf_counter()
-            fns[name]()
-            times[name].append(time.perf_counter() - start)
-    base = times[names[0]]
-    return {
-        name: (
-            statistics.median(times[name]),
-            statistics.median(a / b for a, b in zip(times[name], base, strict=True)),
-        )
-        for name in names
-    }
 
 
 if __name__ == "__main__":

@@ -841,15 +841,24 @@ class Channel(_LayerTarget):
             if many is not None
             else check_index(self.index, n_channels, f"channel of {info.path!r}")
         )
-        aggregate, axis = self.aggregate, info.channel_axis
+        axis = info.channel_axis
 
         def score(activation, outputs, columns):
             import tensorflow as tf
 
-            a = channels_last(activation, axis)
-            return _reduce(tf.gather(a, columns[:, 0], axis=-1, batch_dims=1), aggregate)
+            values = tf.gather(
+                channels_last(activation, axis), columns[:, 0], axis=-1, batch_dims=1
+            )
+            if values.shape.rank == 1:  # a dense layer: the unit itself
+                return values
+            # The aggregate is a column, not part of the graph: "max", "sum" and
+            # "mean" of one layer share a compiled function. The gradient reaches
+            # the chosen reduction only (the others get exact zeros).
+            every = tf.stack([_reduce(values, a) for a in AGGREGATES], axis=-1)
+            return tf.gather(every, columns[:, 1], axis=1, batch_dims=1)
 
-        return Binding(self, info.path, score, (constant,), key=(aggregate,), many=many)
+        code = AGGREGATES.index(self.aggregate)
+        return Binding(self, info.path, score, (constant, code), many=many)
 
 
 class Neuron(_LayerTarget):
@@ -1222,6 +1231,14 @@ class BoundTarget:
             for weight, leaf in self.leaves
         )
         return (leaves, self.n_outputs)
+
+    @property
+    def inner_only(self) -> bool:
+        """Whether the score reads inner activations only (Neuron and Channel
+        targets and sums of them): a forward pass may then stop once their
+        layers have run (`Tap(truncate=True)`), and the compiled graph holds
+        the model up to those layers, not the whole model."""
+        return bool(self.paths) and all(leaf.path for _, leaf in self.leaves)
 
     @property
     def neuron(self):

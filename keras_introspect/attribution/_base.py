@@ -581,7 +581,10 @@ class GradientMethod(Attribution):
         bound, intro = self._bound, self._intro
         K = bound.n_outputs
         tap = intro.tap(
-            bound.paths or [], backward=self._backward, compute_dtype=self.compute_dtype
+            bound.paths or [],
+            backward=self._backward,
+            compute_dtype=self.compute_dtype,
+            truncate=bound.inner_only,
         )
         signature = row_specs(leaves, bound)
         signature += [

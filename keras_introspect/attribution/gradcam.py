@@ -169,7 +169,9 @@ class GradCAM(CAMMethod):
         bound, intro = self._bound, self._intro
         K = bound.n_outputs
         info = intro.layer(self.layer_path_)
-        tap = intro.tap([*bound.paths, info.path], compute_dtype=self.compute_dtype)
+        tap = intro.tap(
+            [*bound.paths, info.path], compute_dtype=self.compute_dtype, truncate=bound.inner_only
+        )
         size = spatial_shape(leaves[image].shape[1:])
         signature = row_specs(leaves, bound)
         n_leaves = len(leaves)

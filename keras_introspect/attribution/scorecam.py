@@ -144,7 +144,9 @@ class ScoreCAM(CAMMethod):
         K = bound.n_outputs
         info = intro.layer(self.layer_path_)
         layer_tap = intro.tap([info.path], compute_dtype=self.compute_dtype, truncate=True)
-        tap = intro.tap(bound.paths or [], compute_dtype=self.compute_dtype)
+        tap = intro.tap(
+            bound.paths or [], compute_dtype=self.compute_dtype, truncate=bound.inner_only
+        )
         shape = leaves[image].shape[1:]
         size = spatial_shape(shape)
         n_leaves, n_chosen = len(leaves), self._n_channels

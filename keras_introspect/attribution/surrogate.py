@@ -344,7 +344,9 @@ class SurrogateMethod(Attribution):
 
         bound, intro = self._bound, self._intro
         K = bound.n_outputs
-        tap = intro.tap(bound.paths or [], compute_dtype=self.compute_dtype)
+        tap = intro.tap(
+            bound.paths or [], compute_dtype=self.compute_dtype, truncate=bound.inner_only
+        )
         shape = leaves[image].shape[1:]
         size, channels = spatial_shape(shape), has_channels(shape)
         signature = row_specs(leaves, bound)

@@ -66,7 +66,7 @@ class Scorer:
         ]
 
         def build():
-            tap = intro.tap(bound.paths or [])
+            tap = intro.tap(bound.paths or [], truncate=bound.inner_only)
 
             def score(images, params):
                 intro.note_trace()

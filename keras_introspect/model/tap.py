@@ -66,7 +66,9 @@ class Tap:
         self._rules = [] if backward is None else backward_rules.wrappers(layers, backward)
         self.compute_dtype = compute_dtype
         self._layers = [model, *layers]
-        self.truncate = truncate
+        # a layer called more than once is refused below (its activation is
+        # ambiguous); stopping at its first call would hide that
+        self.truncate = truncate and all(info.n_calls <= 1 for info in self.infos)
 
     def __call__(self, inputs, training: bool = False):
         """Return `(activations, output)`; `activations` follows `self.paths`."""

@@ -24,6 +24,12 @@ from keras_introspect.report.sections import REGISTRY, skip_for_input
 # The built-in sections' names in report order (`REGISTRY` holds them, and any
 # section a user adds).
 SECTIONS = REGISTRY.names
+# Sections computed before the others (their place in the report does not change):
+# the quality section allocates the most short-lived memory (hundreds of perturbed
+# copies and their activations); run first, while the process is small, the memory
+# it frees is reused by the graphs the later sections trace, instead of adding to
+# them (EfficientNetB0 report: peak 2.30 -> 2.20 GB, see benchmarks/RESULTS.md).
+RUN_FIRST = ("quality",)
 
 
 class Progress:
@@ -189,6 +195,25 @@ class ReportPlan:
     @property
     def shown(self) -> np.ndarray:
         return self.x[self.pick]
+
+    def shown_activations(self, layer) -> np.ndarray:
+        """`layer`'s activations of the first 3 shown images (the filter sections').
+
+        Every report layer is read in one forward pass, the first time: one compiled
+        graph serves all the per-layer sections (each graph of a deep backbone holds
+        tens of MB for the rest of the process). A layer that cannot be read with the
+        others (e.g. a shared layer) is read alone, so only its section fails.
+        """
+        cache = self.__dict__.setdefault("_shown_activations", {})
+        if "all" not in cache:
+            try:
+                cache["all"] = self.intro.activations(self.shown[:3], list(self.layers))
+            except Exception:  # each layer alone below, so only its section fails
+                cache["all"] = {}
+        path = self.intro.layer(layer).path
+        if path not in cache["all"]:
+            cache["all"][path] = self.intro.activations(self.shown[:3], path)[path]
+        return cache["all"][path]
 
     @property
     def targets(self):
@@ -447,19 +472,29 @@ def build_report(
         print(f"layers: {', '.join(plan.layers)}; labels: {plan.labels_from}", file=sys.stderr)
     report = report or Report(model, title=title or f"keras_introspect report: {model.name}")
     step = Progress(plan.steps, verbose)
-    for name in plan.sections:
-        spec = REGISTRY[name]
-        if name in plan.skipped:
-            report.add_text(spec.title, plan.skipped[name])
-            step(f"{spec.progress}: skipped")
-            continue
-        for layer in plan.layers if spec.per_layer else [None]:
-            try:
-                spec.add(report, plan) if layer is None else spec.add(report, plan, layer)
-                step(spec.progress if layer is None else f"{spec.progress} at {layer}")
-            except Exception as error:  # the report keeps the sections that succeeded
-                _failed(report, spec, error)
-                step(f"{name}: failed")
+    given = len(report.sections)  # a report passed in keeps its sections first
+    made = {}  # name -> the sections it added, put in the plan's order at the end
+    order = sorted(plan.sections, key=lambda name: name not in RUN_FIRST)
+    try:
+        for name in order:
+            spec = REGISTRY[name]
+            before = len(report.sections)
+            if name in plan.skipped:
+                report.add_text(spec.title, plan.skipped[name])
+                step(f"{spec.progress}: skipped")
+            else:
+                for layer in plan.layers if spec.per_layer else [None]:
+                    try:
+                        spec.add(report, plan) if layer is None else spec.add(report, plan, layer)
+                        step(spec.progress if layer is None else f"{spec.progress} at {layer}")
+                    except Exception as error:  # the report keeps the sections that succeeded
+                        _failed(report, spec, error)
+                        step(f"{name}: failed")
+            made[name] = report.sections[before:]
+    finally:  # also after an interrupt: what was made, in the plan's order
+        done = [section for name in plan.sections for section in made.get(name, [])]
+        rest = [s for s in report.sections[given:] if not any(s is d for d in done)]
+        report.sections[given:] = done + rest
     return report
 
 

@@ -281,6 +281,7 @@ class Report(Document):
         value_range=None,
         title=None,
         maps=None,
+        activations=None,
     ):
         """What parts of each image a filter responds to (`004` §3.2, Fig. 4.15).
 
@@ -300,6 +301,9 @@ class Report(Document):
                 beforehand, columns named `"gradient, max"`, `"gradient,
                 sum"`, ... and `"occlusion"` (unsmoothed: the report smooths
                 sum maps itself); the columns not given are computed.
+            activations: the layer's activations of `x`, computed beforehand
+                (`(n, *layer output shape)`; they place the blue boxes), or
+                `None` to compute them.
         """
         from keras_introspect.plotting.grids import plot_saliency_grid
         from keras_introspect.targets import Channel
@@ -309,7 +313,14 @@ class Report(Document):
         x = np.asarray(x)
         channels = [channels] if isinstance(channels, (int, np.integer)) else list(channels)
         occlusion = {} if occlusion is None else occlusion
-        activations = np.asarray(intro.activations(x, info.path)[info.path])
+        if activations is None:
+            activations = intro.activations(x, info.path)[info.path]
+        activations = np.asarray(activations)
+        if activations.shape[:1] != x.shape[:1]:
+            raise ValueError(
+                f"Expected `activations` of the {len(x)} images of `x`. Received: activations "
+                f"with shape {activations.shape}"
+            )
         section = self._section(
             title or f"Filter saliency at {info.path}",
             {"aggregates": ", ".join(aggregates), "occlusion": occlusion, "channels": channels},

@@ -268,6 +268,7 @@ def _filters(report, plan, layer):
         occlusion=plan.occlusion,
         value_range=plan.value_range,
         maps=plan.results.get("filters", {}).get(layer),
+        activations=plan.shown_activations(layer),
     )
 
 

@@ -79,9 +79,10 @@ def test_centres_in_input_space_through_the_receptive_field():
     assert len(everything) == 2 and everything[label] == (6.5, 12.5, 9)
     with pytest.raises(ValueError, match="background"):
         pc.centers_in_input_space(image[None], background="smallest")
-    # after a resize, pixels have no receptive field to map them through
+    # after a resize by a factor that is not whole (24 -> 10), pixels have no
+    # receptive field to map them through
     inputs = keras.Input((24, 24, 3))
-    resized = keras.layers.Resizing(12, 12, name="resize")(inputs)
+    resized = keras.layers.Resizing(10, 10, name="resize")(inputs)
     resizing = keras.Model(inputs, keras.layers.Conv2D(2, 1, name="conv")(resized))
     pc = ki.PixelClusterer(resizing, "conv", method="kmeans", n_clusters=2).fit(image[None])
     with pytest.raises(ValueError, match="receptive field"):

@@ -178,3 +178,51 @@ def test_the_plan_says_why_a_section_does_not_apply(model_and_images):
     assert plan.pick.tolist() == [0, 1, 2, 3]
     np.testing.assert_array_equal(plan.shown, x[:4])
     np.testing.assert_array_equal(plan.targets.index, plan.explained[:4])
+
+
+def test_run_first_sections_are_computed_first_and_shown_in_their_place(
+    model_and_images, monkeypatch
+):
+    """`RUN_FIRST` changes when a section is computed (memory), never where it appears."""
+    from keras_introspect.report import auto
+
+    model, x, y = model_and_images
+    calls = []
+    try:
+        REGISTRY.register(
+            "early", lambda r, p: calls.append("early") or r.add_text("Early", "a"), after="summary"
+        )
+        REGISTRY.register("late", lambda r, p: calls.append("late") or r.add_text("Late", "b"))
+        monkeypatch.setattr(auto, "RUN_FIRST", ("late",))
+        report = build_report(model, x, y, sections=["summary", "early", "late"])
+        assert calls == ["late", "early"]
+        assert [s.title for s in report.sections] == ["Model: die360_c2", "Early", "Late"]
+        # a report passed in keeps its own sections first
+        from keras_introspect.report import Report
+
+        given = Report(model).add_text("Mine", "c")
+        build_report(model, x, y, sections=["early", "late"], report=given)
+        assert [s.title for s in given.sections] == ["Mine", "Early", "Late"]
+    finally:
+        for name in ("early", "late"):
+            if name in REGISTRY:
+                REGISTRY.unregister(name)
+    assert auto.RUN_FIRST == ("late",)  # (restored by monkeypatch after the test)
+
+
+def test_the_filter_sections_read_every_layer_in_one_graph(model_and_images):
+    import keras_introspect as ki
+
+    model, x, y = model_and_images
+    keras.utils.set_random_seed(0)
+    fresh = die360_network("c2")  # a session of its own: its graphs are this report's
+    fresh.set_weights(model.get_weights())
+    build_report(fresh, x, y, sections=["filters"], n_channels=1)
+    keys = [k for k in ki.Introspector(fresh).session.compiled if k[0] == "activations"]
+    unpooled = [k for k in keys if k[2] is None]
+    assert [k[1] for k in unpooled] == [("pool1", "pool2")]
+    # activations given to the section must be of its images
+    from keras_introspect.report import Report
+
+    with pytest.raises(ValueError, match="Expected `activations` of the 3 images"):
+        Report(fresh).add_filter_saliency(x[:3], "pool1", 0, activations=np.zeros((2, 8, 8, 4)))
