@@ -858,7 +858,7 @@ class Channel(_LayerTarget):
             return tf.gather(every, columns[:, 1], axis=1, batch_dims=1)
 
         code = AGGREGATES.index(self.aggregate)
-        return Binding(self, info.path, score, (constant, code), many=many)
+        return Binding(self, info.path, score, (constant, code), many=many, reads_output=False)
 
 
 class Neuron(_LayerTarget):
@@ -925,7 +925,9 @@ class Neuron(_LayerTarget):
             with tf.control_dependencies([check]):
                 return tf.gather_nd(a, index, batch_dims=1)
 
-        return Binding(self, info.path, score, (channel, *position), position=position)
+        return Binding(
+            self, info.path, score, (channel, *position), position=position, reads_output=False
+        )
 
 
 class Layer(_LayerTarget):
@@ -956,7 +958,7 @@ class Layer(_LayerTarget):
 
             return _reduce(tf.cast(activation, tf.float32), aggregate)
 
-        return Binding(self, info.path, score, key=(aggregate,))
+        return Binding(self, info.path, score, key=(aggregate,), reads_output=False)
 
 
 class Score(Target):
@@ -1065,6 +1067,10 @@ class Binding:
             call, one output each (`Channel(layer, "all")`).
         position: the spatial position of a single unit, if the target has
             one (used to restrict occlusion to its receptive field).
+        reads_output: whether `score` reads `outputs` (default `True`). A
+            binding with a `path` that does not (the built-in `Channel`,
+            `Neuron`, `Layer` and `Direction`) lets the forward pass stop
+            once its layer has run; `outputs` is then `[None]`.
     """
 
     def __init__(
@@ -1078,6 +1084,7 @@ class Binding:
         many=None,
         position=None,
         per_image_what: str = "class index",
+        reads_output: bool = True,
     ):
         if not callable(score):
             raise TypeError(f"Expected `score` to be callable. Received: score={score!r}")
@@ -1090,6 +1097,7 @@ class Binding:
         self.many = many
         self.position = position
         self.per_image_what = per_image_what
+        self.reads_output = bool(reads_output)
 
     @property
     def constant(self) -> int:
@@ -1169,7 +1177,7 @@ class Direction(_LayerTarget):
             return _reduce(value, aggregate)
 
         key = (aggregate, self.similarity, vector.tobytes())
-        return Binding(self, info.path, score, key=key)
+        return Binding(self, info.path, score, key=key, reads_output=False)
 
 
 def _bound_leaf(target, intro) -> Binding:
@@ -1234,11 +1242,14 @@ class BoundTarget:
 
     @property
     def inner_only(self) -> bool:
-        """Whether the score reads inner activations only (Neuron and Channel
-        targets and sums of them): a forward pass may then stop once their
-        layers have run (`Tap(truncate=True)`), and the compiled graph holds
-        the model up to those layers, not the whole model."""
-        return bool(self.paths) and all(leaf.path for _, leaf in self.leaves)
+        """Whether the score reads inner activations only (Neuron, Channel, Layer
+        and Direction targets and sums of them; a custom binding says so with
+        `reads_output=False`): a forward pass may then stop once their layers
+        have run (`Tap(truncate=True)`), and the compiled graph holds the model up
+        to those layers, not the whole model."""
+        return bool(self.paths) and all(
+            leaf.path and not leaf.reads_output for _, leaf in self.leaves
+        )
 
     @property
     def neuron(self):

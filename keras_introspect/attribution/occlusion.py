@@ -221,7 +221,7 @@ class Occlusion(Attribution):
     def _truncate(self) -> bool:
         """Whether the score needs inner activations only (a Neuron or Channel
         target), so the forward pass can stop at the target's layer."""
-        return all(leaf.path for _, leaf in self._bound.leaves)
+        return self._bound.inner_only
 
     def _extra_inputs(self, image, shape):
         return [baseline_input(self.baseline, shape)]

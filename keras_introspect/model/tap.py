@@ -67,8 +67,13 @@ class Tap:
         self.compute_dtype = compute_dtype
         self._layers = [model, *layers]
         # a layer called more than once is refused below (its activation is
-        # ambiguous); stopping at its first call would hide that
-        self.truncate = truncate and all(info.n_calls <= 1 for info in self.infos)
+        # ambiguous); stopping at its first call would hide that. The input of a
+        # nested model is read where that model is called, which may be more than
+        # once: never truncated either.
+        self.truncate = truncate and all(
+            info.n_calls <= 1 and (info.input_of is None or info.input_of[0] is model)
+            for info in self.infos
+        )
 
     def __call__(self, inputs, training: bool = False):
         """Return `(activations, output)`; `activations` follows `self.paths`."""

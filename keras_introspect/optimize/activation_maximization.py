@@ -638,7 +638,7 @@ class ActivationMaximization:
                     if isinstance(r, Diversity)
                 ]
             paths = list(dict.fromkeys([*bound.paths, *(info.path for _, _, info in diverse)]))
-            truncate = all(leaf.path for _, leaf in bound.leaves)
+            truncate = bound.inner_only
             tap = intro.tap(paths, compute_dtype=self.compute_dtype, truncate=truncate)
 
             def score(images, cols):
@@ -905,7 +905,7 @@ def _dataset_scores(intro, bound, spec):
     """Compiled `(images, cols (K, n_columns)) -> [(b, K) scores]` of the target."""
     import tensorflow as tf
 
-    truncate = all(leaf.path for _, leaf in bound.leaves)
+    truncate = bound.inner_only
     tap = intro.tap(bound.paths or [], truncate=truncate)
 
     def scores(images, cols):

@@ -136,7 +136,7 @@ def _check_sections(sections):
     unknown = [s for s in sections if s not in names]
     if unknown:
         raise ValueError(f"Unknown section(s) {unknown}. Expected names from {list(names)}")
-    return sections
+    return list(dict.fromkeys(sections))  # a name given twice runs once
 
 
 @dataclass(eq=False)
@@ -424,7 +424,8 @@ def build_report(
             a layer has none); `None` picks up to three (`choose_layers`).
         sections: names from `REGISTRY` (`SECTIONS` are the built-in ones);
             `None`: the default ones (all but opt-in sections such as
-            "concepts"); "all": every registered section.
+            "concepts"); "all": every registered section. A name given twice
+            runs once.
         title: of the report.
         value_range: of the images, for display and to bound activation
             maximization; `None` uses the range of `x`.

@@ -114,3 +114,42 @@ def test_channel_aggregates_share_one_graph(model):
         expected = np.abs(tape.gradient(score, xt).numpy()).max(axis=-1)
         np.testing.assert_allclose(maps, expected, rtol=1e-5, atol=1e-7)
     assert intro.trace_count == before
+
+
+def test_the_input_of_a_nested_model_called_twice_is_refused_not_truncated():
+    """The input layer of a shared backbone is read at each of its calls: ambiguous."""
+    inputs = keras.Input((4, 4, 2))
+    backbone = keras.Model(inputs, keras.layers.Conv2D(3, 1, name="c")(inputs), name="bb")
+    a, b = keras.Input((4, 4, 2)), keras.Input((4, 4, 2))
+    model = keras.Model([a, b], keras.layers.Add()([backbone(a), backbone(b)]))
+    intro = ki.Introspector(model)
+    x = [np.zeros((2, 4, 4, 2), "float32"), np.ones((2, 4, 4, 2), "float32")]
+    path = next(p for p in intro.layer_paths if p.startswith("bb/input"))
+    with pytest.raises(SharedLayerError):
+        intro.activations(x, path)
+    with pytest.raises(SharedLayerError):
+        intro.tap([path], truncate=True)(x)
+
+
+def test_a_custom_target_that_reads_the_output_runs_the_whole_model(model):
+    """A binding with a layer path that also reads the model output (`reads_output`,
+    the default for custom bindings) is not truncated: its score is exact."""
+    from keras_introspect.targets import Binding, Target
+
+    class ChannelTimesLogit(Target):
+        def bind(self, intro):
+            def score(activation, outputs, columns):
+                return tf.reduce_sum(activation[..., 0], axis=(1, 2)) * outputs[0][:, 1]
+
+            return Binding(self, intro.layer("conv2").path, score)
+
+    x = _x()
+    sub = keras.Model(model.inputs, [model.get_layer("conv2").output, model.output])
+    xt = tf.constant(x)
+    with tf.GradientTape() as tape:
+        tape.watch(xt)
+        conv2, logits = sub(xt)
+        score = tf.reduce_sum(tf.reduce_sum(conv2[..., 0], axis=(1, 2)) * logits[:, 1])
+    expected = np.abs(tape.gradient(score, xt).numpy()).max(axis=-1)
+    maps = ki.Saliency(model, ChannelTimesLogit()).explain(x)
+    np.testing.assert_allclose(maps, expected, rtol=1e-4, atol=1e-6)

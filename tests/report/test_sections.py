@@ -226,3 +226,9 @@ def test_the_filter_sections_read_every_layer_in_one_graph(model_and_images):
 
     with pytest.raises(ValueError, match="Expected `activations` of the 3 images"):
         Report(fresh).add_filter_saliency(x[:3], "pool1", 0, activations=np.zeros((2, 8, 8, 4)))
+
+
+def test_a_section_named_twice_runs_once(model_and_images):
+    model, x, y = model_and_images
+    report = build_report(model, x, y, sections=["summary", "summary"])
+    assert [s.title for s in report.sections] == ["Model: die360_c2"]
