@@ -25,8 +25,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import keras
 import numpy as np
 import tensorflow as tf
+from _timing import rounds
 from bench_attribution import small_cnn  # the same models
-from bench_sobol import rounds  # interleaved rounds, ratios to the first entry
 
 import keras_introspect as ki
 from keras_introspect.attribution.rise import RISE
@@ -99,7 +99,7 @@ def run_model(name, args, Rise):
         r = [np.corrcoef(a.ravel(), b.ravel())[0, 1] for a, b in zip(ours, theirs, strict=True)]
         print(f"  {name}: Pearson with Xplique's map (its own random masks): {np.round(r, 3)}")
     print(f"\n{name} {shape}, 2 images, load average {os.getloadavg()[0]:.1f}")
-    for key, (seconds, ratio) in rows.items():
+    for key, (seconds, ratio, *_) in rows.items():
         print(f"  {key:<24} {seconds:8.3f} s  {ratio:5.2f}x floor")
 
 

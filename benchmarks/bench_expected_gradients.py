@@ -29,8 +29,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import keras
 import numpy as np
 import tensorflow as tf
+from _timing import rounds
 from bench_attribution import small_cnn  # the same models
-from bench_sobol import resnet50, rounds
+from bench_sobol import resnet50
 
 import keras_introspect as ki
 
@@ -114,7 +115,7 @@ def run_model(name, repeats, IntegratedGradients):
         fns["Xplique IG over the baselines (no EG)"] = lambda: [p.explain(x, onehot) for p in peers]
     result = rounds(fns, repeats)
     label = f"{'small CNN' if name == 'small' else 'ResNet50'} {'x'.join(map(str, shape))}"
-    for i, (call, (seconds, ratio)) in enumerate(result.items()):
+    for i, (call, (seconds, ratio, *_)) in enumerate(result.items()):
         head = f"| {label} | {n}, {k}, {samples} |" if i == 0 else "| | |"
         print(f"{head} {call} | {seconds:.3f} | {ratio:.2f} |", flush=True)
 

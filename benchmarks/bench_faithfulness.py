@@ -18,13 +18,12 @@ Run: python benchmarks/bench_faithfulness.py [--images 32] [--repeats 5]
 
 import argparse
 import os
-import statistics
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np
 import tensorflow as tf
+from _timing import rounds
 from bench_attribution import small_cnn  # the same models and timing
 from scipy.ndimage import gaussian_filter
 
@@ -45,32 +44,6 @@ def forward_floor(model, rows, labels, batch):
             score(rows[i : i + batch], labels[i : i + batch]).numpy()
 
     return run
-
-
-def rounds(fns, repeats):
-    """`{name: (median s, median ratio, best s, ratio of bests)}` against each function's
-    floor; `fns` maps a name to `(fn, floor name)`. Round `r` times the functions in
-    order, starting at the `r`-th."""
-    for fn, _ in fns.values():
-        fn()  # warm-up: tracing excluded
-    names = list(fns)
-    times = {name: [] for name in names}
-    for r in range(repeats):
-        for name in names[r % len(names) :] + names[: r % len(names)]:
-            start = time.perf_counter()
-            fns[name][0]()
-            times[name].append(time.perf_counter() - start)
-    out = {}
-    for name, (_, floor) in fns.items():
-        ratios = [t / f for t, f in zip(times[name], times[floor or name], strict=True)]
-        best, best_floor = min(times[name]), min(times[floor or name])
-        out[name] = (
-            statistics.median(times[name]),
-            statistics.median(ratios),
-            best,
-            best / best_floor,
-        )
-    return out
 
 
 def copies(x, hidden_per_image, base):

@@ -14,35 +14,15 @@ Run: python benchmarks/bench_metrics.py [--images 64] [--samples 10] [--repeats 
 
 import argparse
 import os
-import statistics
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np
 import tensorflow as tf
+from _timing import rounds
 from bench_attribution import small_cnn  # the same models and timing
 
 import keras_introspect as ki
-
-
-def rounds(fns, repeats):
-    """`{name: (median s, median ratio to its floor)}`; `fns` maps a name to `(fn, floor
-    name)`. Every round times every function once, back to back, so that a ratio compares
-    timings taken moments apart (this machine is shared: its load drifts)."""
-    for fn, _ in fns.values():
-        fn()  # warm-up: tracing excluded
-    times = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, (fn, _) in fns.items():
-            start = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - start)
-    out = {}
-    for name, (_, floor) in fns.items():
-        ratios = [t / f for t, f in zip(times[name], times[floor or name], strict=True)]
-        out[name] = (statistics.median(times[name]), statistics.median(ratios))
-    return out
 
 
 def gradient_floor(model, rows, labels, batch):
@@ -130,7 +110,7 @@ def main():
     )
     print("| what | s | ratio to its floor |")
     print("|---|---:|---:|")
-    for name, (seconds, ratio) in rounds(fns, args.repeats).items():
+    for name, (seconds, ratio, *_) in rounds(fns, args.repeats, rotate=False).items():
         print(f"| {name} | {seconds:.3f} | {ratio:.2f} |")
 
 

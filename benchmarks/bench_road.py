@@ -34,6 +34,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import keras
 import numpy as np
 import tensorflow as tf
+from _timing import rounds
 from bench_attribution import small_cnn
 from bench_faithfulness import forward_floor
 from scipy.ndimage import gaussian_filter
@@ -41,28 +42,6 @@ from scipy.ndimage import gaussian_filter
 import keras_introspect as ki
 from keras_introspect.metrics.causal import pixel_ranks
 from keras_introspect.metrics.road import PERCENTAGES, impute
-
-
-def rounds(fns, repeats):
-    """`{name: (median s, median ratio)}`; `fns` maps a name to `(fn, floor name)`."""
-    for fn, _ in fns.values():
-        fn()
-    names = list(fns)
-    times = {name: [] for name in names}
-    for r in range(repeats):
-        for name in names[r % len(names) :] + names[: r % len(names)]:
-            start = time.perf_counter()
-            fns[name][0]()
-            times[name].append(time.perf_counter() - start)
-    return {
-        name: (
-            statistics.median(times[name]),
-            statistics.median(
-                [a / b for a, b in zip(times[name], times[floor or name], strict=True)]
-            ),
-        )
-        for name, (_, floor) in fns.items()
-    }
 
 
 def main():
@@ -192,7 +171,7 @@ def main():
     )
     print("| call | median s | x floor (median of rounds) |")
     print("|---|---:|---:|")
-    for name, (seconds, ratio) in rounds(fns, args.repeats).items():
+    for name, (seconds, ratio, *_) in rounds(fns, args.repeats).items():
         print(f"| {name} | {seconds:.3f} | {ratio:.2f} |", flush=True)
 
     # map-only metrics: time per map

@@ -22,14 +22,13 @@ Run: python benchmarks/bench_sobol.py [--models small,resnet50] [--repeats 5]
 import argparse
 import os
 import platform
-import statistics
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import keras
 import numpy as np
 import tensorflow as tf
+from _timing import rounds
 from bench_attribution import small_cnn  # the same models
 
 import keras_introspect as ki
@@ -47,27 +46,6 @@ def resnet50(size=64):
     return keras.applications.ResNet50(
         weights=None, input_shape=(size, size, 3), classifier_activation=None
     )
-
-
-def rounds(fns, repeats):
-    """`{name: (median s, median ratio to the first function)}`, rotating the order."""
-    for fn in fns.values():
-        fn()  # warm-up: tracing excluded
-    names = list(fns)
-    times = {name: [] for name in names}
-    for r in range(repeats):
-        for name in names[r % len(names) :] + names[: r % len(names)]:
-            start = time.perf_counter()
-            fns[name]()
-            times[name].append(time.perf_counter() - start)
-    floor = times[names[0]]
-    return {
-        name: (
-            statistics.median(t),
-            statistics.median([a / b for a, b in zip(t, floor, strict=True)]),
-        )
-        for name, t in times.items()
-    }
 
 
 def floor_fn(model, masks, cls, grid, nb_design, batch):
@@ -135,7 +113,7 @@ def run_model(name, repeats, SobolAttributionMethod):
     result = rounds(fns, repeats)
     label = f"{'small CNN' if name == 'small' else 'ResNet50'} {'x'.join(map(str, shape))}"
     rows = nb_design * (grid**2 + 1)
-    for i, (call, (seconds, ratio)) in enumerate(result.items()):
+    for i, (call, (seconds, ratio, *_)) in enumerate(result.items()):
         head = f"| {label}, {n} image(s) | {grid}, {nb_design} | {rows} |" if i == 0 else "| | | |"
         print(f"{head} {call} | {seconds:.3f} | {ratio:.2f} |", flush=True)
 
