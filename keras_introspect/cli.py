@@ -708,6 +708,15 @@ def _custom_objects_option(parser) -> None:
     )
 
 
+def _preprocess_option(parser) -> None:
+    parser.add_argument(
+        "--preprocess",
+        choices=sorted(PREPROCESS),
+        default="none",
+        help="preprocessing of raw 0-255 pixels, when it is not inside the model",
+    )
+
+
 def main(argv=None) -> int:
     """Entry point of the `keras-introspect` command; returns the exit code.
 
@@ -765,12 +774,7 @@ def _main(argv) -> int:
         + ")",
     )
     report.add_argument("--out", default="report.html", help="the HTML file to write")
-    report.add_argument(
-        "--preprocess",
-        choices=sorted(PREPROCESS),
-        default="none",
-        help="preprocessing of raw 0-255 pixels, when it is not inside the model",
-    )
+    _preprocess_option(report)
     report.add_argument("--title", help="report title")
     report.add_argument(
         "--output", help="for a model with several outputs: the one to explain (name or index)"
@@ -821,12 +825,7 @@ def _main(argv) -> int:
     explore.add_argument("--labels", help="CSV: file name,label rows, or one label per line")
     explore.add_argument("--layers", nargs="+", help="layers to explore (default: all)")
     explore.add_argument("--out", default="keras_introspect_explore", help="output folder")
-    explore.add_argument(
-        "--preprocess",
-        choices=sorted(PREPROCESS),
-        default="none",
-        help="preprocessing of raw 0-255 pixels, when it is not inside the model",
-    )
+    _preprocess_option(explore)
     explore.add_argument("--k", type=int, default=8, help="exemplars per unit")
     explore.add_argument("--samples", type=int, default=8, help="images with their own page")
     explore.add_argument("--am-steps", type=int, default=128, help="feature visualization steps")
