@@ -191,6 +191,7 @@ class ReportPlan:
     skipped: dict = field(default_factory=dict)
     results: dict = field(default_factory=dict)
     dense: bool = False
+    _shown_activations: dict = field(default=None, init=False, repr=False)
 
     @property
     def shown(self) -> np.ndarray:
@@ -204,16 +205,15 @@ class ReportPlan:
         tens of MB for the rest of the process). A layer that cannot be read with the
         others (e.g. a shared layer) is read alone, so only its section fails.
         """
-        cache = self.__dict__.setdefault("_shown_activations", {})
-        if "all" not in cache:
+        if self._shown_activations is None:
             try:
-                cache["all"] = self.intro.activations(self.shown[:3], list(self.layers))
+                self._shown_activations = self.intro.activations(self.shown[:3], self.layers)
             except Exception:  # each layer alone below, so only its section fails
-                cache["all"] = {}
+                self._shown_activations = {}
         path = self.intro.layer(layer).path
-        if path not in cache["all"]:
-            cache["all"][path] = self.intro.activations(self.shown[:3], path)[path]
-        return cache["all"][path]
+        if path not in self._shown_activations:
+            self._shown_activations.update(self.intro.activations(self.shown[:3], path))
+        return self._shown_activations[path]
 
     @property
     def targets(self):
