@@ -11,26 +11,12 @@ import itertools
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
+from field_models import chain, conv, gradient_box
 
 import keras_introspect as ki
 from keras_introspect.model.receptive_field import ReceptiveField
 
 L = keras.layers
-POSITIVE = keras.initializers.RandomUniform(0.1, 1.0)
-
-
-def conv(rank, filters, k, **kw):
-    cls = {1: L.Conv1D, 2: L.Conv2D, 3: L.Conv3D}[rank]
-    return cls(filters, k, kernel_initializer=POSITIVE, bias_initializer="zeros", **kw)
-
-
-def chain(shape, layers):
-    x = keras.Input(shape)
-    h = x
-    for layer in layers:
-        h = layer(h)
-    return keras.Model(x, h)
 
 
 ONE_D = {
@@ -116,19 +102,6 @@ THREE_D = {
         ],
     ),
 }
-
-
-def gradient_box(model, x, position):
-    """Bounding box (slices per spatial axis) of the input with a non-zero gradient
-    for unit `position` of channel 0 of the output."""
-    x = tf.constant(x)
-    with tf.GradientTape() as tape:
-        tape.watch(x)
-        y = model(x)[(0, *position, 0)]
-    g = np.abs(tape.gradient(y, x).numpy()[0]) > 0
-    if g.ndim > len(position):
-        g = g.reshape(*g.shape[: len(position)], -1).any(-1)  # channels
-    return tuple(slice(int(idx.min()), int(idx.max()) + 1) for idx in np.nonzero(g))
 
 
 def corners(shape):

@@ -12,45 +12,13 @@ from fractions import Fraction
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
+from field_models import chain, gradient_box, positive
 
 import keras_introspect as ki
 from keras_introspect.model.receptive_field import ReceptiveField
 
 L = keras.layers
-POSITIVE = keras.initializers.RandomUniform(0.1, 1.0)
-CONV = {1: L.Conv1D, 2: L.Conv2D, 3: L.Conv3D}
 TRANSPOSED = {1: L.Conv1DTranspose, 2: L.Conv2DTranspose, 3: L.Conv3DTranspose}
-
-
-def positive(cls, filters, k, **kw):
-    return cls(filters, k, kernel_initializer=POSITIVE, bias_initializer="zeros", **kw)
-
-
-def chain(shape, layers):
-    x = keras.Input(shape)
-    h = x
-    for layer in layers:
-        h = layer(h)
-    return keras.Model(x, h)
-
-
-def supports(model, x, positions):
-    """Per unit (channel 0 of the output), the bounding box of the input with a
-    non-zero gradient, as slices per spatial axis (`None`: no gradient at all)."""
-    x = tf.constant(x)
-    found = []
-    for position in positions:
-        with tf.GradientTape() as tape:
-            tape.watch(x)
-            y = model(x)[(0, *position, 0)]
-        g = np.abs(tape.gradient(y, x).numpy()[0]) > 0
-        g = g.reshape(*g.shape[: len(position)], -1).any(-1)
-        if not g.any():
-            found.append(None)
-            continue
-        found.append(tuple(slice(int(i.min()), int(i.max()) + 1) for i in np.nonzero(g)))
-    return found
 
 
 def compare(model, positions=None):
@@ -62,7 +30,7 @@ def compare(model, positions=None):
     if positions is None:
         positions = list(itertools.product(*[range(n) for n in out]))
     x = np.random.default_rng(0).uniform(0.5, 1.0, (1, *model.input_shape[1:]))
-    boxes = supports(model, x.astype("float32"), positions)
+    boxes = [gradient_box(model, x.astype("float32"), p) for p in positions]
     return field, [(p, field.slices(p, size), b) for p, b in zip(positions, boxes, strict=True)]
 
 
