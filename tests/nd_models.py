@@ -104,14 +104,20 @@ def signal_cnn(flat: bool = False) -> Fixture:
     else:
         layers = [keras.Input((length, 1)), *layers]
     model = keras.Sequential(layers, name="signal_cnn_flat" if flat else "signal_cnn")
+    return _fit_classifier(model, x, y, truth, n_train=512, epochs=12)
+
+
+def _fit_classifier(model, x, y, truth, n_train: int, epochs: int) -> Fixture:
+    """Train a logits classifier on the first `n_train` samples; the fixture holds the
+    others and the accuracy on them."""
     model.compile(
         keras.optimizers.Adam(0.01),
         keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"],
     )
-    model.fit(x[:512], y[:512], epochs=12, batch_size=32, verbose=0)
-    accuracy = float(model.evaluate(x[512:], y[512:], verbose=0)[1])
-    return Fixture(model, x[512:], y[512:], truth[512:], accuracy)
+    model.fit(x[:n_train], y[:n_train], epochs=epochs, batch_size=32, verbose=0)
+    accuracy = float(model.evaluate(x[n_train:], y[n_train:], verbose=0)[1])
+    return Fixture(model, x[n_train:], y[n_train:], truth[n_train:], accuracy)
 
 
 # --- 3-D: is there a blob ------------------------------------------------------------
@@ -156,14 +162,7 @@ def volume_cnn() -> Fixture:
         ],
         name="volume_cnn",
     )
-    model.compile(
-        keras.optimizers.Adam(0.01),
-        keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=["accuracy"],
-    )
-    model.fit(x[:256], y[:256], epochs=10, batch_size=32, verbose=0)
-    accuracy = float(model.evaluate(x[256:], y[256:], verbose=0)[1])
-    return Fixture(model, x[256:], y[256:], truth[256:], accuracy)
+    return _fit_classifier(model, x, y, truth, n_train=256, epochs=10)
 
 
 # --- dense outputs: segmentation ----------------------------------------------------
