@@ -31,6 +31,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import keras
 import numpy as np
 import tensorflow as tf
+from bench_attribution import Floor  # the same plain-TensorFlow floor as in 2-D
 
 import keras_introspect as ki
 from keras_introspect.attribution.occlusion import window_starts
@@ -92,31 +93,6 @@ CONFIGS = {
 # the inner neuron of the 3-D CNN: conv2 sees 8^3 voxels; windows of 8
 NEURON = ("conv2", 3, (14, 14, 14))
 NEURON_WINDOW = 8
-
-
-class Floor:
-    """Plain TensorFlow: batched forward and forward+backward in tf.functions."""
-
-    def __init__(self, model, shape):
-        spec = [tf.TensorSpec((None, *shape), tf.float32), tf.TensorSpec((None,), tf.int32)]
-        self.forward = tf.function(
-            lambda x, c: tf.gather(model(x, training=False), c, axis=1, batch_dims=1),
-            input_signature=spec,
-        )
-
-        def grad(x, c):
-            with tf.GradientTape() as tape:
-                tape.watch(x)
-                score = tf.gather(model(x, training=False), c, axis=1, batch_dims=1)
-            return tape.gradient(score, x)
-
-        self.gradient = tf.function(grad, input_signature=spec)
-
-    @staticmethod
-    def run(fn, x, labels, batch):
-        return [
-            fn(x[i : i + batch], labels[i : i + batch]).numpy() for i in range(0, len(x), batch)
-        ]
 
 
 def bench_model(name, repeats):
