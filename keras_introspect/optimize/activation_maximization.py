@@ -703,6 +703,7 @@ class ActivationMaximization:
         return intro.cached(key, build)
 
     def _evaluator(self, intro, bound, rf, rows, dtype):
+        """`evaluate(images, cols) -> (rows,)` objectives of the final images."""
         import tensorflow as tf
 
         key = self._key(bound, rf, rows, "score")
@@ -715,7 +716,21 @@ class ActivationMaximization:
                 reduce_retracing=True,
             )
 
-        return intro.cached(key, build)
+        store = intro.session.store
+        if rf is not None or store is None or self.compute_dtype is not None:
+            return intro.cached(key, build)
+        if not bound.inner_only or not set(bound.paths) <= set(store.paths):
+            return intro.cached(key, build)
+
+        def evaluate(images, cols):
+            # a report's store reads images of its own size through the graph it
+            # traced already: no graph of the model to score a few images
+            if images.shape[1:] != store.x.shape[1:]:
+                return intro.cached(key, build)(images, cols)
+            activations = [tf.constant(a) for a in store.read(images, bound.paths)]
+            return bound.score(activations, None, tf.constant(cols))
+
+        return evaluate
 
     # ------------------------------------------------------------- inits
     def _init_images(self, shape, n, K, seed, data, row_image, row_output, rf):
@@ -901,34 +916,39 @@ def _transform_draws(seed, n, steps, n_random) -> np.ndarray:
     return draws
 
 
-def _dataset_scores(intro, bound, spec):
-    """Compiled `(images, cols (K, n_columns)) -> [(b, K) scores]` of the target."""
+def _dataset_scores(intro, bound, spec, kept=False):
+    """Compiled `(images, cols (K, n_columns)) -> [(b, K) scores]` of the target; with
+    `kept`, `spec` is a list of specs of the activations of `bound.paths` read
+    beforehand (`probes._scan.ActivationStore`), passed instead of the images."""
     import tensorflow as tf
 
-    truncate = bound.inner_only
-    tap = intro.tap(bound.paths or [], truncate=truncate)
+    tap = None if kept else intro.tap(bound.paths or [], truncate=bound.inner_only)
 
-    def scores(images, cols):
+    def scores(*args):
         intro.note_trace()
-        b, K = tf.shape(images)[0], tf.shape(cols)[0]
-        rows = tf.repeat(images, K, axis=0)
-        activations, output = tap(rows)
+        cols = args[-1]
+        b, K = tf.shape(args[0])[0], tf.shape(cols)[0]
+        if kept:  # each image's activations once per output
+            activations, output = [tf.repeat(a, K, axis=0) for a in args[:-1]], None
+        else:
+            activations, output = tap(tf.repeat(args[0], K, axis=0))
         return [tf.reshape(bound.score(activations, output, tf.tile(cols, [b, 1])), [b, K])]
 
-    signature = [spec, tf.TensorSpec((None, bound.n_columns), tf.int32)]
+    signature = [*(spec if kept else [spec]), tf.TensorSpec((None, bound.n_columns), tf.int32)]
     return tf.function(scores, input_signature=signature, autograph=False)
 
 
-def _dataset_units(intro, rf, spec):
-    """Compiled `(images, channels) -> [best unit value, its flat position]` per channel."""
+def _dataset_units(intro, rf, spec, kept=False):
+    """Compiled `(images, channels) -> [best unit value, its flat position]` per channel;
+    with `kept`, the layer's activations read beforehand instead of the images."""
     import tensorflow as tf
 
     weight, info = rf.weight, rf.info
-    tap = intro.tap([info.path], truncate=True)
+    tap = None if kept else intro.tap([info.path], truncate=True)
 
-    def scores(images, channels):
+    def scores(source, channels):
         intro.note_trace()
-        (a,), _ = tap(images)
+        a = source if kept else tap(source)[0][0]
         a = tf.gather(channels_last(a, info.channel_axis), channels, axis=-1)
         flat = tf.reshape(a, [tf.shape(a)[0], -1, tf.shape(channels)[0]])
         # the objective is weight * unit: rank units by it; the map's spatial size
@@ -939,7 +959,7 @@ def _dataset_units(intro, rf, spec):
             tf.shape(a)[1:-1],
         ]
 
-    signature = [spec, tf.TensorSpec((None,), tf.int32)]
+    signature = [spec[0] if kept else spec, tf.TensorSpec((None,), tf.int32)]
     return tf.function(scores, input_signature=signature, autograph=False)
 
 
@@ -953,6 +973,7 @@ class _DatasetScan:
     def __init__(self, am, intro, bound, rf, image_shape, n, x):
         import tensorflow as tf
 
+        from keras_introspect.probes._scan import stored
         from keras_introspect.probes.out_of_sample import ChannelMoments
         from keras_introspect.probes.top_activating import crop, keep_images, merge_top
 
@@ -960,16 +981,20 @@ class _DatasetScan:
         moments = ChannelMoments()
         samples = []
         want_top = isinstance(am.init, str) and am.init == "max"
+        # activations a report read beforehand for these images: no forward graph
+        read = [rf.info.path] if rf is not None else bound.paths if bound.inner_only else None
+        read_before = stored(intro, x, read) if read else None
+        kept_input = read_before is not None
         if rf is None:
             # (K, n_columns) target columns; per-image classes: the first
             extra = bound.expand(bound.params(0, 1))
             key = ("activation maximization", "dataset", bound.structure)
-            build = lambda spec: _dataset_scores(intro, bound, spec)  # noqa: E731
+            build = lambda spec: _dataset_scores(intro, bound, spec, kept_input)  # noqa: E731
         else:
             leaf = rf.leaf
             extra = np.asarray([leaf.constant] if leaf.many is None else list(leaf.many), np.int32)
             key = ("activation maximization", "dataset units", rf.info.path, rf.weight)
-            build = lambda spec: _dataset_units(intro, rf, spec)  # noqa: E731
+            build = lambda spec: _dataset_units(intro, rf, spec, kept_input)  # noqa: E731
 
         fn = None
         best = None
@@ -982,10 +1007,12 @@ class _DatasetScan:
             if sum(len(s) for s in samples) < 20000:
                 pixels = batch.reshape(-1, batch.shape[-1])
                 samples.append(pixels[:: max(1, len(pixels) // 2000)])
+            source = [a[start : start + len(batch)] for a in read_before] if kept_input else [batch]
             if fn is None:
-                spec = tf.TensorSpec((None, *batch.shape[1:]), tf.as_dtype(batch.dtype))
+                spec = [tf.TensorSpec((None, *a.shape[1:]), tf.as_dtype(a.dtype)) for a in source]
+                spec, key = (spec, (*key, "stored")) if kept_input else (spec[0], key)
                 fn = intro.cached((*key, repr(spec)), lambda spec=spec: build(spec))
-            out = [np.asarray(o) for o in fn(batch, extra)]
+            out = [np.asarray(o) for o in fn(*source, extra)]
             values = out[0].T.astype(np.float64)  # (K, b) objective values
             b = values.shape[1]
             index = np.broadcast_to(np.arange(start, start + b), values.shape)

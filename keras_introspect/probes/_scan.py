@@ -8,6 +8,9 @@ to the host, batch by batch.
 
 from __future__ import annotations
 
+import contextlib
+import zlib
+
 import numpy as np
 
 from keras_introspect._data import Batches
@@ -90,6 +93,12 @@ def scan(
         path = intro.layer(path).path
     extra = [np.asarray(e) for e in extra]
     specs = [tf.TensorSpec([None] * e.ndim, tf.as_dtype(e.dtype)) for e in extra]
+    kept = None if path is None else stored(intro, x, path if isinstance(path, tuple) else (path,))
+    if kept is not None:  # read beforehand (`ActivationStore`): reduce them, no forward pass
+        yield from _scan_stored(
+            intro, path, kept, batches, reduce, key, specs, extra, verbose, keep_batches
+        )
+        return
     fns = {}  # one compiled scan per sample shape: a free-size model's batches may differ
     halver = Halver(batch_size, "dataset scan")
     progbar = progress_bar(batches.n_batches, verbose=verbose, unit_name="batch")
@@ -106,6 +115,154 @@ def scan(
         )
         yield outputs, (batch if keep_batches else None)
         progbar.update(step + 1)
+
+
+def _scan_stored(intro, path, kept, batches, reduce, key, specs, extra, verbose, keep_batches):
+    """`scan` over activations read beforehand: the same outputs, batch by batch."""
+    import tensorflow as tf
+
+    several = isinstance(path, tuple)
+    paths = list(path) if several else [path]
+    axes = [intro.layer(p).channel_axis for p in paths]
+    kept_specs = [tf.TensorSpec((None, *a.shape[1:]), tf.as_dtype(a.dtype)) for a in kept]
+
+    def build():
+        def run(*args):
+            intro.note_trace()
+            tensors = [channels_last(a, axis) for a, axis in zip(args, axes, strict=False)]
+            return reduce(tensors if several else tensors[0], *args[len(paths) :])
+
+        signature = [*kept_specs, *specs]
+        return tf.function(run, input_signature=signature, autograph=False).get_concrete_function()
+
+    fn = intro.cached(("stored scan", key, path, repr(kept_specs), repr(specs)), build)
+    progbar = progress_bar(batches.n_batches, verbose=verbose, unit_name="batch")
+    start = 0
+    for step, batch in enumerate(batches):
+        stop = start + len(batch)
+        outputs = [np.asarray(o) for o in fn(*(a[start:stop] for a in kept), *extra)]
+        yield outputs, (batch if keep_batches else None)
+        start = stop
+        progbar.update(step + 1)
+
+
+class ActivationStore:
+    """Some layers' activations of one array of images, read in one forward pass
+    the first time they are asked for (see `activation_store`).
+
+    A scan asks through `stored` while the store is served. It is served the
+    activations of the images, of their first rows (a view), and of the rows
+    `take` copied out. A store never serves images that changed in place since
+    it was made (a checksum is compared on every read): the scan then reads
+    the model as usual.
+    """
+
+    def __init__(self, intro, x: np.ndarray, paths: tuple, batch_size):
+        self.intro, self.paths, self.batch_size = intro, paths, batch_size
+        self.x = x
+        self.sources = [(x, None, _checksum(x))]  # (images, their rows of x, checksum)
+        self.values = None
+        self.unusable = False  # the forward pass failed, or the images changed since
+        self.reads = 0  # how many scans were served (tests count them)
+
+    def take(self, rows) -> np.ndarray:
+        """`x[rows]`: a new array of images whose activations the store serves too."""
+        rows = np.arange(len(self.x))[rows]
+        images = self.x[rows]
+        self.sources.append((images, rows, _checksum(images)))
+        return images
+
+    def lookup(self, x, paths) -> list | None:
+        """The activations of `paths` for `x`, if `x` is the stored images, those of
+        `take`, or their first rows, unchanged since; else `None` (the caller reads
+        the model)."""
+        if self.unusable or not set(paths) <= set(self.paths):
+            return None
+        source = next((s for s in self.sources if _leading(x, s[0])), None)
+        if source is None:
+            return None
+        if any(_checksum(images) != sum_ for images, _, sum_ in (self.sources[0], source)):
+            self.unusable, self.values = True, None  # changed in place: never serve stale values
+            return None
+        if self.values is None:
+            try:
+                self.values = self.intro.activations(self.x, list(self.paths), self.batch_size)
+            except Exception:  # e.g. a shared layer: each scan reads its own layer instead
+                self.unusable = True
+                return None
+        self.reads += 1
+        rows = slice(len(x)) if source[1] is None else source[1][: len(x)]
+        return [self.values[p][rows] for p in paths]
+
+    def read(self, images, paths) -> list:
+        """The activations of `paths` for other `images` (numpy, of the stored images'
+        shape), through the graph that read the store: it is traced once."""
+        values = self.intro.activations(images, list(self.paths), self.batch_size)
+        return [values[p] for p in paths]
+
+    @contextlib.contextmanager
+    def serve(self):
+        """Within the block, the scans of the model's session read this store."""
+        session = self.intro.session
+        previous, session.store = session.store, self
+        try:
+            yield self
+        finally:
+            session.store = previous
+
+
+def _leading(x, images) -> bool:
+    """Whether `x` is `images` or a view of its first rows (same memory, same layout)."""
+    if not isinstance(x, np.ndarray) or not 0 < len(x) <= len(images):
+        return False
+    return (
+        x.__array_interface__["data"][0] == images.__array_interface__["data"][0]
+        and x.dtype == images.dtype
+        and x.shape[1:] == images.shape[1:]
+        and x.strides == images.strides
+    )
+
+
+def _checksum(x: np.ndarray) -> int:
+    return zlib.crc32(np.ascontiguousarray(x).view(np.uint8).reshape(-1))
+
+
+def stored(intro, x, paths) -> list | None:
+    """The activations of `paths` (layer paths) for `x` kept by the `ActivationStore`
+    the model's session serves now (`ActivationStore.serve`), or `None`."""
+    store = intro.session.store
+    return None if store is None else store.lookup(x, tuple(paths))
+
+
+def activation_store(intro, x, layers, max_bytes: int = 1 << 28, batch_size=32):
+    """An `ActivationStore` of `layers` for the images `x`, or `None` where their
+    activations would take more than `max_bytes`, a layer's size is unknown, or
+    `x` is not an array.
+
+    Each graph traced on a deep backbone keeps tens of MB for the rest of the
+    process; the per-layer scans of a report (top activating images,
+    histograms, pixel clustering, the dataset scan of activation
+    maximization) otherwise trace one forward graph each. While the store is
+    served (`with store.serve():`), they reduce activations read once, in one
+    forward pass of all the layers.
+    """
+    if not isinstance(x, np.ndarray):
+        return None
+    paths = tuple(dict.fromkeys(intro.layer(p).path for p in layers))
+    size = _stored_bytes(intro, paths, len(x))
+    if size is None or size > max_bytes:
+        return None
+    return ActivationStore(intro, x, paths, batch_size)
+
+
+def _stored_bytes(intro, paths, n) -> int | None:
+    total = 0
+    for p in paths:
+        shape = intro.layer(p).output_shape
+        if not isinstance(shape, tuple) or any(d is None for d in shape[1:]):
+            return None
+        total += int(np.prod(shape[1:], dtype=np.int64)) * 4 * n
+    return total
 
 
 def _compile_scan(intro, path, reduce, spec, specs):

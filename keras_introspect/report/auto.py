@@ -107,18 +107,26 @@ def choose_layers(intro, k=3):
     return [info.path for info in _spread(ends, k)]
 
 
-def _top_channels(intro, x, paths, k):
-    """Per layer, the `k` channels with the largest mean activation over `x`.
+def _top_channels(intro, x, paths, k, store=None):
+    """Per layer, the `k` channels with the largest mean activation over `x`
+    (read from `store`, an `ActivationStore` of `x`, where it has them).
 
     Channels that are 0 on every image (dead filters: nothing to explain)
     are passed over unless the layer has no other.
     """
-    shapes = {path: intro.layer(path).output_shape for path in paths}
-    pooled = [p for p in paths if isinstance(shapes[p], tuple) and len(shapes[p]) >= 3]
-    vectors = [p for p in paths if p not in pooled]
-    means = intro.activations(x, pooled, pooling="avg") if pooled else {}
-    if vectors:  # dense layers: their units are the channels
-        means.update(intro.activations(x, vectors))
+    kept = None if store is None else store.lookup(x, paths)
+    if kept is not None:
+        means = {}
+        for path, a in zip(paths, kept, strict=True):
+            axis = intro.layer(path).channel_axis % a.ndim
+            means[path] = np.moveaxis(a, axis, -1).reshape(len(a), -1, a.shape[axis]).mean(1)
+    else:
+        shapes = {path: intro.layer(path).output_shape for path in paths}
+        pooled = [p for p in paths if isinstance(shapes[p], tuple) and len(shapes[p]) >= 3]
+        vectors = [p for p in paths if p not in pooled]
+        means = intro.activations(x, pooled, pooling="avg") if pooled else {}
+        if vectors:  # dense layers: their units are the channels
+            means.update(intro.activations(x, vectors))
     chosen = {}
     for path in paths:
         mean = means[path].mean(0)
@@ -168,6 +176,10 @@ class ReportPlan:
         skipped: per section that does not apply, the reason (shown in its place).
         results: per section name, what was computed beforehand (`build_report`'s
             `results=`).
+        store: the layers' and the penultimate layer's activations of `x`
+            (`probes._scan.ActivationStore`, read on first use), which the
+            sections' scans of `x` reduce instead of tracing a forward graph
+            each; `None` where they would take more than 256 MiB.
     """
 
     model: object
@@ -191,11 +203,17 @@ class ReportPlan:
     skipped: dict = field(default_factory=dict)
     results: dict = field(default_factory=dict)
     dense: bool = False
+    store: object = None
     _shown_activations: dict = field(default=None, init=False, repr=False)
 
     @property
     def shown(self) -> np.ndarray:
         return self.x[self.pick]
+
+    def take(self, rows) -> np.ndarray:
+        """`x[rows]`, images whose activations the plan's store serves too (a section's
+        subset of the images: its scans then trace no forward graph of their own)."""
+        return self.x[rows] if self.store is None else self.store.take(rows)
 
     def shown_activations(self, layer) -> np.ndarray:
         """`layer`'s activations of the first 3 shown images (the filter sections').
@@ -206,8 +224,10 @@ class ReportPlan:
         others (e.g. a shared layer) is read alone, so only its section fails.
         """
         if self._shown_activations is None:
+            # the store's layers: the graph that reads the store serves these images too
+            paths = self.layers if self.store is None else list(self.store.paths)
             try:
-                self._shown_activations = self.intro.activations(self.shown[:3], self.layers)
+                self._shown_activations = self.intro.activations(self.shown[:3], paths)
             except Exception:  # each layer alone below, so only its section fails
                 self._shown_activations = {}
         path = self.intro.layer(layer).path
@@ -299,9 +319,8 @@ def plan_report(
           ...
           quality: skipped: Skipped: the deletion / insertion curves ...
     """
-    import tensorflow as tf
 
-    from keras_introspect.probes._scan import introspector
+    from keras_introspect.probes._scan import activation_store, introspector
     from keras_introspect.targets import output_index
 
     sections = _check_sections(sections)
@@ -325,9 +344,7 @@ def plan_report(
         )
     value_range = value_range or (float(x.min()), float(x.max()))
     position = output_index(intro, output)
-    scores = np.asarray(
-        tf.nest.flatten(model.predict(x, batch_size=32, verbose=0))[position], np.float32
-    )
+    scores = _output_scores(intro, x, position)
     if scores.ndim < 2:
         raise ValueError(
             f"Expected a model output of shape (batch, units) or a dense output (batch, ..., "
@@ -354,6 +371,8 @@ def plan_report(
 
         paths = [p for p in paths if p not in output_names(intro)] or paths
     window = max(2, x.shape[1] // 6)
+    # the layers' and the penultimate layer's activations of `x`, read in one pass
+    store = activation_store(intro, x, [*paths, _penultimate(intro)])
     plan = ReportPlan(
         model=model,
         intro=intro,
@@ -362,7 +381,7 @@ def plan_report(
         labels_given=labels_given,
         labels_from=labels_from,
         layers=paths,
-        channels=_top_channels(intro, x, paths, n_channels),
+        channels=_top_channels(intro, x, paths, n_channels, store),
         pick=_one_per_label(y, n_show),
         explained=explained,
         output=output,
@@ -375,6 +394,7 @@ def plan_report(
         verbose=verbose,
         sections=sections,
         results=results,
+        store=store,
     )
     for name in sections:
         reason = skip_for_input(name, plan) or REGISTRY[name].reason_to_skip(plan)
@@ -451,6 +471,8 @@ def build_report(
     Example:
         >>> build_report(model, x, y).save("report.html")  # doctest: +SKIP
     """
+    from contextlib import nullcontext
+
     from keras_introspect.report.builder import Report
 
     plan = plan_report(
@@ -476,27 +498,35 @@ def build_report(
     given = len(report.sections)  # a report passed in keeps its sections first
     made = {}  # name -> the sections it added, put in the plan's order at the end
     order = sorted(plan.sections, key=lambda name: name not in RUN_FIRST)
-    try:
-        for name in order:
-            spec = REGISTRY[name]
-            before = len(report.sections)
-            if name in plan.skipped:
-                report.add_text(spec.title, plan.skipped[name])
-                step(f"{spec.progress}: skipped")
-            else:
-                for layer in plan.layers if spec.per_layer else [None]:
-                    try:
-                        spec.add(report, plan) if layer is None else spec.add(report, plan, layer)
-                        step(spec.progress if layer is None else f"{spec.progress} at {layer}")
-                    except Exception as error:  # the report keeps the sections that succeeded
-                        _failed(report, spec, error)
-                        step(f"{name}: failed")
-            made[name] = report.sections[before:]
-    finally:  # also after an interrupt: what was made, in the plan's order
-        done = [section for name in plan.sections for section in made.get(name, [])]
-        rest = [s for s in report.sections[given:] if not any(s is d for d in done)]
-        report.sections[given:] = done + rest
+    # the per-layer scans of the images (top activating, histograms, pixel clustering,
+    # activation maximization's dataset scan) share one forward pass of all the layers
+    with nullcontext() if plan.store is None else plan.store.serve():
+        try:
+            for name in order:
+                before = len(report.sections)
+                _add_section(report, plan, name, step)
+                made[name] = report.sections[before:]
+        finally:  # also after an interrupt: what was made, in the plan's order
+            done = [section for name in plan.sections for section in made.get(name, [])]
+            rest = [s for s in report.sections[given:] if not any(s is d for d in done)]
+            report.sections[given:] = done + rest
     return report
+
+
+def _add_section(report, plan, name, step) -> None:
+    """Add section `name` (once per layer for a per-layer one), or its note."""
+    spec = REGISTRY[name]
+    if name in plan.skipped:
+        report.add_text(spec.title, plan.skipped[name])
+        step(f"{spec.progress}: skipped")
+        return
+    for layer in plan.layers if spec.per_layer else [None]:
+        try:
+            spec.add(report, plan) if layer is None else spec.add(report, plan, layer)
+            step(spec.progress if layer is None else f"{spec.progress} at {layer}")
+        except Exception as error:  # the report keeps the sections that succeeded
+            _failed(report, spec, error)
+            step(f"{name}: failed")
 
 
 def _failed(report, spec, error):
@@ -548,6 +578,23 @@ def _gradcam_layer(model, intro, x, target, tries=4):
         f"Grad-CAM at {last}, the last layer with feature maps; its map is constant for some "
         "images at every layer tried (every weighted sum of feature maps is <= 0)."
     )
+
+
+def _output_scores(intro, x, position) -> np.ndarray:
+    """The model's output `position` for the images `x`, in float32.
+
+    A scan of the session, not `model.predict`: Keras' predict function is one
+    more compiled graph of the whole model, of about 40 MB on EfficientNetB0.
+    """
+    import tensorflow as tf
+
+    from keras_introspect.probes._scan import scan
+
+    def reduce(output):
+        return [tf.cast(tf.nest.flatten(output)[position], tf.float32)]
+
+    parts = [out[0] for out, _ in scan(intro, None, x, reduce, ("output", position), 32, 0)]
+    return np.concatenate(parts)
 
 
 def _one_per_label(y, k):

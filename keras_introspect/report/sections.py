@@ -401,7 +401,7 @@ def _prediction_tree(report, plan):
     label = values[counts.argmax()]
     last = plan.layers[-1]
     report.add_prediction_tree(
-        plan.x[plan.y == label][:16],
+        plan.take(np.flatnonzero(plan.y == label)[:16]),
         last,
         tree=plan.results.get("prediction-tree"),
         title=f"Prediction tree of label {label} at {last}",

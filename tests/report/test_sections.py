@@ -9,6 +9,7 @@ import pytest
 from keras_introspect.datasets import die360_network
 from keras_introspect.exceptions import KerasIntrospectWarning
 from keras_introspect.report import REGISTRY, SECTIONS, build_report, plan_report
+from keras_introspect.report.auto import _penultimate
 from keras_introspect.report.sections import SectionRegistry
 
 
@@ -218,9 +219,11 @@ def test_the_filter_sections_read_every_layer_in_one_graph(model_and_images):
     fresh = die360_network("c2")  # a session of its own: its graphs are this report's
     fresh.set_weights(model.get_weights())
     build_report(fresh, x, y, sections=["filters"], n_channels=1)
-    keys = [k for k in ki.Introspector(fresh).session.compiled if k[0] == "activations"]
-    unpooled = [k for k in keys if k[2] is None]
-    assert [k[1] for k in unpooled] == [("pool1", "pool2")]
+    intro = ki.Introspector(fresh)
+    keys = [k for k in intro.session.compiled if k[0] == "activations"]
+    # one graph: the layers and the penultimate layer (the plan's store), unpooled; the
+    # channels' means come from it too
+    assert [(k[1], k[2]) for k in keys] == [(("pool1", "pool2", _penultimate(intro)), None)]
     # activations given to the section must be of its images
     from keras_introspect.report import Report
 
