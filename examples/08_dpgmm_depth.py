@@ -26,12 +26,19 @@ deeper layers, and at layer 10 non-background clusters on the cells. Here:
   threshold); chance is the stained share of the photo. The background is
   chosen without the stain: `"lightest"`, the cluster whose photo pixels
   are brightest on average (histology's background: the least stained
-  tissue), and, for comparison, `"largest"` (the library's default).
+  tissue), and, for comparison, `"largest"` (the library's default);
+- Fig. 3 at the scale of cells: the same network on the photo at its own
+  512 pixels and upsampled to 1024, where a nucleus (about 11 and 23
+  pixels across) spans one and three of block4's strides (8); the region
+  centres of block4's non-background clusters (the same `"lightest"` rule)
+  are compared with the nuclei (haematoxylin channel of `rgb2hed`, Otsu
+  threshold, opened); chance is the nuclei's share of the photo, with the
+  binomial tail probability of as many hits by chance.
 
 Run: python examples/08_dpgmm_depth.py [figure.png] [--fast] [--seed N]
 (`--fast`, or the environment variable KI_MAX_STEPS as in the test suite:
-fewer patches and epochs and a 128-pixel photo, for CI. `--seed` trains
-the network with another seed.)
+fewer patches and epochs, a 128-pixel photo and Fig. 3 at 1024 pixels
+only, for CI. `--seed` trains the network with another seed.)
 """
 
 import argparse
@@ -45,8 +52,11 @@ matplotlib.use("Agg")
 import keras
 import matplotlib.pyplot as plt
 import numpy as np
+from scipy.stats import binom
 from skimage.color import rgb2hed
 from skimage.filters import threshold_otsu
+from skimage.measure import label as label_objects
+from skimage.morphology import binary_opening, disk
 
 import keras_introspect as ki
 from keras_introspect.cluster.pixel import upsample_labels
@@ -60,6 +70,8 @@ parser.add_argument("--seed", type=int, default=0, help="seed of the network's t
 ARGS = parser.parse_args()
 FAST = ARGS.fast or bool(os.environ.get("KI_MAX_STEPS"))
 PATCHES, EPOCHS, SIZE = (300, 2, 128) if FAST else (1000, 5, 256)
+# Fig. 3 at the scale of cells: the photo's own size and twice it (`--fast`: twice it only)
+CELLS = (1024,) if FAST else (512, 1024)
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "retina", "camera", "coins", "moon")
 WIDTHS = (16, 32, 64, 64)
 # with Adam's 3e-3 the counts per block went up or down with the training
@@ -126,22 +138,42 @@ small.fit(x[:split], y[:split], epochs=EPOCHS, batch_size=64, verbose=0)
 _, accuracy = small.evaluate(x[split:], y[split:], verbose=0)
 print(f"test accuracy {accuracy:.3f} (which of {len(PHOTOS)} photos a patch is from)")
 
-# the same weights on the whole photo: every layer is convolutional up to the pooling
-photo = sample_images(["immunohistochemistry"], size=SIZE)["immunohistochemistry"] / 255.0
+
+def on_photo(size):
+    """The photo at `size`, with its reflected margin, and the trained weights cropped to it.
+
+    Every layer is convolutional up to the pooling, so the weights of the
+    32-pixel network apply to any size.
+    """
+    photo = sample_images(["immunohistochemistry"], size=size)["immunohistochemistry"] / 255.0
+    model = vgg_like(size + 2 * PAD, len(PHOTOS), margin=PAD)
+    for layer in model.layers:
+        if layer.weights:
+            layer.set_weights(small.get_layer(layer.name).get_weights())
+    padded = np.pad(photo, ((PAD, PAD), (PAD, PAD), (0, 0)), mode="reflect")[None]
+    intro = ki.Introspector(model)
+    for layer in CROPS:  # every kept unit sees the photo or its reflection, never the zeros
+        field = intro.receptive_field(layer, strict=True)
+        n_units = model.get_layer(layer).output.shape[1]
+        first, last = field.offset[0], field.offset[0] + field.stride[0] * (n_units - 1)
+        assert first >= 0 and last + field.size[0] <= size + 2 * PAD, (layer, field)
+    return photo, padded.astype("float32"), model, intro
+
+
+def lightest(fit, padded, photo, intro):
+    """The photo-sized label map of `fit`, each cluster's share, and the brightest cluster."""
+    field = intro.receptive_field(fit.layer_path_)
+    labels = upsample_labels(fit.transform(padded), padded.shape[1:3], field)[0]
+    labels = labels[PAD : PAD + len(photo), PAD : PAD + len(photo)]
+    shares = np.bincount(labels.ravel(), minlength=fit.n_clusters_) / labels.size
+    brightness = [photo[labels == k].mean() if shares[k] else -1.0 for k in range(fit.n_clusters_)]
+    return labels, shares, int(np.argmax(brightness)), brightness
+
+
+photo, padded, model, intro = on_photo(SIZE)
 bare = vgg_like(SIZE, len(PHOTOS))
 bare.set_weights(small.get_weights())
-model = vgg_like(SIZE + 2 * PAD, len(PHOTOS), margin=PAD)
-for layer in model.layers:
-    if layer.weights:
-        layer.set_weights(small.get_layer(layer.name).get_weights())
 image = photo[None].astype("float32")
-padded = np.pad(photo, ((PAD, PAD), (PAD, PAD), (0, 0)), mode="reflect")[None].astype("float32")
-intro = ki.Introspector(model)
-for layer in CROPS:  # every kept unit sees the photo or its reflection, never the zeros
-    field = intro.receptive_field(layer, strict=True)
-    n_units = model.get_layer(layer).output.shape[1]
-    first, last = field.offset[0], field.offset[0] + field.stride[0] * (n_units - 1)
-    assert first >= 0 and last + field.size[0] <= SIZE + 2 * PAD, (layer, field)
 
 # Fig. 2: clusters per block, one image, the defaults and scikit-learn's settings
 SKLEARN = dict(init_params="kmeans", covariance_prior="data", min_weight=0.0)
@@ -167,12 +199,8 @@ print(f"first block {counts[0]} -> last block {counts[-1]}: the count {trend}")
 dab = rgb2hed(photo)[..., 2]
 stained = dab > threshold_otsu(dab)
 deep = fits[BLOCKS[-1]]
-field = intro.receptive_field(CROPS[-1])
-labels = upsample_labels(deep.transform(padded), padded.shape[1:3], field)[0]
-labels = labels[PAD : PAD + SIZE, PAD : PAD + SIZE]
-shares = np.bincount(labels.ravel(), minlength=deep.n_clusters_) / labels.size
-brightness = [photo[labels == k].mean() if shares[k] else -1.0 for k in range(deep.n_clusters_)]
-backgrounds = {"lightest": int(np.argmax(brightness)), "largest": int(np.argmax(shares))}
+labels, shares, background, brightness = lightest(deep, padded, photo, intro)
+backgrounds = {"lightest": background, "largest": int(np.argmax(shares))}
 print(f"{BLOCKS[-1]}: DAB-stained pixels cover {stained.mean():.0%} of the photo (chance)")
 for label in range(deep.n_clusters_):
     where = labels == label
@@ -202,19 +230,67 @@ for rule, background in backgrounds.items():
         f"pixels; cluster centres {on_stain(centres):.0%} on stain"
     )
 
+# Fig. 3 at the scale of cells: block4's region centres against the nuclei
+cell_panels = []
+for size in CELLS:
+    cells, cells_padded, cells_model, cells_intro = on_photo(size)
+    hed = rgb2hed(cells)
+    nuclei = binary_opening(hed[..., 0] > threshold_otsu(hed[..., 0]), disk(size // 256))
+    cells_stained = hed[..., 2] > threshold_otsu(hed[..., 2])
+    objects = label_objects(nuclei)  # connected nuclei (touching ones merge)
+    fit = ki.PixelClusterer(cells_model, CROPS[-1], random_state=0).fit(cells_padded)
+    cell_labels, cell_shares, background, _ = lightest(fit, cells_padded, cells, cells_intro)
+    (regions,) = fit.centers_in_input_space(cells_padded, background=background, regions=True)
+    print(
+        f"Fig. 3 at {size} px, {BLOCKS[-1]}: {fit.n_clusters_} clusters, background lightest "
+        f"(cluster {background}); nuclei (haematoxylin, Otsu, opened) cover "
+        f"{nuclei.mean():.0%} of the photo (chance)"
+    )
+    hits, found, hit_objects = [], [], set()
+    for label, centres in regions.items():
+        rc = np.round([(r - PAD, c - PAD) for r, c, _ in centres]).astype(int)
+        rc = rc[((rc >= 0) & (rc < size)).all(axis=1)]  # a centroid may fall in the margin
+        on = nuclei[rc[:, 0], rc[:, 1]]
+        hits += list(on)
+        hit_objects.update(objects[rc[:, 0], rc[:, 1]][on].tolist())
+        found += [(r, c, label) for r, c in rc]
+        where = cell_labels == label
+        print(
+            f"  cluster {label}: {cell_shares[label]:.1%} of the pixels, "
+            f"{cells_stained[where].mean():.0%} DAB-stained, {nuclei[where].mean():.0%} nuclei; "
+            f"{len(rc)} region centres, {on.sum()} on a nucleus"
+        )
+    n, k = len(hits), int(np.sum(hits))
+    print(
+        f"  {size} px: {k} of {n} region centres on a nucleus "
+        f"({f'{k / n:.0%}' if n else '-'}; chance {nuclei.mean():.0%}, "
+        f"binomial tail p = {binom.sf(k - 1, n, nuclei.mean()):.1g}), on {len(hit_objects)} "
+        f"of the {objects.max()} nuclei"
+    )
+    cell_panels.append((size, cells, nuclei, found))
+
 if ARGS.figure:
     maps = [fits[layer].transform(padded)[0] for layer in BLOCKS]
-    fig = ki.plotting.plot_label_maps(
-        maps, BLOCKS, photo, n_clusters=counts, ncols=len(BLOCKS) + 2, legend=4
-    )
+    fig = ki.plotting.plot_label_maps(maps, BLOCKS, photo, n_clusters=counts, ncols=4, legend=4)
     ax = fig.axes[len(BLOCKS) + 1]
     ax.imshow(photo)
     ax.contour(stained, levels=[0.5], colors="yellow", linewidths=0.4)
     if points["lightest"]:
         rows_, cols_ = zip(*points["lightest"], strict=True)
         ax.scatter(cols_, rows_, s=30, c="cyan", marker="x")
-    ax.set_title(f"{BLOCKS[-1]} region centres\n(yellow: DAB stain)", fontsize=8)
+    ax.set_title(f"{BLOCKS[-1]} at {SIZE} px: region centres\n(yellow: DAB stain)", fontsize=8)
     ax.axis("off")
+    for ax, (size, cells, nuclei, found) in zip(
+        fig.axes[len(BLOCKS) + 2 :], cell_panels, strict=False
+    ):
+        ax.imshow(cells)
+        ax.contour(nuclei, levels=[0.5], colors="yellow", linewidths=0.3)
+        if found:
+            rows_, cols_, labels_ = zip(*found, strict=True)
+            ax.scatter(cols_, rows_, s=8, c=labels_, cmap="tab10", vmin=0, vmax=9, marker="x")
+        ax.set_title(f"{BLOCKS[-1]} at {size} px: region centres\n(yellow: nuclei)", fontsize=8)
+        ax.axis("off")
+    fig.subplots_adjust(hspace=0.45)
     fig.savefig(ARGS.figure, dpi=110, bbox_inches="tight")
     plt.close(fig)
 print(f"done in {time.time() - start:.0f} s")

@@ -114,3 +114,28 @@ def test_the_dpgmm_depth_example_prints_one_count_per_block(tmp_path):
     shares = [int(s) for s in re.findall(r"^  cluster \d+: (\d+)% of the pixels", stdout, re.M)]
     assert 1 <= len(shares) <= last and abs(sum(shares) - 100) <= len(shares)
     assert re.search(r"background lightest \(cluster \d+\): \d+ region centres", stdout)
+    # Fig. 3 at the scale of cells (--fast: the photo upsampled to 1024 px), against the nuclei
+    from scipy.stats import binom
+    from skimage.morphology import binary_opening, disk
+
+    big = sample_images(["immunohistochemistry"], size=1024)["immunohistochemistry"] / 255.0
+    haematoxylin = rgb2hed(big)[..., 0]
+    nuclei = binary_opening(haematoxylin > threshold_otsu(haematoxylin), disk(4))
+    section = stdout.split("Fig. 3 at 1024 px, block4_conv2: ")[1]
+    chance = re.search(r"nuclei \(haematoxylin, Otsu, opened\) cover (\d+)%", section).group(1)
+    assert int(chance) == round(100 * nuclei.mean())
+    per_cluster = re.findall(r"(\d+) region centres, (\d+) on a nucleus", section)
+    summary = re.search(
+        r"1024 px: (\d+) of (\d+) region centres on a nucleus \((\d+)%; chance (\d+)%, "
+        r"binomial tail p = ([\d.e+-]+)\), on (\d+) of the (\d+) nuclei",
+        section,
+    )
+    on, n, percent, _, p, hit, n_objects = summary.groups()
+    on, n, hit = int(on), int(n), int(hit)
+    # the summary adds up the clusters; a nucleus hit twice counts once
+    assert n == sum(int(a) for a, _ in per_cluster) and on == sum(int(b) for _, b in per_cluster)
+    assert 0 <= hit <= on <= n and int(percent) == round(100 * on / n)
+    assert float(p) == float(f"{binom.sf(on - 1, n, nuclei.mean()):.1g}")
+    from skimage.measure import label
+
+    assert int(n_objects) == label(nuclei).max() > 100  # the photo's nuclei, not a few blobs
