@@ -8,7 +8,14 @@ logits, random maps (no ties), batch 64 rows, side by side in one process:
   (the forward passes only); (b) a plain loop doing what ROAD did before its batched
   solver: each copy imputed by `metrics.road.impute(..., solver="exact")` (one sparse
   solve on the host), then the same forward passes. `road` runs with its default
-  batched conjugate-gradient imputation and with ``solver="exact"``.
+  batched conjugate-gradient imputation (`tol=1e-8`), with `tol=1e-13` (the precision of
+  the solver before `tol` existed), with ``solver="exact"``, and on smooth maps (the
+  random maps blurred, sigma 3 pixels: removed pixels form large holes, as for a smooth
+  saliency map; the same number of forward passes, so the same floor (a)).
+- ROAD on ResNet50 (`weights=None`, 64x64x3, `--resnet-images` images): a realistic
+  forward pass; floor: plain TensorFlow scoring the same rows.
+- The conjugate-gradient steps per percentage (the most any of the images needs), with
+  and without the warm starts, at `tol=1e-8` and `1e-13`.
   Quantus 0.6's `ROAD`, where installed, at the same percentages, on the same images and
   maps (it scores accuracy, with `model.predict` per percentage).
 - `deletion` and `insertion` (20 steps, no random maps) score `21 n` copies; their floor is
@@ -20,7 +27,7 @@ After one warm-up call each (tracing excluded), `--repeats` rounds time every ca
 back to back, each round starting one call later; median time and median of the per-round
 ratios to the row's floor.
 
-Run: python benchmarks/bench_road.py [--images 16] [--repeats 5]
+Run: python benchmarks/bench_road.py [--images 16] [--repeats 5] [--resnet-images 8]
 """
 
 import argparse
@@ -35,13 +42,13 @@ import keras
 import numpy as np
 import tensorflow as tf
 from _timing import rounds
-from bench_attribution import small_cnn
+from bench_attribution import resnet50, small_cnn
 from bench_faithfulness import forward_floor
 from scipy.ndimage import gaussian_filter
 
 import keras_introspect as ki
 from keras_introspect.metrics.causal import pixel_ranks
-from keras_introspect.metrics.road import PERCENTAGES, impute
+from keras_introspect.metrics.road import PERCENTAGES, _solve_cg, impute
 
 
 def main():
@@ -49,6 +56,7 @@ def main():
     parser.add_argument("--images", type=int, default=16)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--resnet-images", type=int, default=8, help="0: skip ResNet50")
     args = parser.parse_args()
     model = small_cnn()
     rng = np.random.default_rng(0)
@@ -58,6 +66,7 @@ def main():
     labels = rng.integers(0, 10, n).astype("int32")
     target = ki.targets.Class(labels.tolist())
     maps = rng.normal(size=(n, 28, 28))
+    smooth_maps = gaussian_filter(maps, sigma=(0, 3, 3))
     metrics = ki.metrics
     hw = 28 * 28
 
@@ -124,6 +133,14 @@ def main():
             lambda: metrics.road(model, x, maps, target, batch_size=batch),
             floors["road_loop"],
         ),
+        "`road(tol=1e-13)`": (
+            lambda: metrics.road(model, x, maps, target, batch_size=batch, tol=1e-13),
+            floors["road_fwd"],
+        ),
+        "`road`, smooth maps (large holes)": (
+            lambda: metrics.road(model, x, smooth_maps, target, batch_size=batch),
+            floors["road_fwd"],
+        ),
         '`road(solver="exact")` (sparse solves on the host)': (
             lambda: metrics.road(model, x, maps, target, batch_size=batch, solver="exact"),
             floors["road_fwd"],
@@ -174,6 +191,24 @@ def main():
     for name, (seconds, ratio, *_) in rounds(fns, args.repeats).items():
         print(f"| {name} | {seconds:.3f} | {ratio:.2f} |", flush=True)
 
+    print("\n| conjugate-gradient steps at | " + " | ".join(f"{p:.0%}" for p in PERCENTAGES))
+    print("|---|" + "---:|" * len(PERCENTAGES))
+    by_count = np.argsort(-counts, kind="stable")  # as `road`: most removed first
+    for label, some_maps in (("random maps", maps), ("smooth maps", smooth_maps)):
+        some_ranks = pixel_ranks(some_maps, "random", 0).reshape(n, 28, 28)
+        for tol in (1e-13, 1e-8):
+            for warm in (False, True):
+                _, steps = _solve_cg(
+                    x.astype(np.float64), some_ranks, counts[by_count], 2, tol, warm=warm
+                )
+                per_count = np.empty(len(counts), int)
+                per_count[by_count] = steps
+                name = f"{label}, tol={tol:g}, {'warm' if warm else 'cold'} starts"
+                print(f"| {name} | " + " | ".join(map(str, per_count)) + " |", flush=True)
+
+    if args.resnet_images:
+        resnet_road(args, rng)
+
     # map-only metrics: time per map
     many = rng.normal(size=(256, 28, 28))
     masks = np.zeros((256, 28, 28), bool)
@@ -193,6 +228,37 @@ def main():
             fn()
             times.append(time.perf_counter() - start)
         print(f"| {label} | {1e6 * statistics.median(times) / 256:.1f} |", flush=True)
+
+
+def resnet_road(args, rng):
+    """ROAD against its forward passes on ResNet50 at 64x64x3."""
+    model = resnet50((64, 64, 3))
+    n, batch = args.resnet_images, args.batch
+    x = gaussian_filter(rng.random((n, 64, 64, 3)), sigma=(0, 2, 2, 0)).astype("float32")
+    labels = rng.integers(0, 1000, n).astype("int32")
+    target = ki.targets.Class(labels.tolist())
+    maps = rng.normal(size=(n, 64, 64))
+    rows = np.repeat(x, 1 + len(PERCENTAGES), axis=0)  # as many rows as ROAD scores
+    floor = f"floor: {len(rows)} forward passes"
+    fns = {
+        floor: (forward_floor(model, rows, np.repeat(labels, 1 + len(PERCENTAGES)), batch), None),
+        "`road` (MoRF, 9 percentages)": (
+            lambda: ki.metrics.road(model, x, maps, target, batch_size=batch),
+            floor,
+        ),
+        "`road`, smooth maps": (
+            lambda: ki.metrics.road(
+                model, x, gaussian_filter(maps, (0, 3, 3)), target, batch_size=batch
+            ),
+            floor,
+        ),
+    }
+    print(
+        f"\nResNet50 64x64x3 (weights=None), {n} images, batch {batch}, {args.repeats} rounds, "
+        f"load average {os.getloadavg()[0]:.1f}\n\n| call | median s | x floor |\n|---|---:|---:|"
+    )
+    for name, (seconds, ratio, *_) in rounds(fns, args.repeats).items():
+        print(f"| {name} | {seconds:.3f} | {ratio:.2f} |", flush=True)
 
 
 if __name__ == "__main__":

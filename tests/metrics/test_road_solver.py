@@ -6,6 +6,7 @@ import importlib
 import keras
 import numpy as np
 import pytest
+from scipy.ndimage import gaussian_filter
 
 from keras_introspect.metrics import road
 
@@ -107,12 +108,11 @@ def test_a_batch_equals_one_solve_per_image_and_unconverged_systems_fall_back(mo
     np.testing.assert_allclose(batch, each, rtol=0, atol=TOLERANCE)
     # a tolerance that cannot be met: the systems run out of steps (some reach a zero
     # residual, converged), then are solved exactly
-    monkeypatch.setattr(road_module, "CG_TOLERANCE", 0.0)
     exact_solve, calls = road_module._solve_exact, []
     monkeypatch.setattr(
         road_module, "_solve_exact", lambda *args: calls.append(1) or exact_solve(*args)
     )
-    fallen = road_module._impute_many(images, masks, 0.0, rngs, 2, "cg")
+    fallen = road_module._impute_many(images, masks, 0.0, rngs, 2, "cg", tol=1e-300)
     assert 0 < len(calls) <= 6
     np.testing.assert_allclose(fallen, each, rtol=0, atol=1e-12)
 
@@ -133,3 +133,134 @@ def test_road_curves_are_the_same_with_both_solvers():
     assert cg.params["solver"] == "cg" and exact.params["solver"] == "exact"
     with pytest.raises(ValueError, match="solver"):
         road(model, x, maps, 2, solver="lu")
+    for tol in (0, 1, -1e-3, float("nan")):
+        with pytest.raises(ValueError, match="tol"):
+            road(model, x, maps, 2, tol=tol)
+
+
+# ------------------------------------------------ the documented tolerance, warm starts
+def _within_the_documented_tolerance(image, mask, n_axes=2, tol=None):
+    """`impute` at its default `tol` equals the sparse solve within 1e-6 of the image's
+    value range (the promise of the docstring); a tighter `tol` is closer."""
+    cg = impute(image, mask, noise=0, n_axes=n_axes)
+    exact = impute(image, mask, noise=0, n_axes=n_axes, solver="exact")
+    value_range = float(np.ptp(image))
+    np.testing.assert_allclose(cg, exact, rtol=0, atol=1e-6 * value_range)
+    np.testing.assert_array_equal(cg[~mask], image[~mask])
+    tight = impute(image, mask, noise=0, n_axes=n_axes, tol=1e-12)
+    np.testing.assert_allclose(tight, exact, rtol=0, atol=1e-10 * value_range)
+
+
+@pytest.mark.parametrize("scale", [1.0, 255.0, 1e-3])
+def test_tiny_images_are_within_the_documented_tolerance(scale):
+    rng = np.random.default_rng(10)
+    for shape in [(1, 2), (2, 1), (2, 2), (3, 3), (2, 5)]:
+        image = scale * rng.random((*shape, 2))
+        for removed in range(1, int(np.prod(shape))):
+            mask = np.zeros(shape, bool)
+            mask.flat[rng.permutation(mask.size)[:removed]] = True
+            _within_the_documented_tolerance(image, mask)
+
+
+@pytest.mark.parametrize("kept", [1, 2, 8])
+def test_nearly_everything_removed_is_within_the_documented_tolerance(kept):
+    """The hardest systems: a few kept pixels in a 28x28 image of a smooth and a
+    rough image (one kept pixel: the solution is its value everywhere)."""
+    rng = np.random.default_rng(11)
+    yy, xx = np.mgrid[:28, :28] / 27
+    smooth = np.stack([np.sin(3 * yy) + xx**2, 5 * yy * xx], axis=-1)
+    for image in (smooth, rng.normal(size=(28, 28, 3))):
+        mask = np.ones((28, 28), bool)
+        mask.flat[rng.permutation(mask.size)[:kept]] = False
+        _within_the_documented_tolerance(image, mask)
+    mask = np.ones((28, 28), bool)
+    mask[27, 0] = False  # one kept corner pixel
+    out = impute(smooth, mask, noise=0)
+    np.testing.assert_allclose(out, np.broadcast_to(smooth[27, 0], out.shape), atol=1e-6 * 6)
+
+
+@pytest.mark.parametrize("fraction", [0.5, 0.9])
+def test_random_and_blob_shaped_holes_are_within_the_documented_tolerance(fraction):
+    """A 64x64 image: pixels removed at random and as one smooth map's top pixels
+    (large holes, as ROAD removes them for a smooth saliency map)."""
+    rng = np.random.default_rng(16)
+    image = gaussian_filter(rng.random((64, 64, 3)), sigma=(2, 2, 0))
+    blob = gaussian_filter(rng.normal(size=(64, 64)), sigma=4)
+    _within_the_documented_tolerance(image, rng.random((64, 64)) < fraction)
+    _within_the_documented_tolerance(image, blob > np.quantile(blob, 1 - fraction))
+
+
+def test_a_single_removed_pixel_is_exact():
+    """One removed pixel is one equation: conjugate gradients solve it in one step,
+    to rounding, at any `tol`."""
+    rng = np.random.default_rng(12)
+    image = rng.random((9, 7, 3))
+    for where in [(0, 0), (4, 3), (8, 6), (0, 5)]:
+        mask = np.zeros((9, 7), bool)
+        mask[where] = True
+        cg = impute(image, mask, noise=0, tol=0.5)
+        exact = impute(image, mask, noise=0, solver="exact")
+        np.testing.assert_allclose(cg, exact, rtol=0, atol=1e-14)
+
+
+@pytest.mark.parametrize(
+    ("size", "fraction"), [((300,), 0.5), ((300,), 0.97), ((9, 8, 7), 0.5), ((9, 8, 7), 0.97)]
+)
+def test_signals_and_volumes_are_within_the_documented_tolerance(size, fraction):
+    """1-D gaps are long chains (the slowest convergence per unknown); 3-D has 26
+    neighbours."""
+    rng = np.random.default_rng(13)
+    image = np.cumsum(rng.normal(size=(*size, 2)), axis=0)  # a random walk: large range
+    mask = rng.random(size) < fraction
+    mask.flat[0] = False
+    _within_the_documented_tolerance(image, mask, n_axes=len(size))
+
+
+def test_warm_starts_save_steps_and_change_nothing():
+    """ROAD's removed sets are nested (most removed first); each solve starts from the
+    one before. Counted, not timed: fewer conjugate-gradient steps, the same images
+    (within the tolerance), the first count alike."""
+    rng = np.random.default_rng(14)
+    images = rng.random((5, 20, 20, 2))
+    ranks = np.stack([rng.permutation(400).reshape(20, 20) for _ in range(5)])
+    counts = np.array([360, 280, 200, 120, 40])
+    warm, warm_steps = road_module._solve_cg(images, ranks, counts, 2, 1e-8, warm=True)
+    cold, cold_steps = road_module._solve_cg(images, ranks, counts, 2, 1e-8, warm=False)
+    assert warm_steps[0] == cold_steps[0]
+    assert (warm_steps[1:] < cold_steps[1:]).all(), (warm_steps, cold_steps)
+    for j, count in enumerate(counts):
+        pairs = zip(images, ranks, strict=True)
+        exact = np.stack([impute(a, r < count, noise=0, solver="exact") for a, r in pairs])
+        np.testing.assert_allclose(warm[j], exact, rtol=0, atol=1e-6)
+        np.testing.assert_allclose(cold[j], exact, rtol=0, atol=1e-6)
+    # a count repeated needs no step from the solution of the same system
+    _, steps = road_module._solve_cg(images, ranks, [200, 200], 2, 1e-8)
+    assert steps[0] > 0 and steps[1] == 0
+
+
+def test_road_at_unsorted_and_repeated_percentages_equals_the_exact_solver():
+    keras.utils.set_random_seed(1)
+    model = keras.Sequential([keras.Input((9, 11, 2)), L.Flatten(), L.Dense(2)])
+    rng = np.random.default_rng(15)
+    x = rng.random((5, 9, 11, 2)).astype("float32")
+    maps = rng.normal(size=(5, 9, 11))
+    kwargs = {"percentages": [0.5, 0.1, 0.9, 0.5], "noise": 0.02, "seed": 4, "batch_size": 3}
+    cg = road(model, x, maps, 1, **kwargs)
+    exact = road(model, x, maps, 1, solver="exact", **kwargs)
+    np.testing.assert_allclose(cg.curves, exact.curves, rtol=1e-5, atol=1e-5)
+    # a repeated percentage: the same imputed copy, its own noise (percentage index k)
+    quiet = road(model, x, maps, 1, **{**kwargs, "noise": 0.0})
+    np.testing.assert_allclose(quiet.curves[:, 0], quiet.curves[:, 3], rtol=0, atol=1e-6)
+    assert not np.allclose(cg.curves[:, 0], cg.curves[:, 3], rtol=0, atol=1e-3)
+    # a linear model: the curve is w . (imputed image), recomputed by hand
+    w, bias = (np.asarray(v, np.float64) for v in model.layers[-1].get_weights())
+    for k, p in enumerate(kwargs["percentages"]):
+        count = round(p * 99)
+        for i in range(5):
+            order = np.argsort(-maps[i].ravel(), kind="stable")
+            mask = np.zeros(99, bool)
+            mask[order[:count]] = True
+            noise_rng = np.random.default_rng([4, 2, i, k])
+            image = impute(x[i], mask.reshape(9, 11), noise=0.02, seed=noise_rng, solver="exact")
+            expected = image.ravel() @ w[:, 1] + bias[1]
+            np.testing.assert_allclose(cg.curves[i, k], expected, rtol=1e-5, atol=1e-5)
