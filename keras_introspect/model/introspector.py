@@ -254,7 +254,6 @@ class ModelSession:
         self.output_shapes = None
         self.compiled = {}
         self.trace_count = 0
-        self.store = None  # the `probes._scan.ActivationStore` served now, if any
 
     @classmethod
     def of(cls, model, input_shape=None) -> ModelSession:

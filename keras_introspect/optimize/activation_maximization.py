@@ -706,6 +706,8 @@ class ActivationMaximization:
         """`evaluate(images, cols) -> (rows,)` objectives of the final images."""
         import tensorflow as tf
 
+        from keras_introspect.probes._scan import served_store
+
         key = self._key(bound, rf, rows, "score")
 
         def build():
@@ -716,7 +718,7 @@ class ActivationMaximization:
                 reduce_retracing=True,
             )
 
-        store = intro.session.store
+        store = served_store(intro)
         if rf is not None or store is None or self.compute_dtype is not None:
             return intro.cached(key, build)
         if not bound.inner_only or not set(bound.paths) <= set(store.paths):
@@ -725,9 +727,12 @@ class ActivationMaximization:
         def evaluate(images, cols):
             # a report's store reads images of its own size through the graph it
             # traced already: no graph of the model to score a few images
-            if images.shape[1:] != store.x.shape[1:]:
+            if store.unusable or images.shape[1:] != store.x.shape[1:]:
                 return intro.cached(key, build)(images, cols)
-            activations = [tf.constant(a) for a in store.read(images, bound.paths)]
+            try:
+                activations = [tf.constant(a) for a in store.read(images, bound.paths)]
+            except Exception:  # e.g. a shared layer among the store's: score on its own
+                return intro.cached(key, build)(images, cols)
             return bound.score(activations, None, tf.constant(cols))
 
         return evaluate

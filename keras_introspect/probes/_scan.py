@@ -9,6 +9,7 @@ to the host, batch by batch.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import zlib
 
 import numpy as np
@@ -152,9 +153,11 @@ class ActivationStore:
 
     A scan asks through `stored` while the store is served. It is served the
     activations of the images, of their first rows (a view), and of the rows
-    `take` copied out. A store never serves images that changed in place since
-    it was made (a checksum is compared on every read): the scan then reads
-    the model as usual.
+    `take` copied out. A store never serves stale values: not for images
+    changed in place since it was made, nor while the model's weights differ
+    from those that computed the activations (e.g. randomised in place for a
+    sanity check). Checksums of both are compared on every read; the scan then
+    reads the model as usual.
     """
 
     def __init__(self, intro, x: np.ndarray, paths: tuple, batch_size):
@@ -162,6 +165,7 @@ class ActivationStore:
         self.x = x
         self.sources = [(x, None, _checksum(x))]  # (images, their rows of x, checksum)
         self.values = None
+        self.weights = None  # checksum of the weights that computed `values`
         self.unusable = False  # the forward pass failed, or the images changed since
         self.reads = 0  # how many scans were served (tests count them)
 
@@ -184,12 +188,16 @@ class ActivationStore:
         if any(_checksum(images) != sum_ for images, _, sum_ in (self.sources[0], source)):
             self.unusable, self.values = True, None  # changed in place: never serve stale values
             return None
+        weights = _weights_checksum(self.intro.model)
         if self.values is None:
             try:
                 self.values = self.intro.activations(self.x, list(self.paths), self.batch_size)
             except Exception:  # e.g. a shared layer: each scan reads its own layer instead
                 self.unusable = True
                 return None
+            self.weights = weights
+        elif weights != self.weights:  # other weights now (they may come back): not served
+            return None
         self.reads += 1
         rows = slice(len(x)) if source[1] is None else source[1][: len(x)]
         return [self.values[p][rows] for p in paths]
@@ -202,13 +210,13 @@ class ActivationStore:
 
     @contextlib.contextmanager
     def serve(self):
-        """Within the block, the scans of the model's session read this store."""
-        session = self.intro.session
-        previous, session.store = session.store, self
+        """Within the block, the scans of the model read this store: in this thread
+        (or asyncio task) only, so two reports built at once never serve each other."""
+        token = _SERVED.set((*_SERVED.get(), self))
         try:
             yield self
         finally:
-            session.store = previous
+            _SERVED.reset(token)
 
 
 def _leading(x, images) -> bool:
@@ -223,14 +231,31 @@ def _leading(x, images) -> bool:
     )
 
 
+def _weights_checksum(model) -> int:
+    total = 0
+    for variable in model.weights:
+        total = zlib.crc32(np.ascontiguousarray(variable.numpy()).view(np.uint8).reshape(-1), total)
+    return total
+
+
 def _checksum(x: np.ndarray) -> int:
     return zlib.crc32(np.ascontiguousarray(x).view(np.uint8).reshape(-1))
 
 
+# the stores served in this thread, innermost last (`ActivationStore.serve`)
+_SERVED = contextvars.ContextVar("served_activation_stores", default=())
+
+
+def served_store(intro):
+    """The innermost `ActivationStore` of `intro`'s model served here, or `None`."""
+    session = intro.session
+    return next((s for s in reversed(_SERVED.get()) if s.intro.session is session), None)
+
+
 def stored(intro, x, paths) -> list | None:
     """The activations of `paths` (layer paths) for `x` kept by the `ActivationStore`
-    the model's session serves now (`ActivationStore.serve`), or `None`."""
-    store = intro.session.store
+    of the model served here (`ActivationStore.serve`), or `None`."""
+    store = served_store(intro)
     return None if store is None else store.lookup(x, tuple(paths))
 
 

@@ -332,7 +332,8 @@ def plan_report(
         )
     if isinstance(max_images, bool) or not isinstance(max_images, int) or max_images < 1:
         raise ValueError(f"Expected `max_images` >= 1. Received: max_images={max_images!r}")
-    x = np.asarray(np.asarray(x)[:max_images], np.float32)  # cut first, then convert
+    # cut first, then convert (contiguous: the store's checksums read it in place)
+    x = np.ascontiguousarray(np.asarray(x)[:max_images], np.float32)
     intro = introspector(model)
     specs = intro.input_specs
     rank = len(specs[0].shape) if specs is not None and len(specs) == 1 else 4

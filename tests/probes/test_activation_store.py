@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import keras_introspect as ki
-from keras_introspect.probes._scan import activation_store, introspector
+from keras_introspect.probes._scan import activation_store, introspector, served_store
 from keras_introspect.targets import Channel
 
 
@@ -87,8 +87,26 @@ def test_other_images_and_images_changed_in_place_read_the_model(data):
     values = reference(model, "conv2", x)[..., 6].max(axis=(1, 2))
     np.testing.assert_array_equal(top.indices, np.argsort(-values, kind="stable")[:3])
     # outside `serve` nothing is served
-    ki.top_activating(model, "conv2", 6, x, k=3, crops=False)
-    assert intro.session.store is None
+    assert served_store(intro) is None
+
+
+def test_activations_of_other_weights_are_not_served(data):
+    model, x = data
+    intro = introspector(model)
+    store = activation_store(intro, x, ["conv2"])
+    trained = model.get_weights()
+    with store.serve():
+        ki.top_activating(model, "conv2", 6, x, k=3, crops=False)
+        assert store.reads == 1
+        # weights changed in place (as a sanity check randomises them): read the model
+        model.set_weights([w[::-1].copy() if w.ndim else w for w in trained])
+        top = ki.top_activating(model, "conv2", 6, x, k=3, crops=False)
+        assert store.reads == 1
+        values = reference(model, "conv2", x)[..., 6].max(axis=(1, 2))
+        np.testing.assert_array_equal(top.indices, np.argsort(-values, kind="stable")[:3])
+        model.set_weights(trained)  # the same weights again: served again
+        ki.top_activating(model, "conv2", 6, x, k=3, crops=False)
+        assert store.reads == 2
 
 
 def test_taken_rows_are_served_with_their_own_activations(data):
@@ -105,6 +123,33 @@ def test_taken_rows_are_served_with_their_own_activations(data):
     assert store.reads == 1 and forward_scans(intro) == []
 
 
+def test_stores_are_served_per_thread_and_nested_blocks_restore(data):
+    import threading
+
+    model, x = data
+    intro = introspector(model)
+    first, second = activation_store(intro, x, ["conv2"]), activation_store(intro, x, ["conv1"])
+    entered, release, seen = threading.Event(), threading.Event(), []
+
+    def other_thread():
+        with second.serve():
+            seen.append(served_store(intro))
+            entered.set()
+            release.wait(10)
+
+    worker = threading.Thread(target=other_thread)
+    with first.serve():
+        worker.start()
+        entered.wait(10)
+        assert served_store(intro) is first  # the other thread's store is not served here
+        with second.serve():
+            assert served_store(intro) is second
+        assert served_store(intro) is first
+    release.set()
+    worker.join()
+    assert seen == [second] and served_store(intro) is None
+
+
 def test_a_store_over_its_budget_or_of_a_stream_is_not_made(data):
     model, x = data
     intro = introspector(model)
@@ -112,6 +157,24 @@ def test_a_store_over_its_budget_or_of_a_stream_is_not_made(data):
     assert activation_store(intro, x, ["conv2"], max_bytes=120 * 256 * 4 - 1) is None
     assert activation_store(intro, x, ["conv2"], max_bytes=120 * 256 * 4) is not None
     assert activation_store(intro, iter([x]), ["conv2"]) is None
+
+
+def test_a_store_it_cannot_read_leaves_activation_maximization_to_its_own_graph():
+    inputs = keras.Input((8, 8, 1))
+    shared = keras.layers.Dense(4, name="shared")
+    conv = keras.layers.Conv2D(4, 3, activation="relu", name="conv")(inputs)
+    pooled = keras.layers.GlobalAveragePooling2D(name="gap")(conv)
+    outputs = shared(keras.layers.Dense(4)(shared(pooled)))  # a layer called twice
+    model = keras.Model(inputs, outputs)
+    x = np.random.default_rng(0).random((10, 8, 8, 1)).astype("float32")
+    intro = introspector(model)
+    store = activation_store(intro, x, ["conv", "shared"])
+    am = ki.ActivationMaximization(model, Channel("conv", 1), steps=2, init="max")
+    plain = am.generate(n=1, seed=0, x=x).activation
+    with store.serve():
+        served = am.generate(n=1, seed=0, x=x).activation
+    assert store.unusable  # the shared layer cannot be read: nothing is served
+    np.testing.assert_allclose(served, plain, rtol=1e-6)
 
 
 def test_the_report_reads_its_layers_once(data):
