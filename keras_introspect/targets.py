@@ -951,14 +951,19 @@ class Layer(_LayerTarget):
 
     def bind(self, intro):
         info = self._info(intro)
-        aggregate = self.aggregate
 
         def score(activation, outputs, columns):
             import tensorflow as tf
 
-            return _reduce(tf.cast(activation, tf.float32), aggregate)
+            # The aggregate is a column, not part of the graph (as `Channel`'s): "max",
+            # "sum" and "mean" of one layer share a compiled function; the gradient
+            # reaches the chosen reduction only.
+            values = tf.cast(activation, tf.float32)
+            every = tf.stack([_reduce(values, a) for a in AGGREGATES], axis=-1)
+            return tf.gather(every, columns[:, 0], axis=1, batch_dims=1)
 
-        return Binding(self, info.path, score, key=(aggregate,), reads_output=False)
+        code = AGGREGATES.index(self.aggregate)
+        return Binding(self, info.path, score, (code,), reads_output=False)
 
 
 class Score(Target):

@@ -116,6 +116,29 @@ def test_channel_aggregates_share_one_graph(model):
     assert intro.trace_count == before
 
 
+def test_layer_aggregates_share_one_graph(model):
+    """`Layer`'s aggregate is a column too: one graph for "max", "sum" and "mean",
+    each map the gradient of its own reduction over the whole layer."""
+    x = _x()
+    sub = keras.Model(model.inputs, model.get_layer("conv1").output)
+    intro = ki.Introspector(model)
+    ki.Saliency(model, T.Layer("conv1", "mean")).explain(x[:1])
+    before = intro.trace_count
+    xt = tf.constant(x)
+    for aggregate, reduce in (
+        ("sum", tf.reduce_sum),
+        ("max", tf.reduce_max),
+        ("mean", tf.reduce_mean),
+    ):
+        maps = ki.Saliency(model, T.Layer("conv1", aggregate)).explain(x)
+        with tf.GradientTape() as tape:
+            tape.watch(xt)
+            score = tf.reduce_sum(reduce(sub(xt), axis=(1, 2, 3)))
+        expected = np.abs(tape.gradient(score, xt).numpy()).max(axis=-1)
+        np.testing.assert_allclose(maps, expected, rtol=1e-5, atol=1e-7)
+    assert intro.trace_count == before
+
+
 def test_the_input_of_a_nested_model_called_twice_is_refused_not_truncated():
     """The input layer of a shared backbone is read at each of its calls: ambiguous."""
     inputs = keras.Input((4, 4, 2))
