@@ -92,14 +92,22 @@ def test_a_shared_layer_is_still_refused_when_truncating():
         intro.tap(["shared"], truncate=True)(x)
 
 
-def test_channel_aggregates_share_one_graph(model):
-    """ "max", "sum" and "mean" of a channel are a column of the target, not part
-    of the graph: a new object per aggregate traces nothing, and each map is the
-    gradient of its own reduction."""
+@pytest.mark.parametrize(
+    "make, layer, pick, axes",
+    [
+        (lambda a: T.Channel("conv2", 1, a), "conv2", lambda h: h[..., 1], (1, 2)),
+        (lambda a: T.Layer("conv1", a), "conv1", lambda h: h, (1, 2, 3)),
+    ],
+    ids=["channel", "layer"],
+)
+def test_aggregates_share_one_graph(model, make, layer, pick, axes):
+    """ "max", "sum" and "mean" of a channel or a whole layer are a column of the
+    target, not part of the graph: a new object per aggregate traces nothing, and
+    each map is the gradient of its own reduction."""
     x = _x()
-    sub = keras.Model(model.inputs, model.get_layer("conv2").output)
+    sub = keras.Model(model.inputs, model.get_layer(layer).output)
     intro = ki.Introspector(model)
-    ki.Saliency(model, T.Channel("conv2", 1, "max")).explain(x[:1])
+    ki.Saliency(model, make("max")).explain(x[:1])
     before = intro.trace_count
     xt = tf.constant(x)
     for aggregate, reduce in (
@@ -107,33 +115,10 @@ def test_channel_aggregates_share_one_graph(model):
         ("mean", tf.reduce_mean),
         ("max", tf.reduce_max),
     ):
-        maps = ki.Saliency(model, T.Channel("conv2", 1, aggregate)).explain(x)
+        maps = ki.Saliency(model, make(aggregate)).explain(x)
         with tf.GradientTape() as tape:
             tape.watch(xt)
-            score = tf.reduce_sum(reduce(sub(xt)[..., 1], axis=(1, 2)))
-        expected = np.abs(tape.gradient(score, xt).numpy()).max(axis=-1)
-        np.testing.assert_allclose(maps, expected, rtol=1e-5, atol=1e-7)
-    assert intro.trace_count == before
-
-
-def test_layer_aggregates_share_one_graph(model):
-    """`Layer`'s aggregate is a column too: one graph for "max", "sum" and "mean",
-    each map the gradient of its own reduction over the whole layer."""
-    x = _x()
-    sub = keras.Model(model.inputs, model.get_layer("conv1").output)
-    intro = ki.Introspector(model)
-    ki.Saliency(model, T.Layer("conv1", "mean")).explain(x[:1])
-    before = intro.trace_count
-    xt = tf.constant(x)
-    for aggregate, reduce in (
-        ("sum", tf.reduce_sum),
-        ("max", tf.reduce_max),
-        ("mean", tf.reduce_mean),
-    ):
-        maps = ki.Saliency(model, T.Layer("conv1", aggregate)).explain(x)
-        with tf.GradientTape() as tape:
-            tape.watch(xt)
-            score = tf.reduce_sum(reduce(sub(xt), axis=(1, 2, 3)))
+            score = tf.reduce_sum(reduce(pick(sub(xt)), axis=axes))
         expected = np.abs(tape.gradient(score, xt).numpy()).max(axis=-1)
         np.testing.assert_allclose(maps, expected, rtol=1e-5, atol=1e-7)
     assert intro.trace_count == before
