@@ -785,6 +785,19 @@ def _reduce(tensor, aggregate: str):
     return reduce_axes(tensor, aggregate, list(range(1, tensor.shape.rank)))
 
 
+def _reduce_by_column(tensor, codes):
+    """A score per row: `tensor` reduced by the aggregate `AGGREGATES[codes[row]]`.
+
+    The aggregate is a column, not part of the graph: "max", "sum" and "mean"
+    of one layer share a compiled function. The gradient reaches the chosen
+    reduction only (the others get exact zeros).
+    """
+    import tensorflow as tf
+
+    every = tf.stack([_reduce(tensor, a) for a in AGGREGATES], axis=-1)
+    return tf.gather(every, codes, axis=1, batch_dims=1)
+
+
 class Channel(_LayerTarget):
     """One channel (filter, feature map) of a layer, aggregated to a scalar.
 
@@ -851,11 +864,7 @@ class Channel(_LayerTarget):
             )
             if values.shape.rank == 1:  # a dense layer: the unit itself
                 return values
-            # The aggregate is a column, not part of the graph: "max", "sum" and
-            # "mean" of one layer share a compiled function. The gradient reaches
-            # the chosen reduction only (the others get exact zeros).
-            every = tf.stack([_reduce(values, a) for a in AGGREGATES], axis=-1)
-            return tf.gather(every, columns[:, 1], axis=1, batch_dims=1)
+            return _reduce_by_column(values, columns[:, 1])
 
         code = AGGREGATES.index(self.aggregate)
         return Binding(self, info.path, score, (constant, code), many=many, reads_output=False)
@@ -955,12 +964,7 @@ class Layer(_LayerTarget):
         def score(activation, outputs, columns):
             import tensorflow as tf
 
-            # The aggregate is a column, not part of the graph (as `Channel`'s): "max",
-            # "sum" and "mean" of one layer share a compiled function; the gradient
-            # reaches the chosen reduction only.
-            values = tf.cast(activation, tf.float32)
-            every = tf.stack([_reduce(values, a) for a in AGGREGATES], axis=-1)
-            return tf.gather(every, columns[:, 0], axis=1, batch_dims=1)
+            return _reduce_by_column(tf.cast(activation, tf.float32), columns[:, 0])
 
         code = AGGREGATES.index(self.aggregate)
         return Binding(self, info.path, score, (code,), reads_output=False)

@@ -719,9 +719,13 @@ class ActivationMaximization:
             )
 
         store = served_store(intro)
-        if rf is not None or store is None or self.compute_dtype is not None:
-            return intro.cached(key, build)
-        if not bound.inner_only or not set(bound.paths) <= set(store.paths):
+        if (
+            rf is not None
+            or store is None
+            or self.compute_dtype is not None
+            or not bound.inner_only
+            or not set(bound.paths) <= set(store.paths)
+        ):
             return intro.cached(key, build)
 
         def evaluate(images, cols):

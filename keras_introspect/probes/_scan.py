@@ -95,56 +95,56 @@ def scan(
     extra = [np.asarray(e) for e in extra]
     specs = [tf.TensorSpec([None] * e.ndim, tf.as_dtype(e.dtype)) for e in extra]
     kept = None if path is None else stored(intro, x, path if isinstance(path, tuple) else (path,))
-    if kept is not None:  # read beforehand (`ActivationStore`): reduce them, no forward pass
-        yield from _scan_stored(
-            intro, path, kept, batches, reduce, key, specs, extra, verbose, keep_batches
-        )
-        return
+    if kept is None:
+        outputs_of = _forward_outputs(intro, path, reduce, key, specs, extra, batch_size)
+    else:  # read beforehand (`ActivationStore`): reduce them, no forward pass
+        outputs_of = _stored_outputs(intro, path, reduce, key, specs, extra, kept)
+    progbar = progress_bar(batches.n_batches, verbose=verbose, unit_name="batch")
+    start = 0
+    for step, batch in enumerate(batches):
+        outputs = outputs_of(batch, start)
+        yield outputs, (batch if keep_batches else None)
+        start += len(batch)
+        progbar.update(step + 1)
+
+
+def _forward_outputs(intro, path, reduce, key, specs, extra, batch_size):
+    """`outputs_of(batch, start)`: the reduced activations of a batch of images."""
+    import tensorflow as tf
+
     fns = {}  # one compiled scan per sample shape: a free-size model's batches may differ
     halver = Halver(batch_size, "dataset scan")
-    progbar = progress_bar(batches.n_batches, verbose=verbose, unit_name="batch")
-    for step, batch in enumerate(batches):
+
+    def outputs_of(batch, start):
         spec = tf.TensorSpec((None, *batch.shape[1:]), tf.as_dtype(batch.dtype))
         fn = fns.get(repr(spec))
         if fn is None:
             fn = fns[repr(spec)] = intro.cached(
                 ("scan", key, path, repr(spec), repr(specs)),
-                lambda spec=spec: _compile_scan(intro, path, reduce, spec, specs),
+                lambda: _compile_scan(intro, path, reduce, [spec], specs),
             )
-        outputs = concat_pieces(
-            halver.map(lambda piece, fn=fn: [np.asarray(o) for o in fn(piece, *extra)], batch)
+        return concat_pieces(
+            halver.map(lambda piece: [np.asarray(o) for o in fn(piece, *extra)], batch)
         )
-        yield outputs, (batch if keep_batches else None)
-        progbar.update(step + 1)
+
+    return outputs_of
 
 
-def _scan_stored(intro, path, kept, batches, reduce, key, specs, extra, verbose, keep_batches):
-    """`scan` over activations read beforehand: the same outputs, batch by batch."""
+def _stored_outputs(intro, path, reduce, key, specs, extra, kept):
+    """`outputs_of(batch, start)`: the same, reduced from the activations `kept` of
+    the scanned images (rows `start` on)."""
     import tensorflow as tf
 
-    several = isinstance(path, tuple)
-    paths = list(path) if several else [path]
-    axes = [intro.layer(p).channel_axis for p in paths]
     kept_specs = [tf.TensorSpec((None, *a.shape[1:]), tf.as_dtype(a.dtype)) for a in kept]
+    fn = intro.cached(
+        ("stored scan", key, path, repr(kept_specs), repr(specs)),
+        lambda: _compile_scan(intro, path, reduce, kept_specs, specs, stored=True),
+    )
 
-    def build():
-        def run(*args):
-            intro.note_trace()
-            tensors = [channels_last(a, axis) for a, axis in zip(args, axes, strict=False)]
-            return reduce(tensors if several else tensors[0], *args[len(paths) :])
+    def outputs_of(batch, start):
+        return [np.asarray(o) for o in fn(*(a[start : start + len(batch)] for a in kept), *extra)]
 
-        signature = [*kept_specs, *specs]
-        return tf.function(run, input_signature=signature, autograph=False).get_concrete_function()
-
-    fn = intro.cached(("stored scan", key, path, repr(kept_specs), repr(specs)), build)
-    progbar = progress_bar(batches.n_batches, verbose=verbose, unit_name="batch")
-    start = 0
-    for step, batch in enumerate(batches):
-        stop = start + len(batch)
-        outputs = [np.asarray(o) for o in fn(*(a[start:stop] for a in kept), *extra)]
-        yield outputs, (batch if keep_batches else None)
-        start = stop
-        progbar.update(step + 1)
+    return outputs_of
 
 
 class ActivationStore:
@@ -290,26 +290,29 @@ def _stored_bytes(intro, paths, n) -> int | None:
     return total
 
 
-def _compile_scan(intro, path, reduce, spec, specs):
+def _compile_scan(intro, path, reduce, inputs, specs, stored=False):
+    """The compiled `(*inputs, *extra) -> reduce(activations, *extra)`: `inputs` is
+    the spec of the images, or with `stored` the specs of `path`'s activations read
+    beforehand (no forward pass in the graph)."""
     import tensorflow as tf
 
     several = isinstance(path, tuple)
-    if path is None:
-        tap, axes = intro.tap([]), [-1]
-    else:
-        paths = list(path) if several else [path]
-        tap = intro.tap(paths, truncate=True)
-        axes = [intro.layer(p).channel_axis for p in paths]
+    paths = [] if path is None else list(path) if several else [path]
+    tap = None if stored else intro.tap(paths, truncate=path is not None)
+    axes = [intro.layer(p).channel_axis for p in paths]
 
-    def run(images, *extra):
+    def run(*args):
         intro.note_trace()
-        activations, output = tap(images)
-        if path is None:
-            return reduce(output, *extra)
+        if stored:
+            activations, extra = args[: len(paths)], args[len(paths) :]
+        else:
+            (activations, output), extra = tap(args[0]), args[1:]
+            if path is None:
+                return reduce(output, *extra)
         tensors = [channels_last(a, axis) for a, axis in zip(activations, axes, strict=True)]
         return reduce(tensors if several else tensors[0], *extra)
 
-    signature = [spec, *specs]
+    signature = [*inputs, *specs]
     return tf.function(run, input_signature=signature, autograph=False).get_concrete_function()
 
 
