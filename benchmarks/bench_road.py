@@ -7,13 +7,13 @@ logits, random maps (no ties), batch 64 rows, side by side in one process:
   imputed copies. Two floors: (a) plain TensorFlow scoring those rows, imputed beforehand
   (the forward passes only); (b) a plain loop doing what ROAD did before its batched
   solver: each copy imputed by `metrics.road.impute(..., solver="exact")` (one sparse
-  solve on the host), then the same forward passes. `road` runs with its default
-  batched conjugate-gradient imputation (`tol=1e-8`), with `tol=1e-13` (the precision of
-  the solver before `tol` existed), with ``solver="exact"``, and on smooth maps (the
-  random maps blurred, sigma 3 pixels: removed pixels form large holes, as for a smooth
-  saliency map; the same number of forward passes, so the same floor (a)).
-- ROAD on ResNet50 (`weights=None`, 64x64x3, `--resnet-images` images): a realistic
-  forward pass; floor: plain TensorFlow scoring the same rows.
+  solve on the host) plus `road`'s noise, then the same forward passes. `road` runs with
+  its default batched conjugate-gradient imputation (`tol=1e-8`), with `tol=1e-13`
+  (the precision of the solver before `tol` existed), with ``solver="exact"``, and on
+  smooth maps (the random maps blurred, sigma 3 pixels: removed pixels form large holes,
+  as for a smooth saliency map; the same number of forward passes, so the same floor (a)).
+- ROAD on ResNet50 (`weights=None`, `--resnet-size` 64: 64x64x3, `--resnet-images`
+  images): a realistic forward pass; floor: plain TensorFlow scoring the same rows.
 - The conjugate-gradient steps per percentage (the most any of the images needs), with
   and without the warm starts, at `tol=1e-8` and `1e-13`.
   Quantus 0.6's `ROAD`, where installed, at the same percentages, on the same images and
@@ -28,6 +28,7 @@ back to back, each round starting one call later; median time and median of the 
 ratios to the row's floor.
 
 Run: python benchmarks/bench_road.py [--images 16] [--repeats 5] [--resnet-images 8]
+[--resnet-size 64]
 """
 
 import argparse
@@ -48,7 +49,7 @@ from scipy.ndimage import gaussian_filter
 
 import keras_introspect as ki
 from keras_introspect.metrics.causal import pixel_ranks
-from keras_introspect.metrics.road import PERCENTAGES, _solve_cg, impute
+from keras_introspect.metrics.road import PERCENTAGES, _solve_cg, impute, road_noise
 
 
 def main():
@@ -57,6 +58,7 @@ def main():
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--resnet-images", type=int, default=8, help="0: skip ResNet50")
+    parser.add_argument("--resnet-size", type=int, default=64, help="ResNet50's image side")
     args = parser.parse_args()
     model = small_cnn()
     rng = np.random.default_rng(0)
@@ -75,15 +77,15 @@ def main():
     ranks = pixel_ranks(maps, "random", 0).reshape(n, 28, 28)
     pairs = [(i, k) for i in range(n) for k in range(len(counts))]
 
-    def imputed():
-        return np.stack(
-            [
-                impute(x[i].astype(np.float64), ranks[i] < counts[k], 0.01, rng_ik, solver="exact")
-                for (i, k), rng_ik in zip(
-                    pairs, (np.random.default_rng([0, 2, i, k]) for i, k in pairs), strict=True
-                )
-            ]
-        ).astype("float32")
+    def imputed():  # each copy solved on the host, plus road's noise (`road_noise`)
+        draws = road_noise(0, range(n), len(counts), (28, 28, 1))
+        copies = []
+        for i, k in pairs:
+            removed = ranks[i] < counts[k]
+            copy = impute(x[i].astype(np.float64), removed, noise=0, solver="exact")
+            copy[removed] += 0.01 * draws[i, k][removed]
+            copies.append(copy)
+        return np.stack(copies).astype("float32")
 
     road_rows = np.concatenate([x, imputed()])
     road_labels = np.concatenate([labels, labels[[i for i, _ in pairs]]])
@@ -231,13 +233,14 @@ def main():
 
 
 def resnet_road(args, rng):
-    """ROAD against its forward passes on ResNet50 at 64x64x3."""
-    model = resnet50((64, 64, 3))
+    """ROAD against its forward passes on ResNet50 at `--resnet-size` (64: 64x64x3)."""
+    side = args.resnet_size
+    model = resnet50((side, side, 3))
     n, batch = args.resnet_images, args.batch
-    x = gaussian_filter(rng.random((n, 64, 64, 3)), sigma=(0, 2, 2, 0)).astype("float32")
+    x = gaussian_filter(rng.random((n, side, side, 3)), sigma=(0, 2, 2, 0)).astype("float32")
     labels = rng.integers(0, 1000, n).astype("int32")
     target = ki.targets.Class(labels.tolist())
-    maps = rng.normal(size=(n, 64, 64))
+    maps = rng.normal(size=(n, side, side))
     rows = np.repeat(x, 1 + len(PERCENTAGES), axis=0)  # as many rows as ROAD scores
     floor = f"floor: {len(rows)} forward passes"
     fns = {
@@ -254,8 +257,9 @@ def resnet_road(args, rng):
         ),
     }
     print(
-        f"\nResNet50 64x64x3 (weights=None), {n} images, batch {batch}, {args.repeats} rounds, "
-        f"load average {os.getloadavg()[0]:.1f}\n\n| call | median s | x floor |\n|---|---:|---:|"
+        f"\nResNet50 {side}x{side}x3 (weights=None), {n} images, batch {batch}, "
+        f"{args.repeats} rounds, load average {os.getloadavg()[0]:.1f}\n\n"
+        "| call | median s | x floor |\n|---|---:|---:|"
     )
     for name, (seconds, ratio, *_) in rounds(fns, args.repeats).items():
         print(f"| {name} | {seconds:.3f} | {ratio:.2f} |", flush=True)

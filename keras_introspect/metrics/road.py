@@ -21,13 +21,15 @@ leaks the map to the model) but *imputed* from its neighbours, with noise:
   removed pixels touches a kept one), so the default ``solver="cg"`` solves
   many systems at once in TensorFlow (on the device): the matrix is never
   built, its product with a vector is the weighted sum of shifted slices of
-  the image (the same for 1, 2 and 3 axes), and conjugate gradients run in
-  float64, in one XLA-compiled loop (compiled once per batch shape: a second
-  or two the first time), until each residual is below `tol` times its
-  right-hand side. The default ``tol=1e-8`` gives imputed values within
-  1e-6 times the image's value range of the direct sparse solve
-  (``solver="exact"``: the authors' `scipy.sparse.linalg.spsolve`, one system
-  per image and percentage on the host), measured up to 7.7e-7 on images of
+  the image (the same for 1, 2 and 3 axes; in 2-D separable, `[1, 2, 1]`
+  along each axis), each channel a system of its own, and conjugate
+  gradients run in float64, in one XLA-compiled loop (compiled once per
+  batch shape: a second or two the first time), until each residual is
+  below `tol` times its right-hand side. The default ``tol=1e-8`` gives
+  imputed values within 1e-6 times the image's value range of the direct
+  sparse solve (``solver="exact"``: the authors' `scipy.sparse.linalg.spsolve`,
+  one system per image and percentage on the host), measured up to 7.7e-7 on
+  images of
   up to 224 x 224 pixels with random or blob-shaped removals, volumes of 32^3
   and signals of 3,000 samples; the error grows with the size of the largest
   hole (a 30,000-sample signal with 97 % removed: 4e-6), and a smaller `tol`
@@ -53,9 +55,10 @@ leaks the map to the model) but *imputed* from its neighbours, with noise:
   channel spans about 4.4 units), so 0.01 is about 0.23 % of the range: the
   same relative noise is about `0.0023` for images in [0, 1] and `0.57` for
   [0, 255]. Pass it scaled to your inputs.
-- The noise of image `i` at percentage `k` is drawn from
-  `numpy.random.default_rng([seed, 2, i, k])`, so the same seed gives the
-  same result for any `batch_size`.
+- The noise of image `i` at percentage `k` is row `k` of
+  `numpy.random.default_rng([seed, 2, i]).standard_normal((K, *size, C),
+  dtype=numpy.float32)` (`K` percentages; `road_noise`) at the removed
+  pixels, so the same seed gives the same result for any `batch_size`.
 """
 
 from __future__ import annotations
@@ -81,6 +84,9 @@ SOLVERS = ("cg", "exact")
 # the default `tol`, imputed values within about 1e-6 of the image's range (see `impute`)
 TOLERANCE = 1e-8
 PERCENTAGES = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+# `road` imputes at least this many values (copies x pixels x channels, float64: 8 MiB)
+# per solver call, more images at a time than a batch when they are small
+GROUP_VALUES = 1 << 20
 # (row offset, column offset), weight: the authors' `neighbors_weights`; other
 # ranks follow the same rule (`neighbours`): weight inversely proportional to
 # the number of axes a neighbour is shifted along
@@ -209,10 +215,11 @@ def impute(
     noise = check_number(noise, "noise", minimum=0)
     check_one_of(solver, "solver", SOLVERS)
     tol = _check_tol(tol)
-    rng = seed if isinstance(seed, np.random.Generator) else None
-    if rng is None and noise > 0:  # no noise: the seed is not read
-        rng = np.random.default_rng(seed)
-    return _impute_many(image[None], mask[None], noise, [rng], n_axes, solver, tol=tol)[0]
+    out = _impute_many(image[None], mask[None], n_axes, solver, tol=tol)[0]
+    if noise > 0:  # no noise: the seed is not read
+        rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+        out[mask] += noise * rng.standard_normal(out[mask].shape)
+    return out
 
 
 def _check_tol(tol) -> float:
@@ -244,24 +251,22 @@ def _check_image_and_mask(image, mask, n_axes: int) -> tuple:
     return image, mask
 
 
-def _impute_many(
-    images, masks, noise: float, rngs: list, n_axes: int, solver: str, rows=None, tol=TOLERANCE
-):
-    """`(N, *size[, C])` float64: each image imputed where its mask `(N, *size)` is
-    True (checked: none removes every pixel), then the noise of `rngs[i]` added.
-    `rows`: pad the batch of the conjugate gradients to this many images (one XLA
-    compilation per batch size); `tol`: their relative residual."""
+def _impute_many(images, masks, n_axes: int, solver: str, rows=None, tol=TOLERANCE):
+    """`(N, *size[, C])` float64: each image imputed without noise where its mask
+    `(N, *size)` is True (checked: none removes every pixel). `rows`: pad the batch of
+    the conjugate gradients to this many images (one XLA compilation per batch size);
+    `tol`: their relative residual."""
     masks = np.asarray(masks, bool)
     ranks = np.where(masks, 0, 1)  # removed: rank 0 < 1
-    out = _impute_ranked(images, ranks, [1], noise, [rngs], n_axes, solver, rows, tol)
+    out = _impute_ranked(images, ranks, [1], n_axes, solver, rows, tol)
     return out[0].reshape(np.shape(images))
 
 
-def _impute_ranked(images, ranks, counts, noise, rngs, n_axes, solver, rows=None, tol=TOLERANCE):
+def _impute_ranked(images, ranks, counts, n_axes, solver, rows=None, tol=TOLERANCE):
     """`(k, N, *size, C)` float64: image `i` with its pixels of rank below `counts[j]`
-    imputed, plus the noise of `rngs[j][i]`. With the conjugate gradients, count `j`
-    starts from the solution of count `j - 1` (pass counts from most to fewest removed:
-    the removed sets are then nested)."""
+    imputed without noise. With the conjugate gradients, count `j` starts from the
+    solution of count `j - 1` (pass counts from most to fewest removed: the removed
+    sets are then nested)."""
     images = np.asarray(images, np.float64)
     n, size = len(images), images.shape[1 : 1 + n_axes]
     images = images.reshape(n, *size, -1)
@@ -279,12 +284,6 @@ def _impute_ranked(images, ranks, counts, noise, rngs, n_axes, solver, rows=None
         ).reshape(len(counts), *images.shape)
     else:
         out = _solve_cg(images, ranks, counts, n_axes, tol, rows)[0]
-    if noise > 0:
-        for j, count in enumerate(counts):
-            for i, rng in enumerate(rngs[j]):
-                removed = ranks[i] < count
-                draw = rng.standard_normal((int(removed.sum()), out.shape[-1]))
-                out[j, i][removed] += noise * draw
     return out
 
 
@@ -362,27 +361,57 @@ def _solve_cg(images, ranks, counts, n_axes: int, tol: float, rows=None, warm: b
     return out, np.asarray(steps)
 
 
-def _cg_function(n_axes: int):
-    """The compiled batched solver `(images, ranks, counts, tolerance, warm) -> (images
-    imputed (k, N, ...), converged (k, N, C), steps (k,))`; the matrix-vector product
-    is the neighbours' weighted sum as shifted slices of the zero-padded image."""
+def _stencil(n_axes: int):
+    """`total(z)`: the weighted sum over the neighbours inside the image of `z`
+    `(N, *size, C)`, with the weights of `neighbours` times one constant, so that they
+    are whole numbers: `lcm(1, ..., n_axes) / k` for a neighbour shifted along `k` axes
+    (1-D: 1; 2-D: 2 direct, 1 diagonal; 3-D: 6, 3, 2). The constant scales both sides
+    of the system alike. In 2-D the sum is separable (`[1, 2, 1]` along each axis, less
+    4 times the centre): four shifted slices instead of eight."""
+    import math
+
     import tensorflow as tf
 
+    scale = math.lcm(*range(1, n_axes + 1))
     by_weight = {}
-    for offset, weight in neighbours(n_axes):
-        by_weight.setdefault(weight, []).append(offset)
-    axes = list(range(1, n_axes + 1))
+    for offset, _ in neighbours(n_axes):
+        by_weight.setdefault(scale // sum(v != 0 for v in offset), []).append(offset)
+    padding = [[0, 0]] + [[1, 1]] * n_axes + [[0, 0]]
 
-    def weighted_sum(z):  # sum_j w_ij z_j over the neighbours j inside the image
-        padded = tf.pad(z, [[0, 0]] + [[1, 1]] * n_axes + [[0, 0]])
+    if n_axes == 2:
+
+        def total(z):
+            padded = tf.pad(z, padding)
+            rows = padded[:, :-2] + 2.0 * padded[:, 1:-1] + padded[:, 2:]
+            return rows[:, :, :-2] + 2.0 * rows[:, :, 1:-1] + rows[:, :, 2:] - 4.0 * z
+
+        return total
+
+    def total(z):
+        padded = tf.pad(z, padding)
         shape = tf.shape(z)
-        total = None
+        out = None
         for weight, offsets in by_weight.items():
             part = tf.add_n(
                 [tf.slice(padded, [0, *(1 + o for o in off), 0], shape) for off in offsets]
             )
-            total = weight * part if total is None else total + weight * part
-        return total
+            part = part if weight == 1 else float(weight) * part
+            out = part if out is None else out + part
+        return out
+
+    return total
+
+
+def _cg_function(n_axes: int):
+    """The compiled batched solver `(images, ranks, counts, tolerance, warm) -> (images
+    imputed (k, N, ...), converged (k, N, C), steps (k,))`. The system of each count,
+    times the constant of `_stencil`: `unknown * (D p - T(p)) = unknown * T(known *
+    image)` with `T` the integer-weighted neighbours' sum and `D = T(1)` (the weights
+    inside the image); `p` is zero on the kept pixels."""
+    import tensorflow as tf
+
+    total = _stencil(n_axes)
+    axes = list(range(1, n_axes + 1))
 
     def dot(a, b):  # per system: (N, 1, ..., 1, C)
         return tf.reduce_sum(a * b, axis=axes, keepdims=True)
@@ -390,14 +419,13 @@ def _cg_function(n_axes: int):
     def solve_one(images, unknown, diagonal, x, tolerance):
         """Conjugate gradients from `x` (zero on the kept pixels); a system stops (its
         step is zero) once its residual is below `tolerance` times its right-hand side."""
-        known = 1.0 - unknown
-        b = unknown * weighted_sum(known * images)
+        b = unknown * total((1.0 - unknown) * images)
         bb = dot(b, b)
         goal = tolerance**2 * bb
         x = tf.where(bb > 0, x, 0.0)  # no right-hand side: the solution is zero
 
         def matvec(p):  # p is zero on the kept pixels
-            return unknown * (diagonal * p - weighted_sum(p))
+            return unknown * (diagonal * p - total(p))
 
         m = tf.reduce_max(tf.reduce_sum(unknown, axis=axes))
         max_steps = 2 * tf.cast(m, tf.int32) + 50
@@ -421,7 +449,14 @@ def _cg_function(n_axes: int):
         return x, converged, step
 
     def solve(images, ranks, counts, tolerance, warm):
-        diagonal = weighted_sum(tf.ones_like(ranks, images.dtype))  # the weights inside
+        # each channel is a system of its own: channels to the batch axis (contiguous
+        # reductions), back at the end
+        shape = tf.shape(images)
+        n, c = shape[0], shape[-1]
+        perm = [0, n_axes + 1, *range(1, n_axes + 1)]
+        images = tf.reshape(tf.transpose(images, perm), tf.concat([[n * c], shape[1:-1], [1]], 0))
+        ranks = tf.repeat(ranks, c, axis=0)
+        diagonal = total(tf.ones_like(ranks, images.dtype))  # the weights inside
         k = tf.shape(counts)[0]
         outs = tf.TensorArray(images.dtype, size=k)
         flags = tf.TensorArray(tf.bool, size=k)
@@ -435,7 +470,9 @@ def _cg_function(n_axes: int):
 
         start = [tf.constant(0), tf.zeros_like(images), outs, flags, steps]
         _, _, outs, flags, steps = tf.while_loop(lambda j, *_: j < k, one, start)
-        return outs.stack(), flags.stack(), steps.stack()
+        outs = tf.reshape(outs.stack(), tf.concat([[k, n, c], shape[1:-1]], 0))
+        back = [0, 1, *range(3, n_axes + 3), 2]
+        return tf.transpose(outs, back), tf.reshape(flags.stack(), [k, n, c]), steps.stack()
 
     signature = [
         tf.TensorSpec([None] * (n_axes + 2), tf.float64),
@@ -447,6 +484,27 @@ def _cg_function(n_axes: int):
     # XLA fuses the element-wise work of each step (2-4x faster on a CPU)
     fn = tf.function(solve, input_signature=signature, autograph=False, jit_compile=True)
     return fn.get_concrete_function()
+
+
+def road_noise(seed: int, images, k: int, shape) -> np.ndarray:
+    """`(len(images), k, *shape)` float32: the standard normal draws of `road`'s noise.
+
+    Image `i` (its index in the call) takes `numpy.random.default_rng([seed, 2,
+    i]).standard_normal((k, *shape), dtype=numpy.float32)`; percentage `j` (its
+    position in `percentages`) uses row `j`, at the removed pixels, times `noise`.
+    The same seed gives the same noise for any `batch_size`.
+
+    Example:
+        >>> from keras_introspect.metrics.road import road_noise
+        >>> road_noise(0, [0, 3], 9, (28, 28, 1)).shape
+        (2, 9, 28, 28, 1)
+    """
+    return np.stack(
+        [
+            np.random.default_rng([seed, 2, int(i)]).standard_normal((k, *shape), dtype=np.float32)
+            for i in images
+        ]
+    )
 
 
 def _check_percentages(percentages) -> np.ndarray:
@@ -488,8 +546,9 @@ def road(
     curve is the target's score on the imputed images, its value the mean
     over the percentages (see the module docstring). The copies of
     `ceil(batch_size / k)` images at the `k` percentages are imputed in one
-    call (`solver`); the images and their copies are scored `batch_size` rows
-    at a time.
+    call (`solver`), or of as many images as make 2**20 imputed values when
+    that is more (small images: fewer, larger solver calls); the images and
+    their copies are scored `batch_size` rows at a time.
 
     Args:
         model: a single-input Keras 3 model.
@@ -550,8 +609,10 @@ def road(
     ranks = pixel_ranks(maps, ties, seed, most_first=order == "morf").reshape(n, *size)
     # the copies of `group` images at every percentage, most removed first (nested removed
     # sets: each solve starts from the one before), imputed in one call and scored with
-    # the images in batches of `batch_size` rows
-    group = -(-batch_size // len(counts))
+    # the images in batches of `batch_size` rows; small images in larger groups (a step
+    # of the solver on a few thousand values costs mostly its overhead)
+    values = len(counts) * int(np.prod(x.shape[1:]))  # imputed values per image
+    group = max(-(-batch_size // len(counts)), min(n, GROUP_VALUES // values))
     by_count = np.argsort(-counts, kind="stable")
     n_rows = n + n * len(counts)
     progbar = progress_bar(-(-n_rows // batch_size), verbose=verbose, unit_name="batch")
@@ -570,12 +631,15 @@ def road(
     flush()
     for first in range(0, n, group):
         ids = np.arange(first, min(first + group, n))
-        rngs = [[np.random.default_rng([seed, 2, i, k]) for i in ids] for k in by_count]
         # padded to a power of two (at most `group`): few compilations, little padding
         pad_to = min(group, 1 << (len(ids) - 1).bit_length())
         imputed = _impute_ranked(
-            x[ids], ranks[ids], counts[by_count], noise, rngs, len(size), solver, pad_to, tol
+            x[ids], ranks[ids], counts[by_count], len(size), solver, pad_to, tol
         )
+        if noise > 0:
+            removed = ranks[ids][None] < counts[by_count].reshape(-1, *[1] * (1 + len(size)))
+            draws = road_noise(seed, ids, len(counts), imputed.shape[2:])[:, by_count]
+            imputed += noise * removed[..., None] * draws.swapaxes(0, 1)
         rows.append(imputed.reshape(-1, *x.shape[1:]))
         row_ids.append(np.tile(ids, len(counts)))
         row_slots.append(n + (ids[None, :] * len(counts) + by_count[:, None]).ravel())

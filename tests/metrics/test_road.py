@@ -2,12 +2,16 @@
 weighted means and linear systems, a linear model's curves recomputed from the
 imputed images, MoRF against LeRF on a planted map, seeds and batch sizes."""
 
+import importlib
+
 import keras
 import numpy as np
 import pytest
 
 from keras_introspect.metrics import ROADResult, road
 from keras_introspect.metrics.road import impute
+
+road_module = importlib.import_module("keras_introspect.metrics.road")
 
 L = keras.layers
 D, G = 1 / 6, 1 / 12  # direct and diagonal neighbour weights
@@ -117,8 +121,12 @@ def test_linear_model_curves_equal_the_hand_computed_ones(order, noise):
         for k, p in enumerate(percentages):
             mask = np.zeros(n_pixels, bool)
             mask[ranking[: round(p * n_pixels)]] = True
-            noise_rng = np.random.default_rng([7, 2, i, k])  # the documented stream
-            imputed = impute(x[i], mask.reshape(6, 7), noise=noise, seed=noise_rng)
+            mask = mask.reshape(6, 7)
+            imputed = impute(x[i], mask, noise=0)
+            # the documented stream: row k of image i's draws, at the removed pixels
+            draws = np.random.default_rng([7, 2, i]).standard_normal((4, 6, 7, 2), np.float32)
+            draw = draws[k]
+            imputed[mask] += noise * draw[mask]
             expected[i, k] = (w * imputed).sum()
     assert isinstance(result, ROADResult) and result.measure == f"road {order}"
     np.testing.assert_allclose(result.curves, expected, rtol=1e-4, atol=1e-4)
@@ -153,12 +161,23 @@ def test_morf_and_lerf_on_a_planted_map():
 
 
 # ---------------------------------------------------------- seeds, batch sizes
-def test_batch_size_does_not_change_the_result_and_the_seed_does(small_cnn):
+@pytest.mark.parametrize("group_values", [None, 1])
+def test_batch_size_does_not_change_the_result_and_the_seed_does(
+    small_cnn, group_values, monkeypatch
+):
+    if group_values is not None:  # the images imputed a batch's worth at a time, not all
+        monkeypatch.setattr(road_module, "GROUP_VALUES", group_values)
     rng = np.random.default_rng(5)
     x = rng.uniform(size=(3, 8, 8, 3)).astype("float32")
     maps = rng.integers(0, 3, size=(3, 8, 8)).astype("float32")  # many ties
     kwargs = {"percentages": (0.2, 0.5, 0.8), "noise": 0.1, "seed": 11}
     results = [road(small_cnn, x, maps, 1, batch_size=b, **kwargs) for b in (1, 4, 64)]
+    if group_values is not None:  # every grouping gives the same values
+        default = road(small_cnn, x, maps, 1, batch_size=4, **kwargs)
+        monkeypatch.undo()
+        np.testing.assert_allclose(
+            road(small_cnn, x, maps, 1, batch_size=4, **kwargs).curves, default.curves, atol=1e-6
+        )
     for other in results[1:]:
         np.testing.assert_allclose(other.curves, results[0].curves, rtol=1e-5, atol=1e-6)
         np.testing.assert_allclose(other.image_scores, results[0].image_scores, rtol=1e-5)
