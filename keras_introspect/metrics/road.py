@@ -372,12 +372,7 @@ def _stencil(n_axes: int):
 
     import tensorflow as tf
 
-    scale = math.lcm(*range(1, n_axes + 1))
-    by_weight = {}
-    for offset, _ in neighbours(n_axes):
-        by_weight.setdefault(scale // sum(v != 0 for v in offset), []).append(offset)
     padding = [[0, 0]] + [[1, 1]] * n_axes + [[0, 0]]
-
     if n_axes == 2:
 
         def total(z):
@@ -386,6 +381,11 @@ def _stencil(n_axes: int):
             return rows[:, :, :-2] + 2.0 * rows[:, :, 1:-1] + rows[:, :, 2:] - 4.0 * z
 
         return total
+
+    scale = math.lcm(*range(1, n_axes + 1))
+    by_weight = {}
+    for offset, _ in neighbours(n_axes):
+        by_weight.setdefault(scale // sum(v != 0 for v in offset), []).append(offset)
 
     def total(z):
         padded = tf.pad(z, padding)

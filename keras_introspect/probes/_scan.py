@@ -185,7 +185,8 @@ class ActivationStore:
         source = next((s for s in self.sources if _leading(x, s[0])), None)
         if source is None:
             return None
-        if any(_checksum(images) != sum_ for images, _, sum_ in (self.sources[0], source)):
+        checked = {id(s): s for s in (self.sources[0], source)}.values()  # each once
+        if any(_checksum(images) != sum_ for images, _, sum_ in checked):
             self.unusable, self.values = True, None  # changed in place: never serve stale values
             return None
         weights = _weights_checksum(self.intro.model)
